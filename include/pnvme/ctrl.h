@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pnvme/ctrl.h - controllers, namespaces and admin commands.
+ *
+ * Threading: a controller may be used from several threads. Admin commands
+ * (sync and async) are serialised by a lock inside the controller. I/O queue
+ * pairs (pnvme/qpair.h) are NOT thread safe: use each from one thread at a time.
+ */
+#ifndef PNVME_CTRL_H
+#define PNVME_CTRL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pnvme/spec.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pnvme_ctrl;
+struct pnvme_emu;
+
+/**
+ * Completion callback, for admin and I/O commands alike.
+ * @arg: the caller's argument.
+ * @err: 0 on success; otherwise a negative errno: pnvme_status_errno() of the
+ *       device's status, or a host-side reason (-ETIMEDOUT: the request's
+ *       deadline passed; -ECANCELED: the queue was deleted with the request
+ *       outstanding; -ENODEV: the controller is gone).
+ * @cqe: the completion entry as the device posted it (valid only during the
+ *       call). For host-side completions pnvme synthesises one with status
+ *       Path Related / Command Aborted By Host (SCT 3h, SC 71h) and DNR set.
+ */
+typedef void (*pnvme_cmd_cb)(void *arg, int err, const struct pnvme_cqe *cqe);
+
+struct pnvme_ctrl_opts {
+	uint32_t admin_timeout_ms; /* per admin command (default 60000, like Linux ADMIN_TIMEOUT) */
+	uint32_t io_timeout_ms;    /* default per I/O command (default 30000, NVME_IO_TIMEOUT) */
+	uint16_t admin_depth;      /* admin queue entries, 2..4096 (default 32) */
+	uint16_t nr_io_queues;     /* I/O queue pairs to request with Set Features (default 64) */
+};
+
+/** Fill `opts` with the defaults above. */
+void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
+
+/**
+ * Open and initialise a controller.
+ * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h), or a
+ *        PCI address "DDDD:BB:DD.F" of a controller bound to vfio-pci.
+ * @opts: NULL for defaults.
+ * Brings the controller up (NVMe Base 2.0 §3.5.1), identifies it and its
+ * active namespaces and negotiates the number of I/O queues.
+ * Returns 0, or: -EINVAL bad address / spec / options; -ENODEV the device
+ * reads all ones or is missing; -ETIMEDOUT CSTS.RDY did not follow CC.EN within
+ * CAP.TO; -EIO controller fatal status or a failed admin command; -ENOMEM;
+ * -EOPNOTSUPP (a PCI address where VFIO support is not built).
+ * pnvme_last_error() has the details.
+ */
+int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
+		    struct pnvme_ctrl **out);
+
+/**
+ * Open a controller on an emulator the caller created (e.g. with faults
+ * armed). The emulator must outlive the controller; pnvme_ctrl_close() does
+ * not destroy it. Returns as pnvme_ctrl_open().
+ */
+int pnvme_ctrl_open_emu(struct pnvme_emu *emu, const struct pnvme_ctrl_opts *opts,
+			struct pnvme_ctrl **out);
+
+/**
+ * Shut the controller down and free it: I/O queue pairs still open are
+ * destroyed (outstanding requests complete with -ECANCELED), then CC.SHN =
+ * normal and a bounded wait for CSTS.SHST = complete (Base 2.0 §3.6.1).
+ * Resources are released whatever happens. Returns 0, -ETIMEDOUT (shutdown
+ * did not complete), -ENODEV (device gone). NULL is ignored (returns 0).
+ * No other thread may use the controller during or after the call.
+ */
+int pnvme_ctrl_close(struct pnvme_ctrl *ctrl);
+
+/** Identify Controller data read at open. */
+const struct pnvme_id_ctrl *pnvme_ctrl_id(const struct pnvme_ctrl *ctrl);
+/** CAP register value read at open. */
+uint64_t pnvme_ctrl_cap(const struct pnvme_ctrl *ctrl);
+/** VS register value read at open. */
+uint32_t pnvme_ctrl_vs(const struct pnvme_ctrl *ctrl);
+/** I/O queue pairs granted by the controller (Set Features Number of Queues). */
+uint16_t pnvme_ctrl_max_io_queues(const struct pnvme_ctrl *ctrl);
+/** Largest transfer in bytes one command may carry (MDTS, capped at 2 MiB). */
+uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl);
+/** The emulator behind this controller, or NULL for a real device. */
+struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl);
+
+/** An active namespace, as identified at open. Read-only for applications. */
+struct pnvme_ns {
+	uint32_t nsid;
+	uint32_t lba_size;      /* bytes per logical block */
+	uint32_t lba_shift;     /* log2(lba_size) */
+	uint32_t ms;            /* metadata bytes per block (pnvme transfers none) */
+	uint64_t nlba;          /* NSZE: size in logical blocks */
+	uint64_t ncap;          /* NCAP */
+	uint32_t max_xfer;      /* bytes per command (controller limit) */
+	uint32_t max_lbas;      /* logical blocks per command */
+	struct pnvme_id_ns id;  /* Identify Namespace data */
+};
+
+/** Number of active namespaces. */
+uint32_t pnvme_ctrl_nr_ns(const struct pnvme_ctrl *ctrl);
+/** Namespace `nsid` if active, else NULL. */
+const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsid);
+/** The i-th active namespace (0-based, ascending NSID), else NULL. */
+const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t i);
+
+/* ------------------------------------------------------------------------ */
+/* Admin commands                                                           */
+/*                                                                          */
+/* Sync calls take ordinary memory (the library bounces through DMA memory) */
+/* and return 0 or a negative errno; on an NVMe error the errno is          */
+/* pnvme_status_errno(status), `*status` (where offered) gets the full      */
+/* status field and pnvme_last_error() its name. Async calls take DMA       */
+/* memory, return 0 once queued (the doorbell is rung at once), and report  */
+/* through the callback when pnvme_ctrl_process_admin() reaps them.         */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Submit a raw admin command, synchronously. The library fills CID and the
+ * data pointer; `buf` (ordinary memory, may be NULL with len 0) is copied in
+ * before and out after the command. `cqe` (may be NULL) receives the CQE.
+ * Waits up to the admin timeout. Returns 0, the mapped errno of an NVMe error,
+ * -ETIMEDOUT, -ENODEV, -EINVAL (len over the transfer limit), -ENOMEM.
+ */
+int pnvme_admin_passthru(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *sqe, void *buf,
+			 size_t len, struct pnvme_cqe *cqe);
+
+/**
+ * Submit a raw admin command asynchronously; `dma_buf` must be pnvme DMA
+ * memory (or NULL with len 0). Returns 0, -EAGAIN (admin queue full),
+ * -EINVAL (buffer not DMA memory / too long), -ENODEV.
+ */
+int pnvme_admin_submit(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *sqe, void *dma_buf,
+		       size_t len, pnvme_cmd_cb cb, void *arg);
+
+/** Reap admin completions, running their callbacks. Returns the count or a negative errno. */
+int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl);
+
+/** Identify (CNS `cns`, namespace `nsid`) into `buf` (4096 bytes, ordinary memory). */
+int pnvme_identify(struct pnvme_ctrl *ctrl, uint8_t cns, uint32_t nsid, void *buf);
+int pnvme_identify_async(struct pnvme_ctrl *ctrl, uint8_t cns, uint32_t nsid, void *dma_buf,
+			 pnvme_cmd_cb cb, void *arg);
+
+/** Get Features: `*dw0` gets the result (may be NULL); `buf` optional data. */
+int pnvme_get_features(struct pnvme_ctrl *ctrl, uint8_t fid, uint32_t nsid, uint32_t cdw11,
+		       uint32_t *dw0);
+int pnvme_get_features_async(struct pnvme_ctrl *ctrl, uint8_t fid, uint32_t nsid,
+			     uint32_t cdw11, pnvme_cmd_cb cb, void *arg);
+/** Set Features: `*dw0` gets the result (may be NULL). */
+int pnvme_set_features(struct pnvme_ctrl *ctrl, uint8_t fid, uint32_t nsid, uint32_t cdw11,
+		       uint32_t cdw12, uint32_t *dw0);
+int pnvme_set_features_async(struct pnvme_ctrl *ctrl, uint8_t fid, uint32_t nsid,
+			     uint32_t cdw11, uint32_t cdw12, pnvme_cmd_cb cb, void *arg);
+
+/** Get Log Page `lid` for `nsid` (0xffffffff = controller) from byte `offset`. len % 4 == 0. */
+int pnvme_get_log_page(struct pnvme_ctrl *ctrl, uint8_t lid, uint32_t nsid, uint64_t offset,
+		       void *buf, size_t len);
+int pnvme_get_log_page_async(struct pnvme_ctrl *ctrl, uint8_t lid, uint32_t nsid,
+			     uint64_t offset, void *dma_buf, size_t len, pnvme_cmd_cb cb,
+			     void *arg);
+/** SMART / Health log (controller-wide). */
+int pnvme_smart_log(struct pnvme_ctrl *ctrl, struct pnvme_smart_log *log);
+/** Up to `n` Error Information log entries (newest first). */
+int pnvme_error_log(struct pnvme_ctrl *ctrl, struct pnvme_error_log *entries, unsigned n);
+
+/**
+ * Abort command `cid` on submission queue `sqid` (Base 2.0 §5.1).
+ * `*aborted` (may be NULL) is set true if the controller reports it aborted it.
+ */
+int pnvme_abort(struct pnvme_ctrl *ctrl, uint16_t sqid, uint16_t cid, bool *aborted);
+int pnvme_abort_async(struct pnvme_ctrl *ctrl, uint16_t sqid, uint16_t cid, pnvme_cmd_cb cb,
+		      void *arg);
+
+/*
+ * Queue creation and deletion. pnvme_qpair_create() uses these; they are
+ * public for tools and tests that drive queues by hand. `qsize` is the number
+ * of entries (not 0's based); rings must be physically contiguous DMA memory.
+ */
+int pnvme_create_io_cq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize);
+int pnvme_create_io_sq(struct pnvme_ctrl *ctrl, uint16_t qid, uint16_t cqid, uint64_t iova,
+		       uint32_t qsize);
+int pnvme_delete_io_cq(struct pnvme_ctrl *ctrl, uint16_t qid);
+int pnvme_delete_io_sq(struct pnvme_ctrl *ctrl, uint16_t qid);
+int pnvme_create_io_cq_async(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova,
+			     uint32_t qsize, pnvme_cmd_cb cb, void *arg);
+int pnvme_create_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, uint16_t cqid,
+			     uint64_t iova, uint32_t qsize, pnvme_cmd_cb cb, void *arg);
+int pnvme_delete_io_cq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb cb,
+			     void *arg);
+int pnvme_delete_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb cb,
+			     void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PNVME_CTRL_H */

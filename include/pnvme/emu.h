@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pnvme/emu.h - the emulated NVMe controller ("mock BAR").
+ *
+ * An in-process NVMe controller: its registers are plain memory with the real
+ * BAR0 layout, it consumes doorbell writes, fetches SQEs from host memory,
+ * parses them the way Linux's nvmet target does (a parse step per command set
+ * that validates fields and picks an execute function), posts CQEs with the
+ * phase bit, and reaches host memory only through an IOVA table filled by the
+ * library (like an IOMMU: a wrong IOVA yields Data Transfer Error, never a
+ * stray access). Namespaces are RAM- or file-backed.
+ *
+ * It runs either on its own thread (mode=thread: spins while busy, backs off
+ * to sleeping when idle) or only when stepped (mode=step), which makes unit
+ * tests deterministic: the library steps it whenever it busy-waits.
+ *
+ * Spec string (every option has a default; "emu" alone is valid):
+ *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
+ *       mode=thread,file=PATH,sn=...,mn=...
+ *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
+ *          must be a multiple of the LBA size
+ *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
+ *   ns     number of namespaces, 1..32 (default 1), NSIDs 1..ns
+ *   mqes   CAP.MQES, 0's based maximum queue entries, 1..65535 (default 1023)
+ *   mdts   Identify MDTS, 0 (no limit) or 1..15: max transfer 2^mdts * 4 KiB (default 5)
+ *   dstrd  CAP.DSTRD doorbell stride, 0..8 (default 0)
+ *   to     CAP.TO in 500 ms units, 1..255 (default 4)
+ *   nq     I/O queue pairs the controller supports, 1..1024 (default 64)
+ *   mode   thread | step (default thread)
+ *   file   back the namespaces with this file (created if missing, grown to
+ *          ns * size); default is anonymous RAM
+ *   sn, mn serial and model number strings
+ * Errors: -EINVAL with pnvme_last_error() naming the bad option.
+ */
+#ifndef PNVME_EMU_H
+#define PNVME_EMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pnvme_emu;
+
+/** Parsed spec (pnvme_emu_parse fills it; all sizes in bytes). */
+struct pnvme_emu_config {
+	uint64_t ns_size;
+	uint32_t lba_size;
+	uint32_t nr_ns;
+	uint32_t mqes;       /* CAP.MQES, 0's based */
+	uint32_t mdts;
+	uint32_t dstrd;
+	uint32_t to;
+	uint32_t nr_io_queues;
+	bool     threaded;
+	char     file[256];  /* empty: RAM */
+	char     sn[21];
+	char     mn[41];
+};
+
+/**
+ * Parse an emulator spec ("emu" or "emu:k=v,..."; the "emu:" prefix is
+ * optional) into `cfg`, starting from the defaults.
+ * Returns 0 or -EINVAL (pnvme_last_error() says which option and why).
+ */
+int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg);
+
+/**
+ * Create an emulated controller from a spec string (see above). In thread mode
+ * its thread starts at once. Returns 0, -EINVAL (bad spec), -ENOMEM, or the
+ * negative errno of opening/growing the backing file.
+ */
+int pnvme_emu_create(const char *spec, struct pnvme_emu **out);
+
+/** Stop the thread (if any) and free everything. NULL is ignored. */
+void pnvme_emu_destroy(struct pnvme_emu *emu);
+
+/**
+ * Process whatever is pending once: register changes (CC.EN, CC.SHN), every
+ * SQ doorbell, delayed completions. Returns the number of commands completed
+ * (>= 0). Call from one thread at a time; in thread mode the emulator thread
+ * also steps it (serialised by an internal lock).
+ */
+int pnvme_emu_step(struct pnvme_emu *emu);
+
+/** True if the emulator runs on its own thread. */
+bool pnvme_emu_threaded(const struct pnvme_emu *emu);
+
+/** BAR0: the register window (registers + doorbells) and its length. */
+volatile void *pnvme_emu_bar(struct pnvme_emu *emu, size_t *len);
+
+/** The configuration the emulator was built with. */
+const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu);
+
+/**
+ * IOMMU table: let the device reach [vaddr, vaddr + len) at `iova`.
+ * iova, vaddr and len must be 4 KiB aligned; overlapping IOVA ranges are
+ * refused. Returns 0, -EINVAL, -EEXIST (overlap), -ENOMEM. Any thread.
+ */
+int pnvme_emu_map(struct pnvme_emu *emu, void *vaddr, uint64_t iova, size_t len);
+
+/** Remove a mapping made with exactly this iova and len. Returns 0 or -ENOENT. */
+int pnvme_emu_unmap(struct pnvme_emu *emu, uint64_t iova, size_t len);
+
+/**
+ * Direct access to namespace media for tests and tools: copy `len` bytes at
+ * byte offset `off` of namespace `nsid`. Returns 0, -EINVAL (bad nsid/range).
+ */
+int pnvme_emu_media_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, void *buf,
+			 size_t len);
+int pnvme_emu_media_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t off,
+			  const void *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Fault injection                                                          */
+/* ------------------------------------------------------------------------ */
+
+enum pnvme_emu_fault_kind {
+	PNVME_EMU_FAULT_NEVER_READY = 1, /* CSTS.RDY never becomes 1 after CC.EN=1 */
+	PNVME_EMU_FAULT_CFS,             /* set CSTS.CFS now and stop processing */
+	PNVME_EMU_FAULT_CFS_ON_ENABLE,   /* set CSTS.CFS instead of RDY at the next enable */
+	PNVME_EMU_FAULT_ALL_ONES,        /* every register reads all ones (device gone) */
+	PNVME_EMU_FAULT_DROP_CPL,        /* execute matching commands but post no CQE */
+	PNVME_EMU_FAULT_DELAY_CPL,       /* hold matching completions for delay_us */
+	PNVME_EMU_FAULT_STATUS,          /* complete matching commands with `status` */
+	PNVME_EMU_FAULT_REORDER,         /* post each step's completions in reverse order */
+	PNVME_EMU_FAULT_NO_SHUTDOWN,     /* ignore CC.SHN (SHST never completes) */
+};
+
+#define PNVME_EMU_ANY_QID 0xffffu
+#define PNVME_EMU_ANY_OPC (-1)
+
+struct pnvme_emu_fault {
+	enum pnvme_emu_fault_kind kind;
+	uint16_t qid;      /* match: queue id, or PNVME_EMU_ANY_QID */
+	int      opc;      /* match: opcode, or PNVME_EMU_ANY_OPC */
+	uint32_t skip;     /* let this many matching commands through first */
+	uint32_t count;    /* then hit this many (0 = every later match) */
+	uint16_t status;   /* FAULT_STATUS: (DNR|SCT<<8|SC) as PNVME_STATUS() */
+	uint64_t delay_us; /* FAULT_DELAY_CPL */
+};
+
+/**
+ * Arm a fault. Kinds without a command match (NEVER_READY, CFS, ALL_ONES,
+ * REORDER, NO_SHUTDOWN) ignore qid/opc/skip/count. Up to 16 faults may be
+ * armed at once. Returns 0, -EINVAL (unknown kind), -ENOSPC (too many).
+ * Any thread.
+ */
+int pnvme_emu_inject(struct pnvme_emu *emu, const struct pnvme_emu_fault *fault);
+
+/** Disarm every fault; CFS and all-ones states are cleared by the next disable. */
+void pnvme_emu_clear_faults(struct pnvme_emu *emu);
+
+struct pnvme_emu_stats {
+	uint64_t commands;        /* commands fetched and parsed */
+	uint64_t completions;     /* CQEs posted */
+	uint64_t dropped;         /* completions dropped by a fault */
+	uint64_t sq_doorbells;    /* SQ tail doorbell changes seen */
+	uint64_t cq_doorbells;    /* CQ head doorbell changes seen */
+	uint64_t dma_errors;      /* IOVAs that missed the table */
+	uint64_t enables;         /* CC.EN 0 -> 1 transitions */
+	uint64_t read_bytes;
+	uint64_t write_bytes;
+};
+
+/** Snapshot of the counters. Any thread. */
+void pnvme_emu_get_stats(struct pnvme_emu *emu, struct pnvme_emu_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PNVME_EMU_H */

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pnvme/qpair.h - I/O queue pairs and NVM I/O commands: the hot path.
+ *
+ * A queue pair is one I/O submission queue and its own completion queue,
+ * polled (interrupts disabled). Threading rule: a queue pair is used by one
+ * thread at a time (no locks, no atomics on the I/O path); use one queue pair
+ * per thread. Different queue pairs of one controller may be used by
+ * different threads concurrently.
+ *
+ * Submission copies the 64-byte SQE to sq[tail] and advances the tail. The SQ
+ * tail doorbell is written at most once per batch: by pnvme_qpair_flush(), or
+ * by pnvme_qpair_poll() before it reaps, unless the queue pair was created
+ * with PNVME_QPAIR_DB_IMMEDIATE. Completion walks the CQ while the phase bit
+ * matches, runs each request's callback, and writes the CQ head doorbell once
+ * per poll (NVMe Base 2.0 §3.3.1).
+ *
+ * Buffers passed to I/O commands must be pnvme DMA memory (pnvme/dma.h) of the
+ * queue pair's controller and dword aligned; anything else is refused with
+ * -EINVAL before the device sees it. A transfer larger than the namespace's
+ * max_xfer is refused with -EINVAL (pnvme does not split requests). LBA
+ * ranges outside the namespace are refused with -ERANGE.
+ */
+#ifndef PNVME_QPAIR_H
+#define PNVME_QPAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pnvme/ctrl.h>
+#include <pnvme/spec.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pnvme_qpair;
+
+#define PNVME_QPAIR_DB_IMMEDIATE (1u << 0) /* ring the SQ doorbell on every submit */
+
+struct pnvme_qpair_opts {
+	uint32_t depth;      /* queue entries, 2..CAP.MQES+1 (default 256, capped to MQES+1);
+	                        one entry stays free, so depth - 1 may be outstanding */
+	uint32_t timeout_ms; /* per request deadline; 0 = the controller's io_timeout_ms */
+	uint32_t flags;      /* PNVME_QPAIR_* */
+};
+
+/** Fill `opts` with defaults. */
+void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts);
+
+/**
+ * Create an I/O queue pair (Create I/O CQ, then Create I/O SQ). Rings and
+ * per-request PRP list pages are allocated here; nothing is allocated per I/O.
+ * @opts: NULL for defaults.
+ * Returns 0, -EINVAL (depth < 2 or above CAP.MQES + 1 when given explicitly),
+ * -EBUSY (all granted queue ids in use), -ENOMEM, -ENODEV, or the errno of a
+ * failed admin command. Thread safe (takes the admin lock).
+ */
+int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *opts,
+		       struct pnvme_qpair **out);
+
+/**
+ * Delete the queue pair (Delete I/O SQ, then CQ) and free it. Requests still
+ * outstanding complete with -ECANCELED before it returns. Returns 0 or the
+ * errno of a failed delete (the queue pair is freed regardless). NULL is ignored.
+ */
+int pnvme_qpair_destroy(struct pnvme_qpair *qp);
+
+/** Queue identifier (1..). */
+uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp);
+/** Requests that may be outstanding at once (entries - 1). */
+uint32_t pnvme_qpair_depth(const struct pnvme_qpair *qp);
+/** Requests submitted and not yet completed. */
+uint32_t pnvme_qpair_outstanding(const struct pnvme_qpair *qp);
+/** Change the per-request deadline for requests submitted from now on. */
+void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms);
+
+/** Write the SQ tail doorbell if commands were posted since the last write. */
+void pnvme_qpair_flush(struct pnvme_qpair *qp);
+
+/**
+ * Flush, then reap up to `max` completions (0 = as many as are ready),
+ * running callbacks in completion order, and write the CQ head doorbell once.
+ * Also expires requests whose deadline passed (callback with -ETIMEDOUT).
+ * Callbacks may submit new requests on the same queue pair.
+ * Returns completions reaped (>= 0) or -ENODEV if the controller is gone.
+ */
+int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max);
+
+/** True if the next CQ entry is valid (a poll would reap something). No MMIO. */
+bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp);
+
+struct pnvme_qpair_stats {
+	uint64_t submitted;     /* commands posted */
+	uint64_t completed;     /* callbacks run (device and host-side) */
+	uint64_t sq_doorbells;  /* SQ tail doorbell writes */
+	uint64_t cq_doorbells;  /* CQ head doorbell writes */
+	uint64_t polls;         /* pnvme_qpair_poll() calls */
+	uint64_t empty_polls;   /* polls that reaped nothing */
+	uint64_t timeouts;      /* requests expired by the host */
+	uint64_t errors;        /* completions with a non-zero status */
+	uint64_t bad_cqes;      /* CQEs with a CID not outstanding (ignored) */
+};
+
+/** Copy the counters. Same thread as the I/O. */
+void pnvme_qpair_get_stats(const struct pnvme_qpair *qp, struct pnvme_qpair_stats *stats);
+/** Zero the counters. */
+void pnvme_qpair_reset_stats(struct pnvme_qpair *qp);
+
+/* ------------------------------------------------------------------------ */
+/* NVM I/O commands (NVM Command Set 1.0 §3). Each returns 0 once posted,   */
+/* or: -EAGAIN queue full (poll and retry); -EINVAL bad buffer, nlb 0 or    */
+/* over max_lbas, bad flags; -ERANGE LBA range outside the namespace;       */
+/* -ENODEV controller gone. None of them rings the doorbell unless the      */
+/* queue pair has PNVME_QPAIR_DB_IMMEDIATE.                                 */
+/* ------------------------------------------------------------------------ */
+
+#define PNVME_IO_DEAC (1u << 25) /* Write Zeroes: deallocate */
+#define PNVME_IO_FUA  (1u << 30) /* Force Unit Access */
+#define PNVME_IO_LR   (1u << 31) /* Limited Retry */
+
+/** Read `nlb` blocks at `slba` into `buf`. io_flags: PNVME_IO_FUA | PNVME_IO_LR. */
+int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uint64_t slba,
+	       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
+/** Write `nlb` blocks from `buf` at `slba`. io_flags: PNVME_IO_FUA | PNVME_IO_LR. */
+int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
+/** Flush the namespace's volatile write cache. */
+int pnvme_flush(struct pnvme_qpair *qp, const struct pnvme_ns *ns, pnvme_cmd_cb cb, void *arg);
+/** Write Zeroes; io_flags may add PNVME_IO_DEAC, PNVME_IO_FUA, PNVME_IO_LR. nlb up to 65536. */
+int pnvme_write_zeroes(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64_t slba,
+		       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
+/**
+ * Dataset Management with `nr` ranges (1..256) in ordinary memory (copied
+ * into the request's own DMA page). `attr`: PNVME_DSM_AD (deallocate) etc.
+ */
+int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+	      const struct pnvme_dsm_range *ranges, uint32_t nr, uint32_t attr, pnvme_cmd_cb cb,
+	      void *arg);
+/**
+ * Raw I/O command: the library sets CID and PRP1/PRP2 (for `len` bytes of
+ * `dma_buf`, which may be NULL with len 0); every other field is the caller's.
+ */
+int pnvme_io_passthru(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe, void *dma_buf,
+		      size_t len, pnvme_cmd_cb cb, void *arg);
+
+/*
+ * Synchronous helpers: submit, ring, poll until the request completes (or its
+ * deadline passes). Return 0 or the request's negative errno. They reap and
+ * dispatch other completions on the queue pair while waiting.
+ */
+int pnvme_read_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf,
+		    uint64_t slba, uint32_t nlb, uint32_t io_flags);
+int pnvme_write_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		     uint64_t slba, uint32_t nlb, uint32_t io_flags);
+int pnvme_flush_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns);
+int pnvme_write_zeroes_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64_t slba,
+			    uint32_t nlb, uint32_t io_flags);
+int pnvme_dsm_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+		   const struct pnvme_dsm_range *ranges, uint32_t nr, uint32_t attr);
+int pnvme_io_passthru_sync(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe,
+			   void *dma_buf, size_t len, struct pnvme_cqe *cqe);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PNVME_QPAIR_H */
