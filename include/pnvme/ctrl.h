@@ -40,6 +40,7 @@ struct pnvme_ctrl_opts {
 	uint32_t io_timeout_ms;    /* default per I/O command (default 30000, NVME_IO_TIMEOUT) */
 	uint16_t admin_depth;      /* admin queue entries, 2..4096 (default 32) */
 	uint16_t nr_io_queues;     /* I/O queue pairs to request with Set Features (default 64) */
+	uint32_t shutdown_timeout_ms; /* CC.SHN wait at close; 0 = max(RTD3E, 5 s) capped at 60 s */
 };
 
 /** Fill `opts` with the defaults above. */
@@ -124,8 +125,8 @@ const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t 
 /* ------------------------------------------------------------------------ */
 
 /**
- * Submit a raw admin command, synchronously. The library fills CID and the
- * data pointer; `buf` (ordinary memory, may be NULL with len 0) is copied in
+ * Submit a raw admin command, synchronously. The library fills CID and, when
+ * len > 0, the data pointer (PRP1/PRP2; with len 0 they pass as given); `buf` (ordinary memory, may be NULL with len 0) is copied in
  * before and out after the command. `cqe` (may be NULL) receives the CQE.
  * Waits up to the admin timeout. Returns 0, the mapped errno of an NVMe error,
  * -ETIMEDOUT, -ENODEV, -EINVAL (len over the transfer limit), -ENOMEM.

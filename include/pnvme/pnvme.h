@@ -8,6 +8,7 @@
  *   pnvme/ctrl.h   controllers, namespaces, admin commands
  *   pnvme/qpair.h  I/O queue pairs and I/O commands (the hot path)
  *   pnvme/emu.h    the emulated controller
+ *   pnvme/pci.h    NVMe controllers on the PCI bus, binding to vfio-pci
  */
 #ifndef PNVME_PNVME_H
 #define PNVME_PNVME_H
@@ -18,6 +19,7 @@
 #include <pnvme/ctrl.h>
 #include <pnvme/qpair.h>
 #include <pnvme/emu.h>
+#include <pnvme/pci.h>
 
 #define PNVME_VERSION_MAJOR 0
 #define PNVME_VERSION_MINOR 1

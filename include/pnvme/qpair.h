@@ -139,8 +139,8 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 	      const struct pnvme_dsm_range *ranges, uint32_t nr, uint32_t attr, pnvme_cmd_cb cb,
 	      void *arg);
 /**
- * Raw I/O command: the library sets CID and PRP1/PRP2 (for `len` bytes of
- * `dma_buf`, which may be NULL with len 0); every other field is the caller's.
+ * Raw I/O command: the library sets CID and, when len > 0, PRP1/PRP2 for `len`
+ * bytes of `dma_buf` (NULL with len 0); every other field is the caller's.
  */
 int pnvme_io_passthru(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe, void *dma_buf,
 		      size_t len, pnvme_cmd_cb cb, void *arg);

@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ctrl.c - controller life cycle: open, bring-up (NVMe Base 2.0 §3.5.1),
+ * identify, namespaces, shutdown (§3.6.1), and the DMA entry points.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pnvme/dma.h>
+#include <pnvme/emu.h>
+
+#include "ctrl_priv.h"
+
+#define MAX_XFER_CAP   (2u << 20)   /* one PRP list page per request covers 2 MiB */
+#define MAX_NAMESPACES 1024u        /* active namespaces pnvme tracks */
+
+void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
+{
+	opts->admin_timeout_ms = 60000;
+	opts->io_timeout_ms = 30000;
+	opts->admin_depth = 32;
+	opts->nr_io_queues = 64;
+	opts->shutdown_timeout_ms = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Register helpers                                                         */
+/* ------------------------------------------------------------------------ */
+
+static inline uint32_t reg_read(struct pnvme_ctrl *ctrl, size_t off)
+{
+	return mmio_read32(ctrl->bar, off);
+}
+
+static inline void reg_write(struct pnvme_ctrl *ctrl, size_t off, uint32_t v)
+{
+	mmio_write32(ctrl->bar, off, v);
+}
+
+int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl)
+{
+	uint32_t csts = reg_read(ctrl, PNVME_REG_CSTS);
+
+	if (csts == UINT32_MAX) {
+		ctrl->dead = 1;
+		return pnvme_fail(-ENODEV, "controller registers read all ones: the device is "
+				  "gone (removed, powered off or reset)");
+	}
+	return csts;
+}
+
+/*
+ * Wait until CSTS.RDY == rdy, bounded by CAP.TO (500 ms units, Base 2.0
+ * §3.1.4.1). While waiting for ready, CSTS.CFS means the controller failed.
+ */
+static int wait_ready(struct pnvme_ctrl *ctrl, unsigned rdy)
+{
+	uint64_t to_ms = PNVME_GET(ctrl->cap, PNVME_CAP_TO) * 500ull;
+	uint64_t deadline;
+
+	if (to_ms == 0)
+		to_ms = 500;
+	deadline = pnvme_now_ms() + to_ms;
+	for (;;) {
+		int64_t csts = ctrl_read_csts(ctrl);
+		if (csts < 0)
+			return (int)csts;
+		if (rdy && PNVME_GET((uint32_t)csts, PNVME_CSTS_CFS))
+			return pnvme_fail(-EIO, "controller fatal status (CSTS.CFS) while "
+					  "waiting for CSTS.RDY=1");
+		if (PNVME_GET((uint32_t)csts, PNVME_CSTS_RDY) == rdy)
+			return 0;
+		if (pnvme_now_ms() >= deadline)
+			return pnvme_fail(-ETIMEDOUT, "CSTS.RDY did not become %u within CAP.TO "
+					  "(%llu ms)", rdy, (unsigned long long)to_ms);
+		ctrl_wait_hook(ctrl);
+	}
+}
+
+/* Base 2.0 §3.7.2: controller reset by CC.EN 1 -> 0, then wait for CSTS.RDY = 0. */
+static int ctrl_disable(struct pnvme_ctrl *ctrl)
+{
+	uint32_t cc = reg_read(ctrl, PNVME_REG_CC);
+	int64_t csts = ctrl_read_csts(ctrl);
+
+	if (csts < 0)
+		return (int)csts;
+	if (PNVME_GET(cc, PNVME_CC_EN)) {
+		reg_write(ctrl, PNVME_REG_CC, cc & ~PNVME_SET(PNVME_CC_EN, 1u));
+	} else if (!PNVME_GET((uint32_t)csts, PNVME_CSTS_RDY)) {
+		return 0;
+	}
+	return wait_ready(ctrl, 0);
+}
+
+/*
+ * Base 2.0 §3.5.1, Memory-based Controller Initialization (PCIe), steps 1-6.
+ * Steps 7-9 (identify, I/O command set configuration, number of queues)
+ * follow in ctrl_identify() and ctrl_set_queues().
+ */
+static int ctrl_enable(struct pnvme_ctrl *ctrl)
+{
+	struct pnvme_qpair *aq = ctrl->adminq;
+	uint64_t asq, acq;
+	uint32_t css = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_CSS);
+	uint32_t cc;
+	int rc;
+
+	/* Step 1: wait for any previous reset to finish (CSTS.RDY = 0). */
+	rc = ctrl_disable(ctrl);
+	if (rc)
+		return rc;
+
+	/* Step 2: admin queue attributes and base addresses. */
+	if (pnvme_dma_xlate(&ctrl->dma, aq->sq_mem, 1, &asq) ||
+	    pnvme_dma_xlate(&ctrl->dma, aq->cq_mem, 1, &acq))
+		return pnvme_fail(-EFAULT, "admin queue rings are not DMA mapped");
+	reg_write(ctrl, PNVME_REG_AQA, PNVME_SET(PNVME_AQA_ASQS, aq->qsize - 1) |
+				       PNVME_SET(PNVME_AQA_ACQS, aq->qsize - 1));
+	mmio_write64(ctrl->bar, PNVME_REG_ASQ, asq);
+	mmio_write64(ctrl->bar, PNVME_REG_ACQ, acq);
+
+	/* Step 3: the NVM command set must be supported. */
+	if (!(css & PNVME_CAP_CSS_NVM))
+		return pnvme_fail(-EOPNOTSUPP, "controller does not support the NVM command set "
+				  "(CAP.CSS 0x%x)", css);
+	if (PNVME_GET(ctrl->cap, PNVME_CAP_MPSMIN) != 0)
+		return pnvme_fail(-EOPNOTSUPP, "controller needs pages larger than 4 KiB "
+				  "(CAP.MPSMIN %u)", (unsigned)PNVME_GET(ctrl->cap, PNVME_CAP_MPSMIN));
+
+	/* Step 4: CC.CSS, CC.MPS (4 KiB), CC.AMS (round robin), entry sizes. */
+	cc = PNVME_SET(PNVME_CC_CSS, PNVME_CC_CSS_NVM) | PNVME_SET(PNVME_CC_MPS, 0u) |
+	     PNVME_SET(PNVME_CC_AMS, PNVME_CC_AMS_RR) | PNVME_SET(PNVME_CC_IOSQES, 6u) |
+	     PNVME_SET(PNVME_CC_IOCQES, 4u);
+	reg_write(ctrl, PNVME_REG_CC, cc);
+
+	/* Step 5: enable. */
+	reg_write(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_EN, 1u));
+
+	/* Step 6: wait for CSTS.RDY = 1. */
+	return wait_ready(ctrl, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Identify (step 7) and namespaces (step 8)                                */
+/* ------------------------------------------------------------------------ */
+
+static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
+{
+	const struct pnvme_id_ns *id = &ns->id;
+	unsigned fmt, lbads;
+	int rc;
+
+	rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, nsid, &ns->id);
+	if (rc)
+		return rc;
+	fmt = PNVME_FLBAS_INDEX(id->flbas);
+	if (fmt > id->nlbaf || fmt >= ARRAY_SIZE(id->lbaf))
+		return pnvme_fail(-EPROTO, "namespace %u: LBA format index %u beyond NLBAF %u",
+				  nsid, fmt, id->nlbaf);
+	lbads = (unsigned)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_LBADS);
+	if (lbads < 9 || lbads > 16)
+		return pnvme_fail(-EPROTO, "namespace %u: unusable LBA data size 2^%u", nsid, lbads);
+	ns->nsid = nsid;
+	ns->lba_shift = lbads;
+	ns->lba_size = 1u << lbads;
+	ns->ms = (uint32_t)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_MS);
+	ns->nlba = id->nsze;
+	ns->ncap = id->ncap;
+	ns->max_xfer = ctrl->max_xfer;
+	ns->max_lbas = ctrl->max_xfer >> lbads;
+	if (ns->max_lbas > 65536u)
+		ns->max_lbas = 65536u; /* NLB is 16 bits, 0's based */
+	return 0;
+}
+
+static int ns_add(struct pnvme_ctrl *ctrl, uint32_t nsid, uint32_t *cap)
+{
+	if (ctrl->nr_ns == *cap) {
+		uint32_t ncap = *cap ? *cap * 2 : 8;
+		struct pnvme_ns *nns = realloc(ctrl->ns, ncap * sizeof(*nns));
+		if (!nns)
+			return pnvme_fail(-ENOMEM, "out of memory");
+		ctrl->ns = nns;
+		*cap = ncap;
+	}
+	memset(&ctrl->ns[ctrl->nr_ns], 0, sizeof(ctrl->ns[0]));
+	int rc = ns_fill(ctrl, nsid, &ctrl->ns[ctrl->nr_ns]);
+	if (rc == 0 && ctrl->ns[ctrl->nr_ns].nlba == 0)
+		return 0; /* inactive (only seen on the NVMe 1.0 scan path) */
+	if (rc == 0)
+		ctrl->nr_ns++;
+	else if (rc == -EPROTO)
+		log_warn("%s (namespace skipped)", pnvme_last_error());
+	else
+		return rc;
+	return 0;
+}
+
+/* NVMe 1.0 controllers have no active namespace list: probe 1..NN. */
+static int ns_scan_all(struct pnvme_ctrl *ctrl, uint32_t *cap)
+{
+	uint32_t nn = ctrl->id.nn < MAX_NAMESPACES ? ctrl->id.nn : MAX_NAMESPACES;
+
+	for (uint32_t nsid = 1; nsid <= nn; nsid++) {
+		int rc = ns_add(ctrl, nsid, cap);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int ctrl_identify(struct pnvme_ctrl *ctrl)
+{
+	uint32_t *list = NULL;
+	uint32_t cap = 0;
+	int rc;
+
+	rc = pnvme_identify(ctrl, PNVME_ID_CNS_CTRL, 0, &ctrl->id);
+	if (rc)
+		return rc;
+	/* MDTS is a power of two in units of CAP.MPSMIN (4 KiB here); 0 = no limit. */
+	ctrl->max_xfer = MAX_XFER_CAP;
+	if (ctrl->id.mdts && ctrl->id.mdts < 20 &&
+	    (PNVME_PAGE_SIZE << ctrl->id.mdts) < MAX_XFER_CAP)
+		ctrl->max_xfer = PNVME_PAGE_SIZE << ctrl->id.mdts;
+
+	/* Active namespace IDs (CNS 02h, NVMe 1.1+), 1024 per call, ascending. */
+	list = malloc(PNVME_IDENTIFY_DATA_SIZE);
+	if (!list)
+		return pnvme_fail(-ENOMEM, "out of memory");
+	for (uint32_t start = 0;;) {
+		uint32_t n = 0;
+		rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS_ACTIVE, start, list);
+		if (rc == -ETIMEDOUT || rc == -ENODEV || rc == -ENOMEM || rc == -ECANCELED)
+			goto out;
+		if (rc) {
+			log_info("no active namespace list (%s): probing NSIDs 1..NN",
+				 pnvme_last_error());
+			rc = ns_scan_all(ctrl, &cap);
+			goto out;
+		}
+		while (n < PNVME_ID_NS_LIST_MAX && list[n] && ctrl->nr_ns < MAX_NAMESPACES) {
+			if (list[n] <= start) /* the list must ascend */
+				break;
+			rc = ns_add(ctrl, list[n], &cap);
+			if (rc)
+				goto out;
+			start = list[n];
+			n++;
+		}
+		if (n < PNVME_ID_NS_LIST_MAX || ctrl->nr_ns >= MAX_NAMESPACES)
+			break;
+	}
+	rc = 0;
+out:
+	free(list);
+	return rc;
+}
+
+/* Step 9: Set Features, Number of Queues (Base 2.0 §5.27.1.5). */
+static int ctrl_set_queues(struct pnvme_ctrl *ctrl)
+{
+	uint32_t want = ctrl->opts.nr_io_queues, dw0 = 0;
+	int rc;
+
+	if (want == 0)
+		want = 1;
+	rc = pnvme_set_features(ctrl, PNVME_FEAT_NUM_QUEUES, 0,
+				PNVME_SET(PNVME_NUMQ_NSQ, want - 1) |
+				PNVME_SET(PNVME_NUMQ_NCQ, want - 1), 0, &dw0);
+	if (rc == -ETIMEDOUT || rc == -ENODEV)
+		return rc;
+	if (rc) {
+		/* Like Linux: a controller that refuses keeps only its admin queue. */
+		log_warn("Set Features (Number of Queues) failed: %s; no I/O queues",
+			 pnvme_last_error());
+		ctrl->max_io_queues = 0;
+	} else {
+		uint32_t nsq = PNVME_GET(dw0, PNVME_NUMQ_NSQ) + 1;
+		uint32_t ncq = PNVME_GET(dw0, PNVME_NUMQ_NCQ) + 1;
+		uint32_t n = nsq < ncq ? nsq : ncq;
+		if (n > want)
+			n = want;
+		ctrl->max_io_queues = (uint16_t)n;
+	}
+	ctrl->qid_used = calloc((size_t)ctrl->max_io_queues + 1, 1);
+	if (!ctrl->qid_used)
+		return pnvme_fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open and close                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int ctrl_bringup(struct pnvme_ctrl *ctrl)
+{
+	uint32_t aqsize;
+	int rc;
+
+	ctrl->bar = ctrl->be.bar;
+	ctrl->cap = mmio_read64(ctrl->bar, PNVME_REG_CAP);
+	ctrl->vs = mmio_read32(ctrl->bar, PNVME_REG_VS);
+	if (ctrl->cap == UINT64_MAX || ctrl->vs == UINT32_MAX) {
+		ctrl->dead = 1;
+		return pnvme_fail(-ENODEV, "controller registers read all ones: the device is "
+				  "gone or not responding");
+	}
+	ctrl->dstrd = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_DSTRD);
+	if (PNVME_SQ_TDBL(0, ctrl->dstrd) + sizeof(uint32_t) * 2 > ctrl->be.bar_len)
+		return pnvme_fail(-EPROTO, "BAR0 too small for doorbells (CAP.DSTRD %u)",
+				  ctrl->dstrd);
+
+	rc = pnvme_dma_init(&ctrl->dma, &ctrl->be);
+	if (rc)
+		return rc;
+	ctrl->dma_ready = true;
+
+	aqsize = ctrl->opts.admin_depth;
+	if (aqsize > PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1)
+		aqsize = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+	rc = qpair_alloc(ctrl, 0, aqsize, ctrl->opts.admin_timeout_ms, PNVME_QPAIR_DB_IMMEDIATE,
+			 &ctrl->adminq);
+	if (rc)
+		return rc;
+	rc = ctrl_enable(ctrl);
+	if (rc)
+		return rc;
+	ctrl->max_xfer = PNVME_PAGE_SIZE; /* until Identify tells MDTS */
+	rc = ctrl_identify(ctrl);
+	if (rc)
+		return rc;
+	rc = ctrl_set_queues(ctrl);
+	if (rc)
+		return rc;
+	log_info("controller %.40s ready: NVMe %u.%u, %u namespace(s), %u I/O queues, "
+		 "MQES %u, max transfer %u bytes", ctrl->id.mn, PNVME_VS_MJR(ctrl->vs),
+		 PNVME_VS_MNR(ctrl->vs), ctrl->nr_ns, ctrl->max_io_queues,
+		 (unsigned)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1, ctrl->max_xfer);
+	return 0;
+}
+
+static void ctrl_free(struct pnvme_ctrl *ctrl)
+{
+	if (ctrl->adminq)
+		qpair_free(ctrl->adminq);
+	if (ctrl->dma_ready)
+		pnvme_dma_fini(&ctrl->dma);
+	if (ctrl->be.ops && ctrl->be.ops->close)
+		ctrl->be.ops->close(ctrl->be.ctx);
+	if (ctrl->owns_emu)
+		pnvme_emu_destroy(ctrl->emu);
+	pthread_mutex_destroy(&ctrl->admin_lock);
+	free(ctrl->ns);
+	free(ctrl->qid_used);
+	free(ctrl);
+}
+
+static int opts_check(struct pnvme_ctrl_opts *o)
+{
+	if (o->admin_depth < 2 || o->admin_depth > 4096)
+		return pnvme_fail(-EINVAL, "admin_depth %u outside 2..4096", o->admin_depth);
+	if (o->admin_timeout_ms == 0 || o->io_timeout_ms == 0)
+		return pnvme_fail(-EINVAL, "timeouts must be non-zero");
+	return 0;
+}
+
+static int ctrl_new(const struct pnvme_ctrl_opts *opts, struct pnvme_ctrl **out)
+{
+	struct pnvme_ctrl *ctrl;
+	pthread_mutexattr_t ma;
+	int rc;
+
+	ctrl = calloc(1, sizeof(*ctrl));
+	if (!ctrl)
+		return pnvme_fail(-ENOMEM, "out of memory");
+	if (opts)
+		ctrl->opts = *opts;
+	else
+		pnvme_ctrl_opts_default(&ctrl->opts);
+	rc = opts_check(&ctrl->opts);
+	if (rc) {
+		free(ctrl);
+		return rc;
+	}
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&ctrl->admin_lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	*out = ctrl;
+	return 0;
+}
+
+static int ctrl_finish_open(struct pnvme_ctrl *ctrl, struct pnvme_ctrl **out)
+{
+	int rc = ctrl_bringup(ctrl);
+
+	if (rc) {
+		char msg[256];
+		/* Keep the reason: teardown may overwrite the last error. */
+		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
+		if (!ctrl->dead && ctrl->bar)
+			(void)ctrl_disable(ctrl);
+		ctrl_free(ctrl);
+		return pnvme_fail(rc, "%s", msg);
+	}
+	*out = ctrl;
+	return 0;
+}
+
+int pnvme_ctrl_open_emu(struct pnvme_emu *emu, const struct pnvme_ctrl_opts *opts,
+			struct pnvme_ctrl **out)
+{
+	struct pnvme_ctrl *ctrl;
+	int rc;
+
+	if (!emu || !out)
+		return pnvme_fail(-EINVAL, "ctrl_open_emu: NULL argument");
+	*out = NULL;
+	rc = ctrl_new(opts, &ctrl);
+	if (rc)
+		return rc;
+	ctrl->emu = emu;
+	rc = pnvme_emu_backend_init(emu, &ctrl->be);
+	if (rc) {
+		ctrl_free(ctrl);
+		return rc;
+	}
+	return ctrl_finish_open(ctrl, out);
+}
+
+/* "DDDD:BB:DD.F" or "BB:DD.F" (domain 0). */
+static bool is_pci_addr(const char *s, char *norm, size_t len)
+{
+	unsigned dom = 0, bus, dev, fn;
+	char tail;
+
+	if (sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
+	    (dom = 0, sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3)) {
+		if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7)
+			return false;
+		for (const char *p = s; *p; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+				return false;
+		snprintf(norm, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+		return true;
+	}
+	return false;
+}
+
+int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
+		    struct pnvme_ctrl **out)
+{
+	struct pnvme_ctrl *ctrl;
+	char bdf[32];
+	int rc;
+
+	if (!addr || !out)
+		return pnvme_fail(-EINVAL, "ctrl_open: NULL argument");
+	*out = NULL;
+	if (strcmp(addr, "emu") == 0 || strncmp(addr, "emu:", 4) == 0) {
+		struct pnvme_emu *emu;
+		rc = pnvme_emu_create(addr, &emu);
+		if (rc)
+			return rc;
+		rc = pnvme_ctrl_open_emu(emu, opts, &ctrl);
+		if (rc) {
+			pnvme_emu_destroy(emu);
+			return rc;
+		}
+		ctrl->owns_emu = true;
+		*out = ctrl;
+		return 0;
+	}
+	if (!is_pci_addr(addr, bdf, sizeof(bdf)))
+		return pnvme_fail(-EINVAL, "'%s' is neither a PCI address (0000:01:00.0) nor an "
+				  "emulator spec (emu:...)", addr);
+	rc = ctrl_new(opts, &ctrl);
+	if (rc)
+		return rc;
+	rc = pnvme_vfio_backend_open(bdf, &ctrl->be);
+	if (rc) {
+		ctrl_free(ctrl);
+		return rc;
+	}
+	return ctrl_finish_open(ctrl, out);
+}
+
+/* Base 2.0 §3.6.1: normal shutdown, CC.SHN = 01b, then wait for CSTS.SHST = 10b. */
+static int ctrl_shutdown(struct pnvme_ctrl *ctrl)
+{
+	uint64_t ms = ctrl->opts.shutdown_timeout_ms;
+	uint64_t deadline;
+	uint32_t cc;
+
+	if (ms == 0) {
+		ms = ctrl->id.rtd3e / 1000u; /* RTD3E is in microseconds */
+		if (ms < 5000)
+			ms = 5000;
+		if (ms > 60000)
+			ms = 60000;
+	}
+	cc = reg_read(ctrl, PNVME_REG_CC);
+	cc &= ~PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_MASK);
+	reg_write(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_NORMAL));
+	deadline = pnvme_now_ms() + ms;
+	for (;;) {
+		int64_t csts = ctrl_read_csts(ctrl);
+		if (csts < 0)
+			return (int)csts;
+		if (PNVME_GET((uint32_t)csts, PNVME_CSTS_SHST) == PNVME_CSTS_SHST_COMPLETE)
+			return 0;
+		if (pnvme_now_ms() >= deadline)
+			return pnvme_fail(-ETIMEDOUT, "shutdown did not complete within %llu ms",
+					  (unsigned long long)ms);
+		ctrl_wait_hook(ctrl);
+	}
+}
+
+int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
+{
+	int rc = 0;
+
+	if (!ctrl)
+		return 0;
+	while (ctrl->qpairs)
+		(void)pnvme_qpair_destroy(ctrl->qpairs);
+	if (!ctrl->dead) {
+		rc = ctrl_shutdown(ctrl);
+		if (rc == 0 || rc == -ETIMEDOUT) {
+			/* Leave the controller disabled: nothing may DMA into freed memory. */
+			int rc2 = ctrl_disable(ctrl);
+			if (rc == 0 && rc2 != -ETIMEDOUT)
+				rc = rc2;
+		}
+	} else {
+		rc = -ENODEV;
+	}
+	if (ctrl->adminq)
+		qpair_fail_all(ctrl->adminq, -ECANCELED);
+	ctrl_free(ctrl);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accessors and DMA                                                        */
+/* ------------------------------------------------------------------------ */
+
+const struct pnvme_id_ctrl *pnvme_ctrl_id(const struct pnvme_ctrl *ctrl)
+{
+	return &ctrl->id;
+}
+
+uint64_t pnvme_ctrl_cap(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->cap;
+}
+
+uint32_t pnvme_ctrl_vs(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->vs;
+}
+
+uint16_t pnvme_ctrl_max_io_queues(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->max_io_queues;
+}
+
+uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->max_xfer;
+}
+
+struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->emu;
+}
+
+uint32_t pnvme_ctrl_nr_ns(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->nr_ns;
+}
+
+const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsid)
+{
+	for (uint32_t i = 0; i < ctrl->nr_ns; i++)
+		if (ctrl->ns[i].nsid == nsid)
+			return &ctrl->ns[i];
+	return NULL;
+}
+
+const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t i)
+{
+	return i < ctrl->nr_ns ? &ctrl->ns[i] : NULL;
+}
+
+int pnvme_dma_alloc(struct pnvme_ctrl *ctrl, size_t size, size_t align, void **buf,
+		    uint64_t *iova)
+{
+	if (!ctrl || !buf)
+		return pnvme_fail(-EINVAL, "dma_alloc: NULL argument");
+	return pnvme_dma_alloc_raw(&ctrl->dma, size, align, buf, iova);
+}
+
+void pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf)
+{
+	if (ctrl && buf)
+		pnvme_dma_free_raw(&ctrl->dma, buf);
+}
+
+int pnvme_dma_iova(const struct pnvme_ctrl *ctrl, const void *buf, size_t len, uint64_t *iova)
+{
+	if (!ctrl || !buf || !iova)
+		return pnvme_fail(-EINVAL, "dma_iova: NULL argument");
+	if (pnvme_dma_xlate(&ctrl->dma, buf, len ? len : 1, iova) != 0)
+		return pnvme_fail(-EINVAL, "%p (+%zu) is not pnvme DMA memory of this controller",
+				  buf, len);
+	return 0;
+}

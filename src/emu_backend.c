@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * emu_backend.c - the transport backend over an emulated controller.
+ *
+ * DMA mapping goes to the emulator's IOVA table; the slow-path wait hook steps
+ * a stepped emulator (so busy-wait loops make progress with no thread) and
+ * only relaxes the CPU when the emulator has a thread of its own. Closing
+ * does nothing: whoever created the emulator destroys it.
+ */
+#include <sched.h>
+
+#include <pnvme/emu.h>
+
+#include "internal.h"
+
+/* IOVAs the library may hand out: above 1 MiB (IOVA 0 means "unmapped"), 48 bits. */
+#define EMU_IOVA_BASE (1ull << 20)
+#define EMU_IOVA_END  (1ull << 48)
+
+static int emu_be_map(void *ctx, void *vaddr, uint64_t iova, size_t len)
+{
+	return pnvme_emu_map(ctx, vaddr, iova, len);
+}
+
+static int emu_be_unmap(void *ctx, uint64_t iova, size_t len)
+{
+	return pnvme_emu_unmap(ctx, iova, len);
+}
+
+static void emu_be_wait(void *ctx)
+{
+	static _Thread_local unsigned spins;
+	struct pnvme_emu *emu = ctx;
+
+	if (!pnvme_emu_threaded(emu)) {
+		pnvme_emu_step(emu);
+		return;
+	}
+	/* the emulator thread may share our core: yield now and then */
+	if ((++spins & 63u) == 0)
+		sched_yield();
+	else
+		pnvme_cpu_relax();
+}
+
+static void emu_be_close(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct pnvme_backend_ops emu_backend_ops = {
+	.name = "emu",
+	.dma_map = emu_be_map,
+	.dma_unmap = emu_be_unmap,
+	.wait = emu_be_wait,
+	.close = emu_be_close,
+};
+
+int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be)
+{
+	size_t len = 0;
+
+	if (emu == NULL || be == NULL)
+		return pnvme_fail(-EINVAL, "emu backend: no emulator");
+	be->ops = &emu_backend_ops;
+	be->ctx = emu;
+	be->bar = (volatile uint8_t *)pnvme_emu_bar(emu, &len);
+	be->bar_len = len;
+	be->iova_base = EMU_IOVA_BASE;
+	be->iova_end = EMU_IOVA_END;
+	return 0;
+}

@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pci.c - NVMe controllers on the PCI bus: discovery (libpci, or sysfs when
+ * built without it), what the kernel uses them for, and moving them between
+ * the nvme driver and vfio-pci through sysfs (driver_override, unbind,
+ * drivers_probe; Linux Documentation/ABI/testing/sysfs-bus-pci).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef PNVME_HAVE_LIBPCI
+#include <setjmp.h>
+#include <pci/pci.h>
+#endif
+
+#include <pnvme/pci.h>
+
+#include "internal.h"
+
+#define SYSFS_PCI         "/sys/bus/pci"
+#define SYSFS_PCI_DEVICES SYSFS_PCI "/devices"
+#define SYSFS_BLOCK       "/sys/class/block"
+
+/* ------------------------------------------------------------------------ */
+/* sysfs helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, len - 1);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static int read_ulong(const char *path, unsigned long *v)
+{
+	char buf[64];
+	int rc = read_str(path, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	char *end;
+	errno = 0;
+	*v = strtoul(buf, &end, 0);
+	return (errno || end == buf) ? -EINVAL : 0;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = strlen(s);
+	ssize_t n = write(fd, s, len);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static int link_base(const char *path, char *out, size_t len)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	const char *b = strrchr(buf, '/');
+	const char *src = b ? b + 1 : buf;
+	size_t k = strnlen(src, len - 1);
+	memcpy(out, src, k);
+	out[k] = '\0';
+	return 0;
+}
+
+/* Copy with truncation (a plain "%s" snprintf draws -Wformat-truncation). */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static void current_driver(const char *bdf, char *out, size_t len)
+{
+	char p[128];
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver", bdf);
+	if (link_base(p, out, len) != 0)
+		out[0] = '\0';
+}
+
+static int dev_numbers(const char *sysdir, uint32_t *maj, uint32_t *min)
+{
+	char p[PATH_MAX], buf[32];
+	unsigned a, b;
+	snprintf(p, sizeof(p), "%s/dev", sysdir);
+	if (read_str(p, buf, sizeof(buf)) != 0 || sscanf(buf, "%u:%u", &a, &b) != 2)
+		return -ENOENT;
+	*maj = a;
+	*min = b;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* addresses                                                                */
+/* ------------------------------------------------------------------------ */
+
+int pnvme_pci_bdf_normalize(const char *in, char out[PNVME_PCI_BDF_LEN])
+{
+	unsigned dom = 0, bus, dev, fn;
+	int used = 0;
+	if (!in)
+		return pnvme_fail(-EINVAL, "no PCI address given");
+	if (sscanf(in, "%x:%x:%x.%x%n", &dom, &bus, &dev, &fn, &used) == 4 &&
+	    in[used] == '\0') {
+		/* dddd:bb:dd.f */
+	} else if (dom = 0, used = 0,
+		   sscanf(in, "%x:%x.%x%n", &bus, &dev, &fn, &used) == 3 && in[used] == '\0') {
+		/* bb:dd.f, domain 0 */
+	} else {
+		return pnvme_fail(-EINVAL, "'%s' is not a PCI address (expected DDDD:BB:DD.F, "
+				  "e.g. 0000:01:00.0)", in);
+	}
+	for (const char *c = in; *c; c++)
+		if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+			return pnvme_fail(-EINVAL, "'%s' is not a PCI address", in);
+	if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7)
+		return pnvme_fail(-EINVAL, "'%s': PCI address out of range", in);
+	snprintf(out, PNVME_PCI_BDF_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* who uses a block device                                                  */
+/* ------------------------------------------------------------------------ */
+
+struct mount_ent {
+	uint32_t major, minor;
+	char point[160];
+};
+
+struct usage {
+	struct mount_ent *mounts;
+	size_t nr_mounts;
+	dev_t *swaps;
+	size_t nr_swaps;
+};
+
+/* Unescape the octal escapes mountinfo uses for spaces etc. */
+static void unescape(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] && r[3]) {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+static void usage_load(struct usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (f) {
+		char line[1024];
+		size_t cap = 0;
+		while (fgets(line, sizeof(line), f)) {
+			/* 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw */
+			unsigned maj, min;
+			char point[512];
+			if (sscanf(line, "%*u %*u %u:%u %*s %511s", &maj, &min, point) != 3)
+				continue;
+			if (u->nr_mounts == cap) {
+				size_t nc = cap ? cap * 2 : 32;
+				struct mount_ent *m = realloc(u->mounts, nc * sizeof(*m));
+				if (!m)
+					break;
+				u->mounts = m;
+				cap = nc;
+			}
+			unescape(point);
+			struct mount_ent *m = &u->mounts[u->nr_mounts++];
+			m->major = maj;
+			m->minor = min;
+			copy_str(m->point, sizeof(m->point), point);
+		}
+		fclose(f);
+	}
+	f = fopen("/proc/swaps", "re");
+	if (f) {
+		char line[512];
+		size_t cap = 0;
+		while (fgets(line, sizeof(line), f)) {
+			char path[256];
+			struct stat st;
+			if (sscanf(line, "%255s", path) != 1 || path[0] != '/')
+				continue;  /* header line */
+			unescape(path);
+			if (stat(path, &st) != 0 || !S_ISBLK(st.st_mode))
+				continue;
+			if (u->nr_swaps == cap) {
+				size_t nc = cap ? cap * 2 : 4;
+				dev_t *s = realloc(u->swaps, nc * sizeof(*s));
+				if (!s)
+					break;
+				u->swaps = s;
+				cap = nc;
+			}
+			u->swaps[u->nr_swaps++] = st.st_rdev;
+		}
+		fclose(f);
+	}
+}
+
+static void usage_free(struct usage *u)
+{
+	free(u->mounts);
+	free(u->swaps);
+}
+
+static void holders_of(const char *name, char *out, size_t len)
+{
+	char dir[PATH_MAX];
+	size_t used = 0;
+	out[0] = '\0';
+	snprintf(dir, sizeof(dir), SYSFS_BLOCK "/%s/holders", name);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char what[160] = "", p[PATH_MAX];
+		snprintf(p, sizeof(p), SYSFS_BLOCK "/%s/dm/name", e->d_name);
+		if (read_str(p, what, sizeof(what)) == 0) {
+			char tmp[200];
+			if (snprintf(tmp, sizeof(tmp), " (device-mapper %s)", what) > 0)
+				copy_str(what, sizeof(what), tmp);
+		} else {
+			snprintf(p, sizeof(p), SYSFS_BLOCK "/%s/md", e->d_name);
+			if (exists(p))
+				snprintf(what, sizeof(what), " (md RAID)");
+		}
+		int n = snprintf(out + used, len - used, "%s%s%s", used ? ", " : "", e->d_name,
+				 what);
+		if (n < 0 || (size_t)n >= len - used)
+			break;
+		used += (size_t)n;
+	}
+	closedir(d);
+}
+
+/* Static checks (mounts, swap, holders) for one block device. */
+static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
+{
+	dev_t rdev = makedev(b->major, b->minor);
+	for (size_t i = 0; i < u->nr_mounts; i++) {
+		if (u->mounts[i].major == b->major && u->mounts[i].minor == b->minor) {
+			if (snprintf(b->in_use, sizeof(b->in_use), "%s is mounted on %s", b->name,
+				     u->mounts[i].point) < 0)
+				b->in_use[0] = '\0';
+			return;
+		}
+	}
+	for (size_t i = 0; i < u->nr_swaps; i++) {
+		if (u->swaps[i] == rdev) {
+			snprintf(b->in_use, sizeof(b->in_use), "%s is used as swap", b->name);
+			return;
+		}
+	}
+	char h[128];
+	holders_of(b->name, h, sizeof(h));
+	if (h[0])
+		snprintf(b->in_use, sizeof(b->in_use), "%s is held by %s", b->name, h);
+}
+
+/*
+ * Processes with one of the controller's device nodes open: walk
+ * /proc/PID/fd and compare device numbers (best effort: root sees all).
+ * `chr` are the controller's character devices (nvme0, ng0n1), `dev` its
+ * block devices. Fills the first match into `why`.
+ */
+static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t nr_chr,
+			    char *why, size_t len)
+{
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return;
+	pid_t self = getpid();
+	struct dirent *p;
+	while ((p = readdir(proc)) != NULL && !why[0]) {
+		char *end;
+		long pid = strtol(p->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		char fddir[64];
+		snprintf(fddir, sizeof(fddir), "/proc/%ld/fd", pid);
+		DIR *fds = opendir(fddir);
+		if (!fds)
+			continue;
+		struct dirent *f;
+		while ((f = readdir(fds)) != NULL && !why[0]) {
+			char fp[128];
+			struct stat st;
+			if (f->d_name[0] == '.')
+				continue;
+			if (snprintf(fp, sizeof(fp), "%s/%s", fddir, f->d_name) >= (int)sizeof(fp) ||
+			    stat(fp, &st) != 0)
+				continue;
+			const char *hit = NULL;
+			if (S_ISBLK(st.st_mode)) {
+				for (unsigned i = 0; i < dev->nr_blk && !hit; i++)
+					if (st.st_rdev == makedev(dev->blk[i].major, dev->blk[i].minor))
+						hit = dev->blk[i].name;
+			} else if (S_ISCHR(st.st_mode)) {
+				for (size_t i = 0; i < nr_chr && !hit; i++)
+					if (st.st_rdev == chr[i])
+						hit = "its character device";
+			}
+			if (!hit)
+				continue;
+			char comm[64] = "?", cp[64], target[PATH_MAX];
+			snprintf(cp, sizeof(cp), "/proc/%ld/comm", pid);
+			read_str(cp, comm, sizeof(comm));
+			ssize_t n = readlink(fp, target, sizeof(target) - 1);
+			target[n > 0 ? n : 0] = '\0';
+			if (snprintf(why, len, "%s is open by pid %ld (%s) as %.64s", hit, pid,
+				     comm, target[0] ? target : "?") < 0)
+				why[0] = '\0';
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+static void add_blk(struct pnvme_pci_dev *dev, const char *name, bool partition)
+{
+	if (dev->nr_blk >= PNVME_PCI_MAX_BLK)
+		return;
+	for (unsigned i = 0; i < dev->nr_blk; i++)
+		if (strcmp(dev->blk[i].name, name) == 0)
+			return;
+	char dir[PATH_MAX];
+	struct pnvme_pci_blk *b = &dev->blk[dev->nr_blk];
+	memset(b, 0, sizeof(*b));
+	snprintf(dir, sizeof(dir), SYSFS_BLOCK "/%s", name);
+	if (dev_numbers(dir, &b->major, &b->minor) != 0)
+		return;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	b->partition = partition;
+	dev->nr_blk++;
+}
+
+/* True for nvme<A>n<B> and nvme<A>c<C>n<B>. */
+static bool is_ns_name(const char *s, char *head, size_t len)
+{
+	unsigned a, c, b;
+	int n = 0;
+	if (sscanf(s, "nvme%un%u%n", &a, &b, &n) == 2 && s[n] == '\0') {
+		copy_str(head, len, s);
+		return true;
+	}
+	if (sscanf(s, "nvme%uc%un%u%n", &a, &c, &b, &n) == 3 && s[n] == '\0') {
+		/* a hidden multipath path device: the visible disk is nvme<A>n<B> */
+		snprintf(head, len, "nvme%un%u", a, b);
+		return true;
+	}
+	return false;
+}
+
+/* The kernel's view of a controller the nvme driver owns: disks, partitions, use. */
+static void fill_blockdevs(struct pnvme_pci_dev *dev)
+{
+	char dir[PATH_MAX];
+	dev_t chr[1 + PNVME_PCI_MAX_BLK];
+	size_t nr_chr = 0;
+
+	snprintf(dir, sizeof(dir), SYSFS_PCI_DEVICES "/%s/nvme", dev->bdf);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "nvme", 4) != 0)
+			continue;
+		if (!dev->ctrl_name[0])
+			copy_str(dev->ctrl_name, sizeof(dev->ctrl_name), e->d_name);
+		char cdir[PATH_MAX];
+		uint32_t ma, mi;
+		if (snprintf(cdir, sizeof(cdir), "%s/%s", dir, e->d_name) >= (int)sizeof(cdir))
+			continue;
+		if (dev_numbers(cdir, &ma, &mi) == 0)
+			chr[nr_chr++] = makedev(ma, mi);
+		DIR *cd = opendir(cdir);
+		if (!cd)
+			continue;
+		struct dirent *ne;
+		while ((ne = readdir(cd)) != NULL) {
+			char head[64];
+			if (!is_ns_name(ne->d_name, head, sizeof(head)))
+				continue;
+			add_blk(dev, head, false);
+			/* generic char device ng<A>n<B> of this namespace */
+			char ng[PATH_MAX];
+			unsigned a, b;
+			if (sscanf(head, "nvme%un%u", &a, &b) == 2 && nr_chr < ARRAY_SIZE(chr)) {
+				snprintf(ng, sizeof(ng), "/sys/class/nvme-generic/ng%un%u", a, b);
+				if (dev_numbers(ng, &ma, &mi) == 0)
+					chr[nr_chr++] = makedev(ma, mi);
+			}
+		}
+		closedir(cd);
+	}
+	closedir(d);
+
+	/* partitions: /sys/class/block/nvme0n1/nvme0n1p1/partition */
+	unsigned disks = dev->nr_blk;
+	for (unsigned i = 0; i < disks; i++) {
+		char bdir[PATH_MAX];
+		snprintf(bdir, sizeof(bdir), SYSFS_BLOCK "/%s", dev->blk[i].name);
+		DIR *bd = opendir(bdir);
+		if (!bd)
+			continue;
+		struct dirent *pe;
+		while ((pe = readdir(bd)) != NULL) {
+			char pp[PATH_MAX];
+			if (strncmp(pe->d_name, dev->blk[i].name, strlen(dev->blk[i].name)) != 0)
+				continue;
+			if (snprintf(pp, sizeof(pp), "%s/%s/partition", bdir, pe->d_name) <
+				    (int)sizeof(pp) && exists(pp))
+				add_blk(dev, pe->d_name, true);
+		}
+		closedir(bd);
+	}
+
+	struct usage u;
+	usage_load(&u);
+	for (unsigned i = 0; i < dev->nr_blk; i++) {
+		blk_check(&dev->blk[i], &u);
+		if (dev->blk[i].in_use[0] && !dev->in_use[0])
+			snprintf(dev->in_use, sizeof(dev->in_use), "%s", dev->blk[i].in_use);
+	}
+	usage_free(&u);
+	if (!dev->in_use[0])
+		open_by_process(dev, chr, nr_chr, dev->in_use, sizeof(dev->in_use));
+}
+
+/* Everything that does not come from the bus scan. */
+static void fill_sysfs(struct pnvme_pci_dev *dev)
+{
+	char p[PATH_MAX], g[32];
+	current_driver(dev->bdf, dev->driver, sizeof(dev->driver));
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", dev->bdf);
+	dev->iommu_group = link_base(p, g, sizeof(g)) == 0 ? atoi(g) : -1;
+	dev->nr_blk = 0;
+	dev->ctrl_name[0] = '\0';
+	dev->in_use[0] = '\0';
+	fill_blockdevs(dev);
+}
+
+/* Identity from sysfs files (the path without libpci, and pnvme_pci_probe). */
+static int fill_ids_sysfs(struct pnvme_pci_dev *dev)
+{
+	char p[PATH_MAX];
+	unsigned long v;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/class", dev->bdf);
+	if (read_ulong(p, &v) != 0)
+		return -ENODEV;
+	dev->class_code = (uint32_t)v;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/vendor", dev->bdf);
+	dev->vendor = read_ulong(p, &v) == 0 ? (uint16_t)v : 0xffff;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/device", dev->bdf);
+	dev->device = read_ulong(p, &v) == 0 ? (uint16_t)v : 0xffff;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_vendor", dev->bdf);
+	dev->subsys_vendor = read_ulong(p, &v) == 0 ? (uint16_t)v : 0;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_device", dev->bdf);
+	dev->subsys_device = read_ulong(p, &v) == 0 ? (uint16_t)v : 0;
+	char buf[32];
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/numa_node", dev->bdf);
+	dev->numa_node = read_str(p, buf, sizeof(buf)) == 0 ? atoi(buf) : -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* discovery                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct dev_list {
+	struct pnvme_pci_dev *v;
+	size_t n, cap;
+};
+
+static struct pnvme_pci_dev *list_add(struct dev_list *l)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 8;
+		struct pnvme_pci_dev *v = realloc(l->v, nc * sizeof(*v));
+		if (!v)
+			return NULL;
+		l->v = v;
+		l->cap = nc;
+	}
+	struct pnvme_pci_dev *d = &l->v[l->n++];
+	memset(d, 0, sizeof(*d));
+	return d;
+}
+
+#ifdef PNVME_HAVE_LIBPCI
+/*
+ * libpci reports fatal errors through a callback that must not return (its
+ * default exits the process); ours jumps back into scan_libpci().
+ */
+static __thread jmp_buf *pci_jmp;
+static __thread char pci_errmsg[256];
+
+__attribute__((noreturn, format(printf, 1, 2)))
+static void pci_error_cb(char *msg, ...)
+{
+	va_list ap;
+	va_start(ap, msg);
+	vsnprintf(pci_errmsg, sizeof(pci_errmsg), msg, ap);
+	va_end(ap);
+	longjmp(*pci_jmp, 1);
+}
+
+__attribute__((format(printf, 1, 2)))
+static void pci_quiet_cb(char *msg, ...)
+{
+	(void)msg;
+}
+
+static int scan_libpci(struct dev_list *l)
+{
+	jmp_buf jb;
+	struct pci_access *pacc = pci_alloc();
+	if (!pacc)
+		return pnvme_fail(-ENOMEM, "pci: out of memory");
+	pacc->error = pci_error_cb;
+	pacc->warning = pci_quiet_cb;
+	pacc->debug = pci_quiet_cb;
+	pci_jmp = &jb;
+	if (setjmp(jb) != 0) {
+		pci_jmp = NULL;
+		return pnvme_fail(-EIO, "pci: libpci: %s", pci_errmsg);
+	}
+	pci_init(pacc);
+	pci_scan_bus(pacc);
+	for (struct pci_dev *d = pacc->devices; d; d = d->next) {
+		unsigned flags = PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_NUMA_NODE;
+#ifdef PCI_FILL_CLASS_EXT
+		flags |= PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS;
+#endif
+		pci_fill_info(d, (int)flags);
+#ifdef PCI_FILL_CLASS_EXT
+		unsigned prog_if = d->prog_if;
+#else
+		unsigned prog_if = pci_read_byte(d, PCI_CLASS_PROG);
+#endif
+		uint32_t cls = ((uint32_t)d->device_class << 8) | prog_if;
+		if (cls != PNVME_PCI_CLASS_NVME)
+			continue;
+		struct pnvme_pci_dev *p = list_add(l);
+		if (!p) {
+			pci_cleanup(pacc);
+			pci_jmp = NULL;
+			return pnvme_fail(-ENOMEM, "pci: out of memory");
+		}
+		snprintf(p->bdf, sizeof(p->bdf), "%04x:%02x:%02x.%x", (unsigned)d->domain & 0xffffu,
+			 d->bus & 0xffu, d->dev & 0x1fu, d->func & 7u);
+		p->vendor = d->vendor_id;
+		p->device = d->device_id;
+#ifdef PCI_FILL_CLASS_EXT
+		p->subsys_vendor = d->subsys_vendor_id;
+		p->subsys_device = d->subsys_id;
+#endif
+		p->class_code = cls;
+		p->numa_node = d->numa_node;
+	}
+	pci_cleanup(pacc);
+	pci_jmp = NULL;
+	return 0;
+}
+#endif /* PNVME_HAVE_LIBPCI */
+
+/* Walk /sys/bus/pci/devices: the path without libpci. */
+static int scan_sysfs(struct dev_list *l)
+{
+	DIR *d = opendir(SYSFS_PCI_DEVICES);
+	if (!d)
+		return pnvme_fail(-errno, "pci: cannot read %s: %s (is sysfs mounted?)",
+				  SYSFS_PCI_DEVICES, strerror(errno));
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		struct pnvme_pci_dev tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		snprintf(tmp.bdf, sizeof(tmp.bdf), "%.12s", e->d_name);
+		if (fill_ids_sysfs(&tmp) != 0 || tmp.class_code != PNVME_PCI_CLASS_NVME)
+			continue;
+		struct pnvme_pci_dev *p = list_add(l);
+		if (!p) {
+			closedir(d);
+			return pnvme_fail(-ENOMEM, "pci: out of memory");
+		}
+		*p = tmp;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int cmp_bdf(const void *a, const void *b)
+{
+	return strcmp(((const struct pnvme_pci_dev *)a)->bdf,
+		      ((const struct pnvme_pci_dev *)b)->bdf);
+}
+
+int pnvme_pci_list(struct pnvme_pci_dev **devs, size_t *n)
+{
+	if (!devs || !n)
+		return pnvme_fail(-EINVAL, "pci: NULL argument");
+	*devs = NULL;
+	*n = 0;
+	/* On the heap: scan_libpci() may longjmp while it is being filled. */
+	struct dev_list *l = calloc(1, sizeof(*l));
+	if (!l)
+		return pnvme_fail(-ENOMEM, "pci: out of memory");
+	/* PNVME_PCI_SYSFS=1 forces the sysfs walk (also used if libpci fails). */
+	const char *force_sysfs = getenv("PNVME_PCI_SYSFS");
+	int rc = -ENOSYS;
+#ifdef PNVME_HAVE_LIBPCI
+	if (!force_sysfs || strcmp(force_sysfs, "1") != 0) {
+		rc = scan_libpci(l);
+		if (rc != 0) {
+			log_warn("%s; walking sysfs instead", pnvme_last_error());
+			l->n = 0;
+		}
+	}
+#else
+	(void)force_sysfs;
+#endif
+	if (rc != 0)
+		rc = scan_sysfs(l);
+	if (rc != 0) {
+		free(l->v);
+		free(l);
+		return rc;
+	}
+	qsort(l->v, l->n, sizeof(*l->v), cmp_bdf);
+	for (size_t i = 0; i < l->n; i++)
+		fill_sysfs(&l->v[i]);
+	*devs = l->v;
+	*n = l->n;
+	free(l);
+	return 0;
+}
+
+void pnvme_pci_list_free(struct pnvme_pci_dev *devs)
+{
+	free(devs);
+}
+
+int pnvme_pci_probe(const char *bdf, struct pnvme_pci_dev *dev)
+{
+	if (!dev)
+		return pnvme_fail(-EINVAL, "pci: NULL argument");
+	memset(dev, 0, sizeof(*dev));
+	int rc = pnvme_pci_bdf_normalize(bdf, dev->bdf);
+	if (rc)
+		return rc;
+	if (fill_ids_sysfs(dev) != 0)
+		return pnvme_fail(-ENODEV, "pci: no PCI device %s (see `pnvme list`)", dev->bdf);
+	fill_sysfs(dev);
+	return 0;
+}
+
+int pnvme_pci_in_use(const char *bdf, char *why, size_t len)
+{
+	struct pnvme_pci_dev *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return pnvme_fail(-ENOMEM, "pci: out of memory");
+	int rc = pnvme_pci_probe(bdf, dev);
+	if (rc == 0) {
+		if (why && len)
+			snprintf(why, len, "%s", dev->in_use);
+		rc = dev->in_use[0] ? 1 : 0;
+	}
+	free(dev);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* binding                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int sysfs_fail(int rc, const char *what, const char *path)
+{
+	if (rc == -EACCES || rc == -EPERM)
+		return pnvme_fail(rc, "pci: cannot write %s: permission denied (run as root)",
+				  path);
+	return pnvme_fail(rc, "pci: %s (%s): %s", what, path, strerror(-rc));
+}
+
+/* Wait up to `ms` for the driver link to name `want` ("" = no driver). */
+static bool wait_driver(const char *bdf, const char *want, char *got, size_t len,
+			unsigned ms)
+{
+	for (unsigned t = 0;; t += 10) {
+		current_driver(bdf, got, len);
+		if (strcmp(got, want) == 0)
+			return true;
+		if (t >= ms)
+			return false;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int pnvme_pci_bind_vfio(const char *bdf_in, bool force)
+{
+	char bdf[PNVME_PCI_BDF_LEN], p[PATH_MAX], drv[64];
+	int rc = pnvme_pci_bdf_normalize(bdf_in, bdf);
+	if (rc)
+		return rc;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
+	if (!exists(p))
+		return pnvme_fail(-ENODEV, "pci: no PCI device %s (see `pnvme list`)", bdf);
+	current_driver(bdf, drv, sizeof(drv));
+	if (strcmp(drv, "vfio-pci") == 0)
+		return 0;
+
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
+	if (!exists(p))
+		return pnvme_fail(-ENXIO, "pci: %s has no IOMMU group: the IOMMU is off; boot "
+				  "with intel_iommu=on (or amd_iommu=on) and enable VT-d/AMD-Vi "
+				  "in the firmware", bdf);
+	if (!exists(SYSFS_PCI "/drivers/vfio-pci"))
+		return pnvme_fail(-ENOENT, "pci: the vfio-pci driver is not loaded (run "
+				  "`modprobe vfio-pci`)");
+
+	if (!force) {
+		char why[256];
+		rc = pnvme_pci_in_use(bdf, why, sizeof(why));
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return pnvme_fail(-EBUSY, "pci: refusing to bind %s to vfio-pci: %s "
+					  "(unmount / stop using it first, or use --force)",
+					  bdf, why);
+	}
+
+	/* 1. only vfio-pci may claim the device from now on */
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
+	if ((rc = write_str(p, "vfio-pci")) != 0)
+		return sysfs_fail(rc, "set driver_override", p);
+	/* 2. release it from its current driver */
+	if (drv[0]) {
+		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
+		if ((rc = write_str(p, bdf)) != 0 && rc != -ENODEV)
+			return sysfs_fail(rc, "unbind from the current driver", p);
+	}
+	/* 3. reprobe: vfio-pci takes it because of the override */
+	rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
+	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
+		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
+	/* 4. check */
+	char got[64];
+	if (!wait_driver(bdf, "vfio-pci", got, sizeof(got), 2000))
+		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not vfio-pci "
+				  "(see dmesg)", bdf, got[0] ? got : "no driver");
+	log_info("pci: %s: %s -> vfio-pci", bdf, drv[0] ? drv : "no driver");
+	return 0;
+}
+
+int pnvme_pci_unbind_vfio(const char *bdf_in)
+{
+	char bdf[PNVME_PCI_BDF_LEN], p[PATH_MAX], drv[64], g[32];
+	int rc = pnvme_pci_bdf_normalize(bdf_in, bdf);
+	if (rc)
+		return rc;
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
+	if (!exists(p))
+		return pnvme_fail(-ENODEV, "pci: no PCI device %s (see `pnvme list`)", bdf);
+	current_driver(bdf, drv, sizeof(drv));
+	if (strcmp(drv, "nvme") == 0)
+		return 0;
+
+	if (strcmp(drv, "vfio-pci") == 0) {
+		/* vfio-pci's remove blocks until the user lets go: refuse instead. */
+		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
+		if (link_base(p, g, sizeof(g)) == 0) {
+			char gpath[64];
+			struct stat gst;
+			snprintf(gpath, sizeof(gpath), "/dev/vfio/%s", g);
+			if (stat(gpath, &gst) == 0) {
+				struct pnvme_pci_dev *tmp = calloc(1, sizeof(*tmp));
+				if (!tmp)
+					return pnvme_fail(-ENOMEM, "pci: out of memory");
+				char why[256] = "";
+				dev_t chr = gst.st_rdev;
+				open_by_process(tmp, &chr, 1, why, sizeof(why));
+				free(tmp);
+				if (why[0]) {
+					char *at = strstr(why, "pid ");
+					return pnvme_fail(-EBUSY, "pci: refusing to unbind %s: %s "
+							  "has %s open (stop it first)", bdf,
+							  at ? at : why, gpath);
+				}
+			}
+		}
+	}
+
+	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
+	if ((rc = write_str(p, "\n")) != 0)
+		return sysfs_fail(rc, "clear driver_override", p);
+	if (drv[0]) {
+		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
+		if ((rc = write_str(p, bdf)) != 0 && rc != -ENODEV)
+			return sysfs_fail(rc, "unbind", p);
+	}
+	if (!exists(SYSFS_PCI "/drivers/nvme"))
+		return pnvme_fail(-ENOENT, "pci: %s is unbound, but the kernel nvme driver is "
+				  "not loaded (run `modprobe nvme`)", bdf);
+	rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
+	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
+		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
+	char got[64];
+	if (!wait_driver(bdf, "nvme", got, sizeof(got), 2000))
+		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not nvme "
+				  "(see dmesg)", bdf, got[0] ? got : "no driver");
+	log_info("pci: %s: %s -> nvme", bdf, drv[0] ? drv : "no driver");
+	return 0;
+}

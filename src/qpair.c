@@ -1,0 +1,833 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * qpair.c - submission and completion queue pairs (admin and I/O), request
+ * trackers, PRP construction, the NVM I/O commands and their sync helpers.
+ *
+ * Queue mechanics follow NVMe Base 2.0 §3.3.1 (memory-based transport queue
+ * model): the host owns the SQ tail and the CQ head, the controller the SQ
+ * head (reported in each CQE's SQHD) and the CQ tail (found through the phase
+ * tag, which the controller inverts on every pass through the CQ).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl_priv.h"
+
+#define DEFAULT_IO_DEPTH 256u
+
+/* ------------------------------------------------------------------------ */
+/* Creation and teardown                                                    */
+/* ------------------------------------------------------------------------ */
+
+int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t timeout_ms,
+		uint32_t flags, struct pnvme_qpair **out)
+{
+	struct pnvme_qpair *qp;
+	uint64_t iova;
+	int rc;
+
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
+		return pnvme_fail(-ENOMEM, "out of memory for a queue pair");
+	qp->ctrl = ctrl;
+	qp->qid = qid;
+	qp->qsize = qsize;
+	qp->nr_trk = qsize - 1;
+	qp->flags = flags;
+	qp->phase = 1;
+	qp->dma = &ctrl->dma;
+	qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
+	qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
+	pnvme_qpair_set_timeout(qp, timeout_ms);
+
+	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qsize * sizeof(struct pnvme_sqe),
+				 PNVME_PAGE_SIZE, &qp->sq_mem, &iova);
+	if (rc)
+		goto fail;
+	qp->sq = qp->sq_mem;
+	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qsize * sizeof(struct pnvme_cqe),
+				 PNVME_PAGE_SIZE, &qp->cq_mem, &iova);
+	if (rc)
+		goto fail;
+	qp->cq = qp->cq_mem;
+	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qp->nr_trk * PNVME_PAGE_SIZE,
+				 PNVME_PAGE_SIZE, &qp->prp_mem, &iova);
+	if (rc)
+		goto fail;
+
+	qp->trk = calloc(qp->nr_trk, sizeof(*qp->trk));
+	qp->free_cids = calloc(qp->nr_trk, sizeof(*qp->free_cids));
+	if (!qp->trk || !qp->free_cids) {
+		rc = pnvme_fail(-ENOMEM, "out of memory for %u request trackers", qp->nr_trk);
+		goto fail;
+	}
+	for (uint32_t i = 0; i < qp->nr_trk; i++) {
+		qp->trk[i].prp_list = (uint64_t *)((uint8_t *)qp->prp_mem + (size_t)i * PNVME_PAGE_SIZE);
+		qp->trk[i].prp_iova = iova + (uint64_t)i * PNVME_PAGE_SIZE;
+		/* Lowest command ids on top of the stack. */
+		qp->free_cids[i] = (uint16_t)(qp->nr_trk - 1 - i);
+	}
+	qp->nr_free = qp->nr_trk;
+	*out = qp;
+	return 0;
+fail:
+	qpair_free(qp);
+	return rc;
+}
+
+void qpair_free(struct pnvme_qpair *qp)
+{
+	if (!qp)
+		return;
+	pnvme_dma_free_raw(&qp->ctrl->dma, qp->sq_mem);
+	pnvme_dma_free_raw(&qp->ctrl->dma, qp->cq_mem);
+	pnvme_dma_free_raw(&qp->ctrl->dma, qp->prp_mem);
+	free(qp->trk);
+	free(qp->free_cids);
+	free(qp);
+}
+
+void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
+{
+	opts->depth = 0;
+	opts->timeout_ms = 0;
+	opts->flags = 0;
+}
+
+int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *opts,
+		       struct pnvme_qpair **out)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair *qp = NULL;
+	uint32_t mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+	uint64_t sq_iova, cq_iova;
+	uint16_t qid = 0;
+	int rc;
+
+	if (!ctrl || !out)
+		return pnvme_fail(-EINVAL, "qpair_create: NULL argument");
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	else
+		pnvme_qpair_opts_default(&o);
+	if (o.flags & ~PNVME_QPAIR_DB_IMMEDIATE)
+		return pnvme_fail(-EINVAL, "qpair_create: unknown flags 0x%x", o.flags);
+	if (o.depth == 0)
+		o.depth = DEFAULT_IO_DEPTH < mqes ? DEFAULT_IO_DEPTH : mqes;
+	if (o.depth < 2 || o.depth > mqes)
+		return pnvme_fail(-EINVAL,
+				  "qpair_create: depth %u outside 2..%u (CAP.MQES + 1)",
+				  o.depth, mqes);
+	if (ctrl->dead)
+		return pnvme_fail(-ENODEV, "qpair_create: controller is gone");
+
+	pthread_mutex_lock(&ctrl->admin_lock);
+	for (uint16_t i = 1; i <= ctrl->max_io_queues; i++) {
+		if (!ctrl->qid_used[i]) {
+			qid = i;
+			break;
+		}
+	}
+	if (qid == 0) {
+		rc = pnvme_fail(-EBUSY, "qpair_create: all %u I/O queues granted by the "
+				"controller are in use", ctrl->max_io_queues);
+		goto unlock;
+	}
+	rc = qpair_alloc(ctrl, qid, o.depth, o.timeout_ms ? o.timeout_ms : ctrl->opts.io_timeout_ms,
+			 o.flags, &qp);
+	if (rc)
+		goto unlock;
+	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
+	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
+		rc = pnvme_fail(-EFAULT, "queue rings are not DMA mapped");
+		goto free_qp;
+	}
+
+	/* Base 2.0 §3.3.1.2: a completion queue must exist before its submission queue. */
+	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, o.depth);
+	if (rc)
+		goto free_qp;
+	rc = pnvme_create_io_sq(ctrl, qid, qid, sq_iova, o.depth);
+	if (rc) {
+		(void)pnvme_delete_io_cq(ctrl, qid);
+		goto free_qp;
+	}
+	ctrl->qid_used[qid] = 1;
+	qp->next = ctrl->qpairs;
+	ctrl->qpairs = qp;
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	*out = qp;
+	return 0;
+free_qp:
+	qpair_free(qp);
+unlock:
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	return rc;
+}
+
+int pnvme_qpair_destroy(struct pnvme_qpair *qp)
+{
+	struct pnvme_ctrl *ctrl;
+	int rc = 0, rc2;
+
+	if (!qp)
+		return 0;
+	ctrl = qp->ctrl;
+	pnvme_qpair_flush(qp);
+	pthread_mutex_lock(&ctrl->admin_lock);
+	if (!ctrl->dead) {
+		/*
+		 * Base 2.0 §3.3.1.3: delete the SQ first; the controller aborts what
+		 * it had not completed. Reap what it posted, then delete the CQ.
+		 */
+		rc = pnvme_delete_io_sq(ctrl, qp->qid);
+		if (!qp->in_poll)
+			(void)pnvme_qpair_poll(qp, 0);
+		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
+		if (!rc)
+			rc = rc2;
+	}
+	qpair_fail_all(qp, -ECANCELED);
+	for (struct pnvme_qpair **pp = &ctrl->qpairs; *pp; pp = &(*pp)->next) {
+		if (*pp == qp) {
+			*pp = qp->next;
+			break;
+		}
+	}
+	ctrl->qid_used[qp->qid] = 0;
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	qpair_free(qp);
+	return rc;
+}
+
+uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp)
+{
+	return qp->qid;
+}
+
+uint32_t pnvme_qpair_depth(const struct pnvme_qpair *qp)
+{
+	return qp->nr_trk;
+}
+
+uint32_t pnvme_qpair_outstanding(const struct pnvme_qpair *qp)
+{
+	return qp->outstanding;
+}
+
+void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms)
+{
+	if (timeout_ms == 0)
+		timeout_ms = qp->ctrl->opts.io_timeout_ms;
+	qp->timeout_ticks = pnvme_ms_to_ticks(timeout_ms);
+	/* Scan for expired requests a few times per timeout, at most every 100 ms. */
+	qp->check_ticks = qp->timeout_ticks / 4;
+	if (qp->check_ticks > pnvme_ms_to_ticks(100))
+		qp->check_ticks = pnvme_ms_to_ticks(100);
+	if (qp->check_ticks == 0)
+		qp->check_ticks = 1;
+}
+
+void pnvme_qpair_get_stats(const struct pnvme_qpair *qp, struct pnvme_qpair_stats *stats)
+{
+	*stats = qp->stats;
+}
+
+void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
+{
+	memset(&qp->stats, 0, sizeof(qp->stats));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Submission                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Write the SQ tail doorbell (Base 2.0 §3.1.4.22). */
+static inline void ring_sq(struct pnvme_qpair *qp)
+{
+	/* The SQEs must be in memory before the device learns of them. */
+	pnvme_wmb();
+	*qp->sq_db = qp->sq_tail;
+	qp->sq_db_tail = qp->sq_tail;
+	qp->stats.sq_doorbells++;
+}
+
+void pnvme_qpair_flush(struct pnvme_qpair *qp)
+{
+	if (qp->sq_tail != qp->sq_db_tail)
+		ring_sq(qp);
+}
+
+/*
+ * Take a tracker and the SQ slot at the tail. Returns the SQE to fill, or
+ * NULL when either the trackers or the SQ ring are exhausted (queue full).
+ */
+static inline struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pnvme_tracker **trk_out,
+					uint16_t *cid_out)
+{
+	uint32_t next = qp->sq_tail + 1;
+
+	if (next == qp->qsize)
+		next = 0;
+	if (unlikely(qp->nr_free == 0 || next == qp->sq_head))
+		return NULL;
+	uint16_t cid = qp->free_cids[--qp->nr_free];
+	*cid_out = cid;
+	*trk_out = &qp->trk[cid];
+	return &qp->sq[qp->sq_tail];
+}
+
+/* Hand the filled SQE at the tail to the device side of the ring. */
+static inline void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk, pnvme_cmd_cb cb,
+			    void *arg)
+{
+	trk->cb = cb;
+	trk->arg = arg;
+	trk->state = TRK_ACTIVE;
+	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
+	if (++qp->sq_tail == qp->qsize)
+		qp->sq_tail = 0;
+	qp->outstanding++;
+	qp->stats.submitted++;
+	if (qp->flags & PNVME_QPAIR_DB_IMMEDIATE)
+		ring_sq(qp);
+}
+
+/* Give back a tracker taken by sqe_get() when the command could not be built. */
+static inline void sqe_putback(struct pnvme_qpair *qp, uint16_t cid)
+{
+	qp->free_cids[qp->nr_free++] = cid;
+}
+
+/*
+ * Fill PRP1/PRP2 for `len` bytes at `buf` (Base 2.0 §4.1.1: PRP entries and
+ * lists). The first entry may carry a dword-aligned offset; the rest are page
+ * aligned. More than two pages use the tracker's preallocated list page, which
+ * holds 512 entries: enough for the 2 MiB per-command cap.
+ */
+static inline int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk, const void *buf,
+			     size_t len, struct pnvme_sqe *sqe)
+{
+	uint64_t iova;
+
+	if (unlikely(pnvme_dma_xlate(qp->dma, buf, len, &iova) != 0 || (iova & 3) != 0))
+		return -EINVAL;
+	sqe->prp1 = iova;
+	size_t first = PNVME_PAGE_SIZE - (size_t)(iova & (PNVME_PAGE_SIZE - 1));
+	if (len <= first) {
+		sqe->prp2 = 0;
+		return 0;
+	}
+	uint64_t next = iova + first;
+	len -= first;
+	if (len <= PNVME_PAGE_SIZE) {
+		sqe->prp2 = next;
+		return 0;
+	}
+	uint32_t n = (uint32_t)((len + PNVME_PAGE_SIZE - 1) >> PNVME_PAGE_SHIFT);
+	if (unlikely(n > PNVME_PAGE_SIZE / sizeof(uint64_t)))
+		return -EINVAL;
+	uint64_t *list = trk->prp_list;
+	for (uint32_t i = 0; i < n; i++)
+		list[i] = next + ((uint64_t)i << PNVME_PAGE_SHIFT);
+	sqe->prp2 = trk->prp_iova;
+	return 0;
+}
+
+/* Generic submission of a caller-built command (admin and I/O passthrough). */
+int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *dma_buf,
+		     size_t len, pnvme_cmd_cb cb, void *arg)
+{
+	struct pnvme_tracker *trk;
+	struct pnvme_sqe *sqe;
+	uint16_t cid;
+
+	if (unlikely(qp->ctrl->dead))
+		return -ENODEV;
+	if (len > qp->ctrl->max_xfer)
+		return pnvme_fail(-EINVAL, "transfer of %zu bytes exceeds the controller's "
+				  "limit of %u bytes (MDTS)", len, qp->ctrl->max_xfer);
+	if (len && !dma_buf)
+		return pnvme_fail(-EINVAL, "data length %zu without a buffer", len);
+	sqe = sqe_get(qp, &trk, &cid);
+	if (!sqe)
+		return -EAGAIN;
+	*sqe = *cmd;
+	sqe->cid = cid;
+	sqe->flags = (uint8_t)(sqe->flags & ~(PNVME_SQE_PSDT_MASK << PNVME_SQE_PSDT_SHIFT));
+	if (len) {
+		if (build_prps(qp, trk, dma_buf, len, sqe) != 0) {
+			sqe_putback(qp, cid);
+			return pnvme_fail(-EINVAL, "buffer %p (+%zu) is not dword-aligned pnvme "
+					  "DMA memory of this controller", dma_buf, len);
+		}
+	}
+	/* len == 0: PRP1/PRP2 stay as the caller set them (e.g. queue ring IOVAs). */
+	trk->opc = cmd->opc;
+	sqe_post(qp, trk, cb, arg);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Completion                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Complete a tracker from the host side (timeout, deletion, device gone). */
+static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool keep_cid)
+{
+	struct pnvme_tracker *trk = &qp->trk[cid];
+	pnvme_cmd_cb cb = trk->cb;
+	void *arg = trk->arg;
+	struct pnvme_cqe cqe;
+
+	host_cqe(&cqe, cid, qp->qid);
+	qp->outstanding--;
+	if (keep_cid) {
+		/* The device may still post this command id: keep it out of use. */
+		trk->state = TRK_EXPIRED;
+		qp->nr_expired++;
+	} else {
+		trk->state = TRK_FREE;
+		qp->free_cids[qp->nr_free++] = cid;
+	}
+	trk->cb = NULL;
+	qp->stats.completed++;
+	if (cb)
+		cb(arg, err, &cqe);
+}
+
+void qpair_fail_all(struct pnvme_qpair *qp, int err)
+{
+	for (uint32_t i = 0; i < qp->nr_trk; i++) {
+		struct pnvme_tracker *trk = &qp->trk[i];
+		if (trk->state == TRK_ACTIVE) {
+			host_complete(qp, (uint16_t)i, err, false);
+		} else if (trk->state == TRK_EXPIRED) {
+			trk->state = TRK_FREE;
+			qp->nr_expired--;
+			qp->free_cids[qp->nr_free++] = (uint16_t)i;
+		}
+	}
+	/* Nothing is in flight any more: the rings are empty from our side. */
+	qp->sq_head = qp->sq_tail;
+}
+
+/*
+ * Deadline scan (slow path, at most every check_ticks). Expired requests
+ * complete with -ETIMEDOUT; their command ids stay reserved until the device
+ * completes them or the queue goes away.
+ * TODO(reliability): Linux's nvme_timeout ladder goes on from here: Abort the
+ * command on the admin queue, then reset the controller.
+ */
+static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
+{
+	qp->next_check = now + qp->check_ticks;
+	/* One register read per scan tells a removed device apart from a slow one. */
+	uint32_t csts = mmio_read32(qp->ctrl->bar, PNVME_REG_CSTS);
+	if (unlikely(csts == UINT32_MAX)) {
+		if (!qp->ctrl->dead)
+			log_err("controller registers read all ones: device removed");
+		qp->ctrl->dead = 1;
+		qpair_fail_all(qp, -ENODEV);
+		return;
+	}
+	if (unlikely(csts & (PNVME_CSTS_CFS_MASK << PNVME_CSTS_CFS_SHIFT)))
+		log_warn("controller fatal status (CSTS.CFS) on queue %u", qp->qid);
+	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding; i++) {
+		struct pnvme_tracker *trk = &qp->trk[i];
+		if (trk->state == TRK_ACTIVE && (int64_t)(now - trk->deadline) >= 0) {
+			qp->stats.timeouts++;
+			log_warn("queue %u: command id %u (opcode 0x%02x) timed out", qp->qid, i,
+				 trk->opc);
+			host_complete(qp, (uint16_t)i, -ETIMEDOUT, true);
+		}
+	}
+}
+
+/* A CQE whose command id is not outstanding: a late completion or device bug. */
+static void stray_cqe(struct pnvme_qpair *qp, uint16_t cid)
+{
+	if (cid < qp->nr_trk && qp->trk[cid].state == TRK_EXPIRED) {
+		/* The device finally completed a command we timed out: recycle it. */
+		qp->trk[cid].state = TRK_FREE;
+		qp->nr_expired--;
+		qp->free_cids[qp->nr_free++] = cid;
+		return;
+	}
+	qp->stats.bad_cqes++;
+	log_warn("queue %u: completion for command id %u that is not outstanding (ignored)",
+		 qp->qid, cid);
+}
+
+int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
+{
+	uint32_t head = qp->cq_head;
+	uint16_t phase = qp->phase;
+	int n = 0;
+
+	if (unlikely(qp->in_poll))
+		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
+				  "of the same queue pair");
+	if (qp->sq_tail != qp->sq_db_tail)
+		ring_sq(qp);
+	qp->in_poll = 1;
+	qp->stats.polls++;
+	for (;;) {
+		struct pnvme_cqe *cqe = &qp->cq[head];
+		uint16_t status = *(volatile uint16_t *)&cqe->status;
+
+		/* Base 2.0 §4.2.4: the entry is new when its phase tag matches ours. */
+		if ((status & 1) != phase)
+			break;
+		/*
+		 * The device writes the entry before flipping its phase tag; without
+		 * this barrier the loads of CID and SQHD below could be satisfied
+		 * before the status load above and see the previous pass's values.
+		 */
+		pnvme_rmb();
+		uint16_t cid = cqe->cid;
+		uint16_t sqhd = cqe->sqhd;
+		if (++head == qp->qsize) {
+			head = 0;
+			phase ^= 1;
+		}
+		if (likely(sqhd < qp->qsize))
+			qp->sq_head = sqhd;
+		if (unlikely(cid >= qp->nr_trk || qp->trk[cid].state != TRK_ACTIVE)) {
+			stray_cqe(qp, cid);
+			continue;
+		}
+		struct pnvme_tracker *trk = &qp->trk[cid];
+		pnvme_cmd_cb cb = trk->cb;
+		void *arg = trk->arg;
+		trk->state = TRK_FREE;
+		qp->free_cids[qp->nr_free++] = cid;
+		qp->outstanding--;
+		int err = 0;
+		if (unlikely(status >> 1)) {
+			qp->stats.errors++;
+			err = pnvme_status_errno((uint16_t)(status >> 1));
+		}
+		n++;
+		cb(arg, err, cqe);
+		if (max && (uint32_t)n >= max)
+			break;
+	}
+	if (head != qp->cq_head) {
+		qp->cq_head = head;
+		qp->phase = phase;
+		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch. */
+		*qp->cq_db = head;
+		qp->stats.cq_doorbells++;
+	}
+	qp->stats.completed += (uint64_t)n;
+	if (n == 0)
+		qp->stats.empty_polls++;
+	if (qp->outstanding) {
+		uint64_t now = pnvme_ticks();
+		if (unlikely((int64_t)(now - qp->next_check) >= 0))
+			check_deadlines(qp, now);
+	}
+	if (unlikely(qp->ctrl->dead)) {
+		/* Nothing more will come from the device: fail what is left. */
+		if (qp->outstanding || qp->nr_expired)
+			qpair_fail_all(qp, -ENODEV);
+		qp->in_poll = 0;
+		return n ? n : -ENODEV;
+	}
+	qp->in_poll = 0;
+	return n;
+}
+
+bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp)
+{
+	uint16_t status = *(const volatile uint16_t *)&qp->cq[qp->cq_head].status;
+	return (status & 1) == qp->phase;
+}
+
+/*
+ * Poll until *done is set (by a callback), bounded by the requests' own
+ * deadlines. `lock` (may be NULL) is held around each poll (admin queue).
+ */
+int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t *lock)
+{
+	for (;;) {
+		int rc = 0, finished;
+
+		if (lock)
+			pthread_mutex_lock(lock);
+		if (!*done)
+			rc = pnvme_qpair_poll(qp, 0);
+		finished = *done;
+		if (lock)
+			pthread_mutex_unlock(lock);
+		if (finished)
+			return 0;
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			ctrl_wait_hook(qp->ctrl);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* NVM I/O commands (NVM Command Set 1.0 §3)                                */
+/* ------------------------------------------------------------------------ */
+
+static inline int check_range(const struct pnvme_ns *ns, uint64_t slba, uint32_t nlb)
+{
+	if (unlikely(nlb == 0 || slba >= ns->nlba || nlb > ns->nlba - slba))
+		return pnvme_fail(nlb == 0 ? -EINVAL : -ERANGE,
+				  "LBA range %llu+%u outside namespace %u (%llu blocks)",
+				  (unsigned long long)slba, nlb, ns->nsid,
+				  (unsigned long long)ns->nlba);
+	return 0;
+}
+
+/* Read and Write (NVM 1.0 §3.2.4, §3.2.6): SLBA in CDW10/11, NLB 0's based in CDW12. */
+static inline int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc,
+			    const void *buf, uint64_t slba, uint32_t nlb, uint32_t io_flags,
+			    pnvme_cmd_cb cb, void *arg)
+{
+	struct pnvme_tracker *trk;
+	struct pnvme_sqe *sqe;
+	uint16_t cid;
+
+	if (unlikely(nlb > ns->max_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)))) {
+		if (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR))
+			return pnvme_fail(-EINVAL, "unsupported I/O flags 0x%x", io_flags);
+		return pnvme_fail(-EINVAL, "%u blocks exceed the per-command limit of %u "
+				  "(MDTS %u bytes); split the request", nlb, ns->max_lbas,
+				  ns->max_xfer);
+	}
+	if (unlikely(check_range(ns, slba, nlb)))
+		return nlb ? -ERANGE : -EINVAL;
+	sqe = sqe_get(qp, &trk, &cid);
+	if (unlikely(!sqe))
+		return -EAGAIN;
+	sqe->opc = opc;
+	sqe->flags = 0;
+	sqe->cid = cid;
+	sqe->nsid = ns->nsid;
+	sqe->cdw2 = 0;
+	sqe->cdw3 = 0;
+	sqe->mptr = 0;
+	if (unlikely(build_prps(qp, trk, buf, (size_t)nlb << ns->lba_shift, sqe) != 0)) {
+		sqe_putback(qp, cid);
+		return pnvme_fail(-EINVAL, "buffer %p is not dword-aligned pnvme DMA memory of "
+				  "this controller (or shorter than %u blocks)", buf, nlb);
+	}
+	sqe->cdw10 = (uint32_t)slba;
+	sqe->cdw11 = (uint32_t)(slba >> 32);
+	sqe->cdw12 = (nlb - 1) | io_flags;
+	sqe->cdw13 = 0;
+	sqe->cdw14 = 0;
+	sqe->cdw15 = 0;
+	trk->opc = opc;
+	sqe_post(qp, trk, cb, arg);
+	return 0;
+}
+
+int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uint64_t slba,
+	       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
+{
+	return submit_rw(qp, ns, PNVME_NVM_READ, buf, slba, nlb, io_flags, cb, arg);
+}
+
+int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
+{
+	return submit_rw(qp, ns, PNVME_NVM_WRITE, buf, slba, nlb, io_flags, cb, arg);
+}
+
+/* Commands without data: Flush (NVM 1.0 §3.2.2 / Base 2.0 §7.1), Write Zeroes. */
+static int submit_nodata(struct pnvme_qpair *qp, uint32_t nsid, uint8_t opc, uint32_t cdw10,
+			 uint32_t cdw11, uint32_t cdw12, pnvme_cmd_cb cb, void *arg)
+{
+	struct pnvme_sqe cmd;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opc = opc;
+	cmd.nsid = nsid;
+	cmd.cdw10 = cdw10;
+	cmd.cdw11 = cdw11;
+	cmd.cdw12 = cdw12;
+	return qpair_submit_raw(qp, &cmd, NULL, 0, cb, arg);
+}
+
+int pnvme_flush(struct pnvme_qpair *qp, const struct pnvme_ns *ns, pnvme_cmd_cb cb, void *arg)
+{
+	return submit_nodata(qp, ns->nsid, PNVME_NVM_FLUSH, 0, 0, 0, cb, arg);
+}
+
+int pnvme_write_zeroes(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64_t slba,
+		       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
+{
+	const uint32_t ok = PNVME_IO_DEAC | PNVME_IO_FUA | PNVME_IO_LR;
+
+	if (io_flags & ~ok)
+		return pnvme_fail(-EINVAL, "unsupported Write Zeroes flags 0x%x", io_flags);
+	if (nlb > 65536u)
+		return pnvme_fail(-EINVAL, "Write Zeroes of %u blocks: at most 65536", nlb);
+	if (check_range(ns, slba, nlb))
+		return nlb ? -ERANGE : -EINVAL;
+	return submit_nodata(qp, ns->nsid, PNVME_NVM_WRITE_ZEROES, (uint32_t)slba,
+			     (uint32_t)(slba >> 32), (nlb - 1) | io_flags, cb, arg);
+}
+
+/*
+ * Dataset Management (NVM 1.0 §3.2.3). The ranges are copied into the
+ * tracker's own DMA page (256 ranges x 16 bytes = 4 KiB exactly).
+ */
+int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+	      const struct pnvme_dsm_range *ranges, uint32_t nr, uint32_t attr, pnvme_cmd_cb cb,
+	      void *arg)
+{
+	struct pnvme_tracker *trk;
+	struct pnvme_sqe *sqe;
+	uint16_t cid;
+
+	if (!ranges || nr == 0 || nr > PNVME_DSM_MAX_RANGES)
+		return pnvme_fail(-EINVAL, "Dataset Management needs 1..%u ranges, got %u",
+				  PNVME_DSM_MAX_RANGES, nr);
+	if (attr & ~(PNVME_DSM_IDR | PNVME_DSM_IDW | PNVME_DSM_AD))
+		return pnvme_fail(-EINVAL, "unsupported Dataset Management attributes 0x%x", attr);
+	for (uint32_t i = 0; i < nr; i++) {
+		if (ranges[i].nlb && check_range(ns, ranges[i].slba, ranges[i].nlb))
+			return -ERANGE;
+	}
+	if (unlikely(qp->ctrl->dead))
+		return -ENODEV;
+	sqe = sqe_get(qp, &trk, &cid);
+	if (!sqe)
+		return -EAGAIN;
+	memcpy(trk->prp_list, ranges, nr * sizeof(*ranges));
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opc = PNVME_NVM_DSM;
+	sqe->cid = cid;
+	sqe->nsid = ns->nsid;
+	sqe->prp1 = trk->prp_iova;
+	sqe->cdw10 = nr - 1;
+	sqe->cdw11 = attr;
+	trk->opc = PNVME_NVM_DSM;
+	sqe_post(qp, trk, cb, arg);
+	return 0;
+}
+
+int pnvme_io_passthru(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe, void *dma_buf,
+		      size_t len, pnvme_cmd_cb cb, void *arg)
+{
+	if (!sqe)
+		return pnvme_fail(-EINVAL, "io_passthru: NULL command");
+	return qpair_submit_raw(qp, sqe, dma_buf, len, cb, arg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Synchronous helpers                                                      */
+/* ------------------------------------------------------------------------ */
+
+struct sync_req {
+	volatile int done;
+	int err;
+	struct pnvme_cqe cqe;
+};
+
+static void sync_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct sync_req *s = arg;
+	s->err = err;
+	s->cqe = *cqe;
+	s->done = 1;
+}
+
+/*
+ * Submit through `submit` (which returns -EAGAIN while the queue is full),
+ * then wait. A full queue is retried while polling, for at most the queue
+ * pair's timeout.
+ */
+#define SYNC_SUBMIT(qp, s, expr)                                                        \
+	do {                                                                            \
+		uint64_t until_ = pnvme_ticks() + (qp)->timeout_ticks;                   \
+		int rc_;                                                                \
+		if ((qp)->in_poll)                                                      \
+			return pnvme_fail(-EDEADLK, "sync I/O from a completion callback " \
+					  "of the same queue pair");                    \
+		while ((rc_ = (expr)) == -EAGAIN) {                                     \
+			int prc_ = pnvme_qpair_poll((qp), 0);                           \
+			if (prc_ < 0)                                                   \
+				return prc_;                                            \
+			if ((int64_t)(pnvme_ticks() - until_) >= 0)                     \
+				return pnvme_fail(-ETIMEDOUT, "queue %u stayed full",   \
+						  (qp)->qid);                           \
+			if (prc_ == 0)                                                  \
+				ctrl_wait_hook((qp)->ctrl);                             \
+		}                                                                       \
+		if (rc_)                                                                \
+			return rc_;                                                     \
+		rc_ = qpair_wait_flag((qp), &(s).done, NULL);                           \
+		if (rc_)                                                                \
+			return rc_;                                                     \
+	} while (0)
+
+static int sync_result(struct sync_req *s)
+{
+	if (s->err && s->err != -ETIMEDOUT && s->err != -ECANCELED && s->err != -ENODEV) {
+		uint16_t st = PNVME_CQE_STATUS(&s->cqe);
+		return pnvme_fail(s->err, "command failed: %s", pnvme_status_str(st));
+	}
+	if (s->err)
+		return pnvme_fail(s->err, "command did not complete (%s)",
+				  s->err == -ETIMEDOUT ? "timed out" :
+				  s->err == -ENODEV ? "device gone" : "cancelled");
+	return 0;
+}
+
+int pnvme_read_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf,
+		    uint64_t slba, uint32_t nlb, uint32_t io_flags)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_read(qp, ns, buf, slba, nlb, io_flags, sync_cb, &s));
+	return sync_result(&s);
+}
+
+int pnvme_write_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		     uint64_t slba, uint32_t nlb, uint32_t io_flags)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_write(qp, ns, buf, slba, nlb, io_flags, sync_cb, &s));
+	return sync_result(&s);
+}
+
+int pnvme_flush_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_flush(qp, ns, sync_cb, &s));
+	return sync_result(&s);
+}
+
+int pnvme_write_zeroes_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64_t slba,
+			    uint32_t nlb, uint32_t io_flags)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_write_zeroes(qp, ns, slba, nlb, io_flags, sync_cb, &s));
+	return sync_result(&s);
+}
+
+int pnvme_dsm_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+		   const struct pnvme_dsm_range *ranges, uint32_t nr, uint32_t attr)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_dsm(qp, ns, ranges, nr, attr, sync_cb, &s));
+	return sync_result(&s);
+}
+
+int pnvme_io_passthru_sync(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe,
+			   void *dma_buf, size_t len, struct pnvme_cqe *cqe)
+{
+	struct sync_req s = { 0 };
+	SYNC_SUBMIT(qp, s, pnvme_io_passthru(qp, sqe, dma_buf, len, sync_cb, &s));
+	if (cqe)
+		*cqe = s.cqe;
+	return sync_result(&s);
+}

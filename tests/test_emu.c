@@ -1,0 +1,1738 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_emu.c - the emulated controller, driven at the register level.
+ *
+ * A minimal host lives in this file: it writes AQA/ASQ/ACQ/CC into the BAR,
+ * puts SQEs into rings inside an arena mapped with pnvme_emu_map(), rings
+ * doorbells, steps the emulator and checks the CQEs (phase, status, cid, sqhd).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <pnvme/emu.h>
+#include <pnvme/error.h>
+#include <pnvme/spec.h>
+
+#include "internal.h"
+
+#define ARENA_SIZE  (16u << 20)
+#define ARENA_IOVA  0x100000ull
+#define MAXQ        8
+#define CC_ENABLE   (PNVME_SET(PNVME_CC_EN, 1u) | PNVME_SET(PNVME_CC_IOSQES, 6u) | \
+		     PNVME_SET(PNVME_CC_IOCQES, 4u))
+#define ST(sct, sc) PNVME_STATUS(sct, sc)
+#define ST_OK       0
+
+struct tq {
+	struct pnvme_sqe *sq;
+	struct pnvme_cqe *cq;
+	uint32_t sqsize, cqsize;
+	uint16_t tail, head, cid;
+	uint16_t phase;
+};
+
+struct t {
+	struct pnvme_emu *emu;
+	volatile uint8_t *bar;
+	size_t bar_len;
+	uint32_t dstrd;
+	uint8_t *arena;
+	size_t used;
+	struct tq q[MAXQ];
+};
+
+/* ------------------------------------------------------------------------ */
+/* The little host                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void *t_alloc(struct t *t, size_t len)
+{
+	void *p;
+
+	len = ALIGN_UP(len, (size_t)4096);
+	assert_true(t->used + len <= ARENA_SIZE);
+	p = t->arena + t->used;
+	t->used += len;
+	memset(p, 0, len);
+	return p;
+}
+
+static uint64_t t_iova(struct t *t, const void *p)
+{
+	return ARENA_IOVA + (uint64_t)((const uint8_t *)p - t->arena);
+}
+
+static struct t *t_open(const char *spec)
+{
+	struct t *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	assert_int_equal(pnvme_emu_create(spec, &t->emu), 0);
+	t->bar = pnvme_emu_bar(t->emu, &t->bar_len);
+	t->dstrd = pnvme_emu_config(t->emu)->dstrd;
+	t->arena = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	assert_true(t->arena != MAP_FAILED);
+	assert_int_equal(pnvme_emu_map(t->emu, t->arena, ARENA_IOVA, ARENA_SIZE), 0);
+	return t;
+}
+
+static void t_close(struct t *t)
+{
+	pnvme_emu_destroy(t->emu);
+	munmap(t->arena, ARENA_SIZE);
+	free(t);
+}
+
+static uint32_t rd32(struct t *t, size_t off)
+{
+	return mmio_read32(t->bar, off);
+}
+
+static void wr32(struct t *t, size_t off, uint32_t v)
+{
+	mmio_write32(t->bar, off, v);
+}
+
+static void t_step(struct t *t)
+{
+	if (!pnvme_emu_threaded(t->emu))
+		pnvme_emu_step(t->emu);
+	else
+		usleep(50);
+}
+
+/* Set up the admin queue registers (Base 2.0 §3.5.1 steps 3-4), not CC. */
+static void t_admin_regs(struct t *t, uint32_t depth)
+{
+	struct tq *q = &t->q[0];
+
+	q->sq = t_alloc(t, depth * sizeof(struct pnvme_sqe));
+	q->cq = t_alloc(t, depth * sizeof(struct pnvme_cqe));
+	q->sqsize = q->cqsize = depth;
+	q->tail = q->head = 0;
+	q->phase = 1;
+	wr32(t, PNVME_REG_AQA, PNVME_SET(PNVME_AQA_ASQS, depth - 1) |
+			       PNVME_SET(PNVME_AQA_ACQS, depth - 1));
+	mmio_write64(t->bar, PNVME_REG_ASQ, t_iova(t, q->sq));
+	mmio_write64(t->bar, PNVME_REG_ACQ, t_iova(t, q->cq));
+}
+
+static void t_enable(struct t *t)
+{
+	t_admin_regs(t, 32);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	for (int i = 0; i < 20000 && !(rd32(t, PNVME_REG_CSTS) & 1u); i++)
+		t_step(t);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 1u);  /* RDY, no CFS */
+}
+
+static void t_disable(struct t *t)
+{
+	wr32(t, PNVME_REG_CC, 0);
+	for (int i = 0; i < 20000 && (rd32(t, PNVME_REG_CSTS) & 1u); i++)
+		t_step(t);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 1u, 0u);
+}
+
+/* Post an SQE (assigning its CID) and ring the tail doorbell. */
+static uint16_t t_submit(struct t *t, uint16_t qid, struct pnvme_sqe *c)
+{
+	struct tq *q = &t->q[qid];
+
+	c->cid = q->cid++;
+	memcpy(&q->sq[q->tail], c, sizeof(*c));
+	q->tail = (uint16_t)((q->tail + 1u) % q->sqsize);
+	pnvme_wmb();
+	wr32(t, PNVME_SQ_TDBL(qid, t->dstrd), q->tail);
+	return c->cid;
+}
+
+/* Take one CQE if the phase says it is new; ring the head doorbell. */
+static bool t_reap(struct t *t, uint16_t qid, struct pnvme_cqe *out)
+{
+	struct tq *q = &t->q[qid];
+	volatile struct pnvme_cqe *e = &q->cq[q->head];
+
+	if ((e->status & 1u) != q->phase)
+		return false;
+	pnvme_rmb();
+	memcpy(out, (const void *)e, sizeof(*out));
+	q->head = (uint16_t)((q->head + 1u) % q->cqsize);
+	if (q->head == 0)
+		q->phase ^= 1u;
+	wr32(t, PNVME_CQ_HDBL(qid, t->dstrd), q->head);
+	return true;
+}
+
+static bool t_wait(struct t *t, uint16_t qid, struct pnvme_cqe *out)
+{
+	for (int i = 0; i < 40000; i++) {
+		if (t_reap(t, qid, out))
+			return true;
+		t_step(t);
+	}
+	return false;
+}
+
+/* Run one command to completion; returns the 15-bit status (no phase). */
+static uint16_t t_cmd(struct t *t, uint16_t qid, struct pnvme_sqe *c, struct pnvme_cqe *cqe)
+{
+	struct pnvme_cqe tmp;
+	uint16_t cid = t_submit(t, qid, c);
+
+	if (cqe == NULL)
+		cqe = &tmp;
+	assert_true(t_wait(t, qid, cqe));
+	assert_int_equal(cqe->cid, cid);
+	assert_int_equal(cqe->sqid, qid);
+	return PNVME_CQE_STATUS(cqe);
+}
+
+/* Build PRP1/PRP2 (and lists, chained past one page) for a contiguous buffer. */
+static void t_prp(struct t *t, struct pnvme_sqe *c, void *buf, size_t len)
+{
+	uint64_t a = t_iova(t, buf), next;
+	size_t first = 4096 - (size_t)(a & 4095u), n;
+	uint64_t *list;
+	unsigned i = 0;
+
+	c->prp1 = a;
+	c->prp2 = 0;
+	if (first >= len)
+		return;
+	next = a + first;
+	if (len - first <= 4096) {
+		c->prp2 = next;
+		return;
+	}
+	n = (len - first + 4095) / 4096;
+	list = t_alloc(t, 4096);
+	c->prp2 = t_iova(t, list);
+	while (n) {
+		if (i == 511 && n > 1) {
+			uint64_t *nl = t_alloc(t, 4096);
+			list[511] = t_iova(t, nl);
+			list = nl;
+			i = 0;
+		}
+		list[i++] = next;
+		next += 4096;
+		n--;
+	}
+}
+
+static uint16_t t_identify(struct t *t, uint32_t cns, uint32_t nsid, void *buf)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_IDENTIFY, .nsid = nsid, .cdw10 = cns };
+	void *d = t_alloc(t, 4096);
+	uint16_t st;
+
+	c.prp1 = t_iova(t, d);
+	st = t_cmd(t, 0, &c, NULL);
+	memcpy(buf, d, 4096);
+	return st;
+}
+
+static uint16_t t_create_cq(struct t *t, uint16_t qid, uint32_t size, uint64_t iova)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_CREATE_CQ };
+	c.cdw10 = qid | ((size - 1u) << 16);
+	c.cdw11 = PNVME_CREATE_CQ_PC;
+	c.prp1 = iova;
+	return t_cmd(t, 0, &c, NULL);
+}
+
+static uint16_t t_create_sq(struct t *t, uint16_t qid, uint16_t cqid, uint32_t size, uint64_t iova)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_CREATE_SQ };
+	c.cdw10 = qid | ((size - 1u) << 16);
+	c.cdw11 = PNVME_CREATE_SQ_PC | ((uint32_t)cqid << 16);
+	c.prp1 = iova;
+	return t_cmd(t, 0, &c, NULL);
+}
+
+static uint16_t t_delete(struct t *t, uint8_t opc, uint16_t qid)
+{
+	struct pnvme_sqe c = { .opc = opc, .cdw10 = qid };
+	return t_cmd(t, 0, &c, NULL);
+}
+
+/* I/O queue pair qid (CQ qid) with `size` entries each. */
+static void t_ioq(struct t *t, uint16_t qid, uint32_t size)
+{
+	struct tq *q = &t->q[qid];
+
+	q->sq = t_alloc(t, size * sizeof(struct pnvme_sqe));
+	q->cq = t_alloc(t, size * sizeof(struct pnvme_cqe));
+	q->sqsize = q->cqsize = size;
+	q->tail = q->head = 0;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, qid, size, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, qid, qid, size, t_iova(t, q->sq)), ST_OK);
+}
+
+static void t_rw_sqe(struct t *t, struct pnvme_sqe *c, uint8_t opc, uint32_t nsid, uint64_t slba,
+		     uint32_t nlb, void *buf, size_t len)
+{
+	memset(c, 0, sizeof(*c));
+	c->opc = opc;
+	c->nsid = nsid;
+	c->cdw10 = (uint32_t)slba;
+	c->cdw11 = (uint32_t)(slba >> 32);
+	c->cdw12 = nlb - 1u;
+	if (buf != NULL)
+		t_prp(t, c, buf, len);
+}
+
+static uint16_t t_rw(struct t *t, uint16_t qid, uint8_t opc, uint64_t slba, uint32_t nlb,
+		     void *buf, size_t len)
+{
+	struct pnvme_sqe c;
+	t_rw_sqe(t, &c, opc, 1, slba, nlb, buf, len);
+	return t_cmd(t, qid, &c, NULL);
+}
+
+static void fill(void *p, size_t n, uint32_t seed)
+{
+	uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)((i * 31u + seed * 7u + (i >> 9)) & 0xffu);
+}
+
+static struct t *t_up(const char *spec)
+{
+	struct t *t = t_open(spec);
+	t_enable(t);
+	return t;
+}
+
+static int fault(struct t *t, enum pnvme_emu_fault_kind kind, uint16_t qid, int opc,
+		 uint32_t skip, uint32_t count, uint16_t status, uint64_t delay_us)
+{
+	struct pnvme_emu_fault f = {
+		.kind = kind, .qid = qid, .opc = opc, .skip = skip, .count = count,
+		.status = status, .delay_us = delay_us,
+	};
+	return pnvme_emu_inject(t->emu, &f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spec parser                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void test_parse_good(void **state)
+{
+	struct pnvme_emu_config c;
+	(void)state;
+
+	assert_int_equal(pnvme_emu_parse("emu", &c), 0);
+	assert_int_equal(c.ns_size, 64ull << 20);
+	assert_int_equal(c.lba_size, 512);
+	assert_int_equal(c.nr_ns, 1);
+	assert_int_equal(c.mqes, 1023);
+	assert_int_equal(c.mdts, 5);
+	assert_int_equal(c.dstrd, 0);
+	assert_int_equal(c.to, 4);
+	assert_int_equal(c.nr_io_queues, 64);
+	assert_true(c.threaded);
+	assert_string_equal(c.file, "");
+
+	assert_int_equal(pnvme_emu_parse("emu:size=1G,lba=4096,ns=4,mqes=255,mdts=0,dstrd=3,"
+					 "to=20,nq=8,mode=step,file=/tmp/x.img,sn=ABC,mn=Model X",
+					 &c), 0);
+	assert_int_equal(c.ns_size, 1ull << 30);
+	assert_int_equal(c.lba_size, 4096);
+	assert_int_equal(c.nr_ns, 4);
+	assert_int_equal(c.mqes, 255);
+	assert_int_equal(c.mdts, 0);
+	assert_int_equal(c.dstrd, 3);
+	assert_int_equal(c.to, 20);
+	assert_int_equal(c.nr_io_queues, 8);
+	assert_false(c.threaded);
+	assert_string_equal(c.file, "/tmp/x.img");
+	assert_string_equal(c.sn, "ABC");
+	assert_string_equal(c.mn, "Model X");
+
+	/* prefix optional, suffixes, last duplicate wins */
+	assert_int_equal(pnvme_emu_parse("size=512K,size=2M", &c), 0);
+	assert_int_equal(c.ns_size, 2ull << 20);
+	assert_int_equal(pnvme_emu_parse("emu:size=1t", &c), 0);
+	assert_int_equal(c.ns_size, 1ull << 40);
+	assert_int_equal(pnvme_emu_parse("emu:size=4096", &c), 0);
+	assert_int_equal(c.ns_size, 4096);
+	assert_int_equal(pnvme_emu_parse("emu:", &c), 0);
+	assert_int_equal(pnvme_emu_parse(NULL, &c), 0);
+	assert_int_equal(pnvme_emu_parse("emu:mode=thread", &c), 0);
+	assert_true(c.threaded);
+}
+
+static void expect_bad(const char *spec, const char *word)
+{
+	struct pnvme_emu_config c;
+	struct pnvme_emu *emu = NULL;
+
+	assert_int_equal(pnvme_emu_parse(spec, &c), -EINVAL);
+	if (strstr(pnvme_last_error(), word) == NULL) {
+		print_error("spec '%s': error '%s' does not mention '%s'\n", spec,
+			    pnvme_last_error(), word);
+		fail();
+	}
+	assert_int_equal(pnvme_emu_create(spec, &emu), -EINVAL);
+	assert_null(emu);
+}
+
+static void test_parse_bad(void **state)
+{
+	(void)state;
+	expect_bad("emu:foo=1", "foo");
+	expect_bad("emu:size=", "size");
+	expect_bad("emu:size", "size");
+	expect_bad("emu:size=12Q", "size");
+	expect_bad("emu:size=1MB", "size");
+	expect_bad("emu:size=-1", "size");
+	expect_bad("emu:size= 1", "size");
+	expect_bad("emu:size=0", "size");
+	expect_bad("emu:size=99999999999999999999", "size");
+	expect_bad("emu:size=20000000T", "size");
+	expect_bad("emu:size=1000", "size");          /* not a multiple of 512 */
+	expect_bad("emu:size=6K,lba=4096", "size");
+	expect_bad("emu:lba=1000", "lba");
+	expect_bad("emu:lba=8192", "lba");
+	expect_bad("emu:ns=0", "ns");
+	expect_bad("emu:ns=33", "ns");
+	expect_bad("emu:mqes=0", "mqes");
+	expect_bad("emu:mqes=65536", "mqes");
+	expect_bad("emu:mdts=16", "mdts");
+	expect_bad("emu:dstrd=9", "dstrd");
+	expect_bad("emu:to=0", "to");
+	expect_bad("emu:to=256", "to");
+	expect_bad("emu:nq=0", "nq");
+	expect_bad("emu:nq=1025", "nq");
+	expect_bad("emu:nq=12x", "nq");
+	expect_bad("emu:nq=4294967300", "nq");
+	expect_bad("emu:mode=fast", "mode");
+	expect_bad("emu:sn=012345678901234567890", "sn");
+	expect_bad("emu:mn=0123456789012345678901234567890123456789X", "mn");
+	expect_bad("emu:size=1M,,ns=1", "empty");
+	expect_bad("emu:size=1M,", "empty");
+	expect_bad("emu:=5", "name");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registers and bring-up                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_bringup(void **state)
+{
+	struct t *t = t_open("emu:mode=step,mqes=255,to=7,nq=4");
+	struct pnvme_emu_stats st;
+	uint64_t cap;
+	(void)state;
+
+	cap = mmio_read64(t->bar, PNVME_REG_CAP);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_MQES), 255);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_CQR), 1);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_TO), 7);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_DSTRD), 0);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_CSS) & PNVME_CAP_CSS_NVM, PNVME_CAP_CSS_NVM);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_MPSMIN), 0);
+	assert_int_equal(rd32(t, PNVME_REG_VS), PNVME_VS(2, 0, 0));
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	assert_int_equal(t->bar_len, 4096 * 2);
+	assert_int_equal(t->bar_len % 4096, 0);
+
+	/* nothing happens before CC.EN */
+	t_admin_regs(t, 8);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 1);
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.enables, 1);
+
+	/* a Keep Alive: CQE phase 1, sqhd 1, sqid 0 */
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	struct pnvme_cqe e;
+	assert_int_equal(t_cmd(t, 0, &c, &e), ST_OK);
+	assert_int_equal(e.status & 1u, 1);
+	assert_int_equal(e.sqhd, 1);
+
+	t_disable(t);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	/* enable again: queues start over at slot 0 with phase 1 */
+	t_enable(t);
+	assert_int_equal(t_cmd(t, 0, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 1);
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.enables, 2);
+	t_close(t);
+}
+
+static void test_enable_bad(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	(void)state;
+
+	/* AQA sizes of one entry are too small */
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_AQA, 0);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);    /* CFS, not RDY */
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);           /* reset clears CFS */
+
+	/* ASQ not page aligned */
+	t_admin_regs(t, 8);
+	mmio_write64(t->bar, PNVME_REG_ASQ, ARENA_IOVA + 64);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+
+	/* ACQ outside the IOVA table */
+	t_admin_regs(t, 8);
+	mmio_write64(t->bar, PNVME_REG_ACQ, 0x7000000000ull);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+
+	/* 8 KiB pages (CC.MPS = 1) exceed CAP.MPSMAX */
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, CC_ENABLE | PNVME_SET(PNVME_CC_MPS, 1u));
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+
+	/* and a good enable afterwards */
+	t_enable(t);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Identify                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_identify_ctrl(void **state)
+{
+	struct t *t = t_up("emu:mode=step,sn=SN123,mn=Test Model,mdts=6,ns=3,size=8M");
+	struct pnvme_id_ctrl *id = malloc(sizeof(*id));
+	(void)state;
+
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_memory_equal(id->sn, "SN123               ", 20);
+	assert_memory_equal(id->mn, "Test Model", 10);
+	assert_int_equal(id->mn[10], ' ');
+	assert_int_equal(id->mn[39], ' ');
+	assert_int_not_equal(id->vid, 0);
+	assert_int_equal(id->mdts, 6);
+	assert_int_equal(id->cntlid, 1);
+	assert_int_equal(id->ver, PNVME_VS(2, 0, 0));
+	assert_int_equal(id->oacs, 0);
+	assert_int_equal(id->acl, 3);
+	assert_int_equal(id->elpe, 63);
+	assert_int_equal(id->sqes, 0x66);
+	assert_int_equal(id->cqes, 0x44);
+	assert_true(id->nn >= 3);
+	assert_int_equal(id->oncs, PNVME_ONCS_DSM | PNVME_ONCS_WRITE_ZEROES);
+	assert_int_equal(id->vwc & 1u, 1);
+	assert_true(strncmp(id->subnqn, "nqn.", 4) == 0);
+	assert_int_equal(id->fr[7], ' ');
+	free(id);
+	t_close(t);
+}
+
+static void test_identify_ns(void **state)
+{
+	struct t *t = t_up("emu:mode=step,ns=2,size=8M,lba=4096");
+	struct pnvme_id_ns *id = malloc(sizeof(*id));
+	uint32_t *list = malloc(4096);
+	uint8_t *zero = calloc(1, 4096);
+	struct pnvme_id_ctrl *ic = malloc(sizeof(*ic));
+	(void)state;
+
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 2, id), ST_OK);
+	assert_int_equal(id->nsze, (8u << 20) / 4096);
+	assert_int_equal(id->ncap, id->nsze);
+	assert_int_equal(id->nlbaf, 0);
+	assert_int_equal(PNVME_FLBAS_INDEX(id->flbas), 0);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_LBADS), 12);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_MS), 0);
+
+	/* an inactive NSID within NN: zeroes */
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, ic), ST_OK);
+	assert_true(ic->nn > 2);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 3, id), ST_OK);
+	assert_memory_equal(id, zero, 4096);
+	/* NSID 0 and > NN: Invalid Namespace or Format */
+	assert_int_equal(PNVME_STATUS_CODE(t_identify(t, PNVME_ID_CNS_NS, 0, id)),
+			 ST(0, PNVME_SC_INVALID_NS));
+	assert_int_equal(PNVME_STATUS_CODE(t_identify(t, PNVME_ID_CNS_NS, ic->nn + 1, id)),
+			 ST(0, PNVME_SC_INVALID_NS));
+
+	/* active NSID list: those above the given NSID */
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 0, list), ST_OK);
+	assert_int_equal(list[0], 1);
+	assert_int_equal(list[1], 2);
+	assert_int_equal(list[2], 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 1, list), ST_OK);
+	assert_int_equal(list[0], 2);
+	assert_int_equal(list[1], 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 2, list), ST_OK);
+	assert_int_equal(list[0], 0);
+
+	/* descriptor list: one NGUID */
+	uint8_t *d = (uint8_t *)list;
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_DESC_LIST, 1, list), ST_OK);
+	assert_int_equal(d[0], 2);
+	assert_int_equal(d[1], 16);
+
+	/* unsupported CNS: Invalid Field */
+	uint16_t st = t_identify(t, 0x1f, 0, list);
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_INVALID_FIELD));
+	assert_true(PNVME_STATUS_IS_DNR(st));
+	free(id);
+	free(list);
+	free(zero);
+	free(ic);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queues                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_queues(void **state)
+{
+	struct t *t = t_up("emu:mode=step,nq=4,mqes=63");
+	void *ring = t_alloc(t, 64 * 64);
+	uint64_t r = t_iova(t, ring);
+	struct pnvme_sqe c;
+	(void)state;
+
+#define SC(x) PNVME_STATUS_CODE(x)
+	/* Create CQ: bad QIDs, sizes, PC = 0, unmapped or misaligned ring */
+	assert_int_equal(SC(t_create_cq(t, 0, 16, r)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_create_cq(t, 5, 16, r)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_create_cq(t, 1, 1, r)), ST(1, PNVME_SC_QUEUE_SIZE));
+	assert_int_equal(SC(t_create_cq(t, 1, 65, r)), ST(1, PNVME_SC_QUEUE_SIZE));
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_CREATE_CQ;
+	c.cdw10 = 1 | (15u << 16);
+	c.prp1 = r;
+	assert_int_equal(SC(t_cmd(t, 0, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD)); /* PC = 0 */
+	assert_int_equal(SC(t_create_cq(t, 1, 16, 0x7000000000ull)), ST(0, PNVME_SC_INVALID_FIELD));
+	assert_int_equal(SC(t_create_cq(t, 1, 16, r + 8)), ST(0, PNVME_SC_INVALID_FIELD));
+
+	/* Create SQ: its CQ must exist */
+	assert_int_equal(SC(t_create_sq(t, 1, 1, 16, r)), ST(1, PNVME_SC_CQ_INVALID));
+	assert_int_equal(SC(t_create_cq(t, 1, 64, r)), ST_OK);
+	assert_int_equal(SC(t_create_cq(t, 1, 16, r)), ST(1, PNVME_SC_QID_INVALID)); /* exists */
+	void *sring = t_alloc(t, 64 * 64);
+	uint64_t s = t_iova(t, sring);
+	assert_int_equal(SC(t_create_sq(t, 0, 1, 16, s)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_create_sq(t, 5, 1, 16, s)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_create_sq(t, 1, 2, 16, s)), ST(1, PNVME_SC_CQ_INVALID));
+	assert_int_equal(SC(t_create_sq(t, 1, 0, 16, s)), ST(1, PNVME_SC_CQ_INVALID));
+	assert_int_equal(SC(t_create_sq(t, 1, 1, 65, s)), ST(1, PNVME_SC_QUEUE_SIZE));
+	assert_int_equal(SC(t_create_sq(t, 1, 1, 64, s)), ST_OK);
+	assert_int_equal(SC(t_create_sq(t, 1, 1, 64, s)), ST(1, PNVME_SC_QID_INVALID));
+
+	/* Number of Queues can no longer change */
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_SET_FEATURES;
+	c.cdw10 = PNVME_FEAT_NUM_QUEUES;
+	c.cdw11 = 0x00010001;
+	assert_int_equal(SC(t_cmd(t, 0, &c, NULL)), ST(0, PNVME_SC_CMD_SEQ_ERROR));
+
+	/* Delete: CQ with an SQ attached, unknown queues, then in order */
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_CQ, 1)), ST(1, PNVME_SC_QUEUE_DELETION_INVALID));
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_SQ, 2)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_SQ, 0)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_CQ, 0)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_SQ, 1)), ST_OK);
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_SQ, 1)), ST(1, PNVME_SC_QID_INVALID));
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_CQ, 1)), ST_OK);
+	assert_int_equal(SC(t_delete(t, PNVME_ADM_DELETE_CQ, 1)), ST(1, PNVME_SC_QID_INVALID));
+
+	/* re-create and use it: the queue starts over at slot 0 */
+	t_ioq(t, 1, 16);
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 1);
+	t_close(t);
+}
+
+static void test_queue_entry_sizes(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	void *ring = t_alloc(t, 4096);
+	(void)state;
+
+	/* CC.IOSQES / IOCQES are checked when I/O queues are created */
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, PNVME_SET(PNVME_CC_EN, 1u));
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 1u);
+	assert_int_equal(PNVME_STATUS_CODE(t_create_cq(t, 1, 16, t_iova(t, ring))),
+			 ST(1, PNVME_SC_QUEUE_SIZE));
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* I/O                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void rw_check(struct t *t, size_t off, size_t len, uint64_t slba, uint32_t seed)
+{
+	uint8_t *w = (uint8_t *)t_alloc(t, len + off + 4096) + off;
+	uint8_t *r = (uint8_t *)t_alloc(t, len + off + 4096) + off;
+	uint8_t *m = malloc(len);
+	uint32_t nlb = (uint32_t)(len / 512);
+
+	fill(w, len, seed);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, slba, nlb, w, len), ST_OK);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, slba, nlb, r, len), ST_OK);
+	assert_memory_equal(w, r, len);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, slba * 512, m, len), 0);
+	assert_memory_equal(w, m, len);
+	free(m);
+}
+
+static void test_rw_roundtrip(void **state)
+{
+	struct t *t = t_up("emu:mode=step,mdts=0,size=16M");
+	struct pnvme_emu_stats st;
+	(void)state;
+
+	t_ioq(t, 1, 64);
+	rw_check(t, 0, 512, 0, 1);                  /* PRP1 only */
+	rw_check(t, 0, 4096, 8, 2);
+	rw_check(t, 0, 8192, 16, 3);                /* PRP1 + PRP2 data pointer */
+	rw_check(t, 2048, 4096, 32, 4);             /* PRP1 offset, spills into PRP2 */
+	rw_check(t, 0, 64 << 10, 100, 5);           /* PRP list */
+	rw_check(t, 1024, 40 << 10, 300, 6);        /* offset + list */
+	rw_check(t, 0, 3 << 20, 1000, 7);           /* chained list (> 512 entries) */
+	rw_check(t, 512, 2u << 20, 9000, 8);        /* chained, offset */
+	rw_check(t, 0, 512, 32767, 9);              /* last LBA */
+
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_true(st.read_bytes >= (5u << 20));
+	assert_int_equal(st.read_bytes, st.write_bytes);
+	assert_int_equal(st.dma_errors, 0);
+	t_close(t);
+}
+
+static void test_rw_4k_lba(void **state)
+{
+	struct t *t = t_up("emu:mode=step,lba=4096,size=4M,ns=2");
+	uint8_t *w = t_alloc(t, 16384), *r = t_alloc(t, 16384);
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 8);
+	fill(w, 16384, 11);
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 2, 10, 4, w, 16384);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 2, 10, 4, r, 16384);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_memory_equal(w, r, 16384);
+	/* namespace 1 untouched */
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 40960, r, 16384), 0);
+	for (int i = 0; i < 16384; i++)
+		assert_int_equal(r[i], 0);
+	/* beyond the last block of a 4 KiB namespace */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 2, 1023, 2, r, 8192);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+	t_close(t);
+}
+
+static void test_io_errors(void **state)
+{
+	struct t *t = t_up("emu:mode=step,mdts=2,size=1M");
+	uint8_t *buf = t_alloc(t, 32768);
+	struct pnvme_emu_stats st;
+	struct pnvme_sqe c;
+	uint16_t s;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* IOVA outside the table: Data Transfer Error */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 8, NULL, 0);
+	c.prp1 = 0x7000000000ull;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_DATA_XFER_ERROR));
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_true(st.dma_errors >= 1);
+	/* the second page unmapped */
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, 0, 16, buf, 8192);
+	c.prp2 = ARENA_IOVA + ARENA_SIZE;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_DATA_XFER_ERROR));
+	/* a PRP list entry with an offset */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 24, buf, 12288);
+	uint64_t *list = t_alloc(t, 4096);
+	list[0] = t_iova(t, buf) + 4096 + 512;
+	list[1] = t_iova(t, buf) + 8192;
+	c.prp2 = t_iova(t, list);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_PRP_INVALID_OFFSET));
+	/* PRP2 data pointer with an offset */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 16, buf, 8192);
+	c.prp2 += 256;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_PRP_INVALID_OFFSET));
+	/* LBA out of range (1 MiB = 2048 blocks) */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 2047, 2, buf, 1024);
+	s = t_cmd(t, 1, &c, NULL);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST(0, PNVME_SC_LBA_RANGE));
+	assert_true(PNVME_STATUS_IS_DNR(s));
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, 1ull << 40, 1, buf, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, UINT64_MAX, 1, buf, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+	/* MDTS 2: 16 KiB at most */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 32, buf, 16384);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 33, buf, 16896);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
+	/* bad NSIDs */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 2, 0, 1, buf, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_NS));
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 0, 0, 1, buf, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_NS));
+	/* invalid opcodes, I/O and admin */
+	t_rw_sqe(t, &c, 0x7e, 1, 0, 1, buf, 512);
+	s = t_cmd(t, 1, &c, NULL);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST(0, PNVME_SC_INVALID_OPCODE));
+	assert_true(PNVME_STATUS_IS_DNR(s));
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_FORMAT_NVM;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 0, &c, NULL)), ST(0, PNVME_SC_INVALID_OPCODE));
+	/* SGLs (PSDT != 0) and fused commands: Invalid Field */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	c.flags = PNVME_SET(PNVME_SQE_PSDT, 1u);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	c.flags = 1;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
+	/* still healthy */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+static void test_wz_dsm_flush(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=8M,mdts=0");
+	size_t len = 1u << 20;
+	uint8_t *w = t_alloc(t, len), *r = t_alloc(t, len);
+	struct pnvme_dsm_range *rg = t_alloc(t, 4096);
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, len, 3);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, 0, (uint32_t)(len / 512), w, len), ST_OK);
+
+	/* Write Zeroes of blocks 10..19, with and without DEAC */
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 10, 10, NULL, 0);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 1000, 600, NULL, 0);
+	c.cdw12 |= PNVME_RW_DEAC;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 16383, 2, NULL, 0);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+
+	/* DSM deallocate of two ranges */
+	rg[0] = (struct pnvme_dsm_range){ .nlb = 4, .slba = 100 };
+	rg[1] = (struct pnvme_dsm_range){ .nlb = 1, .slba = 200 };
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_DSM;
+	c.nsid = 1;
+	c.cdw10 = 1;                               /* two ranges, 0's based */
+	c.cdw11 = PNVME_DSM_AD;
+	c.prp1 = t_iova(t, rg);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, (uint32_t)(len / 512), r, len), ST_OK);
+	for (size_t i = 0; i < len; i++) {
+		size_t lba = i / 512;
+		bool zero = (lba >= 10 && lba < 20) || (lba >= 1000 && lba < 1600) ||
+			    (lba >= 100 && lba < 104) || lba == 200;
+		if (r[i] != (zero ? 0 : w[i])) {
+			print_error("byte %zu (lba %zu): %u\n", i, lba, r[i]);
+			fail();
+		}
+	}
+
+	/* DSM without AD changes nothing; a range past the end fails */
+	c.cdw11 = PNVME_DSM_IDR;
+	rg[0].slba = 300;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 300 * 512, r, 512), 0);
+	assert_memory_equal(r, w + 300 * 512, 512);
+	rg[1].slba = 16384;
+	c.cdw11 = PNVME_DSM_AD;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+
+	/* Flush: one namespace, all, a bad one */
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_FLUSH;
+	c.nsid = 1;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	c.nsid = 0xffffffffu;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	c.nsid = 7;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_NS));
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Features and log pages                                                   */
+/* ------------------------------------------------------------------------ */
+
+static uint16_t t_feat(struct t *t, uint8_t opc, uint32_t cdw10, uint32_t cdw11, uint32_t *dw0)
+{
+	struct pnvme_sqe c = { .opc = opc, .cdw10 = cdw10, .cdw11 = cdw11 };
+	struct pnvme_cqe e;
+	uint16_t st = t_cmd(t, 0, &c, &e);
+	if (dw0 != NULL)
+		*dw0 = e.dw0;
+	return st;
+}
+
+static void test_features(void **state)
+{
+	struct t *t = t_up("emu:mode=step,nq=8");
+	uint32_t dw0;
+	(void)state;
+
+	/* Number of Queues: min(requested, nq), 0's based */
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_NUM_QUEUES, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 0x00070007);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_NUM_QUEUES, 0x00630063, &dw0),
+			 ST_OK);
+	assert_int_equal(dw0, 0x00070007);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_NUM_QUEUES, 0x00010002, &dw0),
+			 ST_OK);
+	assert_int_equal(dw0, 0x00010002);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_NUM_QUEUES, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 0x00010002);
+	assert_int_equal(PNVME_STATUS_CODE(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_NUM_QUEUES,
+						  0xffff0000, NULL)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+
+	/* Volatile Write Cache */
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_VOLATILE_WC, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 1);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_VOLATILE_WC, 0, NULL), ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_VOLATILE_WC, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 0);
+	/* SEL = default */
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_VOLATILE_WC | (1u << 8), 0,
+				&dw0), ST_OK);
+	assert_int_equal(dw0, 1);
+
+	/* stored values: arbitration, interrupt coalescing, error recovery */
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_ARBITRATION, 0x03020103, NULL),
+			 ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_ARBITRATION, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 0x03020103);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_IRQ_COALESCE, 0x0a10, NULL),
+			 ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_IRQ_COALESCE, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 0x0a10);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_ERR_RECOVERY, 100, NULL), ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_ERR_RECOVERY, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 100);
+
+	/* temperature threshold: over (default WCTEMP) and under */
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_TEMP_THRESH, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 343);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_TEMP_THRESH, 350, NULL), ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_TEMP_THRESH,
+				(1u << 20) | 270, NULL), ST_OK);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_TEMP_THRESH, 0, &dw0), ST_OK);
+	assert_int_equal(dw0, 350);
+	assert_int_equal(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_TEMP_THRESH, 1u << 20, &dw0),
+			 ST_OK);
+	assert_int_equal(dw0, 270);
+
+	/* power management: only state 0 */
+	assert_int_equal(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_POWER_MGMT, 0, NULL), ST_OK);
+	assert_int_equal(PNVME_STATUS_CODE(t_feat(t, PNVME_ADM_SET_FEATURES, PNVME_FEAT_POWER_MGMT,
+						  1, NULL)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	/* unsupported features, saving */
+	assert_int_equal(PNVME_STATUS_CODE(t_feat(t, PNVME_ADM_GET_FEATURES, PNVME_FEAT_LBA_RANGE, 0,
+						  NULL)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	assert_int_equal(PNVME_STATUS_CODE(t_feat(t, PNVME_ADM_SET_FEATURES, 0x7d, 0, NULL)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	assert_int_equal(PNVME_STATUS_CODE(t_feat(t, PNVME_ADM_SET_FEATURES,
+						  PNVME_FEAT_ARBITRATION | PNVME_FEAT_SV, 0, NULL)),
+			 ST(1, PNVME_SC_FEATURE_NOT_SAVEABLE));
+	t_close(t);
+}
+
+static uint16_t t_log(struct t *t, uint8_t lid, uint64_t off, void *buf, size_t len)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_GET_LOG_PAGE, .nsid = 0xffffffffu };
+	void *d = t_alloc(t, len);
+	uint32_t numd = (uint32_t)(len / 4 - 1);
+	uint16_t st;
+
+	c.cdw10 = lid | (numd << 16);
+	c.cdw11 = numd >> 16;
+	c.cdw12 = (uint32_t)off;
+	c.cdw13 = (uint32_t)(off >> 32);
+	t_prp(t, &c, d, len);
+	st = t_cmd(t, 0, &c, NULL);
+	memcpy(buf, d, len);
+	return st;
+}
+
+static uint64_t u128_lo(const uint8_t v[16])
+{
+	uint64_t x;
+	memcpy(&x, v, 8);
+	return x;
+}
+
+static void test_log_pages(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct pnvme_smart_log smart;
+	struct pnvme_error_log *el = malloc(4096);
+	uint8_t *buf = t_alloc(t, 1u << 20);
+	struct pnvme_sqe c;
+	uint16_t bad_cid;
+	(void)state;
+
+	t_ioq(t, 1, 32);
+	/* 3 writes of 512 KiB (1024 sectors each) and 1 read of 512 bytes */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, 0, 256, buf, 128 << 10), ST_OK);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	assert_int_equal(t_log(t, PNVME_LOG_SMART, 0, &smart, sizeof(smart)), ST_OK);
+	assert_int_equal(u128_lo(smart.host_writes), 3);
+	assert_int_equal(u128_lo(smart.host_reads), 1);
+	assert_int_equal(u128_lo(smart.data_units_written), 1);    /* 768 sectors -> 1 */
+	assert_int_equal(u128_lo(smart.data_units_read), 1);
+	assert_int_equal(u128_lo(smart.power_cycles), 1);
+	assert_int_equal(smart.temperature[0] | (smart.temperature[1] << 8), 300);
+	assert_int_equal(u128_lo(smart.num_err_log_entries), 0);
+
+	/* errors go to the error log, newest first */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 1ull << 30, 1, buf, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_LBA_RANGE));
+	bad_cid = c.cid;
+	memset(&c, 0, sizeof(c));
+	c.opc = 0x7f;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 0, &c, NULL)), ST(0, PNVME_SC_INVALID_OPCODE));
+	assert_int_equal(t_log(t, PNVME_LOG_ERROR, 0, el, 4096), ST_OK);
+	assert_int_equal(el[0].error_count, 2);
+	assert_int_equal(el[0].sqid, 0);
+	assert_int_equal(el[0].cmdid, c.cid);
+	assert_int_equal(PNVME_STATUS_CODE(el[0].status >> 1), ST(0, PNVME_SC_INVALID_OPCODE));
+	assert_int_equal(el[1].error_count, 1);
+	assert_int_equal(el[1].sqid, 1);
+	assert_int_equal(el[1].cmdid, bad_cid);
+	assert_int_equal(el[1].nsid, 1);
+	assert_int_equal(el[1].lba, 1ull << 30);
+	assert_int_equal(PNVME_STATUS_CODE(el[1].status >> 1), ST(0, PNVME_SC_LBA_RANGE));
+	assert_int_equal(el[2].error_count, 0);
+	/* with an offset: the second entry first */
+	assert_int_equal(t_log(t, PNVME_LOG_ERROR, 64, el, 128), ST_OK);
+	assert_int_equal(el[0].error_count, 1);
+	assert_int_equal(el[1].error_count, 0);
+	assert_int_equal(t_log(t, PNVME_LOG_SMART, 0, &smart, sizeof(smart)), ST_OK);
+	assert_int_equal(u128_lo(smart.num_err_log_entries), 2);
+	/* SMART from an offset */
+	uint32_t dw[2];
+	assert_int_equal(t_log(t, PNVME_LOG_SMART, 0x50, dw, 8), ST_OK);
+	assert_int_equal(dw[0], 1);                      /* host_reads */
+
+	/* the ring keeps the newest 64 */
+	for (int i = 0; i < 70; i++) {
+		memset(&c, 0, sizeof(c));
+		c.opc = 0x7f;
+		t_cmd(t, 0, &c, NULL);
+	}
+	assert_int_equal(t_log(t, PNVME_LOG_ERROR, 0, el, 4096), ST_OK);
+	assert_int_equal(el[0].error_count, 72);
+	assert_int_equal(el[63].error_count, 9);
+
+	/* unsupported LID, misaligned or too large offsets */
+	assert_int_equal(PNVME_STATUS_CODE(t_log(t, 0x70, 0, el, 512)),
+			 ST(1, PNVME_SC_LOG_PAGE_INVALID));
+	assert_int_equal(PNVME_STATUS_CODE(t_log(t, PNVME_LOG_SMART, 2, el, 64)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	assert_int_equal(PNVME_STATUS_CODE(t_log(t, PNVME_LOG_SMART, 1024, el, 64)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	free(el);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Completion queue flow control, doorbells                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_cq_full(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct tq *q = &t->q[1];
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	/* SQ of 16, CQ of 4: at most 3 completions fit */
+	q->sq = t_alloc(t, 16 * 64);
+	q->cq = t_alloc(t, 4 * 16);
+	q->sqsize = 16;
+	q->cqsize = 4;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
+	for (int i = 0; i < 10; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, (uint64_t)i, 1, buf, 512);
+		t_submit(t, 1, &c);
+	}
+	for (int i = 0; i < 5; i++)
+		pnvme_emu_step(t->emu);
+	/* exactly 3 are posted; the 4th slot stays untouched */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(q->cq[i].status & 1u, 1);
+	assert_int_equal(q->cq[3].status, 0);
+	/* consuming them frees room; all ten arrive in order */
+	for (uint16_t want = 0; want < 10; want++) {
+		assert_true(t_wait(t, 1, &e));
+		assert_int_equal(e.cid, want);
+		assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	}
+	assert_false(t_reap(t, 1, &e));
+	t_close(t);
+}
+
+static void test_dstrd(void **state)
+{
+	struct t *t = t_open("emu:mode=step,dstrd=2,nq=4");
+	struct pnvme_emu_stats st;
+	uint8_t *buf;
+	(void)state;
+
+	assert_int_equal(PNVME_GET(mmio_read64(t->bar, PNVME_REG_CAP), PNVME_CAP_DSTRD), 2);
+	assert_int_equal(t->bar_len, 8192);
+	t_enable(t);
+	t_ioq(t, 3, 8);
+	buf = t_alloc(t, 4096);
+	fill(buf, 4096, 1);
+	assert_int_equal(t_rw(t, 3, PNVME_NVM_WRITE, 5, 8, buf, 4096), ST_OK);
+	assert_int_equal(t_rw(t, 3, PNVME_NVM_READ, 5, 8, buf, 4096), ST_OK);
+	/* a stray write to the stride-0 position of SQ 3's doorbell is not a doorbell */
+	wr32(t, PNVME_SQ_TDBL(3, 0), 5);
+	pnvme_emu_get_stats(t->emu, &st);
+	uint64_t before = st.commands;
+	pnvme_emu_step(t->emu);
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.commands, before);
+	t_close(t);
+}
+
+static void test_bad_doorbell(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct pnvme_emu_stats st;
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	(void)state;
+
+	/* tail beyond the queue: ignored */
+	wr32(t, PNVME_SQ_TDBL(0, 0), 1000);
+	pnvme_emu_step(t->emu);
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.commands, 0);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 1u);
+	/* then a proper one works */
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	/* head beyond what was posted: ignored too */
+	wr32(t, PNVME_CQ_HDBL(0, 0), 5);
+	pnvme_emu_step(t->emu);
+	wr32(t, PNVME_CQ_HDBL(0, 0), 1);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Faults                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_fault_never_ready(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_NEVER_READY, 0, 0, 0, 0, 0, 0), 0);
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	for (int i = 0; i < 100; i++)
+		pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	pnvme_emu_clear_faults(t->emu);
+	t_enable(t);
+	t_close(t);
+}
+
+static void test_fault_cfs(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	struct pnvme_cqe e;
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CFS, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 2u, 2u);
+	/* processing stops */
+	t_submit(t, 0, &c);
+	for (int i = 0; i < 10; i++)
+		pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 0, &e));
+	/* a reset with the fault armed keeps CFS */
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 2u);
+	/* cleared, then reset: healthy again */
+	pnvme_emu_clear_faults(t->emu);
+	wr32(t, PNVME_REG_CC, CC_ENABLE & ~1u);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 2u, 2u);    /* still pinned until the next disable */
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	t->q[0].cid = 0;
+	t_enable(t);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+static void test_fault_cfs_on_enable(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CFS_ON_ENABLE, 0, 0, 0, 0, 0, 0), 0);
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	/* one shot: the next enable works */
+	t_enable(t);
+	t_close(t);
+}
+
+static void test_fault_all_ones(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ALL_ONES, 0, 0, 0, 0, 0, 0), 0);
+	for (size_t off = 0; off < t->bar_len; off += 4)
+		assert_int_equal(rd32(t, off), 0xffffffffu);
+	/* writes vanish while the device is gone */
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CC), 0xffffffffu);
+	assert_int_equal(mmio_read64(t->bar, PNVME_REG_CAP), UINT64_MAX);
+	/* back after clear + disable */
+	pnvme_emu_clear_faults(t->emu);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_VS), 0xffffffffu);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_VS), PNVME_VS(2, 0, 0));
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	t->q[0].cid = 0;
+	t_enable(t);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+static void test_fault_drop_status(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_emu_stats st;
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	uint16_t s;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* drop the 2nd read on queue 1 only */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DROP_CPL, 1, PNVME_NVM_READ, 1, 1, 0, 0), 0);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	t_submit(t, 1, &c);
+	for (int i = 0; i < 10; i++)
+		pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.dropped, 1);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);   /* count exhausted */
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, 0, 1, buf, 512), ST_OK);
+
+	/* status fault: any queue, writes, every time; DNR comes through */
+	uint16_t want = (uint16_t)(PNVME_STATUS(PNVME_SCT_MEDIA, PNVME_SC_WRITE_FAULT) |
+				   PNVME_STATUS_DNR);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_STATUS, PNVME_EMU_ANY_QID, PNVME_NVM_WRITE, 0, 0,
+			       want, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, 0, 1, buf, 512);
+		s = t_cmd(t, 1, &c, &e);
+		assert_int_equal(s, want);
+		assert_int_equal(e.status, (uint16_t)((want << 1) | 1u));
+	}
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	/* an admin status fault on any opcode, after one */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_STATUS, 0, PNVME_EMU_ANY_OPC, 1, 1,
+			       PNVME_STATUS(0, PNVME_SC_INTERNAL), 0), 0);
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_KEEP_ALIVE;
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), PNVME_STATUS(0, PNVME_SC_INTERNAL));
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+
+	pnvme_emu_clear_faults(t->emu);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, 0, 1, buf, 512), ST_OK);
+
+	/* -EINVAL for unknown kinds, -ENOSPC past 16 */
+	assert_int_equal(fault(t, (enum pnvme_emu_fault_kind)0, 0, 0, 0, 0, 0, 0), -EINVAL);
+	assert_int_equal(fault(t, (enum pnvme_emu_fault_kind)99, 0, 0, 0, 0, 0, 0), -EINVAL);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(fault(t, PNVME_EMU_FAULT_DROP_CPL, 9, 0x55, 0, 0, 0, 0), 0);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DROP_CPL, 9, 0x55, 0, 0, 0, 0), -ENOSPC);
+	pnvme_emu_clear_faults(t->emu);
+	t_close(t);
+}
+
+static void test_fault_delay(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct timespec a, b;
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	int steps = 0;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DELAY_CPL, 1, PNVME_EMU_ANY_OPC, 0, 1, 0, 20000),
+			 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	/* a later command overtakes the delayed one */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid2 = t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, cid2);
+	while (!t_reap(t, 1, &e)) {
+		pnvme_emu_step(t->emu);
+		steps++;
+		assert_true(steps < 10000000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_int_equal(e.cid, cid);
+	assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	uint64_t us = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000u +
+		      (uint64_t)((b.tv_nsec - a.tv_nsec) / 1000);
+	assert_true(us >= 20000);
+	t_close(t);
+}
+
+static void test_fault_reorder(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	uint16_t cids[4];
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_REORDER, 0, 0, 0, 0, 0, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, (uint64_t)i, 1, buf, 512);
+		cids[i] = t_submit(t, 1, &c);
+	}
+	pnvme_emu_step(t->emu);
+	for (int i = 3; i >= 0; i--) {
+		assert_true(t_reap(t, 1, &e));
+		assert_int_equal(e.cid, cids[i]);
+		assert_int_equal(e.sqhd, 4);
+	}
+	t_close(t);
+}
+
+static void test_shutdown(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint32_t cc = CC_ENABLE | PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_NORMAL);
+	(void)state;
+
+	wr32(t, PNVME_REG_CC, cc);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(PNVME_GET(rd32(t, PNVME_REG_CSTS), PNVME_CSTS_SHST), PNVME_CSTS_SHST_COMPLETE);
+	t_disable(t);
+
+	/* NO_SHUTDOWN: SHST never reaches complete */
+	t->q[0].cid = 0;
+	t_enable(t);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_NO_SHUTDOWN, 0, 0, 0, 0, 0, 0), 0);
+	wr32(t, PNVME_REG_CC, cc);
+	for (int i = 0; i < 50; i++)
+		pnvme_emu_step(t->emu);
+	assert_int_not_equal(PNVME_GET(rd32(t, PNVME_REG_CSTS), PNVME_CSTS_SHST),
+			     PNVME_CSTS_SHST_COMPLETE);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Abort, SQ deletion, AER                                                   */
+/* ------------------------------------------------------------------------ */
+
+static uint16_t t_abort(struct t *t, uint16_t sqid, uint16_t cid, uint32_t *dw0)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_ABORT };
+	struct pnvme_cqe e;
+	uint16_t st;
+
+	c.cdw10 = sqid | ((uint32_t)cid << 16);
+	st = t_cmd(t, 0, &c, &e);
+	*dw0 = e.dw0;
+	return st;
+}
+
+static void test_abort(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	uint32_t dw0;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* a delayed command is still held: aborted */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DELAY_CPL, 1, PNVME_EMU_ANY_OPC, 0, 1, 0,
+			       60000000), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	assert_int_equal(t_abort(t, 1, cid, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 0);
+	assert_true(t_wait(t, 1, &e));
+	assert_int_equal(e.cid, cid);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_REQ));
+
+	/* a completed command: not aborted */
+	assert_int_equal(t_abort(t, 1, cid, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1);
+	/* unknown SQ: not aborted */
+	assert_int_equal(t_abort(t, 9, 0, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1);
+
+	/* an Asynchronous Event Request is held until aborted */
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_ASYNC_EVENT;
+	uint16_t aer = t_submit(t, 0, &c);
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 0, &e));
+	assert_int_equal(t_abort(t, 0, aer, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 0);
+	assert_true(t_wait(t, 0, &e));
+	assert_int_equal(e.cid, aer);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_REQ));
+	/* AERL = 3: the fifth outstanding one is refused */
+	for (int i = 0; i < 4; i++) {
+		memset(&c, 0, sizeof(c));
+		c.opc = PNVME_ADM_ASYNC_EVENT;
+		t_submit(t, 0, &c);
+	}
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 0, &e));
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_ASYNC_EVENT;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 0, &c, NULL)), ST(1, PNVME_SC_AER_LIMIT));
+	t_close(t);
+}
+
+static void test_abort_unfetched(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct tq *q = &t->q[1];
+	struct pnvme_sqe c;
+	struct pnvme_cqe e;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* put the read in SQ 1 and ring, put the abort in the admin SQ and ring:
+	 * the admin queue is served first, so the read is not fetched yet */
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_ABORT;
+	c.cdw10 = 1u | ((uint32_t)cid << 16);
+	t_submit(t, 0, &c);
+	pnvme_emu_step(t->emu);
+	assert_true(t_reap(t, 0, &e));
+	assert_int_equal(e.dw0 & 1u, 0);
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, cid);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_REQ));
+	assert_int_equal(e.sqhd, q->tail);
+	t_close(t);
+}
+
+static void test_delete_sq_aborts(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DELAY_CPL, 1, PNVME_EMU_ANY_OPC, 0, 0, 0,
+			       60000000), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t c1 = t_submit(t, 1, &c);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t c2 = t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_SQ, 1), ST_OK);
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, c1);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_SQ_DELETED));
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, c2);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_SQ_DELETED));
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_CQ, 1), ST_OK);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Media, threads, IOVA table, backend                                      */
+/* ------------------------------------------------------------------------ */
+
+static void test_file_backed(void **state)
+{
+	char path[] = "/tmp/pnvme_emu_test_XXXXXX";
+	char spec[128];
+	int fd = mkstemp(path);
+	struct t *t;
+	uint8_t *buf;
+	(void)state;
+
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "emu:mode=step,size=1M,ns=2,file=%s", path);
+	t = t_up(spec);
+	t_ioq(t, 1, 8);
+	buf = t_alloc(t, 8192);
+	fill(buf, 8192, 42);
+	struct pnvme_sqe c;
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 2, 7, 16, buf, 8192);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_FLUSH;
+	c.nsid = 2;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_close(t);
+
+	/* the file holds ns 2's slice at 1 MiB */
+	FILE *f = fopen(path, "rb");
+	uint8_t *disk = malloc(8192), *want = malloc(8192);
+	assert_non_null(f);
+	assert_int_equal(fseek(f, (1 << 20) + 7 * 512, SEEK_SET), 0);
+	assert_int_equal(fread(disk, 1, 8192, f), 8192);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	assert_int_equal(ftell(f), 2 << 20);
+	fclose(f);
+	fill(want, 8192, 42);
+	assert_memory_equal(disk, want, 8192);
+
+	/* a new emulator on the same file reads it back */
+	t = t_up(spec);
+	t_ioq(t, 1, 8);
+	buf = t_alloc(t, 8192);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 2, 7, 16, buf, 8192);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_memory_equal(buf, want, 8192);
+	t_close(t);
+	free(disk);
+	free(want);
+	unlink(path);
+
+	/* a file that cannot be created */
+	struct pnvme_emu *emu = NULL;
+	assert_true(pnvme_emu_create("emu:mode=step,file=/nonexistent/dir/x.img", &emu) < 0);
+	assert_null(emu);
+}
+
+static void test_thread_mode(void **state)
+{
+	struct t *t = t_open("emu:size=4M");
+	uint8_t *w, *r;
+	(void)state;
+
+	assert_true(pnvme_emu_threaded(t->emu));
+	t_enable(t);
+	t_ioq(t, 1, 64);
+	w = t_alloc(t, 65536);
+	r = t_alloc(t, 65536);
+	for (uint32_t i = 0; i < 200; i++) {
+		size_t len = 512u * (1u + i % 64);
+		fill(w, len, i);
+		assert_int_equal(t_rw(t, 1, PNVME_NVM_WRITE, i * 8, (uint32_t)(len / 512), w, len),
+				 ST_OK);
+		assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, i * 8, (uint32_t)(len / 512), r, len),
+				 ST_OK);
+		assert_memory_equal(w, r, len);
+	}
+	/* map / unmap / inject race with the thread */
+	void *extra = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(pnvme_emu_map(t->emu, extra, 0x40000000ull, 1 << 20), 0);
+		assert_int_equal(pnvme_emu_unmap(t->emu, 0x40000000ull, 1 << 20), 0);
+	}
+	munmap(extra, 1 << 20);
+	/* idle: the thread backs off to sleeping, then wakes for new work */
+	usleep(20000);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, r, 512), ST_OK);
+	t_disable(t);
+	t_close(t);
+}
+
+static void test_map(void **state)
+{
+	struct pnvme_emu *emu;
+	void *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *b = m;
+	(void)state;
+
+	assert_int_equal(pnvme_emu_create("emu:mode=step", &emu), 0);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x100000, 0), -EINVAL);
+	assert_int_equal(pnvme_emu_map(emu, b + 8, 0x100000, 4096), -EINVAL);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x100008, 4096), -EINVAL);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x100000, 4000), -EINVAL);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x200000, 65536), 0);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x100000, 65536), 0);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x300000, 65536), 0);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x20f000, 4096), -EEXIST);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x1ff000, 8192), -EEXIST);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x1f0000, 65536), 0);    /* fits exactly */
+	assert_int_equal(pnvme_emu_unmap(emu, 0x200000, 4096), -ENOENT);
+	assert_int_equal(pnvme_emu_unmap(emu, 0x200000, 65536), 0);
+	assert_int_equal(pnvme_emu_unmap(emu, 0x200000, 65536), -ENOENT);
+	assert_int_equal(pnvme_emu_map(emu, b, 0x20f000, 4096), 0);
+
+	/* media access bounds */
+	uint8_t x[16];
+	assert_int_equal(pnvme_emu_media_write(emu, 1, (64u << 20) - 16, x, 16), 0);
+	assert_int_equal(pnvme_emu_media_write(emu, 1, (64u << 20) - 15, x, 16), -EINVAL);
+	assert_int_equal(pnvme_emu_media_read(emu, 2, 0, x, 16), -EINVAL);
+	assert_int_equal(pnvme_emu_media_read(emu, 0, 0, x, 16), -EINVAL);
+	pnvme_emu_destroy(emu);
+	pnvme_emu_destroy(NULL);
+	munmap(m, 1 << 20);
+}
+
+static void test_backend(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	struct pnvme_backend be;
+	void *m = t_alloc(t, 8192);
+	(void)state;
+
+	assert_int_equal(pnvme_emu_backend_init(t->emu, &be), 0);
+	assert_ptr_equal(be.ctx, t->emu);
+	assert_ptr_equal((const void *)be.bar, (const void *)t->bar);
+	assert_int_equal(be.bar_len, t->bar_len);
+	assert_true(be.iova_base > 0 && be.iova_base < be.iova_end);
+	assert_non_null(be.ops->name);
+	assert_int_equal(be.ops->dma_map(be.ctx, m, 0x80000000ull, 8192), 0);
+	assert_int_equal(be.ops->dma_map(be.ctx, m, 0x80000000ull, 8192), -EEXIST);
+	assert_int_equal(be.ops->dma_unmap(be.ctx, 0x80000000ull, 8192), 0);
+	/* the wait hook steps a stepped emulator */
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	be.ops->wait(be.ctx);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 1u, 1u);
+	be.ops->close(be.ctx);
+	t_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_bringup),
+		cmocka_unit_test(test_enable_bad),
+		cmocka_unit_test(test_identify_ctrl),
+		cmocka_unit_test(test_identify_ns),
+		cmocka_unit_test(test_queues),
+		cmocka_unit_test(test_queue_entry_sizes),
+		cmocka_unit_test(test_rw_roundtrip),
+		cmocka_unit_test(test_rw_4k_lba),
+		cmocka_unit_test(test_io_errors),
+		cmocka_unit_test(test_wz_dsm_flush),
+		cmocka_unit_test(test_features),
+		cmocka_unit_test(test_log_pages),
+		cmocka_unit_test(test_cq_full),
+		cmocka_unit_test(test_dstrd),
+		cmocka_unit_test(test_bad_doorbell),
+		cmocka_unit_test(test_fault_never_ready),
+		cmocka_unit_test(test_fault_cfs),
+		cmocka_unit_test(test_fault_cfs_on_enable),
+		cmocka_unit_test(test_fault_all_ones),
+		cmocka_unit_test(test_fault_drop_status),
+		cmocka_unit_test(test_fault_delay),
+		cmocka_unit_test(test_fault_reorder),
+		cmocka_unit_test(test_shutdown),
+		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_abort_unfetched),
+		cmocka_unit_test(test_delete_sq_aborts),
+		cmocka_unit_test(test_file_backed),
+		cmocka_unit_test(test_thread_mode),
+		cmocka_unit_test(test_map),
+		cmocka_unit_test(test_backend),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

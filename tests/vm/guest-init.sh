@@ -1,0 +1,236 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
+#
+# Kernel command line (set by the host script):
+#   vmtest.scenario=main|nointremap|iommuoff   what to run
+#   vmtest.seed=N                               seeds the data pattern
+# Every result is a line "VMTEST: <check> PASS|FAIL <detail>" on the serial
+# console; the host decides from those lines (and from the disk images).
+# The guest powers off when done, whatever happened.
+
+/bin/busybox --install -s /bin
+export PATH=/bin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+echo "VMTEST: guest /init started, uptime $(cut -d' ' -f1 /proc/uptime)s"
+
+SCENARIO=main
+SEED=1
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	vmtest.scenario=*) SCENARIO=${arg#vmtest.scenario=} ;;
+	vmtest.seed=*)     SEED=${arg#vmtest.seed=} ;;
+	esac
+done
+
+finish() {
+	echo "VMTEST: guest done, scenario $SCENARIO, uptime $(cut -d' ' -f1 /proc/uptime)s"
+	sync
+	poweroff -f
+	sleep 10
+}
+trap finish EXIT
+
+pass() { echo "VMTEST: $1 PASS $2"; }
+fail() { echo "VMTEST: $1 FAIL $2"; }
+
+# run NAME CMD...: must exit 0; output shown indented.
+run() {
+	name=$1; shift
+	out=$("$@" 2>&1); rc=$?
+	echo "$out" | sed 's/^/    | /'
+	if [ $rc = 0 ]; then pass "$name" "($*)"; else fail "$name" "exit $rc ($*)"; fi
+	return $rc
+}
+
+# refuse NAME REGEX CMD...: must exit 1 with a message matching REGEX (grep -E -i).
+refuse() {
+	name=$1; re=$2; shift 2
+	out=$("$@" 2>&1); rc=$?
+	echo "$out" | sed 's/^/    | /'
+	msg=$(echo "$out" | grep -m1 '^pnvme:')
+	if [ $rc = 1 ] && echo "$out" | grep -Eiq "$re"; then
+		pass "$name" "message: ${msg:-$out}"
+	else
+		fail "$name" "exit $rc, wanted a message matching /$re/: ${msg:-$out}"
+	fi
+}
+
+load() {  # insmod the modules listed in /etc/modules.<set>, in order
+	for m in $(cat /etc/modules.$1); do
+		insmod /lib/modules/$m.ko $2 2>/dev/null || {
+			grep -q "^$(echo $m | tr - _) " /proc/modules || echo "VMTEST: insmod $m failed"
+		}
+	done
+}
+
+drv() { basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)" 2>/dev/null; }
+
+# disk NAME BDF [N]: the kernel block device of namespace N (default 1) of BDF
+disk() {
+	for d in /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n${2:-1}; do
+		[ -e "$d" ] && { basename "$d"; return; }
+	done
+}
+
+wait_disk() {  # wait_disk BDF [N]: up to 10 s for the namespace's /dev node
+	i=0
+	while [ $i -lt 100 ]; do
+		n=$(disk $1 $2)
+		[ -n "$n" ] && [ -b /dev/$n ] && { echo $n; return 0; }
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
+group_of() { basename "$(readlink /sys/bus/pci/devices/$1/iommu_group)"; }
+
+mkdir -p /dev/hugepages
+echo "VMTEST: scenario $SCENARIO seed $SEED, kernel $(uname -r)"
+run tool-setup pnvme setup --hugepages 128
+
+A=0000:00:04.0   # 64 MiB, 512 B blocks, default MDTS: whole-drive test, unbind + readback
+B=0000:00:05.0   # MDTS 2 (16 KiB), ns1 4 KiB blocks, ns2 512 B blocks
+C=0000:00:06.0   # ext2 filesystem: bind refused while mounted
+
+scenario_main() {
+	load nvme
+	load fs
+	for b in $A $B $C; do wait_disk $b >/dev/null || echo "VMTEST: no disk for $b"; done
+	# D and E: two controllers behind one PCIe-to-PCI bridge share an IOMMU group
+	D=; E=
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat $d/class)" = 0x010802 ] || continue
+		case ${d##*/} in 0000:00:*) continue ;; esac
+		if [ -z "$D" ]; then D=${d##*/}; else E=${d##*/}; fi
+	done
+	echo "VMTEST: controllers A=$A B=$B C=$C D=$D E=$E"
+	run tool-list pnvme list
+	run tool-list-json pnvme list -o json
+
+	# --- failure messages before vfio-pci is loaded
+	refuse msg-bind-no-vfio-pci 'vfio-pci.*not loaded|modprobe vfio-pci' pnvme bind $A
+	refuse msg-open-no-vfio 'modprobe vfio-pci|/dev/vfio/vfio' pnvme id-ctrl $A
+
+	# --- bind refused while the kernel uses the device
+	CD=$(disk $C)
+	mkdir -p /mnt
+	if mke2fs -q /dev/$CD >/dev/null 2>&1 && mount -t ext2 /dev/$CD /mnt; then
+		dd if=/dev/urandom of=/mnt/data bs=64k count=32 2>/dev/null
+		mkdir -p /mnt/dir && echo "pnvme mount test seed $SEED" > /mnt/dir/note
+		sync
+		SUM=$(md5sum /mnt/data | cut -d' ' -f1)
+		echo "VMTEST: fs-md5 $SUM"
+		run tool-list-in-use pnvme list
+		refuse bind-refused-mounted "$CD is mounted on /mnt" pnvme bind $C
+		[ "$(drv $C)" = nvme ] && [ "$(md5sum /mnt/data | cut -d' ' -f1)" = "$SUM" ] &&
+			umount /mnt && mount -t ext2 /dev/$CD /mnt &&
+			[ "$(md5sum /mnt/data | cut -d' ' -f1)" = "$SUM" ] &&
+			pass fs-intact "$C still on nvme, /mnt/data md5 $SUM after remount" ||
+			fail fs-intact "driver $(drv $C), data changed or remount failed"
+		umount /mnt
+	else
+		fail bind-refused-mounted "mke2fs/mount of /dev/$CD failed"
+	fi
+	BD2=$(disk $B 2)
+	if mkswap /dev/$BD2 >/dev/null 2>&1 && swapon /dev/$BD2; then
+		refuse bind-refused-swap "$BD2 is used as swap" pnvme bind $B
+		swapoff /dev/$BD2
+	else
+		fail bind-refused-swap "mkswap/swapon /dev/$BD2 failed"
+	fi
+	AD=$(disk $A)
+	sleep 60 < /dev/$AD &
+	HOLDER=$!
+	refuse bind-refused-open "$AD is open by pid $HOLDER" pnvme bind $A
+	kill $HOLDER; wait $HOLDER 2>/dev/null
+
+	# --- vfio-pci
+	load vfio
+	refuse msg-not-bound "bound to 'nvme'.*pnvme bind" pnvme id-ctrl $A
+	run bind-A pnvme bind $A && [ "$(drv $A)" = vfio-pci ] || fail bind-A "driver $(drv $A)"
+	run bind-B pnvme bind $B && [ "$(drv $B)" = vfio-pci ] || fail bind-B "driver $(drv $B)"
+	run tool-status pnvme status
+	run tool-id-ctrl pnvme id-ctrl $A
+	run tool-id-ctrl-json pnvme id-ctrl $A -o json
+	run tool-id-ns pnvme id-ns $B -n 1
+	run tool-id-ns-json pnvme id-ns $B -n 2 -o json
+	refuse tool-id-ns-inactive 'not active' pnvme id-ns $A -n 7
+	pnvme frobnicate >/dev/null 2>&1; [ $? = 2 ] && pass tool-usage-exit2 "unknown command exits 2" ||
+		fail tool-usage-exit2 "unknown command did not exit 2"
+
+	echo "VMTEST: === whole-drive test on $A (seed $SEED)"
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	vmtest run $A --seed $SEED --threads 4 --qd 8
+	echo "VMTEST: vmtest on $A took $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $t0}") s"
+	run tool-smart-log pnvme smart-log $A
+	run tool-error-log pnvme error-log $A -o json
+
+	# --- the group is busy while another process holds it
+	vmtest hold $A 60 > /tmp/hold.log 2>&1 &
+	HOLDER=$!
+	i=0; while ! grep -q holding /tmp/hold.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+	cat /tmp/hold.log
+	refuse msg-group-busy "/dev/vfio/$(group_of $A) is busy.*pid $HOLDER" pnvme id-ctrl $A
+	refuse unbind-refused-busy "pid $HOLDER.*/dev/vfio/$(group_of $A)" pnvme unbind $A
+	kill $HOLDER; wait $HOLDER 2>/dev/null
+
+	# --- locked memory limit (a user without CAP_IPC_LOCK)
+	G=$(group_of $A)
+	chown 1000:1000 /dev/vfio/$G
+	refuse msg-memlock 'RLIMIT_MEMLOCK|ulimit -l' vmtest exec-as 1000 64 /bin/pnvme id-ctrl $A
+	chown 0:0 /dev/vfio/$G
+
+	echo "VMTEST: === 4 KiB blocks, MDTS 2, two namespaces on $B"
+	vmtest run $B --seed $SEED --threads 2 --qd 8
+
+	# --- back to the kernel, which must read what pnvme wrote
+	run unbind-A pnvme unbind $A && [ "$(drv $A)" = nvme ] || fail unbind-A "driver $(drv $A)"
+	AD=$(wait_disk $A)
+	NLBA=$(( $(cat /sys/class/block/$AD/size) ))   # 512-byte sectors = LBAs here
+	if [ -n "$AD" ] && dd if=/dev/$AD of=/tmp/a.img bs=1M 2>/dev/null; then
+		run kernel-readback vmtest check /tmp/a.img --seed $SEED --nsid 1 --lba-size 512 --nlba $NLBA
+		rm -f /tmp/a.img
+	else
+		fail kernel-readback "no block device for $A after unbind"
+	fi
+
+	# --- group not viable: D on vfio-pci, E (same group) still on nvme
+	if [ -n "$D" ] && [ -n "$E" ]; then
+		echo "VMTEST: group of $D: $(ls /sys/bus/pci/devices/$D/iommu_group/devices | tr '\n' ' ')"
+		run bind-D pnvme bind $D
+		refuse msg-group-not-viable "not viable.*$E \(nvme\)" pnvme id-ctrl $D
+		run bind-E pnvme bind $E
+		run group-viable-after-bind pnvme id-ctrl $D
+		run unbind-D pnvme unbind $D
+	else
+		fail msg-group-not-viable "controllers behind the bridge not found"
+	fi
+	run tool-list-end pnvme list
+}
+
+scenario_nointremap() {   # intel-iommu without interrupt remapping
+	load nvme
+	load vfio
+	wait_disk $A >/dev/null
+	run bind-A pnvme bind $A
+	refuse msg-no-intremap 'interrupt remapping.*allow_unsafe_interrupts' pnvme id-ctrl $A
+}
+
+scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
+	load nvme
+	load vfio
+	wait_disk $A >/dev/null
+	refuse msg-no-iommu-group 'no IOMMU group.*intel_iommu=on' pnvme bind $A
+	run tool-status-iommuoff pnvme status
+}
+
+case $SCENARIO in
+main|nointremap|iommuoff) scenario_$SCENARIO ;;
+*) fail scenario "unknown scenario $SCENARIO" ;;
+esac
+dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Build pnvme and run every test suite:
+#   1. build/       gcc, tests on: unit (cmocka), examples, install check
+#   2. build-asan/  clang (gcc if clang is missing), ASan + UBSan: unit tests
+#   3. VM tests     QEMU guest with a real VFIO path (tests/vm/run.sh, when present)
+# Each suite runs even if an earlier one failed; the script prints every
+# ctest summary at the end and exits non-zero if anything failed.
+#
+# Environment: JOBS (default 2), CC (compiler of build/), SKIP_ASAN=1, SKIP_VM=1.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+status=0
+summary=()
+
+# On a fresh Debian machine, as root, install what the build needs (.ci/run
+# installs the same list, plus the VM test packages; keep them in sync).
+deps_missing() {
+	local tool
+	for tool in cmake cc pkg-config clang; do
+		command -v "$tool" >/dev/null 2>&1 || return 0
+	done
+	pkg-config --exists cmocka libpci || return 0
+	return 1
+}
+if deps_missing; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "=== installing build dependencies"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update
+		apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+			libcmocka-dev libpci-dev clang libclang-rt-14-dev valgrind
+	else
+		echo "warning: build dependencies missing (cmake, pkg-config, cmocka, libpci, clang);" \
+		     "run .ci/run as root or install them" >&2
+	fi
+fi
+
+# run_ctest NAME BUILD_DIR [ctest args...]: run ctest, keep its summary lines.
+run_ctest() {
+	local name=$1 dir=$2 rc
+	shift 2
+	set +e
+	(cd "$dir" && ctest --output-on-failure -j"$JOBS" "$@") 2>&1 | tee "$dir/ctest.log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	while IFS= read -r line; do
+		summary+=("$name: $line")
+	done < <(grep -E '% tests passed|^[[:space:]]+[0-9]+ - ' "$dir/ctest.log" || true)
+	if [ "$rc" -ne 0 ]; then
+		summary+=("$name: ctest exit status $rc")
+		status=1
+	fi
+}
+
+# build NAME BUILD_DIR [cmake args...]
+build() {
+	local name=$1 dir=$2
+	shift 2
+	echo "=== $name: configure and build in $dir"
+	if ! cmake -S . -B "$dir" -DPNVME_BUILD_TESTS=ON "$@" ||
+	   ! cmake --build "$dir" -j"$JOBS"; then
+		summary+=("$name: BUILD FAILED")
+		status=1
+		return 1
+	fi
+}
+
+# 1. The normal build: every test (unit, example, install).
+if build "gcc" build; then
+	run_ctest "gcc" build
+fi
+
+# 2. Sanitizers: the unit suite under ASan + UBSan.
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+	asan_cc=()
+	if command -v clang >/dev/null 2>&1; then
+		asan_cc=(-DCMAKE_C_COMPILER=clang)
+	fi
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	if build "asan" build-asan -DPNVME_SANITIZE=ON "${asan_cc[@]}"; then
+		run_ctest "asan" build-asan -L unit
+	fi
+fi
+
+# 3. ---- VM tests (QEMU guest, real VFIO): hook for tests/vm/run.sh ----
+if [ "${SKIP_VM:-0}" != 1 ] && [ -x tests/vm/run.sh ]; then
+	echo "=== vm: tests/vm/run.sh"
+	if tests/vm/run.sh build; then
+		summary+=("vm: passed")
+	else
+		summary+=("vm: FAILED")
+		status=1
+	fi
+fi
+
+echo
+echo "=== summary"
+for line in "${summary[@]}"; do
+	echo "$line"
+done
+if [ "$status" -ne 0 ]; then
+	echo "=== FAILED"
+else
+	echo "=== all passed"
+fi
+exit "$status"
