@@ -86,6 +86,14 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 			memcpy(dma, buf, len);
 	}
 	pthread_mutex_lock(&ctrl->admin_lock);
+	if (ctrl->adminq->in_poll) {
+		/* Only this thread can be inside the poll while we hold the lock. */
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		if (dma)
+			pnvme_dma_free_raw(&ctrl->dma, dma);
+		return pnvme_fail(-EDEADLK, "sync admin command 0x%02x from an admin completion "
+				  "callback: use the async variant", cmd->opc);
+	}
 	do {
 		rc = qpair_submit_raw(ctrl->adminq, cmd, dma, len, admin_wait_cb, &w);
 		if (rc == -EAGAIN) {

@@ -89,6 +89,8 @@ static int ctrl_disable(struct pnvme_ctrl *ctrl)
 		return (int)csts;
 	if (PNVME_GET(cc, PNVME_CC_EN)) {
 		reg_write(ctrl, PNVME_REG_CC, cc & ~PNVME_SET(PNVME_CC_EN, 1u));
+		/* Let the device see EN=0 even when RDY already reads 0 (failed enable). */
+		ctrl_wait_hook(ctrl);
 	} else if (!PNVME_GET((uint32_t)csts, PNVME_CSTS_RDY)) {
 		return 0;
 	}

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,7 +46,8 @@
 #define EMU_TEMP_K        300u
 #define EMU_WCTEMP_K      343u
 #define EMU_CCTEMP_K      373u
-#define EMU_SPIN_ITERS    4096u
+#define EMU_SPIN_ITERS    4096u  /* idle steps spent spinning ... */
+#define EMU_YIELD_ITERS   512u   /* ... then yielding the CPU ... */
 #define EMU_SLEEP_MIN_NS  1000ull
 #define EMU_SLEEP_MAX_NS  1000000ull
 #define PAGE_MASK_        ((uint64_t)PNVME_PAGE_SIZE - 1)
@@ -947,7 +949,6 @@ static void put_u128(uint8_t dst[16], uint64_t v)
 static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 {
 	const struct pnvme_emu_config *c = &emu->cfg;
-	int n;
 
 	id->vid = 0x1b36;
 	id->ssvid = 0x1af4;
@@ -974,8 +975,7 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->nn = EMU_NN;
 	id->oncs = PNVME_ONCS_DSM | PNVME_ONCS_WRITE_ZEROES;
 	id->vwc = 1;
-	n = snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2024-01.dev.pnvme:emu:%s", c->sn);
-	(void)n;
+	snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2024-01.dev.pnvme:emu:%s", c->sn);
 	id->psd[0].mp = 2500;                    /* 25 W, in 0.01 W */
 	id->psd[0].enlat = 16;
 	id->psd[0].exlat = 4;
@@ -1590,6 +1590,7 @@ static void ctrl_enable(struct pnvme_emu *emu)
 
 	emu->st.enables++;
 	emu->enabled = true;
+	emu->cfs = false;                       /* a CFS not pinned by a fault ends here */
 	queues_reset(emu);
 	features_default(emu);
 
@@ -1683,6 +1684,8 @@ static bool cc_process(struct pnvme_emu *emu)
 
 	if (cc == old)
 		return false;
+	/* AQA/ASQ/ACQ were written before CC: read them only after CC */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	emu->cc = cc;
 	if (PNVME_GET(old, PNVME_CC_EN) && !PNVME_GET(cc, PNVME_CC_EN))
 		ctrl_disable(emu);
@@ -1785,12 +1788,20 @@ int pnvme_emu_step(struct pnvme_emu *emu)
 	return n;
 }
 
+/*
+ * The emulator thread: step while there is work; when idle, spin a little,
+ * then yield (a preempted host thread gets the core at once), then sleep with
+ * exponential backoff (1 us .. 1 ms) so an idle emulator costs almost nothing.
+ * Any work resets it to spinning.
+ */
 static void *emu_thread(void *arg)
 {
 	struct pnvme_emu *emu = arg;
 	uint64_t sleep_ns = EMU_SLEEP_MIN_NS;
 	unsigned idle = 0;
 
+	/* short sleeps should be short: the default slack is 50 us */
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	while (!__atomic_load_n(&emu->stop, __ATOMIC_ACQUIRE)) {
 		bool busy;
 
@@ -1808,6 +1819,11 @@ static void *emu_thread(void *arg)
 		if (idle < EMU_SPIN_ITERS) {
 			idle++;
 			pnvme_cpu_relax();
+			continue;
+		}
+		if (idle < EMU_SPIN_ITERS + EMU_YIELD_ITERS) {
+			idle++;
+			sched_yield();
 			continue;
 		}
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)sleep_ns };

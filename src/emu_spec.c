@@ -108,7 +108,7 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		      size_t vn)
 {
 	if (key_is(k, kn, "size")) {
-		uint64_t x;
+		uint64_t x = 0;
 		if (parse_num(v, vn, true, &x) != 0 || x == 0)
 			return pnvme_fail(-EINVAL, "emu spec: option 'size': bad value '%.*s'",
 					  (int)vn, v);
@@ -116,7 +116,7 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return 0;
 	}
 	if (key_is(k, kn, "lba")) {
-		uint32_t x;
+		uint32_t x = 0;
 		int rc = num_opt(k, kn, v, vn, 512, 4096, &x);
 		if (rc == 0 && x != 512 && x != 1024 && x != 2048 && x != 4096)
 			rc = pnvme_fail(-EINVAL,

@@ -5,7 +5,9 @@
  * the nvme driver and vfio-pci through sysfs (driver_override, unbind,
  * drivers_probe; Linux Documentation/ABI/testing/sysfs-bus-pci).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -119,7 +121,8 @@ static int dev_numbers(const char *sysdir, uint32_t *maj, uint32_t *min)
 {
 	char p[PATH_MAX], buf[32];
 	unsigned a, b;
-	snprintf(p, sizeof(p), "%s/dev", sysdir);
+	if ((size_t)snprintf(p, sizeof(p), "%s/dev", sysdir) >= sizeof(p))
+		return -ENAMETOOLONG;
 	if (read_str(p, buf, sizeof(buf)) != 0 || sscanf(buf, "%u:%u", &a, &b) != 2)
 		return -ENOENT;
 	*maj = a;
@@ -312,7 +315,7 @@ static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
  * block devices. Fills the first match into `why`.
  */
 static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t nr_chr,
-			    char *why, size_t len)
+			    const char *chr_label, char *why, size_t len)
 {
 	DIR *proc = opendir("/proc");
 	if (!proc)
@@ -346,7 +349,7 @@ static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t 
 			} else if (S_ISCHR(st.st_mode)) {
 				for (size_t i = 0; i < nr_chr && !hit; i++)
 					if (st.st_rdev == chr[i])
-						hit = "its character device";
+						hit = chr_label ? chr_label : "its character device";
 			}
 			if (!hit)
 				continue;
@@ -355,8 +358,13 @@ static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t 
 			read_str(cp, comm, sizeof(comm));
 			ssize_t n = readlink(fp, target, sizeof(target) - 1);
 			target[n > 0 ? n : 0] = '\0';
-			if (snprintf(why, len, "%s is open by pid %ld (%s) as %.64s", hit, pid,
-				     comm, target[0] ? target : "?") < 0)
+			int w;
+			if (chr_label)
+				w = snprintf(why, len, "%s is open by pid %ld (%s)", hit, pid, comm);
+			else
+				w = snprintf(why, len, "%s is open by pid %ld (%s) as %.64s", hit, pid,
+					     comm, target[0] ? target : "?");
+			if (w < 0)
 				why[0] = '\0';
 		}
 		closedir(fds);
@@ -397,6 +405,12 @@ static bool is_ns_name(const char *s, char *head, size_t len)
 		return true;
 	}
 	return false;
+}
+
+static int cmp_blk(const void *a, const void *b)
+{
+	return strverscmp(((const struct pnvme_pci_blk *)a)->name,
+			  ((const struct pnvme_pci_blk *)b)->name);
 }
 
 /* The kernel's view of a controller the nvme driver owns: disks, partitions, use. */
@@ -444,6 +458,8 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 	}
 	closedir(d);
 
+	qsort(dev->blk, dev->nr_blk, sizeof(dev->blk[0]), cmp_blk);
+
 	/* partitions: /sys/class/block/nvme0n1/nvme0n1p1/partition */
 	unsigned disks = dev->nr_blk;
 	for (unsigned i = 0; i < disks; i++) {
@@ -473,7 +489,7 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 	}
 	usage_free(&u);
 	if (!dev->in_use[0])
-		open_by_process(dev, chr, nr_chr, dev->in_use, sizeof(dev->in_use));
+		open_by_process(dev, chr, nr_chr, NULL, dev->in_use, sizeof(dev->in_use));
 }
 
 /* Everything that does not come from the bus scan. */
@@ -829,14 +845,12 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 					return pnvme_fail(-ENOMEM, "pci: out of memory");
 				char why[256] = "";
 				dev_t chr = gst.st_rdev;
-				open_by_process(tmp, &chr, 1, why, sizeof(why));
+				open_by_process(tmp, &chr, 1, gpath, why, sizeof(why));
 				free(tmp);
-				if (why[0]) {
-					char *at = strstr(why, "pid ");
+				if (why[0])
 					return pnvme_fail(-EBUSY, "pci: refusing to unbind %s: %s "
-							  "has %s open (stop it first)", bdf,
-							  at ? at : why, gpath);
-				}
+							  "(vfio-pci would wait for it to let go; "
+							  "stop it first)", bdf, why);
 			}
 		}
 	}

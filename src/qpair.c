@@ -99,13 +99,14 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 {
 	struct pnvme_qpair_opts o;
 	struct pnvme_qpair *qp = NULL;
-	uint32_t mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
 	uint64_t sq_iova, cq_iova;
+	uint32_t mqes;
 	uint16_t qid = 0;
 	int rc;
 
 	if (!ctrl || !out)
 		return pnvme_fail(-EINVAL, "qpair_create: NULL argument");
+	mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
 	*out = NULL;
 	if (opts)
 		o = *opts;

@@ -54,7 +54,7 @@ static void sample(uint64_t *ns, uint64_t *tsc)
 
 static uint64_t calibrate(void)
 {
-	uint64_t ns0, c0, ns1, c1;
+	uint64_t ns0 = 0, c0 = 0, ns1 = 0, c1 = 0;
 	struct timespec req = { 0, (long)CALIBRATE_NSEC };
 
 	sample(&ns0, &c0);

@@ -17,7 +17,9 @@
  * called under the DMA allocator's lock, the VFIO ioctls themselves are
  * thread safe.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
 	const struct pnvme_ns *ns = nsid ? pnvme_ctrl_ns(ctrl, (uint32_t)nsid)
 					 : pnvme_ctrl_ns_at(ctrl, 0);
 	int status = 1;
+	double elapsed = 0;
 	struct pnvme_qpair *qp = NULL;
 	struct io_slot *slots = NULL;
 	struct job job;
@@ -293,7 +294,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	double elapsed = now_s() - start;
+	elapsed = now_s() - start;
 	if (tty)
 		printf("\r%*s\r", 40, "");
 drain:

@@ -15,7 +15,9 @@
  * DEV is a PCI address bound to vfio-pci or an emulator spec ("emu:size=1G").
  * Exit status: 0 success, 1 failure ("pnvme: <reason>" on stderr), 2 usage.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>

@@ -16,28 +16,11 @@ JOBS=${JOBS:-2}
 status=0
 summary=()
 
-# On a fresh Debian machine, as root, install what the build needs (.ci/run
-# installs the same list, plus the VM test packages; keep them in sync).
-deps_missing() {
-	local tool
-	for tool in cmake cc pkg-config clang; do
-		command -v "$tool" >/dev/null 2>&1 || return 0
-	done
-	pkg-config --exists cmocka libpci || return 0
-	return 1
-}
-if deps_missing; then
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "=== installing build dependencies"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update
-		apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-			libcmocka-dev libpci-dev clang libclang-rt-14-dev valgrind
-	else
-		echo "warning: build dependencies missing (cmake, pkg-config, cmocka, libpci, clang);" \
-		     "run .ci/run as root or install them" >&2
-	fi
-fi
+# On a fresh Debian machine, as root, install what the build and the VM tests
+# need (tools/install-deps.sh holds the one package list).
+deps=(--vm)
+[ "${SKIP_VM:-0}" = 1 ] && deps=()
+tools/install-deps.sh "${deps[@]}"
 
 # run_ctest NAME BUILD_DIR [ctest args...]: run ctest, keep its summary lines.
 run_ctest() {

@@ -121,7 +121,8 @@ const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t 
 /* pnvme_status_errno(status), `*status` (where offered) gets the full      */
 /* status field and pnvme_last_error() its name. Async calls take DMA       */
 /* memory, return 0 once queued (the doorbell is rung at once), and report  */
-/* through the callback when pnvme_ctrl_process_admin() reaps them.         */
+/* through the callback when pnvme_ctrl_process_admin() reaps them. A sync  */
+/* call from inside an admin completion callback returns -EDEADLK.          */
 /* ------------------------------------------------------------------------ */
 
 /**

@@ -24,6 +24,10 @@ for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	vmtest.scenario=*) SCENARIO=${arg#vmtest.scenario=} ;;
 	vmtest.seed=*)     SEED=${arg#vmtest.seed=} ;;
+	vmtest.log=*)      LOGLEVEL=${arg#vmtest.log=} ;;
+	vmtest.threads=*)  THREADS=${arg#vmtest.threads=} ;;
+	vmtest.qd=*)       QD=${arg#vmtest.qd=} ;;
+	vmtest.kernelfirst=*) KERNELFIRST=${arg#vmtest.kernelfirst=} ;;
 	esac
 done
 
@@ -111,10 +115,16 @@ scenario_main() {
 	echo "VMTEST: controllers A=$A B=$B C=$C D=$D E=$E"
 	run tool-list pnvme list
 	run tool-list-json pnvme list -o json
+	# the sysfs walk (builds without libpci) must find the same controllers
+	[ "$(pnvme list)" = "$(PNVME_PCI_SYSFS=1 pnvme list)" ] &&
+		pass tool-list-sysfs "sysfs walk and libpci agree" ||
+		fail tool-list-sysfs "PNVME_PCI_SYSFS=1 pnvme list differs: $(PNVME_PCI_SYSFS=1 pnvme list 2>&1 | tr '\n' '|')"
 
 	# --- failure messages before vfio-pci is loaded
 	refuse msg-bind-no-vfio-pci 'vfio-pci.*not loaded|modprobe vfio-pci' pnvme bind $A
 	refuse msg-open-no-vfio 'modprobe vfio-pci|/dev/vfio/vfio' pnvme id-ctrl $A
+
+	load vfio
 
 	# --- bind refused while the kernel uses the device
 	CD=$(disk $C)
@@ -149,8 +159,7 @@ scenario_main() {
 	refuse bind-refused-open "$AD is open by pid $HOLDER" pnvme bind $A
 	kill $HOLDER; wait $HOLDER 2>/dev/null
 
-	# --- vfio-pci
-	load vfio
+	# --- to vfio-pci
 	refuse msg-not-bound "bound to 'nvme'.*pnvme bind" pnvme id-ctrl $A
 	run bind-A pnvme bind $A && [ "$(drv $A)" = vfio-pci ] || fail bind-A "driver $(drv $A)"
 	run bind-B pnvme bind $B && [ "$(drv $B)" = vfio-pci ] || fail bind-B "driver $(drv $B)"
@@ -176,7 +185,7 @@ scenario_main() {
 	i=0; while ! grep -q holding /tmp/hold.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 	cat /tmp/hold.log
 	refuse msg-group-busy "/dev/vfio/$(group_of $A) is busy.*pid $HOLDER" pnvme id-ctrl $A
-	refuse unbind-refused-busy "pid $HOLDER.*/dev/vfio/$(group_of $A)" pnvme unbind $A
+	refuse unbind-refused-busy "/dev/vfio/$(group_of $A) is open by pid $HOLDER" pnvme unbind $A
 	kill $HOLDER; wait $HOLDER 2>/dev/null
 
 	# --- locked memory limit (a user without CAP_IPC_LOCK)
@@ -213,6 +222,16 @@ scenario_main() {
 	run tool-list-end pnvme list
 }
 
+scenario_smoke() {        # quick check of one controller (development aid)
+	if [ "${KERNELFIRST:-0}" = 1 ]; then   # let the kernel nvme driver use it first
+		load nvme
+		echo "VMTEST: kernel disk $(wait_disk $A)"
+	fi
+	load vfio
+	run bind-A pnvme bind $A
+	PNVME_LOG=${LOGLEVEL:-info} vmtest run $A --seed $SEED --threads ${THREADS:-1} --qd ${QD:-1}
+}
+
 scenario_nointremap() {   # intel-iommu without interrupt remapping
 	load nvme
 	load vfio
@@ -230,7 +249,7 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 }
 
 case $SCENARIO in
-main|nointremap|iommuoff) scenario_$SCENARIO ;;
+main|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -8,7 +8,9 @@
 #     --pnvme PATH     the pnvme tool to test     } default: build both here
 #     --vmtest PATH    the vmtest payload          } from the source tree (gcc)
 #     --workdir DIR    images, initramfs, logs (default: $PWD/vm-work)
-#     --scenario NAME  main | nointremap | iommuoff (repeatable; default: all)
+#     --scenario NAME  main | nointremap | iommuoff (repeatable; default: these
+#                      three) | smoke (one controller, quick; GUEST_ARGS=
+#                      "vmtest.log=debug vmtest.threads=1 vmtest.qd=1")
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420)
 #
@@ -61,7 +63,9 @@ WORK=$(cd "$WORK" && pwd)
 # ---------------------------------------------------------------------------
 QEMU=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 BUSYBOX=$(command -v busybox) || die "busybox not found (apt-get install busybox-static)"
-file -bL "$BUSYBOX" | grep -q 'statically linked' || die "$BUSYBOX is not static (apt-get install busybox-static)"
+# a static binary: ldd says "not a dynamic executable" and fails
+! ldd "$BUSYBOX" >/dev/null 2>&1 || die "$BUSYBOX is not static (apt-get install busybox-static)"
+command -v modinfo >/dev/null || die "modinfo not found (apt-get install kmod)"
 command -v cpio >/dev/null || die "cpio not found (apt-get install cpio)"
 BZIMAGE=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 [ -n "$BZIMAGE" ] || die "no /boot/vmlinuz-* (apt-get install linux-image-amd64)"
@@ -199,7 +203,7 @@ boot() {  # boot SCENARIO IOMMU_OPTS EXTRA_APPEND QEMU_ARGS...
 	local cmd=("$QEMU" -accel tcg,thread=multi -M q35,kernel-irqchip=split -smp 2 -m 1G
 		-device "intel-iommu,$iommu"
 		-kernel "$VMLINUX" -initrd "$INITRD"
-		-append "console=ttyS0 panic=-1 loglevel=4 init_on_alloc=0 $append vmtest.scenario=$sc vmtest.seed=$SEED"
+		-append "console=ttyS0 panic=-1 loglevel=6 init_on_alloc=0 $append vmtest.scenario=$sc vmtest.seed=$SEED"
 		-nographic -no-reboot -nic none "$@")
 	echo "== boot $sc: ${cmd[*]}" | tee "$log"
 	start=${EPOCHREALTIME/./}
@@ -278,7 +282,7 @@ run_main() {
 		$(drive e.img de) -device nvme,serial=pnvmeE,drive=de,bus=br0,addr=0x2
 	local ns=(write-all flush read-compare-all write-zeroes write-zeroes-deac dsm-deallocate
 		  dsm-deallocate-tail final-flush)
-	expect_checks main tool-setup tool-list tool-list-json msg-bind-no-vfio-pci msg-open-no-vfio \
+	expect_checks main tool-setup tool-list tool-list-json tool-list-sysfs msg-bind-no-vfio-pci msg-open-no-vfio \
 		tool-list-in-use bind-refused-mounted fs-intact bind-refused-swap bind-refused-open \
 		msg-not-bound bind-A bind-B tool-status tool-id-ctrl tool-id-ctrl-json tool-id-ns \
 		tool-id-ns-json tool-id-ns-inactive tool-usage-exit2 \
@@ -314,6 +318,14 @@ run_main() {
 	fi
 }
 
+run_smoke() {   # one controller, one bring-up and whole-drive pass (GUEST_ARGS="vmtest.log=debug ...")
+	img a.img 16M
+	boot smoke intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
+		$(drive a.img da) -device nvme,serial=pnvmeA,drive=da,addr=0x4
+	expect_checks smoke tool-setup bind-A bring-up identify ns1-write-all ns1-read-compare-all shutdown
+	compare_image image-A a.img 1 512
+}
+
 run_nointremap() {
 	img a.img 8M
 	boot nointremap intremap=off "intel_iommu=on" \
@@ -330,7 +342,7 @@ run_iommuoff() {
 
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|nointremap|iommuoff) run_$sc ;;
+	main|smoke|nointremap|iommuoff) run_$sc ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done

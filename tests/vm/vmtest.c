@@ -25,7 +25,9 @@
  * The data pattern is a hash of (seed, nsid, byte offset), so any side can
  * regenerate it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>

@@ -1,0 +1,1539 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_qpair.c - I/O queue pairs and NVM I/O commands (src/qpair.c), driven
+ * against the emulated controller. Most tests use step mode, so the device
+ * runs only when the test says so: submit (and flush), pnvme_emu_step(), then
+ * poll. Sync helpers step it themselves through the library's wait hook. The
+ * last tests run the emulator on its own thread.
+ *
+ * Covers: queue creation limits, data round trips (512 and 4096-byte LBAs,
+ * multi-page PRP lists, unaligned buffers), phase wrap at small and large
+ * depths, queue full, doorbell stride, out-of-order completions, error status
+ * propagation, MDTS and argument checks, timeouts, teardown with I/O
+ * outstanding, Flush / Write Zeroes / DSM / passthrough, doorbell batching.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <pnvme/pnvme.h>
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Assert that `expr` returns `want`; on mismatch show both in decimal and the last error. */
+#define assert_rc(expr, want)                                                          \
+	do {                                                                           \
+		int rc_ = (expr);                                                      \
+		int want_ = (want);                                                    \
+		if (rc_ != want_)                                                      \
+			fail_msg("%s returned %d (%s), expected %d (%s); last error: %s", \
+				 #expr, rc_, strerror(rc_ < 0 ? -rc_ : rc_), want_,     \
+				 strerror(want_ < 0 ? -want_ : want_),                  \
+				 pnvme_last_error());                                   \
+	} while (0)
+#define assert_ok(expr) assert_rc(expr, 0)
+
+/* One controller on a stepped (or threaded) emulator, with one queue pair on NSID 1. */
+struct env {
+	struct pnvme_emu *emu;
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	const struct pnvme_ns *ns;
+};
+
+/* "OPTIONS" gets "emu:mode=step," in front unless it names a mode itself. */
+static void env_open(struct env *e, const char *opts, const struct pnvme_qpair_opts *qo)
+{
+	char spec[256];
+
+	memset(e, 0, sizeof(*e));
+	snprintf(spec, sizeof(spec), "emu:%s%s%s", strstr(opts, "mode=") ? "" : "mode=step",
+		 strstr(opts, "mode=") || !*opts ? "" : ",", opts);
+	assert_rc(pnvme_emu_create(spec, &e->emu), 0);
+	assert_ok(pnvme_ctrl_open_emu(e->emu, NULL, &e->ctrl));
+	e->ns = pnvme_ctrl_ns(e->ctrl, 1);
+	assert_non_null(e->ns);
+	assert_ok(pnvme_qpair_create(e->ctrl, qo, &e->qp));
+	assert_non_null(e->qp);
+}
+
+static void env_close(struct env *e)
+{
+	if (e->qp)
+		assert_ok(pnvme_qpair_destroy(e->qp));
+	assert_ok(pnvme_ctrl_close(e->ctrl));
+	pnvme_emu_destroy(e->emu);
+	memset(e, 0, sizeof(*e));
+}
+
+static void *dma_buf(struct env *e, size_t len)
+{
+	void *p = NULL;
+	assert_ok(pnvme_dma_alloc(e->ctrl, len, 0, &p, NULL));
+	return p;
+}
+
+static uint64_t emu_commands(struct env *e)
+{
+	struct pnvme_emu_stats st;
+	pnvme_emu_get_stats(e->emu, &st);
+	return st.commands;
+}
+
+/* Deterministic pattern: every byte depends on the seed and its position. */
+static void fill(void *buf, size_t len, uint32_t seed)
+{
+	uint8_t *p = buf;
+	uint32_t x = seed * 2654435761u + 12345u;
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (uint8_t)(x >> 16);
+	}
+}
+
+static void assert_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != 0)
+			fail_msg("byte %zu is 0x%02x, expected 0", i, p[i]);
+}
+
+/* The emulator's media at [slba, slba + nlb) of NSID 1 equals `want`. */
+static void assert_media(struct env *e, uint64_t slba, uint32_t nlb, const void *want)
+{
+	size_t len = (size_t)nlb * e->ns->lba_size;
+	void *m = malloc(len);
+	assert_non_null(m);
+	assert_ok(pnvme_emu_media_read(e->emu, 1, slba * e->ns->lba_size, m, len));
+	assert_memory_equal(m, want, len);
+	free(m);
+}
+
+/* A completion record. `seq` is the order in which callbacks ran. */
+struct cpl {
+	int calls;
+	int err;
+	int seq;
+	struct pnvme_cqe cqe;
+};
+
+static int cpl_seq;
+
+static void cpl_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct cpl *c = arg;
+	c->calls++;
+	c->err = err;
+	c->seq = cpl_seq++;
+	c->cqe = *cqe;
+}
+
+/* Flush, step the device, poll; repeat until `want` completions were reaped (bounded). */
+static int reap(struct env *e, int want)
+{
+	int got = 0;
+	for (int i = 0; i < 1000 && got < want; i++) {
+		pnvme_qpair_flush(e->qp);
+		(void)pnvme_emu_step(e->emu);
+		int rc = pnvme_qpair_poll(e->qp, 0);
+		assert_true(rc >= 0);
+		got += rc;
+	}
+	assert_int_equal(got, want);
+	return got;
+}
+
+/* Run `fn` in a child process: a driver bug that crashes cannot take other tests down. */
+static int run_in_child(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* cmocka's handlers would resume the test runner in the child. */
+		static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS };
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_create_defaults(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&o);
+	assert_int_equal(o.depth, 0);
+	assert_int_equal(o.timeout_ms, 0);
+	assert_int_equal(o.flags, 0);
+	env_open(&e, "size=1M", NULL);
+	assert_int_equal(pnvme_qpair_id(e.qp), 1);
+	assert_int_equal(pnvme_qpair_depth(e.qp), 255); /* 256 entries, one kept free */
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	assert_false(pnvme_qpair_cq_ready(e.qp));
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted + st.completed + st.sq_doorbells + st.cq_doorbells, 0);
+	/* An empty poll reaps nothing and counts as empty. */
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 0);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.polls, 1);
+	assert_int_equal(st.empty_polls, 1);
+	assert_int_equal(st.cq_doorbells, 0);
+	assert_int_equal(st.sq_doorbells, 0);
+	pnvme_qpair_reset_stats(e.qp);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.polls, 0);
+	env_close(&e);
+
+	/* MQES below the default depth: the default is capped, not refused. */
+	env_open(&e, "size=1M,mqes=31", NULL);
+	assert_int_equal(pnvme_qpair_depth(e.qp), 31);
+	env_close(&e);
+}
+
+static void test_create_limits(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair *qp = NULL;
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,mqes=63", NULL); /* 64 entries at most */
+	uint64_t cmds = emu_commands(&e);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 65;
+	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
+	assert_null(qp);
+	assert_non_null(strstr(pnvme_last_error(), "depth"));
+	o.depth = 1;
+	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
+	o.depth = 4;
+	o.flags = 0x80;
+	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
+	assert_rc(pnvme_qpair_create(e.ctrl, &o, NULL), -EINVAL);
+	/* None of those reached the device. */
+	assert_int_equal(emu_commands(&e), cmds);
+
+	o.flags = 0;
+	o.depth = 64;
+	assert_ok(pnvme_qpair_create(e.ctrl, &o, &qp));
+	assert_int_equal(pnvme_qpair_depth(qp), 63);
+	assert_int_equal(pnvme_qpair_id(qp), 2);
+	assert_ok(pnvme_qpair_destroy(qp));
+	o.depth = 2;
+	assert_ok(pnvme_qpair_create(e.ctrl, &o, &qp));
+	assert_int_equal(pnvme_qpair_depth(qp), 1);
+	assert_ok(pnvme_qpair_destroy(qp));
+	assert_int_equal(pnvme_qpair_destroy(NULL), 0);
+	env_close(&e);
+}
+
+static int create_null_ctrl_child(void)
+{
+	struct pnvme_qpair *qp = NULL;
+	return pnvme_qpair_create(NULL, NULL, &qp) == -EINVAL ? 0 : 1;
+}
+
+/* pnvme_qpair_create(NULL, ...) must fail with -EINVAL, not crash. */
+static void test_create_null_ctrl(void **state)
+{
+	(void)state;
+	int st = run_in_child(create_null_ctrl_child);
+	if (st != 0)
+		fail_msg("pnvme_qpair_create(NULL, NULL, &qp): child status %d (139 = SIGSEGV: "
+			 "DRIVER BUG qpair.c pnvme_qpair_create reads ctrl->cap before the "
+			 "NULL check)", st);
+}
+
+static void test_create_too_many(void **state)
+{
+	struct pnvme_qpair *qp2 = NULL, *qp3 = NULL, *again = NULL;
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,nq=2", NULL);
+	assert_int_equal(pnvme_ctrl_max_io_queues(e.ctrl), 2);
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &qp2));
+	assert_int_equal(pnvme_qpair_id(qp2), 2);
+	uint64_t cmds = emu_commands(&e);
+	assert_rc(pnvme_qpair_create(e.ctrl, NULL, &qp3), -EBUSY);
+	assert_null(qp3);
+	assert_int_equal(emu_commands(&e), cmds);
+
+	/* Destroy queue 1: the next create reuses its id, and it works. */
+	assert_ok(pnvme_qpair_destroy(e.qp));
+	e.qp = NULL;
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &again));
+	assert_int_equal(pnvme_qpair_id(again), 1);
+	e.qp = again;
+	void *buf = dma_buf(&e, 4096);
+	fill(buf, 512, 1);
+	assert_ok(pnvme_write_sync(again, e.ns, buf, 3, 1, 0));
+	memset(buf, 0, 512);
+	assert_ok(pnvme_read_sync(qp2, e.ns, buf, 3, 1, 0));
+	uint8_t want[512];
+	fill(want, sizeof(want), 1);
+	assert_memory_equal(buf, want, 512);
+	pnvme_dma_free(e.ctrl, buf);
+	assert_ok(pnvme_qpair_destroy(qp2));
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data round trips                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Write then read `nlb` blocks at `slba` from buffers at byte offset `off`, async. */
+static void roundtrip(struct env *e, uint64_t slba, uint32_t nlb, size_t off, uint32_t seed)
+{
+	size_t len = (size_t)nlb * e->ns->lba_size;
+	uint8_t *wbuf = dma_buf(e, len + off);
+	uint8_t *rbuf = dma_buf(e, len + off);
+	struct cpl w = { 0 }, r = { 0 };
+
+	fill(wbuf + off, len, seed);
+	memset(rbuf, 0xcc, len + off);
+	assert_ok(pnvme_write(e->qp, e->ns, wbuf + off, slba, nlb, 0, cpl_cb, &w));
+	reap(e, 1);
+	assert_int_equal(w.calls, 1);
+	assert_rc(w.err, 0);
+	assert_int_equal(w.cqe.sqid, pnvme_qpair_id(e->qp));
+	assert_media(e, slba, nlb, wbuf + off);
+	assert_ok(pnvme_read(e->qp, e->ns, rbuf + off, slba, nlb, 0, cpl_cb, &r));
+	reap(e, 1);
+	assert_int_equal(r.calls, 1);
+	assert_rc(r.err, 0);
+	assert_memory_equal(rbuf + off, wbuf + off, len);
+	/* Nothing written outside the buffer. */
+	for (size_t i = 0; i < off; i++)
+		assert_int_equal(rbuf[i], 0xcc);
+	pnvme_dma_free(e->ctrl, wbuf);
+	pnvme_dma_free(e->ctrl, rbuf);
+}
+
+static void test_roundtrip_512(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=4M,lba=512", NULL);
+	assert_int_equal(e.ns->lba_size, 512);
+	roundtrip(&e, 0, 1, 0, 1);
+	roundtrip(&e, 1, 7, 0, 2);
+	roundtrip(&e, 100, 8, 0, 3);
+	roundtrip(&e, e.ns->nlba - 1, 1, 0, 4);                /* the last block */
+	roundtrip(&e, 1000, e.ns->max_lbas, 0, 5);             /* 128 KiB: a PRP list */
+	env_close(&e);
+}
+
+static void test_roundtrip_4096(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=8M,lba=4096", NULL);
+	assert_int_equal(e.ns->lba_size, 4096);
+	roundtrip(&e, 0, 1, 0, 11);
+	roundtrip(&e, 5, 2, 0, 12);                             /* PRP1 + PRP2 */
+	roundtrip(&e, 17, 3, 0, 13);                            /* PRP list, 2 entries */
+	roundtrip(&e, e.ns->nlba - 32, 32, 0, 14);              /* max_lbas at the end */
+	assert_int_equal(e.ns->max_lbas, 32);
+	env_close(&e);
+}
+
+/* Transfers of every size up to the 2 MiB cap through PRP lists, aligned and not. */
+static void test_prp_lists(void **state)
+{
+	static const size_t offs[] = { 0, 4, 100, 512, 2048, 4092 };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=16M,lba=512,mdts=0", NULL);
+	assert_int_equal(pnvme_ctrl_max_xfer(e.ctrl), 2u << 20);
+	assert_int_equal(e.ns->max_lbas, 4096);
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		uint32_t seed = (uint32_t)(100 + i);
+		/* A page, just over a page, a few pages, 2 MiB (511 or 512 list entries). */
+		roundtrip(&e, 0, 8, offs[i], seed);
+		roundtrip(&e, 64, 9, offs[i], seed + 10);
+		roundtrip(&e, 128, 40, offs[i], seed + 20);
+		roundtrip(&e, 4096, 4096, offs[i], seed + 30);
+	}
+	env_close(&e);
+
+	/* The default MDTS (128 KiB) at unaligned offsets with 4 KiB blocks. */
+	env_open(&e, "size=8M,lba=4096", NULL);
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		roundtrip(&e, 40, 32, offs[i], (uint32_t)(200 + i));
+	env_close(&e);
+}
+
+/* Several namespaces: I/O lands in the namespace it names. */
+static void test_multi_namespace(void **state)
+{
+	struct env e;
+	uint8_t want[4096], got[4096];
+	(void)state;
+
+	env_open(&e, "size=1M,lba=4096,ns=3", NULL);
+	const struct pnvme_ns *ns2 = pnvme_ctrl_ns(e.ctrl, 2);
+	const struct pnvme_ns *ns3 = pnvme_ctrl_ns(e.ctrl, 3);
+	assert_non_null(ns2);
+	assert_non_null(ns3);
+	void *buf = dma_buf(&e, 4096);
+	fill(buf, 4096, 77);
+	memcpy(want, buf, 4096);
+	assert_ok(pnvme_write_sync(e.qp, ns2, buf, 9, 1, 0));
+	assert_ok(pnvme_emu_media_read(e.emu, 2, 9 * 4096, got, 4096));
+	assert_memory_equal(got, want, 4096);
+	assert_ok(pnvme_emu_media_read(e.emu, 1, 9 * 4096, got, 4096));
+	assert_zero(got, 4096);
+	assert_ok(pnvme_emu_media_read(e.emu, 3, 9 * 4096, got, 4096));
+	assert_zero(got, 4096);
+	memset(buf, 0, 4096);
+	assert_ok(pnvme_read_sync(e.qp, ns3, buf, 9, 1, 0));
+	assert_zero(buf, 4096);
+	assert_ok(pnvme_read_sync(e.qp, ns2, buf, 9, 1, 0));
+	assert_memory_equal(buf, want, 4096);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phase wrap                                                               */
+/* ------------------------------------------------------------------------ */
+
+struct wrap_req {
+	uint32_t calls;
+	int err;
+};
+
+static uint16_t wrap_qid;
+static uint64_t wrap_bad;
+
+static void wrap_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct wrap_req *r = arg;
+	r->calls++;
+	r->err = err;
+	if (cqe->sqid != wrap_qid || PNVME_CQE_STATUS(cqe) != 0)
+		wrap_bad++;
+}
+
+/*
+ * Keep a queue of `depth` entries full with one-block reads for `total` I/Os:
+ * each pass submits until -EAGAIN, then steps the device and polls. Every
+ * request has its own record, which its callback must hit exactly once.
+ */
+static void phase_wrap(uint32_t depth, uint32_t total)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct env e;
+	uint32_t sub = 0, done = 0, passes = 0;
+
+	pnvme_qpair_opts_default(&o);
+	o.depth = depth;
+	env_open(&e, "size=1M,lba=512", &o);
+	assert_int_equal(pnvme_qpair_depth(e.qp), depth - 1);
+	struct wrap_req *req = calloc(total, sizeof(*req));
+	assert_non_null(req);
+	void *buf = dma_buf(&e, 4096);
+	wrap_qid = pnvme_qpair_id(e.qp);
+	wrap_bad = 0;
+
+	while (done < total) {
+		while (sub < total) {
+			int rc = pnvme_read(e.qp, e.ns, buf, sub % 64, 1, 0, wrap_cb, &req[sub]);
+			if (rc == -EAGAIN)
+				break;
+			assert_rc(rc, 0);
+			sub++;
+		}
+		/* Full (or everything submitted): exactly depth - 1 in flight. */
+		uint32_t inflight = sub - done;
+		assert_int_equal(pnvme_qpair_outstanding(e.qp), inflight);
+		if (sub < total)
+			assert_int_equal(inflight, depth - 1);
+		pnvme_qpair_flush(e.qp);
+		(void)pnvme_emu_step(e.emu);
+		int n = pnvme_qpair_poll(e.qp, 0);
+		if (n <= 0)
+			fail_msg("depth %u: poll returned %d with %u in flight", depth, n, inflight);
+		done += (uint32_t)n;
+		passes++;
+	}
+	assert_int_equal(done, total);
+	for (uint32_t i = 0; i < total; i++) {
+		if (req[i].calls != 1 || req[i].err != 0)
+			fail_msg("depth %u: request %u: %u callbacks, err %d", depth, i, req[i].calls,
+				 req[i].err);
+	}
+	assert_int_equal(wrap_bad, 0);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, total);
+	assert_int_equal(st.completed, total);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.bad_cqes, 0);
+	assert_int_equal(st.timeouts, 0);
+	assert_int_equal(st.empty_polls, 0);
+	assert_int_equal(st.polls, passes);
+	assert_int_equal(st.sq_doorbells, passes); /* one per batch */
+	assert_int_equal(st.cq_doorbells, passes);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	assert_false(pnvme_qpair_cq_ready(e.qp));
+	free(req);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_phase_wrap_depth2(void **state)
+{
+	(void)state;
+	phase_wrap(2, 100000);
+}
+
+static void test_phase_wrap_depth3(void **state)
+{
+	(void)state;
+	phase_wrap(3, 100000);
+}
+
+static void test_phase_wrap_depth4(void **state)
+{
+	(void)state;
+	phase_wrap(4, 100000);
+}
+
+static void test_phase_wrap_depth1024(void **state)
+{
+	(void)state;
+	phase_wrap(1024, 100000);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queue full, doorbells                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void queue_full(uint32_t flags)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct cpl c[8] = { { 0 } };
+	struct env e;
+
+	pnvme_qpair_opts_default(&o);
+	o.depth = 4;
+	o.flags = flags;
+	env_open(&e, "size=1M", &o);
+	void *buf = dma_buf(&e, 4096);
+	for (int i = 0; i < 3; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+	double t0 = now_s();
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 3, 1, 0, cpl_cb, &c[3]), -EAGAIN);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, 3, 1, 0, cpl_cb, &c[3]), -EAGAIN);
+	assert_rc(pnvme_flush(e.qp, e.ns, cpl_cb, &c[3]), -EAGAIN);
+	assert_true(now_s() - t0 < 0.1);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 3);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, 3);
+
+	/* Not reaped yet: nothing in the CQ until the device runs. */
+	assert_false(pnvme_qpair_cq_ready(e.qp));
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_true(pnvme_qpair_cq_ready(e.qp));
+	/* Reap one at a time with max = 1. */
+	assert_int_equal(pnvme_qpair_poll(e.qp, 1), 1);
+	assert_true(pnvme_qpair_cq_ready(e.qp));
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 2);
+	assert_false(pnvme_qpair_cq_ready(e.qp));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(c[i].calls, 1);
+		assert_int_equal(c[i].err, 0);
+	}
+	assert_int_equal(c[3].calls, 0);
+	assert_true(c[0].seq < c[1].seq && c[1].seq < c[2].seq);
+	/* Room again. */
+	for (int i = 4; i < 7; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 3, 1, 0, cpl_cb, &c[3]), -EAGAIN);
+	reap(&e, 3);
+	/* Sync helpers on a queue of depth 4 work too. */
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_queue_full_eagain(void **state)
+{
+	(void)state;
+	queue_full(0);
+}
+
+static void test_queue_full_eagain_immediate(void **state)
+{
+	(void)state;
+	queue_full(PNVME_QPAIR_DB_IMMEDIATE);
+}
+
+static void test_doorbell_immediate(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct cpl c[16] = { { 0 } };
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&o);
+	o.flags = PNVME_QPAIR_DB_IMMEDIATE;
+	env_open(&e, "size=1M", &o);
+	void *buf = dma_buf(&e, 4096);
+	for (int i = 0; i < 16; i++) {
+		assert_ok(pnvme_read(e.qp, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+		pnvme_qpair_get_stats(e.qp, &st);
+		assert_int_equal(st.sq_doorbells, (uint64_t)i + 1);
+	}
+	/* The doorbell was rung already: the device runs with no flush and no poll. */
+	(void)pnvme_emu_step(e.emu);
+	assert_true(pnvme_qpair_cq_ready(e.qp));
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 16);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, 16);
+	assert_int_equal(st.sq_doorbells, st.submitted);
+	assert_int_equal(st.cq_doorbells, 1);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_doorbell_batched(void **state)
+{
+	struct pnvme_qpair_stats st;
+	struct cpl c[32] = { { 0 } };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M", NULL);
+	void *buf = dma_buf(&e, 32 * 512);
+	for (int i = 0; i < 32; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, (uint8_t *)buf + i * 512, (uint64_t)i, 1, 0,
+				     cpl_cb, &c[i]));
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.sq_doorbells, 0);
+	/* Without the doorbell the device sees nothing. */
+	(void)pnvme_emu_step(e.emu);
+	assert_false(pnvme_qpair_cq_ready(e.qp));
+	uint64_t before = emu_commands(&e);
+	pnvme_qpair_flush(e.qp);
+	pnvme_qpair_flush(e.qp); /* nothing new: no second write */
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e) - before, 32);
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 32);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, 32);
+	assert_int_equal(st.completed, 32);
+	assert_int_equal(st.sq_doorbells, 1);
+	assert_int_equal(st.cq_doorbells, 1);
+	assert_int_equal(st.polls, 1);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(c[i].calls, 1);
+
+	/* Poll rings the doorbell itself when the caller did not flush. */
+	struct cpl one = { 0 };
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &one));
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 0);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.sq_doorbells, 2);
+	assert_int_equal(st.empty_polls, 1);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 1);
+	assert_int_equal(one.calls, 1);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* Doorbell stride != 0: every queue's doorbells move, I/O still works. */
+static void doorbell_stride(unsigned dstrd)
+{
+	char opts[64];
+	struct pnvme_qpair *qp2;
+	struct env e;
+	uint8_t want[8 * 512];
+
+	snprintf(opts, sizeof(opts), "size=1M,dstrd=%u,nq=4", dstrd);
+	env_open(&e, opts, NULL);
+	assert_int_equal(PNVME_GET(pnvme_ctrl_cap(e.ctrl), PNVME_CAP_DSTRD), dstrd);
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &qp2));
+	assert_int_equal(pnvme_qpair_id(qp2), 2);
+	void *buf = dma_buf(&e, sizeof(want));
+	for (uint32_t i = 0; i < 20; i++) {
+		fill(buf, sizeof(want), 300 + i);
+		memcpy(want, buf, sizeof(want));
+		assert_ok(pnvme_write_sync(i & 1 ? qp2 : e.qp, e.ns, buf, i * 8, 8, 0));
+		memset(buf, 0, sizeof(want));
+		assert_ok(pnvme_read_sync(i & 1 ? e.qp : qp2, e.ns, buf, i * 8, 8, 0));
+		assert_memory_equal(buf, want, sizeof(want));
+	}
+	/* Async on both at once. */
+	struct cpl c1 = { 0 }, c2 = { 0 };
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &c1));
+	assert_ok(pnvme_read(qp2, e.ns, (uint8_t *)buf + 512, 8, 1, 0, cpl_cb, &c2));
+	pnvme_qpair_flush(e.qp);
+	pnvme_qpair_flush(qp2);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(pnvme_qpair_poll(e.qp, 0), 1);
+	assert_int_equal(pnvme_qpair_poll(qp2, 0), 1);
+	assert_int_equal(c1.cqe.sqid, 1);
+	assert_int_equal(c2.cqe.sqid, 2);
+	pnvme_dma_free(e.ctrl, buf);
+	assert_ok(pnvme_qpair_destroy(qp2));
+	env_close(&e);
+}
+
+static void test_doorbell_stride_1(void **state)
+{
+	(void)state;
+	doorbell_stride(1);
+}
+
+static void test_doorbell_stride_3(void **state)
+{
+	(void)state;
+	doorbell_stride(3);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Completion order and status                                              */
+/* ------------------------------------------------------------------------ */
+
+static void test_out_of_order_completions(void **state)
+{
+	enum { N = 16 };
+	struct pnvme_emu_fault f = { .kind = PNVME_EMU_FAULT_REORDER };
+	struct cpl c[N] = { { 0 } };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512", NULL);
+	uint8_t *buf = dma_buf(&e, N * 512);
+	uint8_t *want = malloc(N * 512);
+	assert_non_null(want);
+	fill(want, N * 512, 4242);
+	memcpy(buf, want, N * 512);
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, N, 0));
+	memset(buf, 0, N * 512);
+
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	cpl_seq = 0;
+	for (int i = 0; i < N; i++) /* block i into slot i */
+		assert_ok(pnvme_read(e.qp, e.ns, buf + i * 512, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+	reap(&e, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(c[i].calls, 1);
+		assert_int_equal(c[i].err, 0);
+		/* Reversed: the last submitted completes first. */
+		assert_int_equal(c[i].seq, N - 1 - i);
+		assert_int_equal(c[i].cqe.sqid, pnvme_qpair_id(e.qp));
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(c[i].cqe.cid, c[j].cqe.cid);
+		/* Each request's own data reached its own buffer. */
+		assert_memory_equal(buf + i * 512, want + i * 512, 512);
+	}
+	/* And again, with trackers reused in a different order. */
+	memset(c, 0, sizeof(c));
+	memset(buf, 0, N * 512);
+	cpl_seq = 0;
+	for (int i = 0; i < N; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, buf + i * 512, (uint64_t)(N - 1 - i), 1, 0, cpl_cb,
+				     &c[i]));
+	reap(&e, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(c[i].calls, 1);
+		assert_int_equal(c[i].seq, N - 1 - i);
+		assert_memory_equal(buf + i * 512, want + (N - 1 - i) * 512, 512);
+	}
+	struct pnvme_qpair_stats st;
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.bad_cqes, 0);
+	free(want);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_error_status_propagation(void **state)
+{
+	static const uint16_t statuses[] = {
+		PNVME_STATUS_DNR | PNVME_STATUS(PNVME_SCT_MEDIA, PNVME_SC_READ_ERROR),
+		PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL),                /* no DNR */
+		PNVME_STATUS_DNR | PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_LBA_RANGE),
+		PNVME_STATUS_DNR | PNVME_STATUS(PNVME_SCT_MEDIA, PNVME_SC_ACCESS_DENIED),
+		PNVME_STATUS_DNR | PNVME_STATUS(PNVME_SCT_VENDOR, 0xc4),
+		PNVME_STATUS_DNR | PNVME_STATUS_MORE | PNVME_STATUS(PNVME_SCT_CMD, PNVME_SC_READ_ONLY),
+	};
+	struct pnvme_qpair_stats st;
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M", NULL);
+	void *buf = dma_buf(&e, 4096);
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		struct pnvme_emu_fault f = {
+			.kind = PNVME_EMU_FAULT_STATUS,
+			.qid = pnvme_qpair_id(e.qp),
+			.opc = PNVME_NVM_READ,
+			.skip = 1, /* the first matching read goes through */
+			.count = 1,
+			.status = statuses[i],
+		};
+		struct cpl ok1 = { 0 }, bad = { 0 }, ok2 = { 0 };
+		pnvme_emu_clear_faults(e.emu);
+		assert_ok(pnvme_emu_inject(e.emu, &f));
+		assert_ok(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &ok1));
+		assert_ok(pnvme_read(e.qp, e.ns, buf, 1, 1, 0, cpl_cb, &bad));
+		assert_ok(pnvme_read(e.qp, e.ns, buf, 2, 1, 0, cpl_cb, &ok2));
+		reap(&e, 3);
+		assert_int_equal(ok1.err, 0);
+		assert_int_equal(ok2.err, 0);
+		assert_int_equal(bad.calls, 1);
+		if (PNVME_CQE_STATUS(&bad.cqe) != statuses[i])
+			fail_msg("status 0x%04x arrived as 0x%04x", statuses[i],
+				 PNVME_CQE_STATUS(&bad.cqe));
+		assert_rc(bad.err, pnvme_status_errno(statuses[i]));
+		assert_int_not_equal(bad.err, 0);
+	}
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.errors, sizeof(statuses) / sizeof(statuses[0]));
+	assert_int_equal(pnvme_status_errno(statuses[0]), -EIO);
+	assert_int_equal(pnvme_status_errno(statuses[2]), -ERANGE);
+
+	/* The sync helpers return the same errno and name the status. */
+	struct pnvme_emu_fault f = {
+		.kind = PNVME_EMU_FAULT_STATUS,
+		.qid = PNVME_EMU_ANY_QID,
+		.opc = PNVME_NVM_READ,
+		.count = 1,
+		.status = statuses[0],
+	};
+	pnvme_emu_clear_faults(e.emu);
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0), -EIO);
+	assert_non_null(strstr(pnvme_last_error(), "Unrecovered Read Error"));
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
+
+	/* A status the device decides itself: a raw read past the end (host checks bypassed). */
+	struct pnvme_sqe sqe = { 0 };
+	struct pnvme_cqe cqe;
+	sqe.opc = PNVME_NVM_READ;
+	sqe.nsid = 1;
+	sqe.cdw10 = (uint32_t)e.ns->nlba;
+	sqe.cdw12 = 0;
+	assert_rc(pnvme_io_passthru_sync(e.qp, &sqe, buf, 512, &cqe), -ERANGE);
+	assert_int_equal(PNVME_STATUS_CODE(PNVME_CQE_STATUS(&cqe)),
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_LBA_RANGE));
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void test_mdts_limit(void **state)
+{
+	struct pnvme_qpair_stats st;
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512,mdts=1", NULL);
+	assert_int_equal(pnvme_ctrl_max_xfer(e.ctrl), 8192);
+	assert_int_equal(e.ns->max_lbas, 16);
+	void *buf = dma_buf(&e, 16384);
+	uint64_t cmds = emu_commands(&e);
+	struct cpl c = { 0 };
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 0, 32, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, 0, 17, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 32, 0), -EINVAL);
+	struct pnvme_sqe sqe = { .opc = PNVME_NVM_READ, .nsid = 1, .cdw12 = 31 };
+	assert_rc(pnvme_io_passthru(e.qp, &sqe, buf, 16384, cpl_cb, &c), -EINVAL);
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e), cmds);
+	assert_int_equal(c.calls, 0);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, 0);
+	/* 8 KiB is fine. */
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 16, 0));
+	assert_int_equal(emu_commands(&e), cmds + 1);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+
+	/* MDTS 0 (no limit): 2 MiB, and a 2 MiB read works. */
+	env_open(&e, "size=4M,lba=4096,mdts=0", NULL);
+	assert_int_equal(pnvme_ctrl_max_xfer(e.ctrl), 2u << 20);
+	assert_int_equal(e.ns->max_lbas, 512);
+	buf = dma_buf(&e, 2u << 20);
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 512, 0));
+	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 513, 0), -EINVAL);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_bad_arguments(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct cpl c = { 0 };
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&o);
+	o.depth = 2; /* one tracker: a leaked tracker would show at once */
+	env_open(&e, "size=1M,lba=512", &o);
+	uint64_t n = e.ns->nlba;
+	uint8_t *buf = dma_buf(&e, 8192);
+	uint64_t cmds = emu_commands(&e);
+
+	/* LBA range */
+	assert_rc(pnvme_read(e.qp, e.ns, buf, n, 1, 0, cpl_cb, &c), -ERANGE);
+	assert_rc(pnvme_read(e.qp, e.ns, buf, n - 1, 2, 0, cpl_cb, &c), -ERANGE);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, UINT64_MAX, 1, 0, cpl_cb, &c), -ERANGE);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, UINT64_MAX - 1, 4, 0, cpl_cb, &c), -ERANGE);
+	assert_rc(pnvme_write_zeroes(e.qp, e.ns, n - 2, 3, 0, cpl_cb, &c), -ERANGE);
+	struct pnvme_dsm_range r = { .slba = n - 1, .nlb = 2 };
+	assert_rc(pnvme_dsm(e.qp, e.ns, &r, 1, PNVME_DSM_AD, cpl_cb, &c), -ERANGE);
+	/* nlb 0 */
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write_zeroes(e.qp, e.ns, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 0, 0), -EINVAL);
+	/* flags */
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 0, 1, PNVME_IO_DEAC, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write(e.qp, e.ns, buf, 0, 1, 1u << 3, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write_zeroes(e.qp, e.ns, 0, 1, 1u << 3, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write_zeroes(e.qp, e.ns, 0, 65537, 0, cpl_cb, &c), -EINVAL);
+	/* DSM ranges and attributes */
+	r.slba = 0;
+	r.nlb = 1;
+	assert_rc(pnvme_dsm(e.qp, e.ns, &r, 0, PNVME_DSM_AD, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_dsm(e.qp, e.ns, &r, 257, PNVME_DSM_AD, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_dsm(e.qp, e.ns, NULL, 1, PNVME_DSM_AD, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_dsm(e.qp, e.ns, &r, 1, 1u << 8, cpl_cb, &c), -EINVAL);
+	/* Buffers: ordinary memory, not dword aligned, NULL. */
+	uint8_t *plain = malloc(8192);
+	assert_non_null(plain);
+	assert_rc(pnvme_read(e.qp, e.ns, plain, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write(e.qp, e.ns, plain, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read_sync(e.qp, e.ns, plain, 0, 1, 0), -EINVAL);
+	assert_rc(pnvme_read(e.qp, e.ns, buf + 2, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_write(e.qp, e.ns, buf + 1, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read(e.qp, e.ns, NULL, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	struct pnvme_sqe sqe = { .opc = PNVME_NVM_READ, .nsid = 1 };
+	assert_rc(pnvme_io_passthru(e.qp, &sqe, plain, 512, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_io_passthru(e.qp, &sqe, NULL, 512, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_io_passthru(e.qp, NULL, buf, 512, cpl_cb, &c), -EINVAL);
+	free(plain);
+
+	/* The device saw none of it; no tracker leaked; nothing was counted. */
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e), cmds);
+	assert_int_equal(c.calls, 0);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.submitted, 0);
+	assert_int_equal(st.sq_doorbells, 0);
+
+	/* The edges that are valid: last block; dword-aligned, non-page-aligned buffer. */
+	assert_ok(pnvme_read(e.qp, e.ns, buf + 4, n - 1, 1, 0, cpl_cb, &c));
+	reap(&e, 1);
+	assert_int_equal(c.err, 0);
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf + 8, n - 2, 2, PNVME_IO_FUA));
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf + 12, 0, 1, PNVME_IO_LR | PNVME_IO_FUA));
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timeouts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_timeout_dropped_completion(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct cpl c = { 0 }, before = { 0 }, after = { 0 };
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&o);
+	o.timeout_ms = 50;
+	env_open(&e, "size=1M", &o);
+	struct pnvme_emu_fault f = {
+		.kind = PNVME_EMU_FAULT_DROP_CPL,
+		.qid = pnvme_qpair_id(e.qp),
+		.opc = PNVME_NVM_READ,
+		.skip = 1,
+		.count = 1,
+	};
+	void *buf = dma_buf(&e, 4096);
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &before));
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 1, 1, 0, cpl_cb, &c));
+	double t0 = now_s();
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	int polls = 0;
+	while (c.calls == 0 && now_s() - t0 < 5.0) {
+		(void)pnvme_emu_step(e.emu);
+		assert_true(pnvme_qpair_poll(e.qp, 0) >= 0);
+		polls++;
+		usleep(1000);
+	}
+	double dt = now_s() - t0;
+	assert_int_equal(before.calls, 1);
+	assert_int_equal(before.err, 0);
+	assert_int_equal(c.calls, 1);
+	assert_rc(c.err, -ETIMEDOUT);
+	if (dt < 0.045 || dt > 1.0)
+		fail_msg("timed out after %.3f s with a 50 ms deadline", dt);
+	/* Host-side completion: Path Related / Command Aborted By Host, DNR. */
+	assert_int_equal(PNVME_CQE_STATUS(&c.cqe),
+			 PNVME_STATUS_DNR | PNVME_STATUS(PNVME_SCT_PATH, PNVME_SC_HOST_ABORTED_CMD));
+	assert_int_equal(c.cqe.sqid, pnvme_qpair_id(e.qp));
+	assert_int_equal(pnvme_status_errno(PNVME_CQE_STATUS(&c.cqe)), -ECANCELED);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.submitted, 2);
+	assert_int_equal(st.completed, 2);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+
+	/* More polling does not complete it again; the queue stays usable. */
+	for (int i = 0; i < 5; i++) {
+		(void)pnvme_emu_step(e.emu);
+		assert_int_equal(pnvme_qpair_poll(e.qp, 0), 0);
+	}
+	assert_int_equal(c.calls, 1);
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 2, 1, 0, cpl_cb, &after));
+	reap(&e, 1);
+	assert_int_equal(after.err, 0);
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.bad_cqes, 0);
+
+	/* The sync helpers time out the same way (deadline set per queue pair). */
+	f.skip = 0;
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	t0 = now_s();
+	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0), -ETIMEDOUT);
+	assert_true(now_s() - t0 < 1.0);
+	pnvme_emu_clear_faults(e.emu);
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/*
+ * A completion that arrives after its deadline: the callback ran once with
+ * -ETIMEDOUT; the late CQE is recognised (not a bad CQE) and frees the command
+ * id, so a queue with a single tracker is usable again.
+ */
+static void test_late_completion_after_timeout(void **state)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct cpl c = { 0 }, next = { 0 };
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&o);
+	o.depth = 2;
+	o.timeout_ms = 20;
+	env_open(&e, "size=1M", &o);
+	struct pnvme_emu_fault f = {
+		.kind = PNVME_EMU_FAULT_DELAY_CPL,
+		.qid = pnvme_qpair_id(e.qp),
+		.opc = PNVME_NVM_READ,
+		.count = 1,
+		.delay_us = 150000,
+	};
+	void *buf = dma_buf(&e, 4096);
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	assert_ok(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &c));
+	double t0 = now_s();
+	while (c.calls == 0 && now_s() - t0 < 2.0) {
+		pnvme_qpair_flush(e.qp);
+		(void)pnvme_emu_step(e.emu);
+		(void)pnvme_qpair_poll(e.qp, 0);
+		usleep(1000);
+	}
+	assert_int_equal(c.calls, 1);
+	assert_rc(c.err, -ETIMEDOUT);
+	/* The command id is still reserved: the one tracker is not free yet. */
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 1, 1, 0, cpl_cb, &next), -EAGAIN);
+	/* Wait for the late completion. */
+	int rc = -EAGAIN;
+	while (rc == -EAGAIN && now_s() - t0 < 2.0) {
+		(void)pnvme_emu_step(e.emu);
+		(void)pnvme_qpair_poll(e.qp, 0);
+		rc = pnvme_read(e.qp, e.ns, buf, 1, 1, 0, cpl_cb, &next);
+		usleep(1000);
+	}
+	assert_rc(rc, 0);
+	reap(&e, 1);
+	assert_int_equal(next.err, 0);
+	assert_int_equal(c.calls, 1);
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.bad_cqes, 0);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Teardown with I/O outstanding                                            */
+/* ------------------------------------------------------------------------ */
+
+static void check_all_done_once(const struct cpl *c, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (c[i].calls != 1)
+			fail_msg("request %d: %d callbacks", i, c[i].calls);
+		if (c[i].err != 0 && c[i].err != -ECANCELED)
+			fail_msg("request %d: err %d", i, c[i].err);
+	}
+}
+
+static void test_close_with_io_outstanding(void **state)
+{
+	enum { N = 24 };
+	struct cpl c[N] = { { 0 } };
+	struct pnvme_qpair *qp2;
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M", NULL);
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &qp2));
+	void *buf = dma_buf(&e, 8 * 4096);
+	/* Queue 1: posted, never flushed. Queue 2: flushed, device not run. */
+	for (int i = 0; i < N / 2; i++)
+		assert_ok(pnvme_write(e.qp, e.ns, buf, (uint64_t)i * 8, 8, 0, cpl_cb, &c[i]));
+	for (int i = N / 2; i < N; i++)
+		assert_ok(pnvme_read(qp2, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+	pnvme_qpair_flush(qp2);
+	/* Plus a command the device will never complete. */
+	struct pnvme_emu_fault f = {
+		.kind = PNVME_EMU_FAULT_DROP_CPL, .qid = 2, .opc = PNVME_NVM_FLUSH, .count = 1,
+	};
+	struct cpl dropped = { 0 };
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	assert_ok(pnvme_flush(qp2, e.ns, cpl_cb, &dropped));
+	pnvme_qpair_flush(qp2);
+	(void)pnvme_emu_step(e.emu);
+
+	assert_ok(pnvme_ctrl_close(e.ctrl));
+	check_all_done_once(c, N);
+	assert_int_equal(dropped.calls, 1);
+	assert_rc(dropped.err, -ECANCELED);
+	(void)buf; /* DMA memory goes with the controller */
+	pnvme_emu_destroy(e.emu);
+}
+
+static void test_destroy_with_io_outstanding(void **state)
+{
+	enum { N = 16 };
+	struct cpl c[N] = { { 0 } };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M", NULL);
+	void *buf = dma_buf(&e, 4096);
+	for (int i = 0; i < N; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
+	assert_ok(pnvme_qpair_destroy(e.qp));
+	e.qp = NULL;
+	check_all_done_once(c, N);
+	/* The controller is fine afterwards. */
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &e.qp));
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Flush, Write Zeroes, DSM, passthrough, sync helpers                      */
+/* ------------------------------------------------------------------------ */
+
+static void test_flush_zeroes_dsm_passthru(void **state)
+{
+	enum { NB = 16 };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=4096", NULL);
+	size_t bs = e.ns->lba_size;
+	uint8_t *buf = dma_buf(&e, NB * bs);
+	uint8_t *want = malloc(NB * bs);
+	assert_non_null(want);
+	fill(want, NB * bs, 9);
+	memcpy(buf, want, NB * bs);
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, NB, 0));
+	assert_ok(pnvme_flush_sync(e.qp, e.ns));
+	assert_media(&e, 0, NB, want);
+
+	/* Write Zeroes 4..7, with DEAC 8..11; DSM deallocate 12..13. */
+	assert_ok(pnvme_write_zeroes_sync(e.qp, e.ns, 4, 4, 0));
+	assert_ok(pnvme_write_zeroes_sync(e.qp, e.ns, 8, 4, PNVME_IO_DEAC));
+	struct pnvme_dsm_range r[2] = {
+		{ .slba = 12, .nlb = 1 },
+		{ .slba = 13, .nlb = 1 },
+	};
+	assert_ok(pnvme_dsm_sync(e.qp, e.ns, r, 2, PNVME_DSM_AD));
+	memset(want + 4 * bs, 0, 10 * bs);
+	memset(buf, 0xcc, NB * bs);
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, NB, 0));
+	assert_memory_equal(buf, want, NB * bs);
+	assert_media(&e, 0, NB, want);
+
+	/* Async forms. */
+	struct cpl cf = { 0 }, cz = { 0 }, cd = { 0 };
+	assert_ok(pnvme_flush(e.qp, e.ns, cpl_cb, &cf));
+	assert_ok(pnvme_write_zeroes(e.qp, e.ns, 0, 1, PNVME_IO_FUA, cpl_cb, &cz));
+	r[0].slba = 1;
+	assert_ok(pnvme_dsm(e.qp, e.ns, r, 1, PNVME_DSM_AD | PNVME_DSM_IDR, cpl_cb, &cd));
+	reap(&e, 3);
+	assert_int_equal(cf.err | cz.err | cd.err, 0);
+	memset(want, 0, 2 * bs);
+	assert_media(&e, 0, NB, want);
+
+	/* Raw I/O: a Write then a Read built by hand. */
+	struct pnvme_sqe sqe = { 0 };
+	struct pnvme_cqe cqe;
+	fill(buf, 2 * bs, 31);
+	memcpy(want + 2 * bs, buf, 2 * bs);
+	sqe.opc = PNVME_NVM_WRITE;
+	sqe.nsid = 1;
+	sqe.cdw10 = 2;
+	sqe.cdw12 = 1; /* 2 blocks, 0's based */
+	assert_ok(pnvme_io_passthru_sync(e.qp, &sqe, buf, 2 * bs, &cqe));
+	assert_int_equal(PNVME_CQE_STATUS(&cqe), 0);
+	assert_int_equal(cqe.sqid, pnvme_qpair_id(e.qp));
+	memset(buf, 0, NB * bs);
+	sqe.opc = PNVME_NVM_READ;
+	sqe.cdw10 = 0;
+	sqe.cdw12 = NB - 1;
+	struct cpl cr = { 0 };
+	assert_ok(pnvme_io_passthru(e.qp, &sqe, buf, NB * bs, cpl_cb, &cr));
+	reap(&e, 1);
+	assert_int_equal(cr.err, 0);
+	assert_memory_equal(buf, want, NB * bs);
+	/* An opcode the NVM command set does not have. */
+	sqe.opc = 0x7e;
+	sqe.cdw12 = 0;
+	assert_rc(pnvme_io_passthru_sync(e.qp, &sqe, NULL, 0, &cqe), -EOPNOTSUPP);
+	assert_int_equal(PNVME_STATUS_CODE(PNVME_CQE_STATUS(&cqe)),
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INVALID_OPCODE));
+	/* A namespace that does not exist. */
+	sqe.opc = PNVME_NVM_FLUSH;
+	sqe.nsid = 7;
+	assert_rc(pnvme_io_passthru_sync(e.qp, &sqe, NULL, 0, &cqe), -EIO);
+	assert_int_equal(PNVME_STATUS_CODE(PNVME_CQE_STATUS(&cqe)),
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INVALID_NS));
+	free(want);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct chain {
+	struct env *e;
+	void *buf;
+	int left;
+	int calls;
+	int nested_poll;
+	int nested_sync;
+};
+
+static void chain_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct chain *ch = arg;
+	(void)cqe;
+	ch->calls++;
+	if (err)
+		return;
+	/* Polling or waiting on the same queue pair from its callback is refused. */
+	ch->nested_poll = pnvme_qpair_poll(ch->e->qp, 0);
+	ch->nested_sync = pnvme_read_sync(ch->e->qp, ch->e->ns, ch->buf, 0, 1, 0);
+	/* Submitting is allowed. */
+	if (--ch->left > 0)
+		assert_ok(pnvme_read(ch->e->qp, ch->e->ns, ch->buf, (uint64_t)ch->left, 1, 0,
+				     chain_cb, ch));
+}
+
+static void test_callback_resubmits(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M", NULL);
+	struct chain ch = { .e = &e, .buf = dma_buf(&e, 4096), .left = 50 };
+	uint64_t cmds = emu_commands(&e);
+	assert_ok(pnvme_read(e.qp, e.ns, ch.buf, 0, 1, 0, chain_cb, &ch));
+	for (int i = 0; i < 200 && ch.left > 0; i++) {
+		pnvme_qpair_flush(e.qp);
+		(void)pnvme_emu_step(e.emu);
+		assert_true(pnvme_qpair_poll(e.qp, 0) >= 0);
+	}
+	assert_int_equal(ch.left, 0);
+	assert_int_equal(ch.calls, 50);
+	assert_rc(ch.nested_poll, -EDEADLK);
+	assert_rc(ch.nested_sync, -EDEADLK);
+	assert_int_equal(emu_commands(&e) - cmds, 50);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	pnvme_dma_free(e.ctrl, ch.buf);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Threaded emulator                                                        */
+/* ------------------------------------------------------------------------ */
+
+static uint32_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (uint32_t)(*s >> 11);
+}
+
+/* Random sync writes and verified reads against a shadow copy. */
+static void test_threaded_random_io(void **state)
+{
+	enum { BLOCKS = 2048, OPS = 3000, MAXNB = 8 };
+	struct env e;
+	uint64_t seed = 0x1234567;
+	(void)state;
+
+	env_open(&e, "mode=thread,size=1M,lba=512", NULL);
+	assert_true(pnvme_emu_threaded(e.emu));
+	uint8_t *shadow = calloc(BLOCKS, 512);
+	uint8_t *buf = dma_buf(&e, MAXNB * 512);
+	assert_non_null(shadow);
+	for (int i = 0; i < OPS; i++) {
+		uint32_t nb = 1 + rnd(&seed) % MAXNB;
+		uint64_t lba = rnd(&seed) % (BLOCKS - nb + 1);
+		if (rnd(&seed) & 1) {
+			fill(buf, nb * 512, (uint32_t)i);
+			memcpy(shadow + lba * 512, buf, nb * 512);
+			assert_ok(pnvme_write_sync(e.qp, e.ns, buf, lba, nb, 0));
+		} else {
+			memset(buf, 0xee, nb * 512);
+			assert_ok(pnvme_read_sync(e.qp, e.ns, buf, lba, nb, 0));
+			if (memcmp(buf, shadow + lba * 512, nb * 512) != 0)
+				fail_msg("op %d: read of %u blocks at %llu differs", i, nb,
+					 (unsigned long long)lba);
+		}
+	}
+	assert_media(&e, 0, BLOCKS, shadow);
+	free(shadow);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+/* Two threads, each with its own queue pair, async batches on disjoint halves. */
+struct worker {
+	struct pnvme_ctrl *ctrl;
+	const struct pnvme_ns *ns;
+	uint64_t base;     /* first LBA of this worker's half */
+	uint32_t seed;
+	int failures;
+	char msg[160];
+};
+
+struct wcpl {
+	int calls;
+	int err;
+};
+
+static void wcpl_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct wcpl *c = arg;
+	(void)cqe;
+	c->calls++;
+	c->err = err;
+}
+
+static int worker_wait(struct pnvme_qpair *qp, struct wcpl *c, int n)
+{
+	double t0 = now_s();
+	for (;;) {
+		int done = 0;
+		for (int i = 0; i < n; i++)
+			done += c[i].calls;
+		if (done == n)
+			return 0;
+		if (pnvme_qpair_poll(qp, 0) < 0 || now_s() - t0 > 10.0)
+			return -1;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	enum { BATCH = 16, ROUNDS = 100, SLOTS = 512 };
+	struct worker *w = arg;
+	struct pnvme_qpair *qp = NULL;
+	uint8_t *buf = NULL;
+	uint64_t s = w->seed;
+	int rc;
+
+	rc = pnvme_qpair_create(w->ctrl, NULL, &qp);
+	if (rc == 0)
+		rc = pnvme_dma_alloc(w->ctrl, BATCH * 512 * 2, 0, (void **)&buf, NULL);
+	if (rc) {
+		snprintf(w->msg, sizeof(w->msg), "setup: %d %s", rc, pnvme_last_error());
+		w->failures++;
+		goto out;
+	}
+	for (int round = 0; round < ROUNDS && !w->failures; round++) {
+		struct wcpl c[BATCH] = { { 0 } };
+		uint64_t lba[BATCH];
+		/* BATCH distinct slots: no two requests in flight overlap. */
+		uint32_t first = rnd(&s) % SLOTS;
+		for (int i = 0; i < BATCH; i++) {
+			lba[i] = w->base + (first + (uint32_t)i * 31u) % SLOTS;
+			fill(buf + i * 512, 512, w->seed + (uint32_t)(round * BATCH + i));
+			if (pnvme_write(qp, w->ns, buf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]))
+				w->failures++;
+		}
+		if (worker_wait(qp, c, BATCH))
+			w->failures++;
+		memset(c, 0, sizeof(c));
+		uint8_t *rbuf = buf + BATCH * 512;
+		memset(rbuf, 0, BATCH * 512);
+		for (int i = 0; i < BATCH; i++)
+			if (pnvme_read(qp, w->ns, rbuf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]))
+				w->failures++;
+		if (worker_wait(qp, c, BATCH))
+			w->failures++;
+		for (int i = 0; i < BATCH; i++) {
+			if (c[i].err || memcmp(rbuf + i * 512, buf + i * 512, 512) != 0) {
+				snprintf(w->msg, sizeof(w->msg), "round %d req %d: err %d / data",
+					 round, i, c[i].err);
+				w->failures++;
+			}
+		}
+	}
+out:
+	pnvme_dma_free(w->ctrl, buf);
+	if (qp && pnvme_qpair_destroy(qp))
+		w->failures++;
+	return NULL;
+}
+
+static void test_threaded_two_qpairs(void **state)
+{
+	struct worker w[2];
+	pthread_t t[2];
+	struct env e;
+	(void)state;
+
+	env_open(&e, "mode=thread,size=1M,lba=512", NULL);
+	for (int i = 0; i < 2; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].ctrl = e.ctrl;
+		w[i].ns = e.ns;
+		w[i].base = (uint64_t)i * 1024;
+		w[i].seed = 1000u * (uint32_t)(i + 1);
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	/* Meanwhile, this thread uses the controller's first queue pair and admin queue. */
+	void *buf = dma_buf(&e, 4096);
+	for (int i = 0; i < 200; i++) {
+		assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 2047, 1, 0));
+		if (i % 50 == 0) {
+			struct pnvme_smart_log log;
+			assert_ok(pnvme_smart_log(e.ctrl, &log));
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (w[i].failures)
+			fail_msg("worker %d: %d failures (%s)", i, w[i].failures, w[i].msg);
+	}
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_defaults),
+		cmocka_unit_test(test_create_limits),
+		cmocka_unit_test(test_create_null_ctrl),
+		cmocka_unit_test(test_create_too_many),
+		cmocka_unit_test(test_roundtrip_512),
+		cmocka_unit_test(test_roundtrip_4096),
+		cmocka_unit_test(test_prp_lists),
+		cmocka_unit_test(test_multi_namespace),
+		cmocka_unit_test(test_phase_wrap_depth2),
+		cmocka_unit_test(test_phase_wrap_depth3),
+		cmocka_unit_test(test_phase_wrap_depth4),
+		cmocka_unit_test(test_phase_wrap_depth1024),
+		cmocka_unit_test(test_queue_full_eagain),
+		cmocka_unit_test(test_queue_full_eagain_immediate),
+		cmocka_unit_test(test_doorbell_immediate),
+		cmocka_unit_test(test_doorbell_batched),
+		cmocka_unit_test(test_doorbell_stride_1),
+		cmocka_unit_test(test_doorbell_stride_3),
+		cmocka_unit_test(test_out_of_order_completions),
+		cmocka_unit_test(test_error_status_propagation),
+		cmocka_unit_test(test_mdts_limit),
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_timeout_dropped_completion),
+		cmocka_unit_test(test_late_completion_after_timeout),
+		cmocka_unit_test(test_close_with_io_outstanding),
+		cmocka_unit_test(test_destroy_with_io_outstanding),
+		cmocka_unit_test(test_flush_zeroes_dsm_passthru),
+		cmocka_unit_test(test_callback_resubmits),
+		cmocka_unit_test(test_threaded_random_io),
+		cmocka_unit_test(test_threaded_two_qpairs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
