@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -306,9 +307,13 @@ static int run_create(struct pnvme_dma *d, size_t len, bool large, struct pnvme_
 	if (be->ops->dma_map != NULL) {
 		rc = be->ops->dma_map(be->ctx, c->va, iova, len);
 		if (rc != 0) {
-			rc = pnvme_fail(-ENOMEM, "dma: %s: mapping %zu bytes at IOVA 0x%llx failed: %s",
-					be->ops->name ? be->ops->name : "backend", len,
-					(unsigned long long)iova, strerror(rc < 0 ? -rc : rc));
+			/* The backend said why (e.g. the memlock limit): keep its words. */
+			char why[256];
+			snprintf(why, sizeof(why), "%s", pnvme_last_error());
+			if (why[0] == '\0')
+				snprintf(why, sizeof(why), "%s", strerror(rc < 0 ? -rc : rc));
+			rc = pnvme_fail(-ENOMEM, "dma: mapping %zu bytes at IOVA 0x%llx failed: %s",
+					len, (unsigned long long)iova, why);
 			goto err_iova;
 		}
 	}

@@ -693,7 +693,8 @@ int pnvme_pci_list(struct pnvme_pci_dev **devs, size_t *n)
 		free(l);
 		return rc;
 	}
-	qsort(l->v, l->n, sizeof(*l->v), cmp_bdf);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_bdf);
 	for (size_t i = 0; i < l->n; i++)
 		fill_sysfs(&l->v[i]);
 	*devs = l->v;

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -491,8 +492,9 @@ static void phase_wrap(uint32_t depth, uint32_t total)
 			assert_int_equal(inflight, depth - 1);
 		pnvme_qpair_flush(e.qp);
 		(void)pnvme_emu_step(e.emu);
-		int n = pnvme_qpair_poll(e.qp, 0);
-		if (n <= 0)
+		/* Bounded by `depth`, so a phase bug that re-reads old entries cannot spin. */
+		int n = pnvme_qpair_poll(e.qp, depth);
+		if (n <= 0 || (uint32_t)n > inflight)
 			fail_msg("depth %u: poll returned %d with %u in flight", depth, n, inflight);
 		done += (uint32_t)n;
 		passes++;
@@ -1409,8 +1411,24 @@ static int worker_wait(struct pnvme_qpair *qp, struct wcpl *c, int n)
 			done += c[i].calls;
 		if (done == n)
 			return 0;
-		if (pnvme_qpair_poll(qp, 0) < 0 || now_s() - t0 > 10.0)
-			return -1;
+		int rc = pnvme_qpair_poll(qp, 0);
+		if (rc < 0 || now_s() - t0 > 60.0)
+			return rc < 0 ? rc : -ETIMEDOUT;
+		if (rc == 0)
+			sched_yield(); /* the emulator thread may need this core */
+	}
+}
+
+/* Record a failure; the first message is kept. */
+__attribute__((format(printf, 2, 3)))
+static void worker_fail(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w->failures++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+		va_end(ap);
 	}
 }
 
@@ -1427,8 +1445,7 @@ static void *worker_main(void *arg)
 	if (rc == 0)
 		rc = pnvme_dma_alloc(w->ctrl, BATCH * 512 * 2, 0, (void **)&buf, NULL);
 	if (rc) {
-		snprintf(w->msg, sizeof(w->msg), "setup: %d %s", rc, pnvme_last_error());
-		w->failures++;
+		worker_fail(w, "setup: %d %s", rc, pnvme_last_error());
 		goto out;
 	}
 	for (int round = 0; round < ROUNDS && !w->failures; round++) {
@@ -1439,31 +1456,34 @@ static void *worker_main(void *arg)
 		for (int i = 0; i < BATCH; i++) {
 			lba[i] = w->base + (first + (uint32_t)i * 31u) % SLOTS;
 			fill(buf + i * 512, 512, w->seed + (uint32_t)(round * BATCH + i));
-			if (pnvme_write(qp, w->ns, buf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]))
-				w->failures++;
+			rc = pnvme_write(qp, w->ns, buf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]);
+			if (rc)
+				worker_fail(w, "round %d: write %d: %d", round, i, rc);
 		}
-		if (worker_wait(qp, c, BATCH))
-			w->failures++;
+		rc = worker_wait(qp, c, BATCH);
+		if (rc)
+			worker_fail(w, "round %d: waiting for writes: %d", round, rc);
 		memset(c, 0, sizeof(c));
 		uint8_t *rbuf = buf + BATCH * 512;
 		memset(rbuf, 0, BATCH * 512);
-		for (int i = 0; i < BATCH; i++)
-			if (pnvme_read(qp, w->ns, rbuf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]))
-				w->failures++;
-		if (worker_wait(qp, c, BATCH))
-			w->failures++;
 		for (int i = 0; i < BATCH; i++) {
-			if (c[i].err || memcmp(rbuf + i * 512, buf + i * 512, 512) != 0) {
-				snprintf(w->msg, sizeof(w->msg), "round %d req %d: err %d / data",
-					 round, i, c[i].err);
-				w->failures++;
-			}
+			rc = pnvme_read(qp, w->ns, rbuf + i * 512, lba[i], 1, 0, wcpl_cb, &c[i]);
+			if (rc)
+				worker_fail(w, "round %d: read %d: %d", round, i, rc);
+		}
+		rc = worker_wait(qp, c, BATCH);
+		if (rc)
+			worker_fail(w, "round %d: waiting for reads: %d", round, rc);
+		for (int i = 0; i < BATCH; i++) {
+			if (c[i].err || memcmp(rbuf + i * 512, buf + i * 512, 512) != 0)
+				worker_fail(w, "round %d: request %d: err %d or data differs", round,
+					    i, c[i].err);
 		}
 	}
 out:
 	pnvme_dma_free(w->ctrl, buf);
-	if (qp && pnvme_qpair_destroy(qp))
-		w->failures++;
+	if (qp && (rc = pnvme_qpair_destroy(qp)) != 0)
+		worker_fail(w, "destroy: %d", rc);
 	return NULL;
 }
 

@@ -10,7 +10,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev clang libclang-rt-14-dev
 	valgrind)
-vm_packages=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
+vm_packages=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs xz-utils)
 
 want=("${packages[@]}")
 check=0
