@@ -610,6 +610,24 @@ static void test_features_num_queues(void **state)
 	assert_ok(pnvme_get_features(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, &dw0));
 	assert_in_range(PNVME_GET(dw0, PNVME_NUMQ_NSQ) + 1, 4, 64);
 	assert_in_range(PNVME_GET(dw0, PNVME_NUMQ_NCQ) + 1, 4, 64);
+
+	/* A changeable feature: Set, then Get returns it. */
+	assert_ok(pnvme_set_features(e.ctrl, PNVME_FEAT_ARBITRATION, 0, 0x3, 0, NULL));
+	assert_ok(pnvme_get_features(e.ctrl, PNVME_FEAT_ARBITRATION, 0, 0, &dw0));
+	assert_int_equal(dw0 & 0x7, 0x3);
+	/* Number of Queues once an I/O queue exists: Command Sequence Error (§5.27.1.5). */
+	struct pnvme_qpair *qp;
+	struct pnvme_cqe cqe;
+	assert_ok(pnvme_qpair_create(e.ctrl, NULL, &qp));
+	struct pnvme_sqe sqe = {
+		.opc = PNVME_ADM_SET_FEATURES,
+		.cdw10 = PNVME_FEAT_NUM_QUEUES,
+		.cdw11 = 0x00010001,
+	};
+	assert_rc(pnvme_admin_passthru(e.ctrl, &sqe, NULL, 0, &cqe), -EIO);
+	assert_int_equal(PNVME_STATUS_CODE(PNVME_CQE_STATUS(&cqe)),
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_CMD_SEQ_ERROR));
+	assert_int_equal(pnvme_ctrl_max_io_queues(e.ctrl), 4);
 	env_close(&e);
 }
 
@@ -872,6 +890,77 @@ static void test_admin_async(void **state)
 	env_close(&e);
 }
 
+/*
+ * An admin command the device never completes: the sync call gives up after
+ * admin_timeout_ms with -ETIMEDOUT, and the admin queue keeps working.
+ */
+static void test_admin_timeout(void **state)
+{
+	struct pnvme_ctrl_opts o;
+	struct env e;
+	uint32_t dw0 = 0;
+	(void)state;
+
+	pnvme_ctrl_opts_default(&o);
+	o.admin_timeout_ms = 100;
+	env_open_opts(&e, "size=1M", &o);
+	struct pnvme_emu_fault f = {
+		.kind = PNVME_EMU_FAULT_DROP_CPL,
+		.qid = 0,
+		.opc = PNVME_ADM_GET_FEATURES,
+		.count = 1,
+	};
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	double t0 = now_s();
+	assert_rc(pnvme_get_features(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, &dw0), -ETIMEDOUT);
+	double dt = now_s() - t0;
+	if (dt < 0.09 || dt > 2.0)
+		fail_msg("admin command timed out after %.3f s with a 100 ms limit", dt);
+	assert_last_error_has("timed out");
+	/* With data: the bounce buffer is kept (the device may still write it). */
+	f.opc = PNVME_ADM_IDENTIFY;
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	struct pnvme_id_ctrl *id = malloc(sizeof(*id));
+	assert_non_null(id);
+	assert_rc(pnvme_identify(e.ctrl, PNVME_ID_CNS_CTRL, 0, id), -ETIMEDOUT);
+	/* The queue still works, and the next commands get fresh command ids. */
+	for (int i = 0; i < 40; i++)
+		assert_ok(pnvme_get_features(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, &dw0));
+	assert_ok(pnvme_identify(e.ctrl, PNVME_ID_CNS_CTRL, 0, id));
+	assert_memory_equal(id->mn, pnvme_ctrl_id(e.ctrl)->mn, sizeof(id->mn));
+	free(id);
+	env_close(&e);
+}
+
+/* admin_depth above CAP.MQES + 1 is capped, not refused. */
+static void test_admin_depth_capped(void **state)
+{
+	struct pnvme_ctrl_opts o;
+	struct cpl c[8] = { { 0 } };
+	struct env e;
+	(void)state;
+
+	pnvme_ctrl_opts_default(&o);
+	o.admin_depth = 4096;
+	env_open_opts(&e, "size=1M,mqes=7", &o); /* 8 entries: 7 commands at once */
+	for (int i = 0; i < 7; i++)
+		assert_ok(pnvme_get_features_async(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, cpl_cb,
+						   &c[i]));
+	assert_rc(pnvme_get_features_async(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, cpl_cb, &c[7]),
+		  -EAGAIN);
+	int total = 0;
+	for (int i = 0; i < 100 && total < 7; i++) {
+		(void)pnvme_emu_step(e.emu);
+		int rc = pnvme_ctrl_process_admin(e.ctrl);
+		assert_true(rc >= 0);
+		total += rc;
+	}
+	assert_int_equal(total, 7);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(c[i].calls, 1);
+	env_close(&e);
+}
+
 /* An async admin command still outstanding at close completes exactly once. */
 static void test_admin_async_outstanding_at_close(void **state)
 {
@@ -1052,6 +1141,8 @@ int main(void)
 		cmocka_unit_test(test_abort_nonexistent),
 		cmocka_unit_test(test_admin_async),
 		cmocka_unit_test(test_admin_async_outstanding_at_close),
+		cmocka_unit_test(test_admin_timeout),
+		cmocka_unit_test(test_admin_depth_capped),
 		cmocka_unit_test(test_sync_admin_from_admin_callback),
 		cmocka_unit_test(test_dma_alloc_free_iova),
 	};

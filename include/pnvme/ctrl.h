@@ -35,12 +35,22 @@ struct pnvme_emu;
  */
 typedef void (*pnvme_cmd_cb)(void *arg, int err, const struct pnvme_cqe *cqe);
 
+/**
+ * Called after the library reset the controller to recover from a timeout or
+ * a controller fatal status: `err` is 0 if the controller works again, or the
+ * negative errno that left it dead. Runs on the thread that performed the
+ * reset, with the admin lock held: it may not issue sync admin commands.
+ */
+typedef void (*pnvme_reset_cb)(void *arg, int err, const char *reason);
+
 struct pnvme_ctrl_opts {
 	uint32_t admin_timeout_ms; /* per admin command (default 60000, like Linux ADMIN_TIMEOUT) */
 	uint32_t io_timeout_ms;    /* default per I/O command (default 30000, NVME_IO_TIMEOUT) */
 	uint16_t admin_depth;      /* admin queue entries, 2..4096 (default 32) */
 	uint16_t nr_io_queues;     /* I/O queue pairs to request with Set Features (default 64) */
 	uint32_t shutdown_timeout_ms; /* CC.SHN wait at close; 0 = max(RTD3E, 5 s) capped at 60 s */
+	pnvme_reset_cb reset_cb;   /* optional: told about every controller reset */
+	void *reset_arg;
 };
 
 /** Fill `opts` with the defaults above. */
@@ -90,6 +100,18 @@ uint32_t pnvme_ctrl_vs(const struct pnvme_ctrl *ctrl);
 uint16_t pnvme_ctrl_max_io_queues(const struct pnvme_ctrl *ctrl);
 /** Largest transfer in bytes one command may carry (MDTS, capped at 2 MiB). */
 uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl);
+/**
+ * Reset the controller now (Base 2.0 §3.7.2: CC.EN 1 -> 0 -> 1), as the
+ * timeout ladder does. Outstanding admin commands fail with -EIO; each I/O
+ * queue pair re-creates its queues at its next poll. Returns 0, or the errno
+ * that left the controller dead (-ENODEV). Any thread; takes the admin lock.
+ */
+int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl);
+/** Controller resets performed so far. */
+uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl);
+/** True once the controller is gone (all-ones registers) or could not be reset. */
+bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl);
+
 /** The emulator behind this controller, or NULL for a real device. */
 struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl);
 

@@ -128,6 +128,17 @@ enum pnvme_emu_fault_kind {
 	PNVME_EMU_FAULT_STATUS,          /* complete matching commands with `status` */
 	PNVME_EMU_FAULT_REORDER,         /* post each step's completions in reverse order */
 	PNVME_EMU_FAULT_NO_SHUTDOWN,     /* ignore CC.SHN (SHST never completes) */
+	/* Reliability faults (hostile or buggy devices) */
+	PNVME_EMU_FAULT_IGNORE_ABORT,    /* Abort completes "not aborted" (DW0 bit 0 = 1), target untouched */
+	PNVME_EMU_FAULT_CQE_BAD_CID,     /* matching completions carry a CID the host never used (0xfffe) */
+	PNVME_EMU_FAULT_CQE_DUP,         /* matching completions are posted twice */
+	PNVME_EMU_FAULT_CQE_BAD_SQHD,    /* matching completions report SQHD = SQ size + 5 */
+	PNVME_EMU_FAULT_CQE_SQHD_BACK,   /* matching completions report SQHD one entry behind the last one */
+	PNVME_EMU_FAULT_ID_LBADS_ZERO,   /* Identify Namespace: current LBA format has LBADS = 0 */
+	PNVME_EMU_FAULT_ID_FLBAS_RANGE,  /* Identify Namespace: FLBAS index beyond NLBAF */
+	PNVME_EMU_FAULT_ID_MDTS_HUGE,    /* Identify Controller: MDTS = 255 */
+	PNVME_EMU_FAULT_ID_NN_HUGE,      /* Identify Controller NN = 0xffffffff; active list not ascending */
+	PNVME_EMU_FAULT_MQES_ZERO,       /* CAP.MQES reads 0 (a 1-entry queue: unusable) */
 };
 
 #define PNVME_EMU_ANY_QID 0xffffu
@@ -145,7 +156,9 @@ struct pnvme_emu_fault {
 
 /**
  * Arm a fault. Kinds without a command match (NEVER_READY, CFS, ALL_ONES,
- * REORDER, NO_SHUTDOWN) ignore qid/opc/skip/count. Up to 16 faults may be
+ * REORDER, NO_SHUTDOWN, ID_*, MQES_ZERO) ignore qid/opc/skip/count; the CQE_*
+ * kinds and IGNORE_ABORT match on the completed command. NEVER_READY armed
+ * after bring-up makes the next controller reset fail. Up to 16 faults may be
  * armed at once. Returns 0, -EINVAL (unknown kind), -ENOSPC (too many).
  * Any thread.
  */

@@ -44,6 +44,9 @@ struct pnvme_qpair_opts {
 	                        one entry stays free, so depth - 1 may be outstanding */
 	uint32_t timeout_ms; /* per request deadline; 0 = the controller's io_timeout_ms */
 	uint32_t flags;      /* PNVME_QPAIR_* */
+	uint32_t max_retries; /* resubmit a read/write/flush/write zeroes/DSM up to this many
+	                         times after a controller reset, or after an error status
+	                         without DNR (default 0: fail instead) */
 };
 
 /** Fill `opts` with defaults. */
@@ -82,9 +85,20 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp);
 /**
  * Flush, then reap up to `max` completions (0 = as many as are ready),
  * running callbacks in completion order, and write the CQ head doorbell once.
- * Also expires requests whose deadline passed (callback with -ETIMEDOUT).
  * Callbacks may submit new requests on the same queue pair.
- * Returns completions reaped (>= 0) or -ENODEV if the controller is gone.
+ *
+ * Recovery (after Linux's nvme_timeout, without interrupts): every poll also
+ * checks deadlines (at most 1 ms late). A request past its deadline that is
+ * still not in the CQ gets an Abort on the admin queue; if the Abort does
+ * not settle it within the admin timeout, or CSTS.CFS is seen, the controller
+ * is reset (disabled, re-enabled) and each queue pair re-creates its queues
+ * at its next poll, keeping its handle. Each request completes exactly once:
+ * the expired one with -ETIMEDOUT, the others of a reset resubmitted when
+ * max_retries allows and the command is safe to repeat, else -EIO. A device
+ * that reads all ones is gone: everything fails with -ENODEV.
+ * Returns completions reaped (>= 0), -ENODEV if the controller is gone, -EIO
+ * if the queue could not be re-created after a reset, -EDEADLK if called from
+ * one of this queue pair's callbacks.
  */
 int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max);
 
@@ -101,6 +115,10 @@ struct pnvme_qpair_stats {
 	uint64_t timeouts;      /* requests expired by the host */
 	uint64_t errors;        /* completions with a non-zero status */
 	uint64_t bad_cqes;      /* CQEs with a CID not outstanding (ignored) */
+	uint64_t bad_sqhd;      /* CQEs whose SQ head pointer was impossible (ignored) */
+	uint64_t aborts;        /* Abort commands sent for expired requests */
+	uint64_t retries;       /* requests resubmitted (after reset or a retryable error) */
+	uint64_t reconnects;    /* queue re-created after a controller reset */
 };
 
 /** Copy the counters. Same thread as the I/O. */
