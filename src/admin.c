@@ -45,6 +45,7 @@ int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl)
 		return pnvme_fail(-EINVAL, "process_admin: NULL controller");
 	pthread_mutex_lock(&ctrl->admin_lock);
 	rc = pnvme_qpair_poll(ctrl->adminq, 0);
+	ctrl_run_pending_reset(ctrl);
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	return rc;
 }

@@ -18,6 +18,7 @@
 
 void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
 {
+	memset(opts, 0, sizeof(*opts));
 	opts->admin_timeout_ms = 60000;
 	opts->io_timeout_ms = 30000;
 	opts->admin_depth = 32;
@@ -44,11 +45,17 @@ int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl)
 	uint32_t csts = reg_read(ctrl, PNVME_REG_CSTS);
 
 	if (csts == UINT32_MAX) {
-		ctrl->dead = 1;
+		ctrl_mark_dead(ctrl);
 		return pnvme_fail(-ENODEV, "controller registers read all ones: the device is "
 				  "gone (removed, powered off or reset)");
 	}
 	return csts;
+}
+
+void ctrl_mark_dead(struct pnvme_ctrl *ctrl)
+{
+	if (__atomic_exchange_n(&ctrl->dead, 1, __ATOMIC_ACQ_REL) == 0)
+		__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_RELEASE);
 }
 
 /*
@@ -149,32 +156,42 @@ static int ctrl_enable(struct pnvme_ctrl *ctrl)
 /* Identify (step 7) and namespaces (step 8)                                */
 /* ------------------------------------------------------------------------ */
 
-static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
+int pnvme_parse_id_ns(const struct pnvme_id_ns *id, uint32_t max_xfer, struct pnvme_ns *ns)
 {
-	const struct pnvme_id_ns *id = &ns->id;
-	unsigned fmt, lbads;
-	int rc;
+	unsigned fmt = PNVME_FLBAS_INDEX(id->flbas);
+	unsigned lbads;
 
-	rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, nsid, &ns->id);
-	if (rc)
-		return rc;
-	fmt = PNVME_FLBAS_INDEX(id->flbas);
+	/* NVM 1.0 §4.1.5.1: FLBAS selects one of NLBAF + 1 formats (at most 64). */
 	if (fmt > id->nlbaf || fmt >= ARRAY_SIZE(id->lbaf))
-		return pnvme_fail(-EPROTO, "namespace %u: LBA format index %u beyond NLBAF %u",
-				  nsid, fmt, id->nlbaf);
+		return pnvme_fail(-EPROTO, "LBA format index %u beyond NLBAF %u", fmt, id->nlbaf);
 	lbads = (unsigned)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_LBADS);
 	if (lbads < 9 || lbads > 16)
-		return pnvme_fail(-EPROTO, "namespace %u: unusable LBA data size 2^%u", nsid, lbads);
-	ns->nsid = nsid;
+		return pnvme_fail(-EPROTO, "unusable LBA data size 2^%u", lbads);
+	if (id->ncap > id->nsze)
+		return pnvme_fail(-EPROTO, "capacity %llu above size %llu",
+				  (unsigned long long)id->ncap, (unsigned long long)id->nsze);
 	ns->lba_shift = lbads;
 	ns->lba_size = 1u << lbads;
 	ns->ms = (uint32_t)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_MS);
 	ns->nlba = id->nsze;
 	ns->ncap = id->ncap;
-	ns->max_xfer = ctrl->max_xfer;
-	ns->max_lbas = ctrl->max_xfer >> lbads;
+	ns->max_xfer = max_xfer;
+	ns->max_lbas = max_xfer >> lbads;
 	if (ns->max_lbas > 65536u)
 		ns->max_lbas = 65536u; /* NLB is 16 bits, 0's based */
+	return 0;
+}
+
+static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
+{
+	int rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, nsid, &ns->id);
+
+	if (rc)
+		return rc;
+	rc = pnvme_parse_id_ns(&ns->id, ctrl->max_xfer, ns);
+	if (rc)
+		return pnvme_fail(rc, "namespace %u: %s", nsid, pnvme_last_error());
+	ns->nsid = nsid;
 	return 0;
 }
 
@@ -286,6 +303,9 @@ static int ctrl_set_queues(struct pnvme_ctrl *ctrl)
 		uint32_t n = nsq < ncq ? nsq : ncq;
 		if (n > want)
 			n = want;
+		/* Only queues whose doorbells lie inside BAR0 are usable. */
+		while (n && PNVME_CQ_HDBL(n, ctrl->dstrd) + sizeof(uint32_t) > ctrl->be.bar_len)
+			n--;
 		ctrl->max_io_queues = (uint16_t)n;
 	}
 	ctrl->qid_used = calloc((size_t)ctrl->max_io_queues + 1, 1);
@@ -312,9 +332,12 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 				  "gone or not responding");
 	}
 	ctrl->dstrd = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_DSTRD);
-	if (PNVME_SQ_TDBL(0, ctrl->dstrd) + sizeof(uint32_t) * 2 > ctrl->be.bar_len)
-		return pnvme_fail(-EPROTO, "BAR0 too small for doorbells (CAP.DSTRD %u)",
-				  ctrl->dstrd);
+	if (PNVME_CQ_HDBL(0, ctrl->dstrd) + sizeof(uint32_t) > ctrl->be.bar_len)
+		return pnvme_fail(-EPROTO, "BAR0 (%zu bytes) too small for the admin doorbells "
+				  "(CAP.DSTRD %u)", ctrl->be.bar_len, ctrl->dstrd);
+	if (PNVME_GET(ctrl->cap, PNVME_CAP_MQES) == 0)
+		return pnvme_fail(-EPROTO, "CAP.MQES is 0: queues of one entry cannot work");
+	ctrl->admin_timeout_ticks = pnvme_ms_to_ticks(ctrl->opts.admin_timeout_ms);
 
 	rc = pnvme_dma_init(&ctrl->dma, &ctrl->be);
 	if (rc)
@@ -324,7 +347,7 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 	aqsize = ctrl->opts.admin_depth;
 	if (aqsize > PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1)
 		aqsize = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
-	rc = qpair_alloc(ctrl, 0, aqsize, ctrl->opts.admin_timeout_ms, PNVME_QPAIR_DB_IMMEDIATE,
+	rc = qpair_alloc(ctrl, 0, aqsize, ctrl->opts.admin_timeout_ms, PNVME_QPAIR_DB_IMMEDIATE, 0,
 			 &ctrl->adminq);
 	if (rc)
 		return rc;
@@ -545,6 +568,93 @@ int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
 		qpair_fail_all(ctrl->adminq, -ECANCELED);
 	ctrl_free(ctrl);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reset (recovery)                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Base 2.0 §3.7.2, controller reset: CC.EN 1 -> 0 (wait CSTS.RDY = 0), then
+ * the initialization of §3.5.1 again with the same admin rings. Admin
+ * commands in flight fail with -EIO; I/O queue pairs notice the new
+ * generation at their next poll and re-create their queues themselves (their
+ * owners may be polling them right now: no other thread touches them).
+ */
+int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
+{
+	struct pnvme_qpair *aq = ctrl->adminq;
+	uint32_t nq = ctrl->max_io_queues;
+	int rc;
+
+	pthread_mutex_lock(&ctrl->admin_lock);
+	if (ctrl->dead) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return -ENODEV;
+	}
+	if (ctrl->gen != seen_gen) {
+		/* Another thread reset it since the caller looked. */
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return 0;
+	}
+	ctrl->resets++;
+	ctrl->reset_pending = 0;
+	log_warn("resetting the controller: %s", why);
+	rc = ctrl_disable(ctrl);
+	aq->in_poll++;
+	qpair_fail_all(aq, -EIO);
+	aq->in_poll--;
+	qpair_ring_reset(aq);
+	if (rc == 0)
+		rc = ctrl_enable(ctrl);
+	if (rc == 0) {
+		uint32_t dw0 = 0;
+		rc = pnvme_set_features(ctrl, PNVME_FEAT_NUM_QUEUES, 0,
+					PNVME_SET(PNVME_NUMQ_NSQ, nq ? nq - 1 : 0) |
+					PNVME_SET(PNVME_NUMQ_NCQ, nq ? nq - 1 : 0), 0, &dw0);
+		if (rc == 0 && nq && (PNVME_GET(dw0, PNVME_NUMQ_NSQ) + 1 < nq ||
+				      PNVME_GET(dw0, PNVME_NUMQ_NCQ) + 1 < nq))
+			rc = pnvme_fail(-EIO, "after reset the controller grants fewer queues");
+	}
+	if (rc) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
+		log_err("controller reset failed (%s): giving up on the device", msg);
+		ctrl_mark_dead(ctrl);
+		rc = rc == -ENODEV ? rc : -ENODEV;
+	} else {
+		__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_RELEASE);
+		log_notice("controller reset complete");
+	}
+	if (ctrl->opts.reset_cb)
+		ctrl->opts.reset_cb(ctrl->opts.reset_arg, rc, why);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	return rc;
+}
+
+void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl)
+{
+	if (ctrl->reset_pending && !ctrl->adminq->in_poll)
+		(void)ctrl_recover(ctrl, ctrl->gen, "an admin command timed out");
+}
+
+int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl)
+{
+	if (!ctrl)
+		return pnvme_fail(-EINVAL, "ctrl_reset: NULL controller");
+	if (ctrl->adminq->in_poll)
+		return pnvme_fail(-EDEADLK, "ctrl_reset from an admin completion callback");
+	return ctrl_recover(ctrl, ctrl->gen, "requested by the application");
+}
+
+uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->resets;
+}
+
+bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->dead != 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -14,7 +14,21 @@
 enum trk_state {
 	TRK_FREE = 0,
 	TRK_ACTIVE,   /* submitted, callback not yet run */
-	TRK_EXPIRED,  /* host timed it out; the device may still complete it */
+	TRK_ABORTING, /* past its deadline, Abort sent; callback not yet run */
+	TRK_EXPIRED,  /* host completed it (timeout); the device may still post its CID */
+};
+
+/* Outcome of an Abort, written by whichever thread reaps the admin queue. */
+enum abort_state {
+	AB_PENDING = 0,
+	AB_ABORTED,      /* controller says it aborted the command */
+	AB_NOT_ABORTED,  /* DW0 bit 0 set: the command was not aborted */
+	AB_FAILED,       /* the Abort itself failed */
+	AB_ORPHAN,       /* the request is gone; whoever sees this frees the context */
+};
+
+struct abort_ctx {
+	int state; /* enum abort_state, exchanged atomically */
 };
 
 /* Request tracker. The command id of a request is its tracker's index. */
@@ -24,11 +38,15 @@ struct pnvme_tracker {
 	uint64_t deadline;     /* cycle counter value */
 	uint8_t state;         /* enum trk_state */
 	uint8_t opc;
-	uint16_t rsvd;
-	uint32_t rsvd2;
-	/* cold: only multi-page transfers and DSM touch these */
+	uint8_t retries;       /* resubmissions so far */
+	uint8_t rsvd;
+	uint16_t sq_slot;      /* SQ entry it was posted in */
+	uint16_t rsvd2;
+	/* cold: only multi-page transfers, DSM, retries and aborts touch these */
 	uint64_t *prp_list;    /* this tracker's PRP list page (4 KiB of DMA memory) */
 	uint64_t prp_iova;
+	struct pnvme_sqe *saved; /* copy of the command, when the queue pair may retry */
+	struct abort_ctx *abort;
 };
 
 struct pnvme_qpair {
@@ -45,22 +63,30 @@ struct pnvme_qpair {
 	struct pnvme_tracker *trk;
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
+	const volatile uint32_t *ctrl_gen; /* controller reset generation */
+	const volatile int *ctrl_dead;
+	uint32_t gen;          /* generation our queues were created in */
 	/* hot: completion */
 	struct pnvme_cqe *cq;
 	volatile uint32_t *cq_db;
 	uint32_t cq_head;
 	uint16_t phase;
 	uint16_t in_poll;
-	uint32_t outstanding;  /* ACTIVE trackers */
+	uint32_t outstanding;  /* ACTIVE + ABORTING trackers */
 	uint32_t nr_trk;       /* qsize - 1 */
 	uint64_t next_check;   /* next deadline scan, cycle counter */
 	struct pnvme_qpair_stats stats;
 	/* ---- cold below ---- */
 	struct pnvme_ctrl *ctrl;
 	uint16_t qid;
+	int err;               /* sticky error after a failed re-creation */
+	uint32_t max_retries;
 	uint32_t nr_expired;   /* EXPIRED trackers */
+	uint32_t warned;       /* hostile-CQE kinds already reported */
 	uint64_t check_ticks;  /* interval between deadline scans */
+	uint64_t next_health;  /* next CSTS read */
 	void *sq_mem, *cq_mem, *prp_mem;
+	struct pnvme_sqe *saved_mem;
 	struct pnvme_qpair *next; /* controller's list of I/O queue pairs */
 };
 
@@ -71,6 +97,10 @@ struct pnvme_ctrl {
 	uint32_t vs;
 	uint32_t dstrd;
 	volatile int dead;         /* device gone (all-ones reads) or failed */
+	volatile uint32_t gen;     /* bumped by every reset and by death */
+	uint32_t resets;
+	volatile int reset_pending; /* an admin command timed out: reset after the poll */
+	uint64_t admin_timeout_ticks;
 	struct pnvme_dma dma;
 	struct pnvme_ctrl_opts opts;
 	/* admin queue, serialised by admin_lock (recursive: callbacks may submit) */
@@ -91,7 +121,9 @@ struct pnvme_ctrl {
 
 /* qpair.c */
 int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t timeout_ms,
-		uint32_t flags, struct pnvme_qpair **out);
+		uint32_t flags, uint32_t max_retries, struct pnvme_qpair **out);
+/** Empty both rings (host side) and the CQ memory, for a fresh queue on the device. */
+void qpair_ring_reset(struct pnvme_qpair *qp);
 void qpair_free(struct pnvme_qpair *qp);
 int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *dma_buf,
 		     size_t len, pnvme_cmd_cb cb, void *arg);
@@ -101,6 +133,22 @@ int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t 
 /* ctrl.c */
 /** Read CSTS; mark the controller dead on all ones. Returns CSTS or -ENODEV. */
 int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl);
+/** The device is gone: every queue pair fails its requests with -ENODEV. */
+void ctrl_mark_dead(struct pnvme_ctrl *ctrl);
+/**
+ * Reset the controller unless a reset already happened since generation
+ * `seen_gen` (several queue pairs may notice one hang). Takes the admin lock.
+ * Returns 0 or the errno that left the controller dead.
+ */
+int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why);
+/** Run a reset requested from inside the admin queue's poll. */
+void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl);
+/**
+ * Parse Identify Namespace data into `ns` (nsid not set). Returns 0, or
+ * -EPROTO for impossible values (LBA format index beyond NLBAF, LBA data size
+ * outside 512 B..64 KiB).
+ */
+int pnvme_parse_id_ns(const struct pnvme_id_ns *id, uint32_t max_xfer, struct pnvme_ns *ns);
 /** Slow-path wait: give the device a turn (backend hook). */
 static inline void ctrl_wait_hook(struct pnvme_ctrl *ctrl)
 {

@@ -43,6 +43,7 @@
 #define EMU_AERL          3u    /* 0's based: 4 outstanding AERs */
 #define EMU_ACL           3u
 #define EMU_MAX_ABORTS    16u   /* aborts recorded against unfetched commands */
+#define EMU_BAD_FLBAS     3u    /* ID_FLBAS_RANGE: format index reported */
 #define EMU_TEMP_K        300u
 #define EMU_WCTEMP_K      343u
 #define EMU_CCTEMP_K      373u
@@ -72,6 +73,16 @@
 #define ST_QDEL_INVALID   ST_DNR(PNVME_SCT_CMD, PNVME_SC_QUEUE_DELETION_INVALID)
 #define ST_NOT_SAVEABLE   ST_DNR(PNVME_SCT_CMD, PNVME_SC_FEATURE_NOT_SAVEABLE)
 
+/* How a fault mangles a completion when it is written (enum emu_cpl_fx bits). */
+enum emu_cpl_fx {
+	FX_BAD_CID   = 1u << 0,   /* CID 0xfffe */
+	FX_DUP       = 1u << 1,   /* post the entry twice */
+	FX_BAD_SQHD  = 1u << 2,   /* SQHD = SQ size + 5 */
+	FX_SQHD_BACK = 1u << 3,   /* SQHD one entry behind the last reported */
+};
+
+#define EMU_BAD_CID 0xfffeu
+
 /* A completion that is not (yet) in a CQ ring. `status` has no phase bit. */
 struct emu_cpl {
 	uint32_t dw0;
@@ -81,6 +92,7 @@ struct emu_cpl {
 	uint16_t status;
 	uint16_t sqhd;   /* used only when the SQ is gone by posting time */
 	uint16_t cqid;
+	uint16_t fx;     /* enum emu_cpl_fx */
 };
 
 struct emu_delayed {
@@ -98,6 +110,7 @@ struct emu_sq {
 	uint16_t cqid;
 	bool valid;
 	/* cold */
+	uint16_t last_sqhd;             /* SQHD of the last CQE posted for this SQ */
 	uint64_t iova;
 };
 
@@ -149,6 +162,8 @@ struct emu_req {
 	bool hold;            /* no completion now (AER) */
 	bool drop;            /* fault: no completion at all */
 	bool delay;           /* fault: complete after delay_us */
+	bool ignore_abort;    /* fault: this Abort reports "not aborted" */
+	uint16_t fx;          /* fault: enum emu_cpl_fx for its completion */
 };
 
 struct pnvme_emu {
@@ -162,7 +177,7 @@ struct pnvme_emu {
 	struct emu_ns *ns;
 	uint32_t lba_shift;
 	uint32_t hi_qid;                    /* highest qid that may be valid */
-	uint32_t nr_cmd_faults;             /* armed DROP/DELAY/STATUS faults */
+	uint32_t nr_cmd_faults;             /* armed faults that match commands */
 	uint32_t nr_aborts;
 	uint32_t nr_delayed;
 	bool reordering;                    /* collect this step's completions */
@@ -188,6 +203,7 @@ struct pnvme_emu {
 	bool cfs;
 	bool shut;
 	bool gone;                          /* all-ones state */
+	bool cap_dirty;                     /* CAP must be rewritten (MQES_ZERO armed/cleared) */
 	bool io_queues_created;
 	struct emu_fault_slot faults[EMU_MAX_FAULTS];
 	struct emu_delayed *delayed;
@@ -266,19 +282,35 @@ static void doorbells_clear(struct pnvme_emu *emu, uint32_t qid)
 	reg_write(emu, PNVME_CQ_HDBL(qid, emu->dstrd), 0);
 }
 
-/* Base 2.0 §3.1.4: the reset values of the properties this controller has. */
-static void regs_init(struct pnvme_emu *emu)
+static bool fault_armed(const struct pnvme_emu *emu, enum pnvme_emu_fault_kind k);
+
+/* CAP.MQES as advertised: the configured value, or 0 while MQES_ZERO is armed.
+ * Create I/O Queue enforces the advertised value. */
+static uint32_t mqes_now(const struct pnvme_emu *emu)
+{
+	return fault_armed(emu, PNVME_EMU_FAULT_MQES_ZERO) ? 0u : emu->cfg.mqes;
+}
+
+/* Base 2.0 §3.1.4.1: Controller Capabilities. */
+static void cap_write(struct pnvme_emu *emu)
 {
 	const struct pnvme_emu_config *c = &emu->cfg;
-	uint64_t cap = PNVME_SET(PNVME_CAP_MQES, (uint64_t)c->mqes) |
+	uint64_t cap = PNVME_SET(PNVME_CAP_MQES, (uint64_t)mqes_now(emu)) |
 		       PNVME_SET(PNVME_CAP_CQR, 1ull) |
 		       PNVME_SET(PNVME_CAP_TO, (uint64_t)c->to) |
 		       PNVME_SET(PNVME_CAP_DSTRD, (uint64_t)c->dstrd) |
 		       PNVME_SET(PNVME_CAP_CSS, (uint64_t)PNVME_CAP_CSS_NVM) |
 		       PNVME_SET(PNVME_CAP_MPSMIN, 0ull) | PNVME_SET(PNVME_CAP_MPSMAX, 0ull);
 
-	memset((void *)emu->bar, 0, emu->bar_len);
 	mmio_write64(emu->bar, PNVME_REG_CAP, cap);
+	emu->cap_dirty = false;
+}
+
+/* Base 2.0 §3.1.4: the reset values of the properties this controller has. */
+static void regs_init(struct pnvme_emu *emu)
+{
+	memset((void *)emu->bar, 0, emu->bar_len);
+	cap_write(emu);
 	reg_write(emu, PNVME_REG_VS, PNVME_VS(2, 0, 0));
 	emu->cc = 0;
 	emu->csts = 0;
@@ -474,17 +506,26 @@ static int grow(void **p, uint32_t *cap, size_t elem)
 static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_cpl *c)
 {
 	uint32_t next = cq->tail + 1 == cq->size ? 0 : cq->tail + 1;
-	const struct emu_sq *sq = &emu->sqs[c->sqid];
+	struct emu_sq *sq = &emu->sqs[c->sqid];
 	volatile struct pnvme_cqe *e;
+	uint16_t sqhd;
 
 	if (next == cq->head)
 		return false;
+	sqhd = sq->valid ? (uint16_t)sq->head : c->sqhd;
+	if (unlikely(c->fx)) {
+		if (c->fx & FX_BAD_SQHD)
+			sqhd = (uint16_t)(sq->size + 5u);
+		else if ((c->fx & FX_SQHD_BACK) && sq->size)
+			sqhd = (uint16_t)((sq->last_sqhd + sq->size - 1u) % sq->size);
+	}
+	sq->last_sqhd = sqhd;
 	e = &cq->ring[cq->tail];
 	e->dw0 = c->dw0;
 	e->dw1 = c->dw1;
-	e->sqhd = sq->valid ? (uint16_t)sq->head : c->sqhd;
+	e->sqhd = sqhd;
 	e->sqid = c->sqid;
-	e->cid = c->cid;
+	e->cid = unlikely(c->fx & FX_BAD_CID) ? (uint16_t)EMU_BAD_CID : c->cid;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	e->status = (uint16_t)((uint16_t)(c->status << 1) | cq->phase);
 	cq->tail = next;
@@ -536,6 +577,13 @@ static void cpl_post(struct pnvme_emu *emu, const struct emu_cpl *c)
 	}
 	if (unlikely(cq->ovf_len) || unlikely(!cq_write(emu, cq, c)))
 		cq_ovf_push(emu, cq, c);
+	if (unlikely(c->fx & FX_DUP)) {
+		/* CQE_DUP: the same entry once more (in the next slot) */
+		struct emu_cpl again = *c;
+		again.fx = (uint16_t)(c->fx & ~FX_DUP);
+		if (unlikely(cq->ovf_len) || unlikely(!cq_write(emu, cq, &again)))
+			cq_ovf_push(emu, cq, &again);
+	}
 }
 
 static void cpl_queue(struct pnvme_emu *emu, const struct emu_cpl *c)
@@ -618,6 +666,7 @@ static void req_finish(struct pnvme_emu *emu, struct emu_req *req, uint16_t stat
 		.status = status,
 		.sqhd = (uint16_t)req->sq->head,
 		.cqid = req->sq->cqid,
+		.fx = req->fx,
 	};
 
 	if (unlikely(PNVME_STATUS_CODE(status) != 0))
@@ -646,10 +695,22 @@ static void cpl_now(struct pnvme_emu *emu, struct emu_sq *sq, uint16_t cid, uint
 /* Faults                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Faults that match commands (qid, opc, skip, count). */
 static bool fault_is_cmd(enum pnvme_emu_fault_kind k)
 {
-	return k == PNVME_EMU_FAULT_DROP_CPL || k == PNVME_EMU_FAULT_DELAY_CPL ||
-	       k == PNVME_EMU_FAULT_STATUS;
+	switch (k) {
+	case PNVME_EMU_FAULT_DROP_CPL:
+	case PNVME_EMU_FAULT_DELAY_CPL:
+	case PNVME_EMU_FAULT_STATUS:
+	case PNVME_EMU_FAULT_IGNORE_ABORT:
+	case PNVME_EMU_FAULT_CQE_BAD_CID:
+	case PNVME_EMU_FAULT_CQE_DUP:
+	case PNVME_EMU_FAULT_CQE_BAD_SQHD:
+	case PNVME_EMU_FAULT_CQE_SQHD_BACK:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static bool fault_armed(const struct pnvme_emu *emu, enum pnvme_emu_fault_kind k)
@@ -673,6 +734,10 @@ static uint16_t fault_match(struct pnvme_emu *emu, struct emu_req *req)
 			continue;
 		if (s->f.opc != PNVME_EMU_ANY_OPC && s->f.opc != req->cmd.opc)
 			continue;
+		/* IGNORE_ABORT counts Abort commands only */
+		if (s->f.kind == PNVME_EMU_FAULT_IGNORE_ABORT &&
+		    (req->sq->qid != 0 || req->cmd.opc != PNVME_ADM_ABORT))
+			continue;
 		if (++s->seen <= s->f.skip)
 			continue;
 		if (s->f.count && s->hits >= s->f.count)
@@ -686,6 +751,21 @@ static uint16_t fault_match(struct pnvme_emu *emu, struct emu_req *req)
 			req->delay = true;
 			if (s->f.delay_us > req->delay_us)
 				req->delay_us = s->f.delay_us;
+			break;
+		case PNVME_EMU_FAULT_IGNORE_ABORT:
+			req->ignore_abort = true;
+			break;
+		case PNVME_EMU_FAULT_CQE_BAD_CID:
+			req->fx |= FX_BAD_CID;
+			break;
+		case PNVME_EMU_FAULT_CQE_DUP:
+			req->fx |= FX_DUP;
+			break;
+		case PNVME_EMU_FAULT_CQE_BAD_SQHD:
+			req->fx |= FX_BAD_SQHD;
+			break;
+		case PNVME_EMU_FAULT_CQE_SQHD_BACK:
+			req->fx |= FX_SQHD_BACK;
 			break;
 		default:
 			status = s->f.status;
@@ -957,6 +1037,8 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	pad_copy(id->fr, sizeof(id->fr), "0.1.0");
 	id->rab = 6;
 	id->mdts = (uint8_t)c->mdts;
+	if (fault_armed(emu, PNVME_EMU_FAULT_ID_MDTS_HUGE))
+		id->mdts = 255;                  /* the limit enforced stays c->mdts */
 	id->cntlid = 1;
 	id->ver = PNVME_VS(2, 0, 0);
 	id->cntrltype = 1;                       /* I/O controller */
@@ -972,7 +1054,7 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	put_u128(id->tnvmcap, c->ns_size * c->nr_ns);
 	id->sqes = 0x66;
 	id->cqes = 0x44;
-	id->nn = EMU_NN;
+	id->nn = fault_armed(emu, PNVME_EMU_FAULT_ID_NN_HUGE) ? 0xffffffffu : EMU_NN;
 	id->oncs = PNVME_ONCS_DSM | PNVME_ONCS_WRITE_ZEROES;
 	id->vwc = 1;
 	snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2024-01.dev.pnvme:emu:%s", c->sn);
@@ -997,6 +1079,35 @@ static void identify_ns(struct pnvme_emu *emu, uint32_t nsid, struct pnvme_id_ns
 	memcpy(&id->nguid[4], emu->cfg.sn, 8);
 	memcpy(&id->nguid[12], &nsid, 4);
 	id->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, emu->lba_shift);
+	if (fault_armed(emu, PNVME_EMU_FAULT_ID_FLBAS_RANGE)) {
+		/* index 3 with NLBAF 0; LBAF3 itself looks fine, so only the NLBAF check catches it */
+		id->flbas = EMU_BAD_FLBAS;
+		id->lbaf[EMU_BAD_FLBAS] = id->lbaf[0];
+	}
+	if (fault_armed(emu, PNVME_EMU_FAULT_ID_LBADS_ZERO)) {
+		unsigned fmt = PNVME_FLBAS_INDEX(id->flbas);
+		id->lbaf[fmt] &= ~(uint32_t)(PNVME_LBAF_LBADS_MASK << PNVME_LBAF_LBADS_SHIFT);
+	}
+}
+
+/*
+ * Base 2.0 §5.17.2.2: active NSIDs above `nsid`, ascending. ID_NN_HUGE breaks
+ * the order: the highest comes first, then the rest, then the lowest again
+ * (nsid 1 alone gives [1, 1]; 3 namespaces give [3, 1, 2, 1]).
+ */
+static void identify_active_list(struct pnvme_emu *emu, uint32_t nsid, uint32_t *list)
+{
+	uint32_t n = 0;
+
+	for (uint32_t id = nsid + 1; id <= emu->cfg.nr_ns && n < PNVME_ID_NS_LIST_MAX; id++)
+		list[n++] = id;
+	if (n == 0 || !fault_armed(emu, PNVME_EMU_FAULT_ID_NN_HUGE))
+		return;
+	uint32_t hi = list[n - 1], lo = list[0];
+	memmove(&list[1], &list[0], (size_t)(n - 1) * sizeof(*list));
+	list[0] = hi;
+	if (n < PNVME_ID_NS_LIST_MAX)
+		list[n] = lo;
 }
 
 /* Base 2.0 §5.17: Identify */
@@ -1017,14 +1128,11 @@ static uint16_t exec_identify(struct pnvme_emu *emu, struct emu_req *req)
 	case PNVME_ID_CNS_CTRL:
 		identify_ctrl(emu, (struct pnvme_id_ctrl *)buf);
 		break;
-	case PNVME_ID_CNS_NS_ACTIVE: {
-		uint32_t *list = (uint32_t *)buf, n = 0;
+	case PNVME_ID_CNS_NS_ACTIVE:
 		if (nsid >= 0xfffffffeu)
 			return ST_INVALID_NS;
-		for (uint32_t id = nsid + 1; id <= emu->cfg.nr_ns && n < PNVME_ID_NS_LIST_MAX; id++)
-			list[n++] = id;
+		identify_active_list(emu, nsid, (uint32_t *)buf);
 		break;
-	}
 	case PNVME_ID_CNS_NS_DESC_LIST:
 		/* Base 2.0 §5.17.2.3: one NGUID descriptor (NIDT 2, NIDL 16) */
 		if (nsid == 0 || nsid > EMU_NN)
@@ -1238,7 +1346,7 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 
 	if (!qid_ok(emu, qid) || emu->cqs[qid].valid)
 		return ST_QID_INVALID;
-	if (qsize < 2 || qsize > emu->cfg.mqes + 1u ||
+	if (qsize < 2 || qsize > mqes_now(emu) + 1u ||
 	    PNVME_GET(emu->cc, PNVME_CC_IOCQES) != 4)
 		return ST_QUEUE_SIZE;
 	if (!(c->cdw11 & PNVME_CREATE_CQ_PC))        /* CAP.CQR = 1 */
@@ -1280,7 +1388,7 @@ static uint16_t exec_create_sq(struct pnvme_emu *emu, struct emu_req *req)
 		return ST_QID_INVALID;
 	if (cqid == 0 || cqid > emu->cfg.nr_io_queues || !emu->cqs[cqid].valid)
 		return ST_CQ_INVALID;
-	if (qsize < 2 || qsize > emu->cfg.mqes + 1u ||
+	if (qsize < 2 || qsize > mqes_now(emu) + 1u ||
 	    PNVME_GET(emu->cc, PNVME_CC_IOSQES) != 6)
 		return ST_QUEUE_SIZE;
 	if (!(c->cdw11 & PNVME_CREATE_SQ_PC))
@@ -1378,6 +1486,10 @@ static uint16_t exec_abort(struct pnvme_emu *emu, struct emu_req *req)
 	struct emu_sq *sq;
 
 	req->dw0 = PNVME_ABORT_NOT_ABORTED;
+	if (req->ignore_abort) {
+		log_debug("emu: fault: ignoring Abort of sq %u cid %u", sqid, cid);
+		return 0;
+	}
 	if (sqid > emu->cfg.nr_io_queues || !emu->sqs[sqid].valid)
 		return 0;
 	sq = &emu->sqs[sqid];
@@ -1530,7 +1642,8 @@ static void sq_process(struct pnvme_emu *emu, struct emu_sq *sq)
 		req.dw1 = 0;
 		req.err_lba = 0;
 		req.delay_us = 0;
-		req.hold = req.drop = req.delay = false;
+		req.hold = req.drop = req.delay = req.ignore_abort = false;
+		req.fx = 0;
 
 		uint16_t status;
 		if (unlikely(emu->nr_aborts) && abort_take(emu, sq->qid, req.cmd.cid)) {
@@ -1731,6 +1844,8 @@ static bool step_locked(struct pnvme_emu *emu)
 		gone_process(emu);
 		return false;
 	}
+	if (unlikely(emu->cap_dirty))
+		cap_write(emu);
 	busy = cc_process(emu);
 	if (!emu->running)
 		return busy;
@@ -2108,7 +2223,7 @@ int pnvme_emu_inject(struct pnvme_emu *emu, const struct pnvme_emu_fault *fault)
 	int rc = -ENOSPC;
 
 	if (emu == NULL || fault == NULL || fault->kind < PNVME_EMU_FAULT_NEVER_READY ||
-	    fault->kind > PNVME_EMU_FAULT_NO_SHUTDOWN)
+	    fault->kind > PNVME_EMU_FAULT_MQES_ZERO)
 		return pnvme_fail(-EINVAL, "emu inject: unknown fault kind");
 	emu_lock(emu);
 	for (unsigned i = 0; i < EMU_MAX_FAULTS; i++) {
@@ -2134,6 +2249,9 @@ int pnvme_emu_inject(struct pnvme_emu *emu, const struct pnvme_emu_fault *fault)
 			emu->running = false;
 			memset((void *)emu->bar, 0xff, emu->bar_len);
 			break;
+		case PNVME_EMU_FAULT_MQES_ZERO:
+			emu->cap_dirty = true;       /* CAP changes at the next step */
+			break;
 		default:
 			break;
 		}
@@ -2149,6 +2267,8 @@ void pnvme_emu_clear_faults(struct pnvme_emu *emu)
 	if (emu == NULL)
 		return;
 	emu_lock(emu);
+	if (fault_armed(emu, PNVME_EMU_FAULT_MQES_ZERO))
+		emu->cap_dirty = true;
 	for (unsigned i = 0; i < EMU_MAX_FAULTS; i++)
 		emu->faults[i].armed = false;
 	emu->nr_cmd_faults = 0;

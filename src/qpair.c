@@ -20,7 +20,7 @@
 /* ------------------------------------------------------------------------ */
 
 int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t timeout_ms,
-		uint32_t flags, struct pnvme_qpair **out)
+		uint32_t flags, uint32_t max_retries, struct pnvme_qpair **out)
 {
 	struct pnvme_qpair *qp;
 	uint64_t iova;
@@ -36,6 +36,11 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	qp->flags = flags;
 	qp->phase = 1;
 	qp->dma = &ctrl->dma;
+	qp->max_retries = max_retries > 255 ? 255 : max_retries;
+	qp->ctrl_dead = &ctrl->dead;
+	/* The admin queue is rebuilt by the reset itself: it follows its own generation. */
+	qp->gen = ctrl->gen;
+	qp->ctrl_gen = qid ? &ctrl->gen : &qp->gen;
 	qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
 	qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
 	pnvme_qpair_set_timeout(qp, timeout_ms);
@@ -57,13 +62,17 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 
 	qp->trk = calloc(qp->nr_trk, sizeof(*qp->trk));
 	qp->free_cids = calloc(qp->nr_trk, sizeof(*qp->free_cids));
-	if (!qp->trk || !qp->free_cids) {
+	if (qp->max_retries)
+		qp->saved_mem = calloc(qp->nr_trk, sizeof(*qp->saved_mem));
+	if (!qp->trk || !qp->free_cids || (qp->max_retries && !qp->saved_mem)) {
 		rc = pnvme_fail(-ENOMEM, "out of memory for %u request trackers", qp->nr_trk);
 		goto fail;
 	}
 	for (uint32_t i = 0; i < qp->nr_trk; i++) {
 		qp->trk[i].prp_list = (uint64_t *)((uint8_t *)qp->prp_mem + (size_t)i * PNVME_PAGE_SIZE);
 		qp->trk[i].prp_iova = iova + (uint64_t)i * PNVME_PAGE_SIZE;
+		if (qp->saved_mem)
+			qp->trk[i].saved = &qp->saved_mem[i];
 		/* Lowest command ids on top of the stack. */
 		qp->free_cids[i] = (uint16_t)(qp->nr_trk - 1 - i);
 	}
@@ -84,14 +93,27 @@ void qpair_free(struct pnvme_qpair *qp)
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->prp_mem);
 	free(qp->trk);
 	free(qp->free_cids);
+	free(qp->saved_mem);
 	free(qp);
+}
+
+void qpair_ring_reset(struct pnvme_qpair *qp)
+{
+	qp->sq_tail = 0;
+	qp->sq_head = 0;
+	qp->sq_db_tail = 0;
+	qp->cq_head = 0;
+	qp->phase = 1;
+	memset(qp->cq, 0, (size_t)qp->qsize * sizeof(*qp->cq));
 }
 
 void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
 {
+	memset(opts, 0, sizeof(*opts));
 	opts->depth = 0;
 	opts->timeout_ms = 0;
 	opts->flags = 0;
+	opts->max_retries = 0;
 }
 
 int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *opts,
@@ -136,7 +158,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		goto unlock;
 	}
 	rc = qpair_alloc(ctrl, qid, o.depth, o.timeout_ms ? o.timeout_ms : ctrl->opts.io_timeout_ms,
-			 o.flags, &qp);
+			 o.flags, o.max_retries, &qp);
 	if (rc)
 		goto unlock;
 	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
@@ -177,10 +199,11 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 	ctrl = qp->ctrl;
 	pnvme_qpair_flush(qp);
 	pthread_mutex_lock(&ctrl->admin_lock);
-	if (!ctrl->dead) {
+	if (!ctrl->dead && qp->gen == ctrl->gen && !qp->err) {
 		/*
 		 * Base 2.0 §3.3.1.3: delete the SQ first; the controller aborts what
 		 * it had not completed. Reap what it posted, then delete the CQ.
+		 * (After a reset the queues exist on the device only once re-created.)
 		 */
 		rc = pnvme_delete_io_sq(ctrl, qp->qid);
 		if (!qp->in_poll)
@@ -222,10 +245,10 @@ void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms)
 	if (timeout_ms == 0)
 		timeout_ms = qp->ctrl->opts.io_timeout_ms;
 	qp->timeout_ticks = pnvme_ms_to_ticks(timeout_ms);
-	/* Scan for expired requests a few times per timeout, at most every 100 ms. */
-	qp->check_ticks = qp->timeout_ticks / 4;
-	if (qp->check_ticks > pnvme_ms_to_ticks(100))
-		qp->check_ticks = pnvme_ms_to_ticks(100);
+	/* Scan for expired requests several times per timeout, at least every 1 ms. */
+	qp->check_ticks = qp->timeout_ticks / 8;
+	if (qp->check_ticks > pnvme_ms_to_ticks(1))
+		qp->check_ticks = pnvme_ms_to_ticks(1);
 	if (qp->check_ticks == 0)
 		qp->check_ticks = 1;
 }
@@ -247,6 +270,12 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
 /* Write the SQ tail doorbell (Base 2.0 §3.1.4.22). */
 static inline void ring_sq(struct pnvme_qpair *qp)
 {
+	/*
+	 * After a controller reset our SQ does not exist on the device until
+	 * the next poll re-creates it: hold the doorbell until then.
+	 */
+	if (unlikely(qp->gen != *qp->ctrl_gen))
+		return;
 	/* The SQEs must be in memory before the device learns of them. */
 	pnvme_wmb();
 	*qp->sq_db = qp->sq_tail;
@@ -280,13 +309,17 @@ static inline struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pnvme_tra
 }
 
 /* Hand the filled SQE at the tail to the device side of the ring. */
-static inline void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk, pnvme_cmd_cb cb,
-			    void *arg)
+static inline void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+			    const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
 {
 	trk->cb = cb;
 	trk->arg = arg;
 	trk->state = TRK_ACTIVE;
+	trk->retries = 0;
+	trk->sq_slot = (uint16_t)qp->sq_tail;
 	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
+	if (unlikely(trk->saved != NULL))
+		*trk->saved = *sqe; /* retries enabled: keep the command */
 	if (++qp->sq_tail == qp->qsize)
 		qp->sq_tail = 0;
 	qp->outstanding++;
@@ -344,8 +377,8 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	struct pnvme_sqe *sqe;
 	uint16_t cid;
 
-	if (unlikely(qp->ctrl->dead))
-		return -ENODEV;
+	if (unlikely(*qp->ctrl_dead))
+		return pnvme_fail(-ENODEV, "controller is gone");
 	if (len > qp->ctrl->max_xfer)
 		return pnvme_fail(-EINVAL, "transfer of %zu bytes exceeds the controller's "
 				  "limit of %u bytes (MDTS)", len, qp->ctrl->max_xfer);
@@ -366,7 +399,7 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	}
 	/* len == 0: PRP1/PRP2 stay as the caller set them (e.g. queue ring IOVAs). */
 	trk->opc = cmd->opc;
-	sqe_post(qp, trk, cb, arg);
+	sqe_post(qp, trk, sqe, cb, arg);
 	return 0;
 }
 
@@ -374,7 +407,29 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 /* Completion                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Complete a tracker from the host side (timeout, deletion, device gone). */
+/* Drop the tracker's interest in its Abort; free the context if the Abort is done. */
+static void abort_release(struct pnvme_tracker *trk)
+{
+	struct abort_ctx *a = trk->abort;
+
+	if (!a)
+		return;
+	trk->abort = NULL;
+	if (__atomic_exchange_n(&a->state, AB_ORPHAN, __ATOMIC_ACQ_REL) != AB_PENDING)
+		free(a);
+}
+
+static void abort_done(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct abort_ctx *a = arg;
+	int result = err ? AB_FAILED :
+		     (cqe->dw0 & PNVME_ABORT_NOT_ABORTED) ? AB_NOT_ABORTED : AB_ABORTED;
+
+	if (__atomic_exchange_n(&a->state, result, __ATOMIC_ACQ_REL) == AB_ORPHAN)
+		free(a);
+}
+
+/* Complete a tracker from the host side (timeout, deletion, reset, device gone). */
 static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool keep_cid)
 {
 	struct pnvme_tracker *trk = &qp->trk[cid];
@@ -383,6 +438,7 @@ static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool ke
 	struct pnvme_cqe cqe;
 
 	host_cqe(&cqe, cid, qp->qid);
+	abort_release(trk);
 	qp->outstanding--;
 	if (keep_cid) {
 		/* The device may still post this command id: keep it out of use. */
@@ -402,8 +458,9 @@ void qpair_fail_all(struct pnvme_qpair *qp, int err)
 {
 	for (uint32_t i = 0; i < qp->nr_trk; i++) {
 		struct pnvme_tracker *trk = &qp->trk[i];
-		if (trk->state == TRK_ACTIVE) {
-			host_complete(qp, (uint16_t)i, err, false);
+		if (trk->state == TRK_ACTIVE || trk->state == TRK_ABORTING) {
+			host_complete(qp, (uint16_t)i, trk->state == TRK_ABORTING ? -ETIMEDOUT : err,
+				      false);
 		} else if (trk->state == TRK_EXPIRED) {
 			trk->state = TRK_FREE;
 			qp->nr_expired--;
@@ -414,71 +471,103 @@ void qpair_fail_all(struct pnvme_qpair *qp, int err)
 	qp->sq_head = qp->sq_tail;
 }
 
-/*
- * Deadline scan (slow path, at most every check_ticks). Expired requests
- * complete with -ETIMEDOUT; their command ids stay reserved until the device
- * completes them or the queue goes away.
- * TODO(reliability): Linux's nvme_timeout ladder goes on from here: Abort the
- * command on the admin queue, then reset the controller.
- */
-static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
+/* Commands that may be sent again without changing their effect. */
+static inline bool opc_retryable(uint8_t opc)
 {
-	qp->next_check = now + qp->check_ticks;
-	/* One register read per scan tells a removed device apart from a slow one. */
-	uint32_t csts = mmio_read32(qp->ctrl->bar, PNVME_REG_CSTS);
-	if (unlikely(csts == UINT32_MAX)) {
-		if (!qp->ctrl->dead)
-			log_err("controller registers read all ones: device removed");
-		qp->ctrl->dead = 1;
-		qpair_fail_all(qp, -ENODEV);
-		return;
-	}
-	if (unlikely(csts & (PNVME_CSTS_CFS_MASK << PNVME_CSTS_CFS_SHIFT)))
-		log_warn("controller fatal status (CSTS.CFS) on queue %u", qp->qid);
-	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding; i++) {
-		struct pnvme_tracker *trk = &qp->trk[i];
-		if (trk->state == TRK_ACTIVE && (int64_t)(now - trk->deadline) >= 0) {
-			qp->stats.timeouts++;
-			log_warn("queue %u: command id %u (opcode 0x%02x) timed out", qp->qid, i,
-				 trk->opc);
-			host_complete(qp, (uint16_t)i, -ETIMEDOUT, true);
-		}
-	}
+	return opc == PNVME_NVM_READ || opc == PNVME_NVM_WRITE || opc == PNVME_NVM_FLUSH ||
+	       opc == PNVME_NVM_WRITE_ZEROES || opc == PNVME_NVM_DSM;
 }
 
-/* A CQE whose command id is not outstanding: a late completion or device bug. */
-static void stray_cqe(struct pnvme_qpair *qp, uint16_t cid)
+/* Report a kind of device misbehaviour once per queue pair. */
+static void warn_once(struct pnvme_qpair *qp, unsigned bit, const char *what, unsigned v)
 {
-	if (cid < qp->nr_trk && qp->trk[cid].state == TRK_EXPIRED) {
-		/* The device finally completed a command we timed out: recycle it. */
-		qp->trk[cid].state = TRK_FREE;
+	if (qp->warned & (1u << bit))
+		return;
+	qp->warned |= 1u << bit;
+	log_err("queue %u: %s (%u); ignored, counted in the queue statistics", qp->qid, what, v);
+}
+
+/*
+ * A CQE that is not the plain completion of an ACTIVE request: a late one for
+ * a request we aborted or timed out, or a device bug (CID out of range, not
+ * outstanding, already completed). Returns true if a callback ran.
+ */
+static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16_t cid,
+		     uint16_t status)
+{
+	struct pnvme_tracker *trk = cid < qp->nr_trk ? &qp->trk[cid] : NULL;
+
+	if (trk && trk->state == TRK_ABORTING) {
+		/* The command finished, or was aborted at our request: it timed out. */
+		uint16_t st = (uint16_t)(status >> 1);
+		pnvme_cmd_cb cb = trk->cb;
+		void *arg = trk->arg;
+		int err = 0;
+		if (PNVME_STATUS_CODE(st) == PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_ABORT_REQ))
+			err = -ETIMEDOUT;
+		else if (st)
+			err = pnvme_status_errno(st);
+		abort_release(trk);
+		trk->state = TRK_FREE;
+		trk->cb = NULL;
+		qp->free_cids[qp->nr_free++] = cid;
+		qp->outstanding--;
+		cb(arg, err, cqe);
+		return true;
+	}
+	if (trk && trk->state == TRK_EXPIRED) {
+		/* The device finally completed a command we timed out: recycle its id. */
+		trk->state = TRK_FREE;
 		qp->nr_expired--;
 		qp->free_cids[qp->nr_free++] = cid;
-		return;
+		return false;
 	}
 	qp->stats.bad_cqes++;
-	log_warn("queue %u: completion for command id %u that is not outstanding (ignored)",
-		 qp->qid, cid);
+	warn_once(qp, 0, cid < qp->nr_trk ? "completion for a command id that is not outstanding"
+					  : "completion with an out-of-range command id", cid);
+	return false;
 }
 
-int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
+/*
+ * Re-post a request in the next SQ slot with its saved command (retry after
+ * an error without DNR, or after a reset). Returns false if the SQ is full.
+ */
+static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd)
+{
+	struct pnvme_tracker *trk = &qp->trk[cid];
+	uint32_t next = qp->sq_tail + 1 == qp->qsize ? 0 : qp->sq_tail + 1;
+
+	if (next == qp->sq_head)
+		return false;
+	qp->sq[qp->sq_tail] = *cmd;
+	trk->sq_slot = (uint16_t)qp->sq_tail;
+	trk->state = TRK_ACTIVE;
+	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
+	qp->sq_tail = next;
+	qp->stats.retries++;
+	return true;
+}
+
+/*
+ * After a controller reset (or death), bring this queue pair to the new
+ * generation: reap what the old CQ still holds, decide the fate of every
+ * outstanding request, re-create CQ and SQ on the device with the same rings,
+ * re-post what may be retried, then run the callbacks of the rest.
+ */
+static int qpair_reconnect(struct pnvme_qpair *qp);
+
+/* Base 2.0 §4.2.4 phase-tag walk; shared by poll and reconnect. */
+static inline int reap(struct pnvme_qpair *qp, uint32_t max)
 {
 	uint32_t head = qp->cq_head;
 	uint16_t phase = qp->phase;
 	int n = 0;
 
-	if (unlikely(qp->in_poll))
-		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
-				  "of the same queue pair");
-	if (qp->sq_tail != qp->sq_db_tail)
-		ring_sq(qp);
-	qp->in_poll = 1;
-	qp->stats.polls++;
 	for (;;) {
 		struct pnvme_cqe *cqe = &qp->cq[head];
 		uint16_t status = *(volatile uint16_t *)&cqe->status;
 
-		/* Base 2.0 §4.2.4: the entry is new when its phase tag matches ours. */
+		/* The entry is new when its phase tag matches ours. */
 		if ((status & 1) != phase)
 			break;
 		/*
@@ -493,23 +582,39 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 			head = 0;
 			phase ^= 1;
 		}
-		if (likely(sqhd < qp->qsize))
+		/* SQHD may only move forward, up to our tail (untrusted device data). */
+		uint32_t adv = sqhd >= qp->sq_head ? sqhd - qp->sq_head : sqhd + qp->qsize - qp->sq_head;
+		uint32_t used = qp->sq_tail >= qp->sq_head ? qp->sq_tail - qp->sq_head
+							   : qp->sq_tail + qp->qsize - qp->sq_head;
+		if (likely(adv <= used)) {
 			qp->sq_head = sqhd;
+		} else {
+			qp->stats.bad_sqhd++;
+			warn_once(qp, 1, "completion with an impossible SQ head pointer", sqhd);
+		}
 		if (unlikely(cid >= qp->nr_trk || qp->trk[cid].state != TRK_ACTIVE)) {
-			stray_cqe(qp, cid);
+			if (cqe_slow(qp, cqe, cid, status))
+				n++;
 			continue;
 		}
 		struct pnvme_tracker *trk = &qp->trk[cid];
+		int err = 0;
+		if (unlikely(status >> 1)) {
+			uint16_t st = (uint16_t)(status >> 1);
+			if (trk->saved && !PNVME_STATUS_IS_DNR(st) && trk->retries < qp->max_retries &&
+			    opc_retryable(trk->opc)) {
+				trk->retries++;
+				if (repost(qp, cid, trk->saved))
+					continue;
+			}
+			qp->stats.errors++;
+			err = pnvme_status_errno(st);
+		}
 		pnvme_cmd_cb cb = trk->cb;
 		void *arg = trk->arg;
 		trk->state = TRK_FREE;
 		qp->free_cids[qp->nr_free++] = cid;
 		qp->outstanding--;
-		int err = 0;
-		if (unlikely(status >> 1)) {
-			qp->stats.errors++;
-			err = pnvme_status_errno((uint16_t)(status >> 1));
-		}
 		n++;
 		cb(arg, err, cqe);
 		if (max && (uint32_t)n >= max)
@@ -519,10 +624,227 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		qp->cq_head = head;
 		qp->phase = phase;
 		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch. */
-		*qp->cq_db = head;
-		qp->stats.cq_doorbells++;
+		if (likely(qp->gen == *qp->ctrl_gen)) {
+			*qp->cq_db = head;
+			qp->stats.cq_doorbells++;
+		}
 	}
 	qp->stats.completed += (uint64_t)n;
+	return n;
+}
+
+/* Send an Abort for an expired request. Returns false if none could be sent. */
+static bool start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
+{
+	struct pnvme_tracker *trk = &qp->trk[cid];
+	struct abort_ctx *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return false;
+	if (pnvme_abort_async(qp->ctrl, qp->qid, cid, abort_done, a) != 0) {
+		free(a);
+		return false;
+	}
+	trk->abort = a;
+	trk->state = TRK_ABORTING;
+	trk->deadline = now + qp->ctrl->admin_timeout_ticks;
+	qp->stats.aborts++;
+	return true;
+}
+
+/*
+ * Deadline scan and health check (slow path, at most every check_ticks).
+ * The ladder of Linux's nvme_timeout: the CQ was reaped just before; a
+ * request still outstanding past its deadline gets an Abort; one whose Abort
+ * did not settle it by the admin timeout, or a controller fatal status,
+ * resets the controller. Admin commands are not aborted: their expiry
+ * completes them with -ETIMEDOUT and resets the controller after the poll.
+ */
+static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+	uint32_t gen = *qp->ctrl_gen;
+	const char *why = NULL;
+	bool aborting = false;
+
+	qp->next_check = now + qp->check_ticks;
+	if ((int64_t)(now - qp->next_health) >= 0) {
+		/* One register read per 100 ms tells a removed or failed device apart. */
+		qp->next_health = now + pnvme_ms_to_ticks(100);
+		uint32_t csts = mmio_read32(ctrl->bar, PNVME_REG_CSTS);
+		if (unlikely(csts == UINT32_MAX)) {
+			if (!ctrl->dead)
+				log_err("controller registers read all ones: device removed");
+			ctrl_mark_dead(ctrl);
+			return;
+		}
+		if (unlikely(PNVME_GET(csts, PNVME_CSTS_CFS)))
+			why = "controller fatal status (CSTS.CFS)";
+	}
+	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding && !why; i++) {
+		struct pnvme_tracker *trk = &qp->trk[i];
+		if (trk->state == TRK_ABORTING) {
+			aborting = true;
+			if ((int64_t)(now - trk->deadline) >= 0)
+				why = "an aborted command did not complete";
+			continue;
+		}
+		if (trk->state != TRK_ACTIVE || (int64_t)(now - trk->deadline) < 0)
+			continue;
+		qp->stats.timeouts++;
+		log_warn("queue %u: command id %u (opcode 0x%02x) timed out", qp->qid, i, trk->opc);
+		if (qp->qid == 0) {
+			host_complete(qp, (uint16_t)i, -ETIMEDOUT, true);
+			ctrl->reset_pending = 1;
+		} else if (start_abort(qp, (uint16_t)i, now)) {
+			aborting = true;
+		} else {
+			why = "a command timed out and could not be aborted";
+		}
+	}
+	if (qp->qid == 0) {
+		if (why)
+			ctrl->reset_pending = 1;
+		return;
+	}
+	/* Nobody may be reaping the admin queue: look at our Aborts' answers. */
+	if (aborting && !why && pthread_mutex_trylock(&ctrl->admin_lock) == 0) {
+		if (!ctrl->adminq->in_poll)
+			(void)pnvme_qpair_poll(ctrl->adminq, 0);
+		pthread_mutex_unlock(&ctrl->admin_lock);
+	}
+	if (why)
+		(void)ctrl_recover(ctrl, gen, why);
+	if (qp->gen != *qp->ctrl_gen)
+		(void)qpair_reconnect(qp);
+}
+
+static int qpair_reconnect(struct pnvme_qpair *qp)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+	uint32_t gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
+	struct pnvme_sqe *keep = NULL;
+	uint16_t *keep_cid = NULL, *fail_cid = NULL;
+	int *fail_err = NULL;
+	uint32_t nk = 0, nf = 0;
+	uint64_t sq_iova, cq_iova;
+	int rc = 0;
+
+	/* The device is disabled (or gone): what the old CQ holds is final. */
+	(void)reap(qp, 0);
+	qp->gen = gen;
+	if (ctrl->dead) {
+		qpair_fail_all(qp, -ENODEV);
+		return -ENODEV;
+	}
+	qp->stats.reconnects++;
+	keep = malloc((size_t)qp->nr_trk * sizeof(*keep));
+	keep_cid = malloc((size_t)qp->nr_trk * sizeof(*keep_cid));
+	fail_cid = malloc((size_t)qp->nr_trk * sizeof(*fail_cid));
+	fail_err = malloc((size_t)qp->nr_trk * sizeof(*fail_err));
+	if (!keep || !keep_cid || !fail_cid || !fail_err) {
+		rc = -ENOMEM;
+		goto fail_everything;
+	}
+	/* Entries in [sq_db_tail, sq_tail) never reached the device: send them as they are. */
+	uint32_t unsent = qp->sq_tail >= qp->sq_db_tail ? qp->sq_tail - qp->sq_db_tail
+							: qp->sq_tail + qp->qsize - qp->sq_db_tail;
+	for (uint32_t i = 0; i < qp->nr_trk; i++) {
+		struct pnvme_tracker *trk = &qp->trk[i];
+		if (trk->state == TRK_EXPIRED) {
+			trk->state = TRK_FREE;
+			qp->nr_expired--;
+			qp->free_cids[qp->nr_free++] = (uint16_t)i;
+			continue;
+		}
+		if (trk->state != TRK_ACTIVE && trk->state != TRK_ABORTING)
+			continue;
+		uint32_t off = trk->sq_slot >= qp->sq_db_tail
+				       ? trk->sq_slot - qp->sq_db_tail
+				       : trk->sq_slot + qp->qsize - qp->sq_db_tail;
+		if (trk->state == TRK_ABORTING) {
+			fail_err[nf] = -ETIMEDOUT;
+			fail_cid[nf++] = (uint16_t)i;
+		} else if (off < unsent) {
+			keep[nk] = qp->sq[trk->sq_slot];
+			keep_cid[nk++] = (uint16_t)i;
+		} else if (trk->saved && trk->retries < qp->max_retries && opc_retryable(trk->opc)) {
+			trk->retries++;
+			keep[nk] = *trk->saved;
+			keep_cid[nk++] = (uint16_t)i;
+		} else {
+			fail_err[nf] = -EIO;
+			fail_cid[nf++] = (uint16_t)i;
+		}
+	}
+	qpair_ring_reset(qp);
+	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
+	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
+		rc = -EFAULT;
+		goto fail_everything;
+	}
+	pthread_mutex_lock(&ctrl->admin_lock);
+	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->qsize);
+	if (rc == 0) {
+		rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
+		if (rc)
+			(void)pnvme_delete_io_cq(ctrl, qp->qid);
+	}
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	if (rc)
+		goto fail_everything;
+	for (uint32_t k = 0; k < nk; k++) {
+		if (!repost(qp, keep_cid[k], &keep[k])) {
+			fail_err[nf] = -EIO;
+			fail_cid[nf++] = keep_cid[k];
+		}
+	}
+	log_notice("queue %u re-created after controller reset: %u request(s) resubmitted, "
+		   "%u failed", qp->qid, nk, nf);
+	for (uint32_t k = 0; k < nf; k++) {
+		struct pnvme_tracker *trk = &qp->trk[fail_cid[k]];
+		if (trk->state == TRK_ABORTING)
+			trk->state = TRK_ACTIVE;
+		host_complete(qp, fail_cid[k], fail_err[k], false);
+	}
+	free(keep);
+	free(keep_cid);
+	free(fail_cid);
+	free(fail_err);
+	return 0;
+
+fail_everything:
+	log_err("queue %u could not be re-created after the controller reset (%s)", qp->qid,
+		strerror(-rc));
+	qp->err = -EIO;
+	qpair_ring_reset(qp);
+	qpair_fail_all(qp, -EIO);
+	free(keep);
+	free(keep_cid);
+	free(fail_cid);
+	free(fail_err);
+	return -EIO;
+}
+
+int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
+{
+	int n;
+
+	if (unlikely(qp->in_poll))
+		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
+				  "of the same queue pair");
+	qp->in_poll = 1;
+	if (unlikely(qp->gen != *qp->ctrl_gen || qp->err)) {
+		int rc = qp->err ? qp->err : qpair_reconnect(qp);
+		if (rc) {
+			qp->in_poll = 0;
+			return rc;
+		}
+	}
+	if (qp->sq_tail != qp->sq_db_tail)
+		ring_sq(qp);
+	qp->stats.polls++;
+	n = reap(qp, max);
 	if (n == 0)
 		qp->stats.empty_polls++;
 	if (qp->outstanding) {
@@ -530,14 +852,16 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		if (unlikely((int64_t)(now - qp->next_check) >= 0))
 			check_deadlines(qp, now);
 	}
-	if (unlikely(qp->ctrl->dead)) {
+	qp->in_poll = 0;
+	if (unlikely(*qp->ctrl_dead)) {
 		/* Nothing more will come from the device: fail what is left. */
-		if (qp->outstanding || qp->nr_expired)
+		if (qp->outstanding || qp->nr_expired) {
+			qp->in_poll = 1;
 			qpair_fail_all(qp, -ENODEV);
-		qp->in_poll = 0;
+			qp->in_poll = 0;
+		}
 		return n ? n : -ENODEV;
 	}
-	qp->in_poll = 0;
 	return n;
 }
 
@@ -560,6 +884,8 @@ int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t 
 			pthread_mutex_lock(lock);
 		if (!*done)
 			rc = pnvme_qpair_poll(qp, 0);
+		if (qp->qid == 0)
+			ctrl_run_pending_reset(qp->ctrl);
 		finished = *done;
 		if (lock)
 			pthread_mutex_unlock(lock);
@@ -604,6 +930,8 @@ static inline int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, u
 	}
 	if (unlikely(check_range(ns, slba, nlb)))
 		return nlb ? -ERANGE : -EINVAL;
+	if (unlikely(*qp->ctrl_dead))
+		return pnvme_fail(-ENODEV, "controller is gone");
 	sqe = sqe_get(qp, &trk, &cid);
 	if (unlikely(!sqe))
 		return -EAGAIN;
@@ -626,7 +954,7 @@ static inline int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, u
 	sqe->cdw14 = 0;
 	sqe->cdw15 = 0;
 	trk->opc = opc;
-	sqe_post(qp, trk, cb, arg);
+	sqe_post(qp, trk, sqe, cb, arg);
 	return 0;
 }
 
@@ -698,8 +1026,8 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 		if (ranges[i].nlb && check_range(ns, ranges[i].slba, ranges[i].nlb))
 			return -ERANGE;
 	}
-	if (unlikely(qp->ctrl->dead))
-		return -ENODEV;
+	if (unlikely(*qp->ctrl_dead))
+		return pnvme_fail(-ENODEV, "controller is gone");
 	sqe = sqe_get(qp, &trk, &cid);
 	if (!sqe)
 		return -EAGAIN;
@@ -712,7 +1040,7 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 	sqe->cdw10 = nr - 1;
 	sqe->cdw11 = attr;
 	trk->opc = PNVME_NVM_DSM;
-	sqe_post(qp, trk, cb, arg);
+	sqe_post(qp, trk, sqe, cb, arg);
 	return 0;
 }
 

@@ -31,6 +31,7 @@ CATEGORY = {
     "ring_sq": "doorbell writes",
     "pnvme_qpair_flush": "doorbell writes",
     "pnvme_qpair_poll": "poll loop",
+    "reap": "poll loop",
 }
 # Line-level refinements: (function, regex on the source line) -> category.
 LINE_RULES = [
@@ -40,6 +41,10 @@ LINE_RULES = [
     ("pnvme_qpair_poll", r"cq_db|cq_doorbells", "doorbell writes"),
     ("pnvme_qpair_poll", r"cb\(arg|trk->cb|trk->arg", "callback dispatch"),
     ("pnvme_qpair_poll", r"pnvme_ticks|next_check", "ticks (rdtsc)"),
+    ("reap", r"^\s*[{}]\s*$", "call overhead (prologue/epilogue)"),
+    ("reap", r"cq_db|cq_doorbells", "doorbell writes"),
+    ("reap", r"cb\(arg|trk->cb|trk->arg", "callback dispatch"),
+    ("reap", r"pnvme_ticks|next_check", "ticks (rdtsc)"),
 ]
 CATEGORY_ORDER = ["call overhead (prologue/epilogue)", "argument checks", "SQE build", "tracker + SQ slot", "PRP build",
                   "DMA xlate", "ticks (rdtsc)", "post (tracker, tail, stats)",

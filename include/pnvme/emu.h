@@ -123,6 +123,16 @@ enum pnvme_emu_fault_kind {
 	PNVME_EMU_FAULT_CFS,             /* set CSTS.CFS now and stop processing */
 	PNVME_EMU_FAULT_CFS_ON_ENABLE,   /* set CSTS.CFS instead of RDY at the next enable */
 	PNVME_EMU_FAULT_ALL_ONES,        /* every register reads all ones (device gone) */
+	/*
+	 * DROP_CPL: execute matching commands but post no CQE. The command is
+	 * done and forgotten (a lost completion), so an Abort of it reports
+	 * "not aborted" (DW0 bit 0 = 1) and it never completes: only a
+	 * controller reset (or deleting its SQ) ends it on the host side.
+	 * DELAY_CPL: the completion is held, and an Abort of it succeeds (DW0
+	 * bit 0 = 0): the held completion is posted at once with status Command
+	 * Abort Requested. Deleting the SQ posts held ones as Aborted SQ Deleted;
+	 * a controller reset discards them.
+	 */
 	PNVME_EMU_FAULT_DROP_CPL,        /* execute matching commands but post no CQE */
 	PNVME_EMU_FAULT_DELAY_CPL,       /* hold matching completions for delay_us */
 	PNVME_EMU_FAULT_STATUS,          /* complete matching commands with `status` */
@@ -139,6 +149,22 @@ enum pnvme_emu_fault_kind {
 	PNVME_EMU_FAULT_ID_MDTS_HUGE,    /* Identify Controller: MDTS = 255 */
 	PNVME_EMU_FAULT_ID_NN_HUGE,      /* Identify Controller NN = 0xffffffff; active list not ascending */
 	PNVME_EMU_FAULT_MQES_ZERO,       /* CAP.MQES reads 0 (a 1-entry queue: unusable) */
+	/*
+	 * Details. ALL_ONES may be armed at any time (surprise removal): from
+	 * then on the emulator touches no host memory (no fetch, no CQE, no
+	 * data) until the fault is cleared and the host writes CC.EN = 0, which
+	 * resets it (held and queued completions are lost). IGNORE_ABORT counts Abort commands only (its opc/qid match
+	 * the Abort itself). CQE_BAD_SQHD / CQE_SQHD_BACK / CQE_BAD_CID change
+	 * only the posted entry (the command itself ran). CQE_DUP posts the same
+	 * entry in two consecutive CQ slots. ID_FLBAS_RANGE reports FLBAS 3 with
+	 * NLBAF 0 and a plausible LBAF3, so only an NLBAF check catches it.
+	 * ID_LBADS_ZERO zeroes LBADS of the format FLBAS selects. ID_MDTS_HUGE
+	 * changes only the reported MDTS: the configured limit is still enforced.
+	 * ID_NN_HUGE: active list is [highest, rest ascending..., lowest again],
+	 * e.g. [1, 1] for one namespace, [3, 1, 2, 1] for three. MQES_ZERO shows
+	 * in CAP from the next pnvme_emu_step(); Create I/O SQ/CQ then refuses
+	 * every size (Invalid Queue Size); the admin queue is unaffected.
+	 */
 };
 
 #define PNVME_EMU_ANY_QID 0xffffu
