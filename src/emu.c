@@ -212,6 +212,7 @@ struct pnvme_emu {
 	uint32_t rstack_len;
 	uint32_t rstack_cap;
 	struct { uint16_t sqid, cid; } aborts[EMU_MAX_ABORTS];
+	uint8_t *id_override[3];            /* CNS 0, 1, 2 data replacing ours (fuzzing) */
 	uint16_t aer_cid[EMU_AERL + 1];
 	uint32_t nr_aer;
 	/* features (Base 2.0 §5.27.1) */
@@ -1149,6 +1150,8 @@ static uint16_t exec_identify(struct pnvme_emu *emu, struct emu_req *req)
 	default:
 		return ST_INVALID_FIELD;
 	}
+	if (unlikely(cns < ARRAY_SIZE(emu->id_override) && emu->id_override[cns] != NULL))
+		memcpy(buf, emu->id_override[cns], PNVME_IDENTIFY_DATA_SIZE);
 	return prp_to_host(emu, req, buf, PNVME_IDENTIFY_DATA_SIZE, PNVME_IDENTIFY_DATA_SIZE);
 }
 
@@ -2082,6 +2085,8 @@ void pnvme_emu_destroy(struct pnvme_emu *emu)
 	free(emu->cqs);
 	free(emu->ns);
 	free(emu->maps);
+	for (unsigned i = 0; i < ARRAY_SIZE(emu->id_override); i++)
+		free(emu->id_override[i]);
 	free(emu->delayed);
 	free(emu->rstack);
 	pthread_mutex_destroy(&emu->lock);
@@ -2273,6 +2278,33 @@ void pnvme_emu_clear_faults(struct pnvme_emu *emu)
 		emu->faults[i].armed = false;
 	emu->nr_cmd_faults = 0;
 	emu_unlock(emu);
+}
+
+/*
+ * Internal, for tests and fuzzers (not in the public header: declare it where
+ * used): answer Identify CNS `cns` (0 Namespace - every valid NSID -, 1
+ * Controller, 2 Active Namespace ID list - every start NSID -) with these 4096
+ * bytes instead of our own data, whatever faults are armed. `data` NULL goes
+ * back to our own. Returns 0, -EINVAL (other CNS), -ENOMEM. Any thread.
+ */
+int pnvme_emu_identify_override(struct pnvme_emu *emu, uint32_t cns, const void *data);
+int pnvme_emu_identify_override(struct pnvme_emu *emu, uint32_t cns, const void *data)
+{
+	uint8_t *copy = NULL;
+
+	if (emu == NULL || cns >= ARRAY_SIZE(emu->id_override))
+		return -EINVAL;
+	if (data != NULL) {
+		copy = malloc(PNVME_IDENTIFY_DATA_SIZE);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, data, PNVME_IDENTIFY_DATA_SIZE);
+	}
+	emu_lock(emu);
+	free(emu->id_override[cns]);
+	emu->id_override[cns] = copy;
+	emu_unlock(emu);
+	return 0;
 }
 
 void pnvme_emu_get_stats(struct pnvme_emu *emu, struct pnvme_emu_stats *stats)

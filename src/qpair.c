@@ -633,23 +633,44 @@ static inline int reap(struct pnvme_qpair *qp, uint32_t max)
 	return n;
 }
 
-/* Send an Abort for an expired request. Returns false if none could be sent. */
-static bool start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
+/*
+ * Send an Abort (Base 2.0 §5.1) for an expired request. Returns 0 when sent,
+ * -EBUSY when the admin queue is busy right now (the next scan tries again:
+ * the I/O path never blocks on the admin lock), another errno when no Abort
+ * can be sent.
+ */
+static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 {
+	struct pnvme_ctrl *ctrl = qp->ctrl;
 	struct pnvme_tracker *trk = &qp->trk[cid];
-	struct abort_ctx *a = calloc(1, sizeof(*a));
+	struct pnvme_sqe cmd;
+	struct abort_ctx *a;
+	int rc;
 
-	if (!a)
-		return false;
-	if (pnvme_abort_async(qp->ctrl, qp->qid, cid, abort_done, a) != 0) {
+	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
+		return -EBUSY;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return -ENOMEM;
+	}
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opc = PNVME_ADM_ABORT;
+	cmd.cdw10 = PNVME_SET(PNVME_ABORT_SQID, qp->qid) | PNVME_SET(PNVME_ABORT_CID, cid);
+	rc = qpair_submit_raw(ctrl->adminq, &cmd, NULL, 0, abort_done, a);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	if (rc) {
 		free(a);
-		return false;
+		return rc == -EAGAIN ? -EBUSY : rc;
 	}
 	trk->abort = a;
 	trk->state = TRK_ABORTING;
-	trk->deadline = now + qp->ctrl->admin_timeout_ticks;
+	trk->deadline = now + ctrl->admin_timeout_ticks;
 	qp->stats.aborts++;
-	return true;
+	qp->stats.timeouts++;
+	log_warn("queue %u: command id %u (opcode 0x%02x) timed out; aborting it", qp->qid, cid,
+		 trk->opc);
+	return 0;
 }
 
 /*
@@ -691,16 +712,18 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		}
 		if (trk->state != TRK_ACTIVE || (int64_t)(now - trk->deadline) < 0)
 			continue;
-		qp->stats.timeouts++;
-		log_warn("queue %u: command id %u (opcode 0x%02x) timed out", qp->qid, i, trk->opc);
 		if (qp->qid == 0) {
+			qp->stats.timeouts++;
+			log_warn("admin command id %u (opcode 0x%02x) timed out", i, trk->opc);
 			host_complete(qp, (uint16_t)i, -ETIMEDOUT, true);
 			ctrl->reset_pending = 1;
-		} else if (start_abort(qp, (uint16_t)i, now)) {
-			aborting = true;
-		} else {
-			why = "a command timed out and could not be aborted";
+			continue;
 		}
+		int ar = start_abort(qp, (uint16_t)i, now);
+		if (ar == 0)
+			aborting = true;
+		else if (ar != -EBUSY)
+			why = "a command timed out and could not be aborted";
 	}
 	if (qp->qid == 0) {
 		if (why)
@@ -709,8 +732,10 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 	}
 	/* Nobody may be reaping the admin queue: look at our Aborts' answers. */
 	if (aborting && !why && pthread_mutex_trylock(&ctrl->admin_lock) == 0) {
-		if (!ctrl->adminq->in_poll)
+		if (!ctrl->adminq->in_poll) {
 			(void)pnvme_qpair_poll(ctrl->adminq, 0);
+			ctrl_run_pending_reset(ctrl);
+		}
 		pthread_mutex_unlock(&ctrl->admin_lock);
 	}
 	if (why)

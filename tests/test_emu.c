@@ -1565,6 +1565,453 @@ static void test_delete_sq_aborts(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Reliability faults (hostile or buggy devices)                             */
+/* ------------------------------------------------------------------------ */
+
+/* NEVER_READY armed on a running controller: nothing changes until the next
+ * enable, which never reaches RDY (a failed controller reset). */
+static void test_fault_never_ready_after_bringup(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_NEVER_READY, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);      /* still running */
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 1u);
+	t_disable(t);                                         /* the reset's first half works */
+	t_admin_regs(t, 8);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	for (int i = 0; i < 200; i++)
+		pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);       /* no RDY, no CFS */
+	/* and again: still never ready while armed */
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	for (int i = 0; i < 50; i++)
+		pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	pnvme_emu_clear_faults(t->emu);
+	t->q[0].cid = 0;
+	t_enable(t);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+/* Surprise removal with commands in both directions in flight: once ALL_ONES
+ * is armed, stepping touches no host memory at all (the arena is made
+ * inaccessible, so any access would fault). */
+static void test_fault_all_ones_mid_io(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *rbuf = t_alloc(t, 4096), *wbuf = t_alloc(t, 4096), media[512];
+	struct pnvme_emu_stats before, after;
+	struct tq *q = &t->q[1];
+	struct pnvme_sqe c;
+	struct pnvme_cqe e;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* one completion is being held by a delay fault when the device goes */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DELAY_CPL, 1, PNVME_EMU_ANY_OPC, 0, 1, 0, 1), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, rbuf, 512);
+	t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	/* more commands rung but not fetched yet */
+	memset(rbuf, 0xa5, 4096);
+	fill(wbuf, 512, 9);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 1, 1, rbuf, 512);
+	t_submit(t, 1, &c);
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, 2, 1, wbuf, 512);
+	t_submit(t, 1, &c);
+	pnvme_emu_get_stats(t->emu, &before);
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ALL_ONES, 0, 0, 0, 0, 0, 0), 0);
+	usleep(2000);                                         /* the delay has expired */
+	assert_int_equal(mprotect(t->arena, ARENA_SIZE, PROT_NONE), 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(pnvme_emu_step(t->emu), 0);
+		/* the host keeps ringing doorbells of a device that is gone */
+		wr32(t, PNVME_SQ_TDBL(1, t->dstrd), 3);
+		wr32(t, PNVME_CQ_HDBL(1, t->dstrd), 0);
+	}
+	assert_int_equal(mprotect(t->arena, ARENA_SIZE, PROT_READ | PROT_WRITE), 0);
+	pnvme_emu_get_stats(t->emu, &after);
+	assert_int_equal(after.commands, before.commands);
+	assert_int_equal(after.completions, before.completions);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0xffffffffu);
+	assert_false(t_reap(t, 1, &e));
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(rbuf[i], 0xa5);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 2 * 512, media, sizeof(media)), 0);
+	assert_int_not_equal(memcmp(media, wbuf, sizeof(media)), 0);
+	(void)q;
+
+	/* back: clear, CC.EN = 0 resets it, nothing held survives */
+	pnvme_emu_clear_faults(t->emu);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS), 0);
+	t->q[0].cid = 0;
+	t_enable(t);
+	t_ioq(t, 1, 16);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, rbuf, 512), ST_OK);
+	t_close(t);
+}
+
+/* A dropped completion: the command ran and was forgotten, so Abort reports
+ * "not aborted" and nothing is ever posted for it (DELAY_CPL + Abort is in
+ * test_abort). */
+static void test_fault_drop_then_abort(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_emu_stats st;
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	uint32_t dw0;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(buf, 512, 4);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DROP_CPL, 1, PNVME_NVM_WRITE, 0, 1, 0, 0), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, 5, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	for (int i = 0; i < 5; i++)
+		pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	uint8_t media[512];
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 5 * 512, media, 512), 0);
+	assert_memory_equal(media, buf, 512);                 /* it was executed */
+	assert_int_equal(t_abort(t, 1, cid, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);                       /* not aborted */
+	for (int i = 0; i < 5; i++)
+		pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	/* deleting the SQ does not bring it back either */
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_SQ, 1), ST_OK);
+	assert_false(t_reap(t, 1, &e));
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.dropped, 1);
+	t_close(t);
+}
+
+static void test_fault_ignore_abort(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_sqe c;
+	struct pnvme_cqe e;
+	uint32_t dw0;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_DELAY_CPL, 1, PNVME_EMU_ANY_OPC, 0, 1, 0,
+			       60000000), 0);
+	/* any opcode on any queue: only Abort commands count (skip 1, then 1) */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_IGNORE_ABORT, PNVME_EMU_ANY_QID,
+			       PNVME_EMU_ANY_OPC, 1, 1, 0, 0), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_KEEP_ALIVE;
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);      /* not counted */
+	/* the first Abort is let through (skip): a command not held anywhere */
+	assert_int_equal(t_abort(t, 1, 0xabc, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);
+	/* the second is ignored: the held command stays untouched */
+	assert_int_equal(t_abort(t, 1, cid, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);
+	for (int i = 0; i < 5; i++)
+		pnvme_emu_step(t->emu);
+	assert_false(t_reap(t, 1, &e));
+	/* count exhausted: the next Abort works */
+	assert_int_equal(t_abort(t, 1, cid, &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 0u);
+	assert_true(t_wait(t, 1, &e));
+	assert_int_equal(e.cid, cid);
+	assert_int_equal(PNVME_CQE_STATUS(&e), PNVME_STATUS(0, PNVME_SC_ABORT_REQ));
+	t_close(t);
+}
+
+static void test_fault_cqe_bad_cid(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(pnvme_emu_media_write(t->emu, 1, 0, "hostile", 7), 0);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_BAD_CID, 1, PNVME_NVM_READ, 0, 1, 0, 0), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	t_submit(t, 1, &c);
+	assert_true(t_wait(t, 1, &e));
+	assert_int_equal(e.cid, 0xfffe);
+	assert_int_equal(e.sqid, 1);
+	assert_int_equal(e.sqhd, 1);
+	assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	assert_memory_equal(buf, "hostile", 7);               /* the command itself ran */
+	assert_false(t_reap(t, 1, &e));
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);   /* one only */
+	t_close(t);
+}
+
+static void test_fault_cqe_dup(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct tq *q = &t->q[1];
+	struct pnvme_emu_stats st;
+	struct pnvme_cqe e, e2;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_DUP, 1, PNVME_EMU_ANY_OPC, 0, 1, 0, 0), 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	uint16_t cid = t_submit(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_true(t_reap(t, 1, &e));
+	assert_true(t_reap(t, 1, &e2));
+	assert_int_equal(e.cid, cid);
+	assert_int_equal(e2.cid, cid);
+	assert_int_equal(e.sqhd, e2.sqhd);
+	assert_int_equal(e.status, e2.status);
+	assert_false(t_reap(t, 1, &e2));
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.completions - st.commands, 1);    /* one entry more than commands */
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	assert_false(t_reap(t, 1, &e));
+
+	/* a duplicate that does not fit waits for room like any completion:
+	 * CQ of 4 (3 usable), two commands both duplicated: 3 now, 1 later */
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_SQ, 1), ST_OK);
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_CQ, 1), ST_OK);
+	q->sq = t_alloc(t, 16 * 64);
+	q->cq = t_alloc(t, 4 * 16);
+	q->sqsize = 16;
+	q->cqsize = 4;
+	q->tail = q->head = 0;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_DUP, 1, PNVME_EMU_ANY_OPC, 0, 2, 0, 0), 0);
+	uint16_t cids[2];
+	for (int i = 0; i < 2; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+		cids[i] = t_submit(t, 1, &c);
+	}
+	pnvme_emu_step(t->emu);
+	assert_int_equal(q->cq[3].status, 0);
+	uint16_t want[4] = { cids[0], cids[0], cids[1], cids[1] };
+	for (int i = 0; i < 4; i++) {
+		assert_true(t_wait(t, 1, &e));
+		assert_int_equal(e.cid, want[i]);
+	}
+	assert_false(t_reap(t, 1, &e));
+	t_close(t);
+}
+
+static void test_fault_cqe_sqhd(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* BAD_SQHD: SQ size + 5, beyond the ring */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_BAD_SQHD, 1, PNVME_EMU_ANY_OPC, 0, 1, 0, 0),
+			 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 16 + 5);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 2);
+
+	/* SQHD_BACK: one behind the last reported (2 -> 1), then honest again */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_SQHD_BACK, 1, PNVME_NVM_READ, 0, 1, 0, 0),
+			 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 1);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 1, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 4);
+
+	/* a fresh queue, last reported SQHD 0: wraps to size - 1 */
+	pnvme_emu_clear_faults(t->emu);
+	t_ioq(t, 2, 8);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_SQHD_BACK, 2, PNVME_EMU_ANY_OPC, 0, 1, 0, 0),
+			 0);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	assert_int_equal(t_cmd(t, 2, &c, &e), ST_OK);
+	assert_int_equal(e.sqhd, 7);
+	t_close(t);
+}
+
+static void test_fault_id_ns(void **state)
+{
+	struct t *t = t_up("emu:mode=step,lba=4096,size=8M");
+	struct pnvme_id_ns *id = malloc(sizeof(*id));
+	(void)state;
+
+	/* FLBAS beyond NLBAF, with a plausible LBAF behind it */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ID_FLBAS_RANGE, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(id->nlbaf, 0);
+	assert_true(PNVME_FLBAS_INDEX(id->flbas) > id->nlbaf);
+	assert_int_equal(PNVME_GET(id->lbaf[PNVME_FLBAS_INDEX(id->flbas)], PNVME_LBAF_LBADS), 12);
+	assert_int_equal(id->nsze, 2048);
+	/* both: the selected format's LBADS is 0 */
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ID_LBADS_ZERO, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(PNVME_GET(id->lbaf[PNVME_FLBAS_INDEX(id->flbas)], PNVME_LBAF_LBADS), 0);
+	/* LBADS_ZERO alone: format 0 */
+	pnvme_emu_clear_faults(t->emu);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ID_LBADS_ZERO, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(PNVME_FLBAS_INDEX(id->flbas), 0);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_LBADS), 0);
+	/* only the data lies: I/O still uses 4 KiB blocks */
+	uint8_t *buf = t_alloc(t, 4096);
+	t_ioq(t, 1, 16);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 2047, 1, buf, 4096), ST_OK);
+	pnvme_emu_clear_faults(t->emu);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_LBADS), 12);
+	free(id);
+	t_close(t);
+}
+
+static void test_fault_id_ctrl(void **state)
+{
+	struct t *t = t_up("emu:mode=step,ns=3,size=1M,mdts=2");
+	struct pnvme_id_ctrl *id = malloc(sizeof(*id));
+	uint32_t *list = malloc(4096);
+	uint8_t *buf = t_alloc(t, 32768);
+	struct pnvme_sqe c;
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ID_MDTS_HUGE, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(id->mdts, 255);
+	assert_int_equal(id->nn, 32);
+	/* the real limit (16 KiB) still holds */
+	t_ioq(t, 1, 16);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 64, buf, 32768);
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ID_NN_HUGE, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(id->nn, 0xffffffffu);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 0, list), ST_OK);
+	assert_int_equal(list[0], 3);
+	assert_int_equal(list[1], 1);
+	assert_int_equal(list[2], 2);
+	assert_int_equal(list[3], 1);
+	assert_int_equal(list[4], 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 2, list), ST_OK);
+	assert_int_equal(list[0], 3);                         /* one id: a duplicate */
+	assert_int_equal(list[1], 3);
+	assert_int_equal(list[2], 0);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 3, list), ST_OK);
+	assert_int_equal(list[0], 0);
+	/* an NSID above 32 but within the claimed NN: still Invalid Namespace */
+	assert_int_equal(PNVME_STATUS_CODE(t_identify(t, PNVME_ID_CNS_NS, 1000, list)),
+			 ST(0, PNVME_SC_INVALID_NS));
+	pnvme_emu_clear_faults(t->emu);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(id->mdts, 2);
+	assert_int_equal(id->nn, 32);
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS_ACTIVE, 0, list), ST_OK);
+	assert_int_equal(list[0], 1);
+	assert_int_equal(list[1], 2);
+	assert_int_equal(list[2], 3);
+	assert_int_equal(list[3], 0);
+	free(id);
+	free(list);
+	t_close(t);
+}
+
+static void test_fault_mqes_zero(void **state)
+{
+	struct t *t = t_up("emu:mode=step,mqes=63");
+	uint8_t *buf = t_alloc(t, 4096);
+	void *ring = t_alloc(t, 4096);
+	struct pnvme_sqe c = { .opc = PNVME_ADM_KEEP_ALIVE };
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_MQES_ZERO, 0, 0, 0, 0, 0, 0), 0);
+	/* the register changes at the next step */
+	assert_int_equal(PNVME_GET(mmio_read64(t->bar, PNVME_REG_CAP), PNVME_CAP_MQES), 63);
+	pnvme_emu_step(t->emu);
+	uint64_t cap = mmio_read64(t->bar, PNVME_REG_CAP);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_MQES), 0);
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_TO), 4);     /* the rest is intact */
+	assert_int_equal(PNVME_GET(cap, PNVME_CAP_CQR), 1);
+	/* a host that believes it: 1-entry queues are refused, so is anything bigger */
+	for (uint32_t size = 1; size <= 2; size++) {
+		assert_int_equal(PNVME_STATUS_CODE(t_create_cq(t, 2, size, t_iova(t, ring))),
+				 ST(1, PNVME_SC_QUEUE_SIZE));
+	}
+	assert_int_equal(PNVME_STATUS_CODE(t_create_sq(t, 2, 1, 2, t_iova(t, ring))),
+			 ST(1, PNVME_SC_QUEUE_SIZE));
+	/* the admin queue and queues made before keep working */
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	/* a 1-entry admin queue (what MQES 0 suggests) is a fatal enable, not a crash */
+	t_disable(t);
+	assert_int_equal(PNVME_GET(mmio_read64(t->bar, PNVME_REG_CAP), PNVME_CAP_MQES), 0);
+	t_admin_regs(t, 1);
+	wr32(t, PNVME_REG_CC, CC_ENABLE);
+	for (int i = 0; i < 10; i++)
+		pnvme_emu_step(t->emu);
+	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 2u);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	/* cleared: CAP.MQES is back from the next step */
+	pnvme_emu_clear_faults(t->emu);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(PNVME_GET(mmio_read64(t->bar, PNVME_REG_CAP), PNVME_CAP_MQES), 63);
+	t->q[0].cid = 0;
+	t_enable(t);
+	t_ioq(t, 1, 64);
+	assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	t_close(t);
+}
+
+/* Kinds past the last are refused; MQES_ZERO under ALL_ONES: CAP is right after the reset. */
+static void test_fault_kinds_range(void **state)
+{
+	struct t *t = t_open("emu:mode=step");
+	(void)state;
+
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_MQES_ZERO, 0, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(fault(t, (enum pnvme_emu_fault_kind)(PNVME_EMU_FAULT_MQES_ZERO + 1), 0, 0,
+			       0, 0, 0, 0), -EINVAL);
+	assert_int_equal(fault(t, PNVME_EMU_FAULT_ALL_ONES, 0, 0, 0, 0, 0, 0), 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(mmio_read64(t->bar, PNVME_REG_CAP), UINT64_MAX);
+	pnvme_emu_clear_faults(t->emu);
+	wr32(t, PNVME_REG_CC, 0);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(PNVME_GET(mmio_read64(t->bar, PNVME_REG_CAP), PNVME_CAP_MQES), 1023);
+	t_enable(t);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Media, threads, IOVA table, backend                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -1747,6 +2194,17 @@ int main(void)
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_abort_unfetched),
 		cmocka_unit_test(test_delete_sq_aborts),
+		cmocka_unit_test(test_fault_never_ready_after_bringup),
+		cmocka_unit_test(test_fault_all_ones_mid_io),
+		cmocka_unit_test(test_fault_drop_then_abort),
+		cmocka_unit_test(test_fault_ignore_abort),
+		cmocka_unit_test(test_fault_cqe_bad_cid),
+		cmocka_unit_test(test_fault_cqe_dup),
+		cmocka_unit_test(test_fault_cqe_sqhd),
+		cmocka_unit_test(test_fault_id_ns),
+		cmocka_unit_test(test_fault_id_ctrl),
+		cmocka_unit_test(test_fault_mqes_zero),
+		cmocka_unit_test(test_fault_kinds_range),
 		cmocka_unit_test(test_file_backed),
 		cmocka_unit_test(test_thread_mode),
 		cmocka_unit_test(test_map),
