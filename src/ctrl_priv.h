@@ -63,6 +63,8 @@ struct pnvme_qpair {
 	struct pnvme_tracker *trk;
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
+	uintptr_t xl_page;     /* 2 MiB page of the last buffer translated ... */
+	const uint64_t *xl_entry; /* ... and its live translation-table entry */
 	const volatile uint32_t *ctrl_gen; /* controller reset generation */
 	const volatile int *ctrl_dead;
 	uint32_t gen;          /* generation our queues were created in */

@@ -22,6 +22,7 @@
 #define PNVME_CHUNK_SHIFT 21u
 #define PNVME_CHUNK_SIZE  ((size_t)1 << PNVME_CHUNK_SHIFT)    /* 2 MiB */
 
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -206,6 +207,21 @@ static inline uint64_t pnvme_dma_xlate1(const struct pnvme_dma *d, uintptr_t va)
 	if (unlikely(!(e & 1)))
 		return 0;
 	return (e & ~(uint64_t)1) + (va & (PNVME_CHUNK_SIZE - 1));
+}
+
+/**
+ * The live table entry of va's 2 MiB page, or NULL if the page has no level-2
+ * table. Queue pairs cache it: the entry is cleared when the page is unmapped
+ * and level-2 tables live as long as the allocator, so the cache cannot go stale.
+ */
+static inline const uint64_t *pnvme_dma_xl_entry(const struct pnvme_dma *d, uintptr_t va)
+{
+	uintptr_t page = va >> PNVME_CHUNK_SHIFT;
+	uintptr_t i1 = page >> PNVME_XL_L2_BITS;
+	if (i1 >= PNVME_XL_L1_SIZE)
+		return NULL;
+	const uint64_t *l2 = __atomic_load_n(&d->xl[i1], __ATOMIC_ACQUIRE);
+	return l2 ? &l2[page & (PNVME_XL_L2_SIZE - 1)] : NULL;
 }
 
 /**

@@ -36,6 +36,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	qp->flags = flags;
 	qp->phase = 1;
 	qp->dma = &ctrl->dma;
+	qp->xl_page = UINTPTR_MAX; /* no page has this number */
 	qp->max_retries = max_retries > 255 ? 255 : max_retries;
 	qp->ctrl_dead = &ctrl->dead;
 	/* The admin queue is rebuilt by the reset itself: it follows its own generation. */
@@ -291,16 +292,19 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp)
 
 /*
  * Take a tracker and the SQ slot at the tail. Returns the SQE to fill, or
- * NULL when either the trackers or the SQ ring are exhausted (queue full).
+ * NULL when the trackers are exhausted (queue full).
+ *
+ * A free tracker implies a free SQ slot: the controller fetches in order, and
+ * a command it completed was fetched with everything before it, so entries
+ * not yet fetched number at most the requests not completed, which is at most
+ * nr_trk - nr_free = qsize - 1 - nr_free. The SQ head the device reports
+ * is therefore never needed here (and a lying one cannot make us overwrite
+ * an entry it has not fetched).
  */
-static inline struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pnvme_tracker **trk_out,
+static ALWAYS_INLINE struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pnvme_tracker **trk_out,
 					uint16_t *cid_out)
 {
-	uint32_t next = qp->sq_tail + 1;
-
-	if (next == qp->qsize)
-		next = 0;
-	if (unlikely(qp->nr_free == 0 || next == qp->sq_head))
+	if (unlikely(qp->nr_free == 0))
 		return NULL;
 	uint16_t cid = qp->free_cids[--qp->nr_free];
 	*cid_out = cid;
@@ -309,17 +313,18 @@ static inline struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pnvme_tra
 }
 
 /* Hand the filled SQE at the tail to the device side of the ring. */
-static inline void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+static ALWAYS_INLINE void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
 			    const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
 {
 	trk->cb = cb;
 	trk->arg = arg;
 	trk->state = TRK_ACTIVE;
-	trk->retries = 0;
 	trk->sq_slot = (uint16_t)qp->sq_tail;
 	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
-	if (unlikely(trk->saved != NULL))
+	if (unlikely(trk->saved != NULL)) {
 		*trk->saved = *sqe; /* retries enabled: keep the command */
+		trk->retries = 0;
+	}
 	if (++qp->sq_tail == qp->qsize)
 		qp->sq_tail = 0;
 	qp->outstanding++;
@@ -340,12 +345,27 @@ static inline void sqe_putback(struct pnvme_qpair *qp, uint16_t cid)
  * aligned. More than two pages use the tracker's preallocated list page, which
  * holds 512 entries: enough for the 2 MiB per-command cap.
  */
-static inline int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk, const void *buf,
+static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk, const void *buf,
 			     size_t len, struct pnvme_sqe *sqe)
 {
-	uint64_t iova;
+	uintptr_t va = (uintptr_t)buf;
+	uint64_t iova, e;
 
-	if (unlikely(pnvme_dma_xlate(qp->dma, buf, len, &iova) != 0 || (iova & 3) != 0))
+	/* Most I/O reuses the 2 MiB page of the previous buffer: one table entry read. */
+	if (likely((va >> PNVME_CHUNK_SHIFT) == qp->xl_page &&
+		   ((va + len - 1) >> PNVME_CHUNK_SHIFT) == qp->xl_page &&
+		   ((e = __atomic_load_n(qp->xl_entry, __ATOMIC_RELAXED)) & 1))) {
+		iova = (e & ~(uint64_t)1) + (va & (PNVME_CHUNK_SIZE - 1));
+	} else {
+		if (unlikely(pnvme_dma_xlate(qp->dma, buf, len, &iova) != 0))
+			return -EINVAL;
+		const uint64_t *ent = pnvme_dma_xl_entry(qp->dma, va);
+		if (ent) {
+			qp->xl_page = va >> PNVME_CHUNK_SHIFT;
+			qp->xl_entry = ent;
+		}
+	}
+	if (unlikely(iova & 3))
 		return -EINVAL;
 	sqe->prp1 = iova;
 	size_t first = PNVME_PAGE_SIZE - (size_t)(iova & (PNVME_PAGE_SIZE - 1));
@@ -530,15 +550,14 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
 
 /*
  * Re-post a request in the next SQ slot with its saved command (retry after
- * an error without DNR, or after a reset). Returns false if the SQ is full.
+ * an error without DNR, or after a reset). Always succeeds.
  */
 static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd)
 {
 	struct pnvme_tracker *trk = &qp->trk[cid];
 	uint32_t next = qp->sq_tail + 1 == qp->qsize ? 0 : qp->sq_tail + 1;
 
-	if (next == qp->sq_head)
-		return false;
+	/* The tracker is ours already, so a slot is free (see sqe_get). */
 	qp->sq[qp->sq_tail] = *cmd;
 	trk->sq_slot = (uint16_t)qp->sq_tail;
 	trk->state = TRK_ACTIVE;
@@ -556,10 +575,30 @@ static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe 
  */
 static int qpair_reconnect(struct pnvme_qpair *qp);
 
+/*
+ * Take the SQ head pointer of a batch's last CQE. It may only move forward,
+ * up to our tail: anything else is untrusted device data gone wrong.
+ */
+static inline void sqhd_update(struct pnvme_qpair *qp, uint32_t sqhd)
+{
+	uint32_t adv = sqhd >= qp->sq_head ? sqhd - qp->sq_head : sqhd + qp->qsize - qp->sq_head;
+	uint32_t used = qp->sq_tail >= qp->sq_head ? qp->sq_tail - qp->sq_head
+						   : qp->sq_tail + qp->qsize - qp->sq_head;
+
+	if (likely(adv <= used)) {
+		qp->sq_head = sqhd;
+	} else {
+		qp->stats.bad_sqhd++;
+		warn_once(qp, 1, "completion with an impossible SQ head pointer", sqhd);
+	}
+}
+
 /* Base 2.0 §4.2.4 phase-tag walk; shared by poll and reconnect. */
-static inline int reap(struct pnvme_qpair *qp, uint32_t max)
+static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 {
 	uint32_t head = qp->cq_head;
+	uint32_t limit = max ? max : UINT32_MAX;
+	uint32_t sqhd = UINT32_MAX;
 	uint16_t phase = qp->phase;
 	int n = 0;
 
@@ -577,20 +616,10 @@ static inline int reap(struct pnvme_qpair *qp, uint32_t max)
 		 */
 		pnvme_rmb();
 		uint16_t cid = cqe->cid;
-		uint16_t sqhd = cqe->sqhd;
+		sqhd = cqe->sqhd; /* the last one of the batch is the one that counts */
 		if (++head == qp->qsize) {
 			head = 0;
 			phase ^= 1;
-		}
-		/* SQHD may only move forward, up to our tail (untrusted device data). */
-		uint32_t adv = sqhd >= qp->sq_head ? sqhd - qp->sq_head : sqhd + qp->qsize - qp->sq_head;
-		uint32_t used = qp->sq_tail >= qp->sq_head ? qp->sq_tail - qp->sq_head
-							   : qp->sq_tail + qp->qsize - qp->sq_head;
-		if (likely(adv <= used)) {
-			qp->sq_head = sqhd;
-		} else {
-			qp->stats.bad_sqhd++;
-			warn_once(qp, 1, "completion with an impossible SQ head pointer", sqhd);
 		}
 		if (unlikely(cid >= qp->nr_trk || qp->trk[cid].state != TRK_ACTIVE)) {
 			if (cqe_slow(qp, cqe, cid, status))
@@ -617,9 +646,11 @@ static inline int reap(struct pnvme_qpair *qp, uint32_t max)
 		qp->outstanding--;
 		n++;
 		cb(arg, err, cqe);
-		if (max && (uint32_t)n >= max)
+		if (unlikely((uint32_t)n == limit))
 			break;
 	}
+	if (sqhd != UINT32_MAX)
+		sqhd_update(qp, sqhd);
 	if (head != qp->cq_head) {
 		qp->cq_head = head;
 		qp->phase = phase;
@@ -937,47 +968,53 @@ static inline int check_range(const struct pnvme_ns *ns, uint64_t slba, uint32_t
 	return 0;
 }
 
+/* The error paths of submit_rw, out of line so that the fast path stays small. */
+static __attribute__((cold, noinline)) int rw_fail(const struct pnvme_ns *ns, uint64_t slba,
+						   uint32_t nlb, uint32_t io_flags)
+{
+	if (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR))
+		return pnvme_fail(-EINVAL, "unsupported I/O flags 0x%x", io_flags);
+	if (nlb > ns->max_lbas)
+		return pnvme_fail(-EINVAL, "%u blocks exceed the per-command limit of %u "
+				  "(MDTS %u bytes); split the request", nlb, ns->max_lbas,
+				  ns->max_xfer);
+	return check_range(ns, slba, nlb);
+}
+
 /* Read and Write (NVM 1.0 §3.2.4, §3.2.6): SLBA in CDW10/11, NLB 0's based in CDW12. */
-static inline int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc,
+static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc,
 			    const void *buf, uint64_t slba, uint32_t nlb, uint32_t io_flags,
 			    pnvme_cmd_cb cb, void *arg)
 {
 	struct pnvme_tracker *trk;
 	struct pnvme_sqe *sqe;
+	uint64_t end;
 	uint16_t cid;
 
-	if (unlikely(nlb > ns->max_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)))) {
-		if (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR))
-			return pnvme_fail(-EINVAL, "unsupported I/O flags 0x%x", io_flags);
-		return pnvme_fail(-EINVAL, "%u blocks exceed the per-command limit of %u "
-				  "(MDTS %u bytes); split the request", nlb, ns->max_lbas,
-				  ns->max_xfer);
-	}
-	if (unlikely(check_range(ns, slba, nlb)))
-		return nlb ? -ERANGE : -EINVAL;
+	/* nlb in 1..max_lbas, known flags, [slba, slba + nlb) inside the namespace */
+	if (unlikely(nlb - 1 >= ns->max_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
+		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba))
+		return rw_fail(ns, slba, nlb, io_flags);
 	if (unlikely(*qp->ctrl_dead))
 		return pnvme_fail(-ENODEV, "controller is gone");
 	sqe = sqe_get(qp, &trk, &cid);
 	if (unlikely(!sqe))
 		return -EAGAIN;
-	sqe->opc = opc;
-	sqe->flags = 0;
-	sqe->cid = cid;
-	sqe->nsid = ns->nsid;
-	sqe->cdw2 = 0;
-	sqe->cdw3 = 0;
-	sqe->mptr = 0;
 	if (unlikely(build_prps(qp, trk, buf, (size_t)nlb << ns->lba_shift, sqe) != 0)) {
 		sqe_putback(qp, cid);
 		return pnvme_fail(-EINVAL, "buffer %p is not dword-aligned pnvme DMA memory of "
 				  "this controller (or shorter than %u blocks)", buf, nlb);
 	}
-	sqe->cdw10 = (uint32_t)slba;
-	sqe->cdw11 = (uint32_t)(slba >> 32);
-	sqe->cdw12 = (nlb - 1) | io_flags;
-	sqe->cdw13 = 0;
-	sqe->cdw14 = 0;
-	sqe->cdw15 = 0;
+	/* 64-bit stores: CDW0 (opcode, flags 0, CID) + NSID, CDW2/3, MPTR, CDW10/11, ... */
+	uint64_t w0 = (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32;
+	uint64_t w12 = (uint64_t)((nlb - 1) | io_flags);
+	uint64_t zero = 0;
+	memcpy(&sqe->opc, &w0, 8);
+	memcpy(&sqe->cdw2, &zero, 8);
+	sqe->mptr = 0;
+	memcpy(&sqe->cdw10, &slba, 8);
+	memcpy(&sqe->cdw12, &w12, 8);
+	memcpy(&sqe->cdw14, &zero, 8);
 	trk->opc = opc;
 	sqe_post(qp, trk, sqe, cb, arg);
 	return 0;

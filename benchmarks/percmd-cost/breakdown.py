@@ -48,7 +48,8 @@ LINE_RULES = [
 ]
 CATEGORY_ORDER = ["call overhead (prologue/epilogue)", "argument checks", "SQE build", "tracker + SQ slot", "PRP build",
                   "DMA xlate", "ticks (rdtsc)", "post (tracker, tail, stats)",
-                  "doorbell writes", "poll loop", "callback dispatch", "other"]
+                  "doorbell writes", "poll loop", "callback dispatch",
+                  "no source line (merged code)", "other"]
 
 FUNC_START = re.compile(r"^(?!static_assert|_Static_assert|typedef|struct \w+ \{|#|/|\s|\})")
 CALL_NAME = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
@@ -187,11 +188,11 @@ def main():
             if f not in maps:
                 maps[f] = function_map(f if os.path.isabs(f) else os.path.join(src, f))
             fmap, text = maps[f]
-            func = fmap.get(ln, "?")
+            func = fmap.get(ln, "(line 0)" if ln == 0 else "?")
             if func == CALLBACK:
                 continue
             src_line = text[ln - 1] if 0 < ln <= len(text) else ""
-            cat = CATEGORY.get(func, "other")
+            cat = CATEGORY.get(func, "no source line (merged code)" if ln == 0 else "other")
             for rfunc, rx, rcat in LINE_RULES:
                 if func == rfunc and re.search(rx, src_line):
                     cat = rcat
