@@ -314,6 +314,57 @@ static int ctrl_set_queues(struct pnvme_ctrl *ctrl)
 	return 0;
 }
 
+/*
+ * Doorbell Buffer Config (Base 2.0 §5.8): PRP1 the shadow doorbell page,
+ * PRP2 the EventIdx page, both zeroed first. Only when the application asked
+ * (PNVME_CTRL_SHADOW_DB) and the controller offers it (OACS bit 8); a refusal
+ * leaves ordinary doorbells in use.
+ */
+int ctrl_dbbuf_config(struct pnvme_ctrl *ctrl)
+{
+	struct pnvme_sqe c;
+	uint64_t db_iova = 0, ei_iova = 0;
+	int rc;
+
+	ctrl->dbbuf_on = false;
+	if (!(ctrl->opts.flags & PNVME_CTRL_SHADOW_DB) || !(ctrl->id.oacs & PNVME_OACS_DBBUF))
+		return 0;
+	if (!ctrl->dbbuf) {
+		rc = pnvme_dma_alloc_raw(&ctrl->dma, PNVME_PAGE_SIZE, PNVME_PAGE_SIZE,
+					 (void **)&ctrl->dbbuf, NULL);
+		if (rc == 0)
+			rc = pnvme_dma_alloc_raw(&ctrl->dma, PNVME_PAGE_SIZE, PNVME_PAGE_SIZE,
+						 (void **)&ctrl->eventidx, NULL);
+		if (rc)
+			return rc;
+	}
+	memset(ctrl->dbbuf, 0, PNVME_PAGE_SIZE);
+	memset(ctrl->eventidx, 0, PNVME_PAGE_SIZE);
+	if (pnvme_dma_xlate(&ctrl->dma, ctrl->dbbuf, 1, &db_iova) ||
+	    pnvme_dma_xlate(&ctrl->dma, ctrl->eventidx, 1, &ei_iova))
+		return pnvme_fail(-EFAULT, "shadow doorbell pages are not DMA mapped");
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_DBBUF_CONFIG;
+	c.prp1 = db_iova;
+	c.prp2 = ei_iova;
+	rc = admin_sync(ctrl, &c, NULL, 0, NULL);
+	if (rc == -ETIMEDOUT || rc == -ENODEV)
+		return rc;
+	if (rc) {
+		log_notice("Doorbell Buffer Config refused (%s): ordinary doorbells",
+			   pnvme_last_error());
+		return 0;
+	}
+	ctrl->dbbuf_on = true;
+	log_info("shadow doorbells in use");
+	return 0;
+}
+
+bool pnvme_ctrl_shadow_db(const struct pnvme_ctrl *ctrl)
+{
+	return ctrl->dbbuf_on;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Open and close                                                           */
 /* ------------------------------------------------------------------------ */
@@ -359,6 +410,9 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 	if (rc)
 		return rc;
 	rc = ctrl_set_queues(ctrl);
+	if (rc)
+		return rc;
+	rc = ctrl_dbbuf_config(ctrl);
 	if (rc)
 		return rc;
 	log_info("controller %.40s ready: NVMe %u.%u, %u namespace(s), %u I/O queues, "
@@ -615,6 +669,8 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 		if (rc == 0 && nq && (PNVME_GET(dw0, PNVME_NUMQ_NSQ) + 1 < nq ||
 				      PNVME_GET(dw0, PNVME_NUMQ_NCQ) + 1 < nq))
 			rc = pnvme_fail(-EIO, "after reset the controller grants fewer queues");
+		if (rc == 0)
+			rc = ctrl_dbbuf_config(ctrl);
 	}
 	if (rc) {
 		char msg[256];

@@ -65,6 +65,10 @@ struct pnvme_qpair {
 	const struct pnvme_dma *dma;
 	uintptr_t xl_page;     /* 2 MiB page of the last buffer translated ... */
 	const uint64_t *xl_entry; /* ... and its live translation-table entry */
+	volatile uint32_t *sdb_sq; /* shadow SQ tail doorbell, NULL without DBBUF */
+	const volatile uint32_t *ei_sq; /* controller's EventIdx for it */
+	volatile uint32_t *sdb_cq;
+	const volatile uint32_t *ei_cq;
 	const volatile uint32_t *ctrl_gen; /* controller reset generation */
 	const volatile int *ctrl_dead;
 	uint32_t gen;          /* generation our queues were created in */
@@ -102,6 +106,9 @@ struct pnvme_ctrl {
 	volatile uint32_t gen;     /* bumped by every reset and by death */
 	uint32_t resets;
 	volatile int reset_pending; /* an admin command timed out: reset after the poll */
+	uint32_t *dbbuf;           /* shadow doorbells (one page), when in use */
+	uint32_t *eventidx;        /* EventIdx page */
+	bool dbbuf_on;
 	uint64_t admin_timeout_ticks;
 	struct pnvme_dma dma;
 	struct pnvme_ctrl_opts opts;
@@ -126,6 +133,8 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 		uint32_t flags, uint32_t max_retries, struct pnvme_qpair **out);
 /** Empty both rings (host side) and the CQ memory, for a fresh queue on the device. */
 void qpair_ring_reset(struct pnvme_qpair *qp);
+/** Point the queue pair at its shadow doorbells (or none) and zero them. */
+void qpair_shadow_setup(struct pnvme_qpair *qp);
 void qpair_free(struct pnvme_qpair *qp);
 int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *dma_buf,
 		     size_t len, pnvme_cmd_cb cb, void *arg);
@@ -143,6 +152,8 @@ void ctrl_mark_dead(struct pnvme_ctrl *ctrl);
  * Returns 0 or the errno that left the controller dead.
  */
 int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why);
+/** Configure shadow doorbells if asked and offered (after every enable). */
+int ctrl_dbbuf_config(struct pnvme_ctrl *ctrl);
 /** Run a reset requested from inside the admin queue's poll. */
 void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl);
 /**

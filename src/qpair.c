@@ -98,6 +98,26 @@ void qpair_free(struct pnvme_qpair *qp)
 	free(qp);
 }
 
+void qpair_shadow_setup(struct pnvme_qpair *qp)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+
+	if (!ctrl->dbbuf_on || qp->qid == 0) {
+		qp->sdb_sq = qp->sdb_cq = NULL;
+		qp->ei_sq = qp->ei_cq = NULL;
+		return;
+	}
+	/* Same layout as the doorbell registers, without the 1000h offset (§5.8). */
+	size_t sq = (PNVME_SQ_TDBL(qp->qid, ctrl->dstrd) - PNVME_REG_DBS) / 4;
+	size_t cq = (PNVME_CQ_HDBL(qp->qid, ctrl->dstrd) - PNVME_REG_DBS) / 4;
+	qp->sdb_sq = &ctrl->dbbuf[sq];
+	qp->sdb_cq = &ctrl->dbbuf[cq];
+	qp->ei_sq = &ctrl->eventidx[sq];
+	qp->ei_cq = &ctrl->eventidx[cq];
+	*qp->sdb_sq = 0;
+	*qp->sdb_cq = 0;
+}
+
 void qpair_ring_reset(struct pnvme_qpair *qp)
 {
 	qp->sq_tail = 0;
@@ -178,6 +198,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		goto free_qp;
 	}
 	ctrl->qid_used[qid] = 1;
+	qpair_shadow_setup(qp);
 	qp->next = ctrl->qpairs;
 	ctrl->qpairs = qp;
 	pthread_mutex_unlock(&ctrl->admin_lock);
@@ -268,6 +289,24 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
 /* Submission                                                               */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Shadow doorbell update (Base 2.0 §5.8): store the new value in memory, then
+ * tell whether the MMIO doorbell is still needed, which is when the value
+ * moved past the controller's EventIdx (the index it asked to hear about):
+ * (u16)(new - eventidx - 1) < (u16)(new - old), the virtio event rule.
+ */
+static inline bool shadow_db_update(volatile uint32_t *sdb, const volatile uint32_t *ei,
+				    uint32_t value)
+{
+	uint16_t old = (uint16_t)*sdb;
+
+	*sdb = value;
+	/* The controller must see the shadow value before we read its EventIdx. */
+	pnvme_mb();
+	uint16_t event = (uint16_t)*ei;
+	return (uint16_t)((uint16_t)value - event - 1) < (uint16_t)((uint16_t)value - old);
+}
+
 /* Write the SQ tail doorbell (Base 2.0 §3.1.4.22). */
 static inline void ring_sq(struct pnvme_qpair *qp)
 {
@@ -279,8 +318,10 @@ static inline void ring_sq(struct pnvme_qpair *qp)
 		return;
 	/* The SQEs must be in memory before the device learns of them. */
 	pnvme_wmb();
-	*qp->sq_db = qp->sq_tail;
 	qp->sq_db_tail = qp->sq_tail;
+	if (qp->sdb_sq && !shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail))
+		return;
+	*qp->sq_db = qp->sq_tail;
 	qp->stats.sq_doorbells++;
 }
 
@@ -655,7 +696,8 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		qp->cq_head = head;
 		qp->phase = phase;
 		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch. */
-		if (likely(qp->gen == *qp->ctrl_gen)) {
+		if (likely(qp->gen == *qp->ctrl_gen) &&
+		    (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head))) {
 			*qp->cq_db = head;
 			qp->stats.cq_doorbells++;
 		}
@@ -834,6 +876,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 		}
 	}
 	qpair_ring_reset(qp);
+	qpair_shadow_setup(qp);
 	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
 	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
 		rc = -EFAULT;

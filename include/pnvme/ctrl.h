@@ -51,7 +51,17 @@ struct pnvme_ctrl_opts {
 	uint32_t shutdown_timeout_ms; /* CC.SHN wait at close; 0 = max(RTD3E, 5 s) capped at 60 s */
 	pnvme_reset_cb reset_cb;   /* optional: told about every controller reset */
 	void *reset_arg;
+	uint32_t flags;            /* PNVME_CTRL_* */
 };
+
+/*
+ * Use shadow doorbells (Doorbell Buffer Config, NVMe Base 2.0 §5.8) when the
+ * controller offers them (OACS bit 8; emulated and cloud controllers do): the
+ * host writes doorbell values to memory and writes the MMIO doorbell only when
+ * the controller's EventIdx says it is needed. Pays off where MMIO writes trap
+ * (virtual machines), mostly with per-command doorbells.
+ */
+#define PNVME_CTRL_SHADOW_DB (1u << 0)
 
 /** Fill `opts` with the defaults above. */
 void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
@@ -107,6 +117,8 @@ uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl);
  * that left the controller dead (-ENODEV). Any thread; takes the admin lock.
  */
 int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl);
+/** True if shadow doorbells are in use (PNVME_CTRL_SHADOW_DB asked and offered). */
+bool pnvme_ctrl_shadow_db(const struct pnvme_ctrl *ctrl);
 /** Controller resets performed so far. */
 uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl);
 /** True once the controller is gone (all-ones registers) or could not be reset. */
