@@ -245,7 +245,7 @@ struct config {
 	unsigned nr_cores;
 	int latency;             /* -L count: 1 percentiles, 2 also the histogram */
 	uint32_t qflags;
-	bool verify, json;
+	bool verify, json, shadow_db;
 	uint64_t seed;
 };
 
@@ -865,6 +865,7 @@ static void usage(FILE *f)
 		"  -n NSID     namespace (default: the first active one)\n"
 		"  -L          latency percentiles; -LL also the histogram\n"
 		"  -N          ring the SQ doorbell for every command (default: once per batch)\n"
+		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help\n");
@@ -959,6 +960,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 	static const struct option longopts[] = {
 		{ "verify", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "shadow-db", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1029,6 +1031,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'N': c->qflags |= PNVME_QPAIR_DB_IMMEDIATE; break;
 		case 'V': c->verify = true; break;
 		case 'J': c->json = true; break;
+		case 'S': c->shadow_db = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return 2;
 		}
@@ -1062,7 +1065,11 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 
 static int open_dev(struct dev *d, const struct config *c)
 {
-	int rc = pnvme_ctrl_open(d->name, NULL, &d->ctrl);
+	struct pnvme_ctrl_opts co;
+	pnvme_ctrl_opts_default(&co);
+	if (c->shadow_db)
+		co.flags |= PNVME_CTRL_SHADOW_DB;
+	int rc = pnvme_ctrl_open(d->name, &co, &d->ctrl);
 	if (rc) {
 		d->ctrl = NULL;
 		fprintf(stderr, "pnvme-perf: %s: %s (%s)\n", d->name, pnvme_last_error(),

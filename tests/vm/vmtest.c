@@ -62,13 +62,33 @@ static inline uint64_t mix64(uint64_t z)
 }
 
 /* Fill `len` bytes (multiple of 8) that live at byte offset `off` of namespace nsid. */
-static void pattern_fill(uint32_t nsid, uint64_t off, void *buf, size_t len)
+static void pattern_fill_seed(uint64_t seed, uint32_t nsid, uint64_t off, void *buf, size_t len)
 {
 	uint64_t *w = buf;
-	uint64_t base = g_seed ^ ((uint64_t)nsid << 56);
+	uint64_t base = seed ^ ((uint64_t)nsid << 56);
 	for (size_t i = 0; i < len / 8; i++)
 		w[i] = mix64(base + off / 8 + i);
 }
+
+static void pattern_fill(uint32_t nsid, uint64_t off, void *buf, size_t len)
+{
+	pattern_fill_seed(g_seed, nsid, off, buf, len);
+}
+
+/* The pattern `stress --gen G` writes (distinct from the one `run` writes). */
+static uint64_t stress_seed(uint64_t seed, unsigned gen)
+{
+	return mix64(seed ^ 0x5354524553530000ull ^ gen);
+}
+
+/* The pattern `reset` writes. */
+static uint64_t reset_seed(uint64_t seed)
+{
+	return mix64(seed ^ 0x5245534554000000ull);
+}
+
+/* stress works region by region: 2 MiB each (the last one may be shorter) */
+#define REGION_BYTES (2u << 20)
 
 enum zkind { Z_WZ, Z_WZ_DEAC, Z_DSM };
 
@@ -102,17 +122,23 @@ static bool in_zero(const struct zrange *z, unsigned nz, uint64_t lba)
 	return false;
 }
 
-/* Expected content of blocks [lba, lba+n) after `run`. */
-static void expected(uint32_t nsid, uint32_t lba_size, const struct zrange *z, unsigned nz,
-		     uint64_t lba, uint32_t n, uint8_t *buf)
+/* Expected content of blocks [lba, lba+n) after `run` (with `seed` = g_seed). */
+static void expected_seed(uint64_t seed, uint32_t nsid, uint32_t lba_size, const struct zrange *z,
+			  unsigned nz, uint64_t lba, uint32_t n, uint8_t *buf)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *b = buf + (size_t)i * lba_size;
 		if (in_zero(z, nz, lba + i))
 			memset(b, 0, lba_size);
 		else
-			pattern_fill(nsid, (lba + i) * lba_size, b, lba_size);
+			pattern_fill_seed(seed, nsid, (lba + i) * lba_size, b, lba_size);
 	}
+}
+
+static void expected(uint32_t nsid, uint32_t lba_size, const struct zrange *z, unsigned nz,
+		     uint64_t lba, uint32_t n, uint8_t *buf)
+{
+	expected_seed(g_seed, nsid, lba_size, z, nz, lba, n, buf);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -125,16 +151,17 @@ struct extent {
 	uint32_t off;   /* byte offset of the data in its buffer (dword aligned) */
 };
 
-/* Split the namespace into extents of mixed sizes (deterministic from `salt`). */
-static struct extent *plan_extents(const struct pnvme_ns *ns, uint64_t salt, size_t *count)
+/* Split LBAs [start, end) into extents of mixed sizes (deterministic from `salt`). */
+static struct extent *plan_range(const struct pnvme_ns *ns, uint64_t salt, uint64_t start,
+				 uint64_t end, size_t *count)
 {
 	uint32_t per_page = ns->lba_size >= 4096 ? 1 : 4096 / ns->lba_size;
 	uint32_t max = ns->max_lbas;
 	size_t cap = 1024, n = 0;
 	struct extent *e = malloc(cap * sizeof(*e));
-	uint64_t r = mix64(g_seed ^ salt), lba = 0;
+	uint64_t r = mix64(g_seed ^ salt), lba = start;
 	static const uint32_t offs[] = { 0, 0, 0, 8, 512, 2048, 3584 };
-	while (e && lba < ns->nlba) {
+	while (e && lba < end) {
 		r = mix64(r);
 		uint32_t nlb;
 		switch (r % 8) {
@@ -149,8 +176,8 @@ static struct extent *plan_extents(const struct pnvme_ns *ns, uint64_t salt, siz
 			nlb = max;
 		if (nlb == 0)
 			nlb = 1;
-		if (lba + nlb > ns->nlba)
-			nlb = (uint32_t)(ns->nlba - lba);
+		if (lba + nlb > end)
+			nlb = (uint32_t)(end - lba);
 		uint32_t off = offs[(r >> 40) % (sizeof(offs) / sizeof(offs[0]))];
 		if ((uint64_t)nlb * ns->lba_size + off > ns->max_xfer)
 			off = 0;
@@ -168,6 +195,12 @@ static struct extent *plan_extents(const struct pnvme_ns *ns, uint64_t salt, siz
 	}
 	*count = n;
 	return e;
+}
+
+/* The whole namespace. */
+static struct extent *plan_extents(const struct pnvme_ns *ns, uint64_t salt, size_t *count)
+{
+	return plan_range(ns, salt, 0, ns->nlba, count);
 }
 
 struct worker;
@@ -190,8 +223,10 @@ struct worker {
 	unsigned qd;
 	struct slot slots[MAX_QD];
 	uint8_t *expect;            /* ordinary memory for compares */
-	/* results */
+	uint8_t *hits;              /* optional: completions per extent (exactly-once checks) */
+	/* results (ios and outstanding are read by other threads while it runs) */
 	uint64_t ios, bytes, mismatches;
+	uint32_t outstanding;
 	int err;
 	char msg[256];
 };
@@ -215,8 +250,14 @@ static void io_done(void *arg, int err, const struct pnvme_cqe *cqe)
 	struct slot *s = arg;
 	struct worker *w = s->w;
 	const struct extent *x = s->ext;
+	if (!s->busy) {
+		note(w, -EALREADY, "second completion for slba %" PRIu64 " nlb %u", x->slba, x->nlb);
+		return;
+	}
 	s->busy = false;
-	w->ios++;
+	if (w->hits && w->hits[x - w->ext] < 255)
+		w->hits[x - w->ext]++;
+	__atomic_store_n(&w->ios, w->ios + 1, __ATOMIC_RELAXED);
 	if (err) {
 		note(w, err, "%s slba %" PRIu64 " nlb %u: %s (status %s)", w->write ? "write" : "read",
 		     x->slba, x->nlb, strerror(-err),
@@ -285,6 +326,7 @@ static void *worker_main(void *arg)
 		if (busy == 0 && (idx >= w->count || w->err))
 			break;
 		int rc = pnvme_qpair_poll(w->qp, 0);
+		__atomic_store_n(&w->outstanding, pnvme_qpair_outstanding(w->qp), __ATOMIC_RELAXED);
 		if (rc < 0) {
 			note(w, rc, "poll: %s", pnvme_last_error());
 			break;
@@ -317,6 +359,44 @@ static void check(bool ok, const char *name, const char *fmt, ...)
 		fails++;
 }
 
+struct pass_result {
+	uint64_t bytes, ios, mismatches;
+	int err;
+	char msg[256];
+	double secs;
+};
+
+/* Run extents [0, count) across nt workers (extent i on worker i % nt), write or read+compare. */
+static void run_workers(struct worker *ws, unsigned nt, const struct pnvme_ns *ns,
+			const struct extent *ext, size_t count, bool write, struct pass_result *res)
+{
+	double t0 = now_s();
+	memset(res, 0, sizeof(*res));
+	for (unsigned t = 0; t < nt; t++) {
+		ws[t].ns = ns;
+		ws[t].ext = ext;
+		ws[t].count = count;
+		ws[t].next = t;
+		ws[t].step = nt;
+		ws[t].write = write;
+		ws[t].ios = ws[t].bytes = ws[t].mismatches = 0;
+		ws[t].err = 0;
+		ws[t].msg[0] = '\0';
+		pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
+	}
+	for (unsigned t = 0; t < nt; t++) {
+		pthread_join(ws[t].thread, NULL);
+		res->bytes += ws[t].bytes;
+		res->ios += ws[t].ios;
+		res->mismatches += ws[t].mismatches;
+		if ((ws[t].err || ws[t].mismatches) && !res->msg[0]) {
+			res->err = ws[t].err;
+			snprintf(res->msg, sizeof(res->msg), "%s", ws[t].msg);
+		}
+	}
+	res->secs = now_s() - t0;
+}
+
 /* One whole-namespace pass (write or read+compare) across all workers. */
 static bool pass(struct worker *ws, unsigned nt, const struct pnvme_ns *ns, bool write,
 		 uint64_t salt, const char *label)
@@ -342,54 +422,31 @@ static bool pass(struct worker *ws, unsigned nt, const struct pnvme_ns *ns, bool
 		else
 			sizes[3]++;
 	}
-	double t0 = now_s();
-	for (unsigned t = 0; t < nt; t++) {
-		ws[t].ns = ns;
-		ws[t].ext = ext;
-		ws[t].count = count;
-		ws[t].next = t;
-		ws[t].step = nt;
-		ws[t].write = write;
-		ws[t].ios = ws[t].bytes = ws[t].mismatches = 0;
-		ws[t].err = 0;
-		ws[t].msg[0] = '\0';
-		pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
-	}
-	uint64_t bytes = 0, ios = 0, mism = 0;
-	int err = 0;
-	const char *msg = "";
-	for (unsigned t = 0; t < nt; t++) {
-		pthread_join(ws[t].thread, NULL);
-		bytes += ws[t].bytes;
-		ios += ws[t].ios;
-		mism += ws[t].mismatches;
-		if ((ws[t].err || ws[t].mismatches) && !msg[0]) {
-			err = ws[t].err;
-			msg = ws[t].msg;
-		}
-	}
-	double dt = now_s() - t0;
-	bool ok = err == 0 && mism == 0 && bytes == ns->nlba * ns->lba_size;
+	struct pass_result r;
+	run_workers(ws, nt, ns, ext, count, write, &r);
+	double dt = r.secs;
+	bool ok = r.err == 0 && r.mismatches == 0 && r.bytes == ns->nlba * ns->lba_size;
 	check(ok, label, "ns %u: %" PRIu64 " commands, %" PRIu64 " bytes in %.2f s (%.1f MiB/s), "
 	      "%u queue pairs; sizes: 1-block %zu, 1-page %zu, 2-page %zu, PRP-list %zu, "
 	      "MDTS %zu; mismatched blocks %" PRIu64 "%s%s",
-	      ns->nsid, ios, bytes, dt, (double)bytes / 1048576.0 / (dt > 0 ? dt : 1), nt,
-	      sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], mism, msg[0] ? "; " : "", msg);
+	      ns->nsid, r.ios, r.bytes, dt, (double)r.bytes / 1048576.0 / (dt > 0 ? dt : 1), nt,
+	      sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], r.mismatches, r.msg[0] ? "; " : "",
+	      r.msg);
 	free(ext);
 	return ok;
 }
 
 /* Read [slba, slba+n) synchronously in max_lbas pieces and compare with `expected`. */
-static int verify_range(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t *dma,
-			uint8_t *exp, const struct zrange *z, unsigned nz, uint64_t slba,
-			uint64_t n, uint64_t *bad_lba)
+static int verify_range_seed(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t *dma,
+			     uint8_t *exp, uint64_t seed, const struct zrange *z, unsigned nz,
+			     uint64_t slba, uint64_t n, uint64_t *bad_lba)
 {
 	while (n) {
 		uint32_t k = (uint32_t)(n > ns->max_lbas ? ns->max_lbas : n);
 		int rc = pnvme_read_sync(qp, ns, dma, slba, k, 0);
 		if (rc)
 			return rc;
-		expected(ns->nsid, ns->lba_size, z, nz, slba, k, exp);
+		expected_seed(seed, ns->nsid, ns->lba_size, z, nz, slba, k, exp);
 		for (uint32_t i = 0; i < k; i++)
 			if (memcmp(dma + (size_t)i * ns->lba_size, exp + (size_t)i * ns->lba_size,
 				   ns->lba_size) != 0) {
@@ -400,6 +457,13 @@ static int verify_range(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8
 		n -= k;
 	}
 	return 0;
+}
+
+static int verify_range(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t *dma,
+			uint8_t *exp, const struct zrange *z, unsigned nz, uint64_t slba,
+			uint64_t n, uint64_t *bad_lba)
+{
+	return verify_range_seed(qp, ns, dma, exp, g_seed, z, nz, slba, n, bad_lba);
 }
 
 static void run_namespace(struct pnvme_ctrl *ctrl, struct worker *ws, unsigned nt,
