@@ -31,7 +31,14 @@ struct abort_ctx {
 	int state; /* enum abort_state, exchanged atomically */
 };
 
-/* Request tracker. The command id of a request is its tracker's index. */
+/*
+ * Request tracker. A command id is the tracker's index in its low 12 bits and
+ * a 4-bit generation, bumped at every use, in the high bits (like Linux's
+ * nvme_cid genctr): a stale or duplicated CQE for a reused tracker is caught.
+ */
+#define CID_IDX_BITS 12u
+#define CID_IDX_MASK ((1u << CID_IDX_BITS) - 1)
+#define PNVME_MAX_QUEUE_ENTRIES (1u << CID_IDX_BITS) /* 4096 */
 struct pnvme_tracker {
 	pnvme_cmd_cb cb;
 	void *arg;
@@ -41,7 +48,7 @@ struct pnvme_tracker {
 	uint8_t retries;       /* resubmissions so far */
 	uint8_t rsvd;
 	uint16_t sq_slot;      /* SQ entry it was posted in */
-	uint16_t rsvd2;
+	uint16_t cid;          /* command id on the wire: index | generation << 12 */
 	/* cold: only multi-page transfers, DSM, retries and aborts touch these */
 	uint64_t *prp_list;    /* this tracker's PRP list page (4 KiB of DMA memory) */
 	uint64_t prp_iova;

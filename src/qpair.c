@@ -74,6 +74,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 		qp->trk[i].prp_iova = iova + (uint64_t)i * PNVME_PAGE_SIZE;
 		if (qp->saved_mem)
 			qp->trk[i].saved = &qp->saved_mem[i];
+		qp->trk[i].cid = (uint16_t)i;
 		/* Lowest command ids on top of the stack. */
 		qp->free_cids[i] = (uint16_t)(qp->nr_trk - 1 - i);
 	}
@@ -159,10 +160,14 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		return pnvme_fail(-EINVAL, "qpair_create: unknown flags 0x%x", o.flags);
 	if (o.depth == 0)
 		o.depth = DEFAULT_IO_DEPTH < mqes ? DEFAULT_IO_DEPTH : mqes;
+
 	if (o.depth < 2 || o.depth > mqes)
 		return pnvme_fail(-EINVAL,
 				  "qpair_create: depth %u outside 2..%u (CAP.MQES + 1)",
 				  o.depth, mqes);
+	if (o.depth > PNVME_MAX_QUEUE_ENTRIES)
+		return pnvme_fail(-EINVAL, "qpair_create: depth %u above %u (command ids keep "
+				  "4 bits for a generation)", o.depth, PNVME_MAX_QUEUE_ENTRIES);
 	if (ctrl->dead)
 		return pnvme_fail(-ENODEV, "qpair_create: controller is gone");
 
@@ -347,9 +352,11 @@ static ALWAYS_INLINE struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pn
 {
 	if (unlikely(qp->nr_free == 0))
 		return NULL;
-	uint16_t cid = qp->free_cids[--qp->nr_free];
-	*cid_out = cid;
-	*trk_out = &qp->trk[cid];
+	uint16_t idx = qp->free_cids[--qp->nr_free];
+	struct pnvme_tracker *trk = &qp->trk[idx];
+	trk->cid = (uint16_t)((trk->cid + (1u << CID_IDX_BITS)) & 0xffffu);
+	*cid_out = trk->cid;
+	*trk_out = trk;
 	return &qp->sq[qp->sq_tail];
 }
 
@@ -377,7 +384,7 @@ static ALWAYS_INLINE void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker 
 /* Give back a tracker taken by sqe_get() when the command could not be built. */
 static inline void sqe_putback(struct pnvme_qpair *qp, uint16_t cid)
 {
-	qp->free_cids[qp->nr_free++] = cid;
+	qp->free_cids[qp->nr_free++] = (uint16_t)(cid & CID_IDX_MASK);
 }
 
 /*
@@ -498,7 +505,7 @@ static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool ke
 	void *arg = trk->arg;
 	struct pnvme_cqe cqe;
 
-	host_cqe(&cqe, cid, qp->qid);
+	host_cqe(&cqe, trk->cid, qp->qid);
 	abort_release(trk);
 	qp->outstanding--;
 	if (keep_cid) {
@@ -556,7 +563,9 @@ static void warn_once(struct pnvme_qpair *qp, unsigned bit, const char *what, un
 static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16_t cid,
 		     uint16_t status)
 {
-	struct pnvme_tracker *trk = cid < qp->nr_trk ? &qp->trk[cid] : NULL;
+	uint16_t idx = (uint16_t)(cid & CID_IDX_MASK);
+	struct pnvme_tracker *trk = idx < qp->nr_trk && qp->trk[idx].cid == cid ? &qp->trk[idx]
+									 : NULL;
 
 	if (trk && trk->state == TRK_ABORTING) {
 		/* The command finished, or was aborted at our request: it timed out. */
@@ -571,7 +580,7 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
 		abort_release(trk);
 		trk->state = TRK_FREE;
 		trk->cb = NULL;
-		qp->free_cids[qp->nr_free++] = cid;
+		qp->free_cids[qp->nr_free++] = idx;
 		qp->outstanding--;
 		cb(arg, err, cqe);
 		return true;
@@ -580,11 +589,11 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
 		/* The device finally completed a command we timed out: recycle its id. */
 		trk->state = TRK_FREE;
 		qp->nr_expired--;
-		qp->free_cids[qp->nr_free++] = cid;
+		qp->free_cids[qp->nr_free++] = idx;
 		return false;
 	}
 	qp->stats.bad_cqes++;
-	warn_once(qp, 0, cid < qp->nr_trk ? "completion for a command id that is not outstanding"
+	warn_once(qp, 0, idx < qp->nr_trk ? "completion for a command id that is not outstanding"
 					  : "completion with an out-of-range command id", cid);
 	return false;
 }
@@ -593,7 +602,8 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
  * Re-post a request in the next SQ slot with its saved command (retry after
  * an error without DNR, or after a reset). Always succeeds.
  */
-static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd)
+static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd,
+		   bool retry)
 {
 	struct pnvme_tracker *trk = &qp->trk[cid];
 	uint32_t next = qp->sq_tail + 1 == qp->qsize ? 0 : qp->sq_tail + 1;
@@ -604,7 +614,8 @@ static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe 
 	trk->state = TRK_ACTIVE;
 	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
 	qp->sq_tail = next;
-	qp->stats.retries++;
+	if (retry)
+		qp->stats.retries++;
 	return true;
 }
 
@@ -662,19 +673,21 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 			head = 0;
 			phase ^= 1;
 		}
-		if (unlikely(cid >= qp->nr_trk || qp->trk[cid].state != TRK_ACTIVE)) {
+		uint32_t idx = cid & CID_IDX_MASK;
+		if (unlikely(idx >= qp->nr_trk || qp->trk[idx].cid != cid ||
+			     qp->trk[idx].state != TRK_ACTIVE)) {
 			if (cqe_slow(qp, cqe, cid, status))
 				n++;
 			continue;
 		}
-		struct pnvme_tracker *trk = &qp->trk[cid];
+		struct pnvme_tracker *trk = &qp->trk[idx];
 		int err = 0;
 		if (unlikely(status >> 1)) {
 			uint16_t st = (uint16_t)(status >> 1);
 			if (trk->saved && !PNVME_STATUS_IS_DNR(st) && trk->retries < qp->max_retries &&
 			    opc_retryable(trk->opc)) {
 				trk->retries++;
-				if (repost(qp, cid, trk->saved))
+				if (repost(qp, (uint16_t)idx, trk->saved, true))
 					continue;
 			}
 			qp->stats.errors++;
@@ -683,7 +696,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		pnvme_cmd_cb cb = trk->cb;
 		void *arg = trk->arg;
 		trk->state = TRK_FREE;
-		qp->free_cids[qp->nr_free++] = cid;
+		qp->free_cids[qp->nr_free++] = (uint16_t)idx;
 		qp->outstanding--;
 		n++;
 		cb(arg, err, cqe);
@@ -729,7 +742,7 @@ static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 	}
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.opc = PNVME_ADM_ABORT;
-	cmd.cdw10 = PNVME_SET(PNVME_ABORT_SQID, qp->qid) | PNVME_SET(PNVME_ABORT_CID, cid);
+	cmd.cdw10 = PNVME_SET(PNVME_ABORT_SQID, qp->qid) | PNVME_SET(PNVME_ABORT_CID, trk->cid);
 	rc = qpair_submit_raw(ctrl->adminq, &cmd, NULL, 0, abort_done, a);
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	if (rc) {
@@ -741,8 +754,8 @@ static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 	trk->deadline = now + ctrl->admin_timeout_ticks;
 	qp->stats.aborts++;
 	qp->stats.timeouts++;
-	log_warn("queue %u: command id %u (opcode 0x%02x) timed out; aborting it", qp->qid, cid,
-		 trk->opc);
+	log_warn("queue %u: command id %u (opcode 0x%02x) timed out; aborting it", qp->qid,
+		 trk->cid, trk->opc);
 	return 0;
 }
 
@@ -820,9 +833,10 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 static int qpair_reconnect(struct pnvme_qpair *qp)
 {
 	struct pnvme_ctrl *ctrl = qp->ctrl;
-	uint32_t gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
+	uint32_t gen;
 	struct pnvme_sqe *keep = NULL;
 	uint16_t *keep_cid = NULL, *fail_cid = NULL;
+	bool *keep_retry = NULL;
 	int *fail_err = NULL;
 	uint32_t nk = 0, nf = 0;
 	uint64_t sq_iova, cq_iova;
@@ -830,8 +844,16 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 
 	/* The device is disabled (or gone): what the old CQ holds is final. */
 	(void)reap(qp, 0);
+	/*
+	 * Callbacks just ran and may have reset the controller again: read the
+	 * generation under the admin lock, which every reset holds, and keep it
+	 * until our queues exist in that generation.
+	 */
+	pthread_mutex_lock(&ctrl->admin_lock);
+	gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
 	qp->gen = gen;
 	if (ctrl->dead) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
 		qpair_fail_all(qp, -ENODEV);
 		return -ENODEV;
 	}
@@ -840,8 +862,10 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	keep_cid = malloc((size_t)qp->nr_trk * sizeof(*keep_cid));
 	fail_cid = malloc((size_t)qp->nr_trk * sizeof(*fail_cid));
 	fail_err = malloc((size_t)qp->nr_trk * sizeof(*fail_err));
-	if (!keep || !keep_cid || !fail_cid || !fail_err) {
+	keep_retry = malloc((size_t)qp->nr_trk * sizeof(*keep_retry));
+	if (!keep || !keep_cid || !fail_cid || !fail_err || !keep_retry) {
 		rc = -ENOMEM;
+		pthread_mutex_unlock(&ctrl->admin_lock);
 		goto fail_everything;
 	}
 	/* Entries in [sq_db_tail, sq_tail) never reached the device: send them as they are. */
@@ -865,10 +889,12 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 			fail_cid[nf++] = (uint16_t)i;
 		} else if (off < unsent) {
 			keep[nk] = qp->sq[trk->sq_slot];
+			keep_retry[nk] = false;
 			keep_cid[nk++] = (uint16_t)i;
 		} else if (trk->saved && trk->retries < qp->max_retries && opc_retryable(trk->opc)) {
 			trk->retries++;
 			keep[nk] = *trk->saved;
+			keep_retry[nk] = true;
 			keep_cid[nk++] = (uint16_t)i;
 		} else {
 			fail_err[nf] = -EIO;
@@ -880,9 +906,9 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
 	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
 		rc = -EFAULT;
+		pthread_mutex_unlock(&ctrl->admin_lock);
 		goto fail_everything;
 	}
-	pthread_mutex_lock(&ctrl->admin_lock);
 	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->qsize);
 	if (rc == 0) {
 		rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
@@ -893,7 +919,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	if (rc)
 		goto fail_everything;
 	for (uint32_t k = 0; k < nk; k++) {
-		if (!repost(qp, keep_cid[k], &keep[k])) {
+		if (!repost(qp, keep_cid[k], &keep[k], keep_retry[k])) {
 			fail_err[nf] = -EIO;
 			fail_cid[nf++] = keep_cid[k];
 		}
@@ -908,6 +934,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	}
 	free(keep);
 	free(keep_cid);
+	free(keep_retry);
 	free(fail_cid);
 	free(fail_err);
 	return 0;
@@ -920,6 +947,7 @@ fail_everything:
 	qpair_fail_all(qp, -EIO);
 	free(keep);
 	free(keep_cid);
+	free(keep_retry);
 	free(fail_cid);
 	free(fail_err);
 	return -EIO;

@@ -153,8 +153,8 @@ enum pnvme_emu_fault_kind {
 	 * Details. ALL_ONES may be armed at any time (surprise removal): from
 	 * then on the emulator touches no host memory (no fetch, no CQE, no
 	 * data) until the fault is cleared and the host writes CC.EN = 0, which
-	 * resets it (held and queued completions are lost). IGNORE_ABORT counts Abort commands only (its opc/qid match
-	 * the Abort itself). CQE_BAD_SQHD / CQE_SQHD_BACK / CQE_BAD_CID change
+	 * resets it (held and queued completions are lost). IGNORE_ABORT counts
+	 * Abort commands only (its opc/qid match the Abort itself). CQE_BAD_SQHD / CQE_SQHD_BACK / CQE_BAD_CID change
 	 * only the posted entry (the command itself ran). CQE_DUP posts the same
 	 * entry in two consecutive CQ slots. ID_FLBAS_RANGE reports FLBAS 3 with
 	 * NLBAF 0 and a plausible LBAF3, so only an NLBAF check catches it.

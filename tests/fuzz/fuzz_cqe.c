@@ -14,7 +14,10 @@
  * argument that was never submitted, or if after destroy some request did not
  * complete exactly once.
  *
- * Input: depth, nr_reads, flags, then rounds of
+ * Input: depth, nr_reads, flags (bit 0: ring the doorbell, 1: step the emulator,
+ * 2 and 3 both: 1 ms request timeout and a 1.5 ms pause, so the timeout ladder
+ * - abort, reset - runs against the fuzzed entries too; slow, hence two bits),
+ * then rounds of
  *   header (bits 0-2: entries - 1, 3: step the emulator after writing,
  *           4: poll one at a time, 5: submit one more read after polling,
  *           6-7: polls - 1)
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pnvme/pnvme.h>
 
@@ -127,13 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pnvme_qpair *qp = NULL;
 	uint32_t n = 0, nreads;
 	size_t pos = 3;
+	bool expire;
 
 	if (size < 3)
 		return 0;
 	memset(slots, 0, sizeof(slots));
 	pnvme_qpair_opts_default(&o);
 	o.depth = 8u + data[0] % 57u;
-	o.timeout_ms = 600000;
+	expire = (data[2] & 12u) == 12u;
+	o.timeout_ms = expire ? 1u : 600000u;
 	if (pnvme_qpair_create(ctrl, &o, &qp) != 0)
 		__builtin_trap();                          /* a healthy controller refused */
 	nreads = 1u + data[1] % (o.depth - 1u);
@@ -143,6 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pnvme_qpair_flush(qp);
 	if (data[2] & 2u)
 		(void)pnvme_emu_step(emu);
+	if (expire)
+		usleep(1500);
 
 	for (uint32_t r = 0; r < MAX_ROUND && pos < size; r++) {
 		uint8_t h = data[pos++];

@@ -68,6 +68,8 @@ write("fuzz_cqe", {
     "stale": bytes([8, 3, 0x00, 0x00]) + rec(0x04, 0, status=0),
     # fake and genuine completions racing: step after writing, one at a time
     "mixed": bytes([16, 6, 0x01, 0x08 | 0x10 | 0x40 | 0x01]) + rec(FIX, 2) + rec(FIX, 3),
+    # requests time out (abort, reset) while fake completions arrive
+    "expire": bytes([8, 3, 0x0c, 0x01]) + rec(FIX, 0, sqhd=1) + rec(FIX, 1),
     # a full ring of fakes (wraps the phase), then more submissions
     "wrap": bytes([0, 6, 0x00, 0x27]) + b"".join(rec(FIX | 0x02, i) for i in range(8)) +
             bytes([0x20]),

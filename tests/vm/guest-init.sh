@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|nointremap|iommuoff   what to run
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke   what to run
 #   vmtest.seed=N                               seeds the data pattern
 # Every result is a line "VMTEST: <check> PASS|FAIL <detail>" on the serial
 # console; the host decides from those lines (and from the disk images).
@@ -100,6 +100,7 @@ run tool-setup pnvme setup --hugepages 128
 A=0000:00:04.0   # 64 MiB, 512 B blocks, default MDTS: whole-drive test, unbind + readback
 B=0000:00:05.0   # MDTS 2 (16 KiB), ns1 4 KiB blocks, ns2 512 B blocks
 C=0000:00:06.0   # ext2 filesystem: bind refused while mounted
+R=0000:00:04.0   # recovery scenario: reset, kill -9 and restart, unbind
 
 scenario_main() {
 	load nvme
@@ -222,6 +223,102 @@ scenario_main() {
 	run tool-list-end pnvme list
 }
 
+# kill_round N io SECONDS | kill_round N bringup MS: start `vmtest stress` on R
+# (verified I/O region by region, generation N's pattern), SIGKILL it after
+# SECONDS of I/O (or MS after its VFIO open, during the controller bring-up),
+# look at CC/CSTS, then at once `vmtest run` on R again: it must bring the
+# controller up from whatever state it was left in, find the data the killed
+# run had verified (or, after a bring-up kill, the previous run's image),
+# rewrite and verify the whole drive and shut down cleanly.
+kill_round() {
+	n=$1; mode=$2; arg=$3
+	log=/tmp/stress$n.log
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	if [ $mode = bringup ]; then
+		vmtest stress $R --seed $SEED --gen $n --threads 4 --qd 8 --die-in-bringup $arg > $log 2>&1
+		rc=$?
+		sed 's/^/    | /' $log
+		if [ $rc = 137 ] && grep -q 'SIGKILL to myself.*during controller bring-up' $log; then
+			pass stress-kill-$n "killed by SIGKILL during the controller bring-up: $(grep -o 'SIGKILL to myself [0-9.]* ms after the VFIO open' $log)"
+		else
+			fail stress-kill-$n "exit $rc, wanted 137 during the bring-up: $(grep -m1 'SIGKILL' $log)"
+		fi
+		prior=--prior-image
+	else
+		vmtest stress $R --seed $SEED --gen $n --threads 4 --qd 8 > $log 2>&1 &
+		pid=$!
+		i=0
+		while ! grep -q 'I/O running' $log && kill -0 $pid 2>/dev/null && [ $i -lt 400 ]; do
+			sleep 0.05; i=$((i + 1))
+		done
+		t1=$(cut -d' ' -f1 /proc/uptime)
+		sleep $arg
+		kill -9 $pid
+		wait $pid; rc=$?
+		t2=$(cut -d' ' -f1 /proc/uptime)
+		sed 's/^/    | /' $log
+		K=$(grep -o 'verified-through gen [0-9]* regions [0-9]*' $log | tail -n 1 | cut -d' ' -f5)
+		P=$(grep -c 'pass [0-9]* complete' $log)
+		NR=$(grep -o 'I/O running: ns [0-9]*, [0-9]* regions' $log | cut -d' ' -f6)
+		if [ $rc = 137 ] && [ -n "$K" ] && ! grep -q FAIL $log; then
+			pass stress-kill-$n "pid $pid killed by SIGKILL after $(awk "BEGIN{print $t2 - $t1}") s of verified I/O: $P passes over the drive complete, the first verified through region $K of $NR"
+		else
+			fail stress-kill-$n "exit $rc (wanted 137), verified regions '${K}': $(grep -m1 -E 'FAIL|I/O running' $log)"
+		fi
+		prior="--prior-gen $n --prior-regions ${K:-0}"
+	fi
+	vmtest regs $R | tee /tmp/regs$n.log
+	vmtest run $R --seed $SEED --threads 4 --qd 8 --tag restart-$n $prior | tee /tmp/restart$n.log
+	echo "VMTEST: round $n took $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $t0}") s"
+}
+
+scenario_recovery() {     # controller reset, kill -9 and restart, unbind (one controller, R)
+	load nvme
+	load vfio
+	wait_disk $R >/dev/null || echo "VMTEST: no disk for $R"
+	run bind-R pnvme bind $R && [ "$(drv $R)" = vfio-pci ] || fail bind-R "driver $(drv $R)"
+	RM=/sys/bus/pci/devices/$R/reset_method
+	echo "VMTEST: reset methods of $R: '$(cat $RM 2>/dev/null)'"
+
+	echo "VMTEST: === pnvme_ctrl_reset with I/O outstanding on $R"
+	vmtest reset $R --seed $SEED
+
+	echo "VMTEST: === kill -9 and restart on $R, vfio-pci resets the function between owners"
+	kill_round 1 io 1.5
+	# Without a reset method vfio-pci leaves the function as the dead process
+	# left it: controller enabled, queues live, commands in flight.
+	if echo "" > $RM 2>/dev/null; then
+		echo "VMTEST: reset methods of $R disabled: '$(cat $RM)'"
+	else
+		fail reset-method-off "cannot clear $RM"
+	fi
+	echo "VMTEST: === kill -9 and restart on $R, no function reset between owners"
+	kill_round 2 io 1.5
+	grep -q 'EN 1' /tmp/regs2.log && pass left-enabled-2 "$(cut -d: -f3- /tmp/regs2.log)" ||
+		fail left-enabled-2 "the killed run did not leave the controller enabled:$(cut -d: -f3- /tmp/regs2.log)"
+	# kill during the next bring-up: a third of the controller phase of the last one
+	ms=$(grep -o 'controller bring-up [0-9.]* ms' /tmp/restart2.log | head -n 1 | cut -d' ' -f3)
+	ms=$(awk "BEGIN{v = int(${ms:-90} / 3); print v < 1 ? 1 : v}")
+	kill_round 3 bringup $ms
+	kill_round 4 io 1
+	grep -q 'EN 1' /tmp/regs4.log && pass left-enabled-4 "$(cut -d: -f3- /tmp/regs4.log)" ||
+		fail left-enabled-4 "the killed run did not leave the controller enabled:$(cut -d: -f3- /tmp/regs4.log)"
+	echo default > $RM 2>/dev/null
+	echo "VMTEST: reset methods of $R restored: '$(cat $RM 2>/dev/null)'"
+
+	# --- nothing holds it now: back to the kernel, which must read what pnvme wrote
+	run unbind-R pnvme unbind $R && [ "$(drv $R)" = nvme ] || fail unbind-R "driver $(drv $R)"
+	RD=$(wait_disk $R)
+	if [ -n "$RD" ] && dd if=/dev/$RD of=/tmp/r.img bs=1M 2>/dev/null; then
+		NLBA=$(( $(cat /sys/class/block/$RD/size) ))   # 512-byte sectors = LBAs here
+		echo "VMTEST: $R is /dev/$RD again, driver $(drv $R), md5 $(md5sum /tmp/r.img | cut -d' ' -f1)"
+		run kernel-readback-R vmtest check /tmp/r.img --seed $SEED --nsid 1 --lba-size 512 --nlba $NLBA
+		rm -f /tmp/r.img
+	else
+		fail kernel-readback-R "no block device for $R after unbind"
+	fi
+}
+
 scenario_smoke() {        # quick check of one controller (development aid)
 	if [ "${KERNELFIRST:-0}" = 1 ]; then   # let the kernel nvme driver use it first
 		load nvme
@@ -249,7 +346,7 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 }
 
 case $SCENARIO in
-main|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
+main|recovery|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -8,9 +8,9 @@
 #     --pnvme PATH     the pnvme tool to test     } default: build both here
 #     --vmtest PATH    the vmtest payload          } from the source tree (gcc)
 #     --workdir DIR    images, initramfs, logs (default: $PWD/vm-work)
-#     --scenario NAME  main | nointremap | iommuoff (repeatable; default: these
-#                      three) | smoke (one controller, quick; GUEST_ARGS=
-#                      "vmtest.log=debug vmtest.threads=1 vmtest.qd=1")
+#     --scenario NAME  main | recovery | nointremap | iommuoff (repeatable;
+#                      default: these four) | smoke (one controller, quick;
+#                      GUEST_ARGS="vmtest.log=debug vmtest.threads=1 vmtest.qd=1")
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420)
 #
@@ -22,6 +22,10 @@
 # on the host: every expected "VMTEST: <check> PASS" line is there and no
 # FAIL line, and the disk images hold exactly what the guest wrote (byte for
 # byte against `vmtest expect`; the ext2 image with e2fsck and debugfs).
+# The recovery scenario: pnvme_ctrl_reset() with I/O outstanding on two queue
+# pairs, `vmtest stress` killed with SIGKILL mid-I/O and during bring-up (with
+# and without vfio-pci's function reset in between) and restarted at once,
+# then the controller handed back to the kernel nvme driver.
 # Exit status: 0 all passed, 1 a check failed, 2 the harness could not run
 # (a missing QEMU, kernel or busybox is a failure, never a skip).
 set -uo pipefail
@@ -43,11 +47,11 @@ while [ $# -gt 0 ]; do
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; shift 2 ;;
-	-h|--help)  sed -n '3,24p' "$0"; exit 0 ;;
+	-h|--help)  sed -n '3,29p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main nointremap iommuoff)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -318,6 +322,17 @@ run_main() {
 	fi
 }
 
+run_recovery() {  # reset, kill -9 and restart, unbind: one controller
+	img r.img 32M
+	boot recovery intremap=on "intel_iommu=on" \
+		$(drive r.img dr) -device nvme,serial=pnvmeR,drive=dr,addr=0x4
+	local n rounds=()
+	for n in 1 2 3 4; do rounds+=(stress-kill-$n restart-$n restart-$n-prior-data); done
+	expect_checks recovery tool-setup bind-R ctrl-reset ctrl-reset-live "${rounds[@]}" \
+		left-enabled-2 left-enabled-4 unbind-R kernel-readback-R
+	compare_image image-R r.img 1 512
+}
+
 run_smoke() {   # one controller, one bring-up and whole-drive pass (GUEST_ARGS="vmtest.log=debug ...")
 	img a.img 16M
 	boot smoke intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
@@ -342,7 +357,7 @@ run_iommuoff() {
 
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|smoke|nointremap|iommuoff) run_$sc ;;
+	main|recovery|smoke|nointremap|iommuoff) run_$sc ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done

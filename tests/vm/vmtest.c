@@ -38,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -533,23 +535,84 @@ static void run_namespace(struct pnvme_ctrl *ctrl, struct worker *ws, unsigned n
 	free(exp);
 }
 
-static int cmd_run(const char *dev, unsigned nt, unsigned qd)
+/* ------------------------------------------------------------------------ */
+/* library log: printed (warnings by default, PNVME_LOG=level for more) and */
+/* watched for the bring-up milestones                                      */
+/* ------------------------------------------------------------------------ */
+
+static double g_t0;                 /* process start */
+static int g_log_print = PNVME_LOG_WARN;
+static uint64_t g_ns_vfio_open;     /* ns after g_t0 when the VFIO open finished (0: not yet) */
+static uint64_t g_ns_ready;         /* ... when the controller reported ready */
+static int g_open_returned;         /* pnvme_ctrl_open() returned */
+
+static uint64_t since_start_ns(void)
+{
+	uint64_t ns = (uint64_t)((now_s() - g_t0) * 1e9);
+	return ns ? ns : 1;
+}
+
+static void log_cb(void *arg, enum pnvme_log_level lvl, const char *msg)
+{
+	static const char *const names[] = { "err", "warn", "notice", "info", "debug" };
+	(void)arg;
+	if (strncmp(msg, "vfio: ", 6) == 0 && strstr(msg, " open: group "))
+		__atomic_store_n(&g_ns_vfio_open, since_start_ns(), __ATOMIC_RELEASE);
+	else if (strstr(msg, " ready: NVMe "))
+		__atomic_store_n(&g_ns_ready, since_start_ns(), __ATOMIC_RELEASE);
+	if ((int)lvl <= g_log_print)
+		printf("    pnvme %s: %s\n", (unsigned)lvl < 5 ? names[lvl] : "?", msg);
+}
+
+static void log_setup(int default_print)
+{
+	const char *v = getenv("PNVME_LOG");
+	static const char *const names[] = { "err", "warn", "notice", "info", "debug" };
+	g_log_print = default_print;
+	for (int i = 0; v && i < 5; i++)
+		if (!strcasecmp(v, names[i]))
+			g_log_print = i;
+	pnvme_set_log(log_cb, NULL, PNVME_LOG_DEBUG);
+}
+
+/* "VFIO open X ms, controller Y ms" of the last pnvme_ctrl_open() */
+static void bringup_phases(char *buf, size_t len, double t_open)
+{
+	uint64_t v = __atomic_load_n(&g_ns_vfio_open, __ATOMIC_ACQUIRE);
+	uint64_t r = __atomic_load_n(&g_ns_ready, __ATOMIC_ACQUIRE);
+	double o = t_open - g_t0;
+	if (v && r)
+		snprintf(buf, len, "VFIO open %.1f ms, controller bring-up %.1f ms",
+			 ((double)v * 1e-9 - o) * 1e3, (double)(r - v) * 1e-6);
+	else
+		snprintf(buf, len, "phases not logged");
+}
+
+/* Open (or fail a check named `name`), with the bring-up phases in `phases`. */
+static struct pnvme_ctrl *open_ctrl(const char *dev, const char *name, double *secs,
+				    char *phases, size_t plen)
 {
 	struct pnvme_ctrl *ctrl;
+	__atomic_store_n(&g_ns_vfio_open, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&g_ns_ready, 0, __ATOMIC_RELEASE);
 	double t0 = now_s();
 	int rc = pnvme_ctrl_open(dev, NULL, &ctrl);
+	*secs = now_s() - t0;
+	__atomic_store_n(&g_open_returned, 1, __ATOMIC_RELEASE);
+	bringup_phases(phases, plen, t0);
 	if (rc) {
-		check(false, "bring-up", "%s: %s", dev, pnvme_last_error());
-		return 1;
+		check(false, name, "%s: pnvme_ctrl_open: %s (after %.3f s)", dev, pnvme_last_error(),
+		      *secs);
+		return NULL;
 	}
-	const struct pnvme_id_ctrl *id = pnvme_ctrl_id(ctrl);
-	check(true, "bring-up", "%s in %.3f s: vid 0x%04x mn '%.40s' sn '%.20s' fr '%.8s' "
-	      "mdts %u (max transfer %u bytes), %u namespaces, %u I/O queues granted",
-	      dev, now_s() - t0, id->vid, id->mn, id->sn, id->fr, id->mdts,
-	      pnvme_ctrl_max_xfer(ctrl), pnvme_ctrl_nr_ns(ctrl), pnvme_ctrl_max_io_queues(ctrl));
-	check(id->vid != 0 && id->vid != 0xffff && pnvme_ctrl_nr_ns(ctrl) > 0, "identify",
-	      "vid 0x%04x, nn %u, active namespaces %u", id->vid, id->nn, pnvme_ctrl_nr_ns(ctrl));
+	return ctrl;
+}
 
+/* nt queue pairs (one worker each, fewer if the controller grants fewer), qd slots each. */
+static struct worker *setup_workers(struct pnvme_ctrl *ctrl, unsigned *ntp, unsigned qd,
+				    uint32_t max_retries)
+{
+	unsigned nt = *ntp;
 	if (nt > pnvme_ctrl_max_io_queues(ctrl))
 		nt = pnvme_ctrl_max_io_queues(ctrl);
 	if (nt == 0)
@@ -560,9 +623,10 @@ static int cmd_run(const char *dev, unsigned nt, unsigned qd)
 		struct pnvme_qpair_opts o;
 		pnvme_qpair_opts_default(&o);
 		o.depth = 64;
+		o.max_retries = max_retries;
 		ws[t].ctrl = ctrl;
 		ws[t].qd = qd;
-		rc = pnvme_qpair_create(ctrl, &o, &ws[t].qp);
+		int rc = pnvme_qpair_create(ctrl, &o, &ws[t].qp);
 		if (rc) {
 			check(false, "qpair-create", "queue pair %u: %s", t, pnvme_last_error());
 			nt = t;
@@ -573,33 +637,624 @@ static int cmd_run(const char *dev, unsigned nt, unsigned qd)
 			ws[t].slots[i].w = &ws[t];
 			if (pnvme_dma_alloc(ctrl, bufsz, 0, (void **)&ws[t].slots[i].buf, NULL)) {
 				check(false, "dma-alloc", "%s", pnvme_last_error());
-				nt = 0;
+				nt = t + 1;
+				*ntp = 0;
+				return ws;
 			}
 		}
 	}
+	*ntp = nt;
+	return ws;
+}
+
+static void stats_line(struct pnvme_qpair *qp)
+{
+	struct pnvme_qpair_stats st;
+	pnvme_qpair_get_stats(qp, &st);
+	printf("VMTEST: qpair %u: submitted %" PRIu64 " completed %" PRIu64 " sq doorbells %"
+	       PRIu64 " cq doorbells %" PRIu64 " errors %" PRIu64 " timeouts %" PRIu64
+	       " retries %" PRIu64 " reconnects %" PRIu64 "\n",
+	       pnvme_qpair_id(qp), st.submitted, st.completed, st.sq_doorbells, st.cq_doorbells,
+	       st.errors, st.timeouts, st.retries, st.reconnects);
+}
+
+/* Destroy the queue pairs of setup_workers() (all of them: `n` as allocated). */
+static void teardown_workers(struct worker *ws, unsigned n, bool stats)
+{
+	for (unsigned t = 0; ws && t < n; t++) {
+		if (!ws[t].qp)
+			continue;
+		if (stats)
+			stats_line(ws[t].qp);
+		pnvme_qpair_destroy(ws[t].qp);
+		free(ws[t].expect);
+		free(ws[t].hits);
+	}
+	free(ws);
+}
+
+/* What `run --prior-...` expects to find before it writes anything. */
+struct prior {
+	bool image;          /* the image of an earlier `run` (same seed) */
+	int gen;             /* else, when >= 0: the first `regions` regions of `stress --gen` */
+	unsigned regions;
+};
+
+/* Read namespace ns and compare with the prior content; returns a check. */
+static void check_prior(struct pnvme_ctrl *ctrl, struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+			const struct prior *p, const char *name)
+{
+	uint8_t *dma = NULL, *exp = malloc(ns->max_xfer);
+	if (!exp || pnvme_dma_alloc(ctrl, ns->max_xfer, 0, (void **)&dma, NULL) != 0) {
+		check(false, name, "out of memory: %s", pnvme_last_error());
+		free(exp);
+		return;
+	}
+	struct zrange z[4];
+	unsigned nz = 0;
+	uint64_t seed, n;
+	const char *what;
+	char whatbuf[96];
+	if (p->image) {
+		nz = zero_plan(ns->nlba, z);
+		seed = g_seed;
+		n = ns->nlba;
+		what = "the image of the previous `vmtest run` (pattern and zeroed ranges)";
+	} else {
+		uint64_t rl = REGION_BYTES / ns->lba_size;
+		seed = stress_seed(g_seed, (unsigned)p->gen);
+		n = (uint64_t)p->regions * rl;
+		if (n > ns->nlba)
+			n = ns->nlba;
+		snprintf(whatbuf, sizeof(whatbuf), "the stress pattern of generation %d", p->gen);
+		what = whatbuf;
+	}
+	double t0 = now_s();
+	uint64_t bad = 0;
+	int rc = n ? verify_range_seed(qp, ns, dma, exp, seed, z, nz, 0, n, &bad) : 0;
+	if (rc < 0)
+		check(false, name, "ns %u: read failed: %s", ns->nsid, pnvme_last_error());
+	else if (rc > 0)
+		check(false, name, "ns %u: LBA %" PRIu64 " does not hold %s", ns->nsid, bad, what);
+	else
+		check(true, name, "ns %u: LBAs 0..%" PRIu64 " (%" PRIu64 " MiB%s) hold %s (%.2f s)",
+		      ns->nsid, n ? n - 1 : 0, n * ns->lba_size >> 20,
+		      p->image ? "" : ", the regions the killed run had verified", what,
+		      now_s() - t0);
+	pnvme_dma_free(ctrl, dma);
+	free(exp);
+}
+
+static int cmd_run(const char *dev, unsigned nt, unsigned qd, const char *tag,
+		   const struct prior *prior)
+{
+	struct pnvme_ctrl *ctrl;
+	double t0 = now_s(), t_open;
+	char phases[128];
+	int rc;
+	log_setup(PNVME_LOG_WARN);
+	ctrl = open_ctrl(dev, "bring-up", &t_open, phases, sizeof(phases));
+	if (!ctrl) {
+		if (tag)
+			check(false, tag, "no bring-up: %s", pnvme_last_error());
+		return 1;
+	}
+	const struct pnvme_id_ctrl *id = pnvme_ctrl_id(ctrl);
+	check(true, "bring-up", "%s in %.3f s (%s): vid 0x%04x mn '%.40s' sn '%.20s' fr '%.8s' "
+	      "mdts %u (max transfer %u bytes), %u namespaces, %u I/O queues granted",
+	      dev, t_open, phases, id->vid, id->mn, id->sn, id->fr, id->mdts,
+	      pnvme_ctrl_max_xfer(ctrl), pnvme_ctrl_nr_ns(ctrl), pnvme_ctrl_max_io_queues(ctrl));
+	check(id->vid != 0 && id->vid != 0xffff && pnvme_ctrl_nr_ns(ctrl) > 0, "identify",
+	      "vid 0x%04x, nn %u, active namespaces %u", id->vid, id->nn, pnvme_ctrl_nr_ns(ctrl));
+
+	unsigned nalloc = nt;
+	struct worker *ws = setup_workers(ctrl, &nt, qd, 0);
+	if (ws)
+		nalloc = nt ? nt : nalloc;
+	uint64_t bytes = 0;
 	if (ws && nt > 0) {
 		printf("VMTEST: %u queue pairs (ids", nt);
 		for (unsigned t = 0; t < nt; t++)
 			printf(" %u", pnvme_qpair_id(ws[t].qp));
 		printf("), %u commands in flight each\n", qd);
-		for (uint32_t i = 0; i < pnvme_ctrl_nr_ns(ctrl); i++)
-			run_namespace(ctrl, ws, nt, pnvme_ctrl_ns_at(ctrl, i));
+		if (prior && (prior->image || prior->gen >= 0)) {
+			char name[80];
+			snprintf(name, sizeof(name), "%s-prior-data", tag ? tag : "run");
+			check_prior(ctrl, ws[0].qp, pnvme_ctrl_ns_at(ctrl, 0), prior, name);
+		}
+		for (uint32_t i = 0; i < pnvme_ctrl_nr_ns(ctrl); i++) {
+			const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, i);
+			run_namespace(ctrl, ws, nt, ns);
+			bytes += ns->nlba * ns->lba_size;
+		}
 	}
-	for (unsigned t = 0; ws && t < nt; t++) {
-		struct pnvme_qpair_stats st;
-		pnvme_qpair_get_stats(ws[t].qp, &st);
-		printf("VMTEST: qpair %u: submitted %" PRIu64 " completed %" PRIu64 " sq doorbells %"
-		       PRIu64 " cq doorbells %" PRIu64 " errors %" PRIu64 " timeouts %" PRIu64 "\n",
-		       pnvme_qpair_id(ws[t].qp), st.submitted, st.completed, st.sq_doorbells,
-		       st.cq_doorbells, st.errors, st.timeouts);
-		pnvme_qpair_destroy(ws[t].qp);
-		free(ws[t].expect);
-	}
-	free(ws);
+	teardown_workers(ws, nalloc, true);
 	rc = pnvme_ctrl_close(ctrl);
 	check(rc == 0, "shutdown", "%s", rc ? pnvme_last_error() : "CC.SHN normal, SHST complete");
 	printf("VMTEST: run %s finished in %.2f s, %d failed checks\n", dev, now_s() - t0, fails);
+	if (tag)
+		check(fails == 0, tag, "%s: bring-up in %.3f s (%s), identify, %" PRIu64 " MiB "
+		      "written, read back and compared, zero ranges, clean shutdown; %.2f s in all%s",
+		      dev, t_open, phases, bytes >> 20, now_s() - t0,
+		      fails ? " (see the FAIL lines above)" : "");
 	return fails ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* stress: verified I/O region by region until killed                       */
+/* ------------------------------------------------------------------------ */
+
+static unsigned g_die_ms;
+
+/* --die-in-bringup: SIGKILL this process `g_die_ms` after the VFIO open. */
+static void *killer_main(void *arg)
+{
+	(void)arg;
+	double limit = now_s() + 30;
+	while (!__atomic_load_n(&g_ns_vfio_open, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&g_open_returned, __ATOMIC_ACQUIRE) && now_s() < limit)
+		usleep(100);
+	uint64_t v = __atomic_load_n(&g_ns_vfio_open, __ATOMIC_ACQUIRE);
+	if (v) {
+		double until = (double)v * 1e-9 + g_t0 + g_die_ms * 1e-3;
+		while (now_s() < until)
+			;
+	}
+	bool ready = __atomic_load_n(&g_ns_ready, __ATOMIC_ACQUIRE) != 0;
+	bool returned = __atomic_load_n(&g_open_returned, __ATOMIC_ACQUIRE) != 0;
+	printf("VMTEST: stress: SIGKILL to myself %.1f ms after the VFIO open: %s\n",
+	       v ? (now_s() - g_t0 - (double)v * 1e-9) * 1e3 : -1.0,
+	       returned ? "pnvme_ctrl_open had returned (too late)"
+	       : ready ? "controller ready, pnvme_ctrl_open not yet returned"
+		       : "during controller bring-up");
+	fflush(stdout);
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static int cmd_stress(const char *dev, unsigned nt, unsigned qd, unsigned gen, unsigned passes)
+{
+	double t_open;
+	char phases[128];
+	log_setup(PNVME_LOG_WARN);
+	uint64_t run_seed = g_seed;
+	g_seed = stress_seed(run_seed, gen);
+	if (g_die_ms) {
+		pthread_t k;
+		pthread_create(&k, NULL, killer_main, NULL);
+	}
+	struct pnvme_ctrl *ctrl = open_ctrl(dev, "stress", &t_open, phases, sizeof(phases));
+	if (!ctrl)
+		return 1;
+	printf("VMTEST: stress: %s up in %.3f s (%s), pid %d, generation %u\n", dev, t_open, phases,
+	       (int)getpid(), gen);
+	unsigned nalloc = nt;
+	struct worker *ws = setup_workers(ctrl, &nt, qd, 0);
+	if (ws)
+		nalloc = nt ? nt : nalloc;
+	if (!ws || nt == 0) {
+		teardown_workers(ws, nalloc, false);
+		pnvme_ctrl_close(ctrl);
+		return 1;
+	}
+	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
+	uint64_t rl = REGION_BYTES / ns->lba_size;
+	unsigned nreg = (unsigned)((ns->nlba + rl - 1) / rl);
+	printf("VMTEST: stress: I/O running: ns %u, %u regions of %u KiB, %u queue pairs x %u "
+	       "commands in flight\n", ns->nsid, nreg, REGION_BYTES >> 10, nt, qd);
+	int bad = 0;
+	for (unsigned p = 1; !bad && (passes == 0 || p <= passes); p++) {
+		double tp = now_s();
+		uint64_t ios = 0;
+		for (unsigned r = 0; r < nreg && !bad; r++) {
+			uint64_t s = r * rl, e = s + rl > ns->nlba ? ns->nlba : s + rl;
+			size_t count;
+			struct extent *ext = plan_range(ns, ((uint64_t)gen << 32) ^ ((uint64_t)p << 16) ^ r,
+							s, e, &count);
+			struct pass_result wr, rd;
+			memset(&rd, 0, sizeof(rd));
+			if (!ext) {
+				check(false, "stress", "out of memory");
+				bad = 1;
+				break;
+			}
+			run_workers(ws, nt, ns, ext, count, true, &wr);
+			if (wr.err == 0)
+				run_workers(ws, nt, ns, ext, count, false, &rd);
+			free(ext);
+			if (wr.err || rd.err || rd.mismatches) {
+				check(false, "stress", "generation %u pass %u region %u: %s: %s", gen, p, r,
+				      wr.err ? "write" : "read back", wr.err ? wr.msg : rd.msg);
+				bad = 1;
+				break;
+			}
+			ios += wr.ios + rd.ios;
+			if (p == 1)
+				printf("VMTEST: stress: verified-through gen %u regions %u\n", gen, r + 1);
+		}
+		if (!bad)
+			printf("VMTEST: stress: gen %u pass %u complete: %u regions (%" PRIu64 " MiB) "
+			       "written and verified, %" PRIu64 " commands in %.2f s\n", gen, p, nreg,
+			       ns->nlba * ns->lba_size >> 20, ios, now_s() - tp);
+	}
+	teardown_workers(ws, nalloc, true);
+	int rc = pnvme_ctrl_close(ctrl);
+	check(!bad && rc == 0, "stress", "%s: %u passes, shutdown %s", dev, passes,
+	      rc ? pnvme_last_error() : "clean");
+	return bad || rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* reset: pnvme_ctrl_reset() with I/O outstanding on two queue pairs        */
+/* ------------------------------------------------------------------------ */
+
+struct rreq {
+	bool write, unsent;
+	unsigned q;
+	uint64_t slba;
+	uint32_t nlb;
+	uint8_t *buf;
+	int count, err;
+};
+
+static void rreq_done(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct rreq *r = arg;
+	(void)cqe;
+	r->count++;
+	if (err && !r->err)
+		r->err = err;
+}
+
+/* Reads [slba, slba+nlb) of `ns` (sync) and compares with `seed`'s pattern. */
+static int verify_pattern(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t *dma,
+			  uint8_t *exp, uint64_t seed, uint64_t slba, uint64_t nlb, uint64_t *bad)
+{
+	return verify_range_seed(qp, ns, dma, exp, seed, NULL, 0, slba, nlb, bad);
+}
+
+/*
+ * Deterministic: on each of two queue pairs (max_retries 3), 24 requests
+ * (16 writes, 8 reads of pre-written blocks) are posted and the doorbell rung,
+ * and 4 more writes posted without ringing it; nobody polls. Queue pair 2 got
+ * its doorbell 20 ms earlier (the device has likely completed those: CQEs
+ * waiting in the CQ), queue pair 1 just before the reset (likely in flight).
+ * Then pnvme_ctrl_reset(), then poll until every request completed.
+ */
+static void reset_paused(const char *dev)
+{
+	const char *name = "ctrl-reset";
+	double t_open;
+	char phases[128];
+	struct pnvme_ctrl *ctrl = open_ctrl(dev, name, &t_open, phases, sizeof(phases));
+	if (!ctrl)
+		return;
+	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
+	enum { NQ = 2, NDB = 24, NUN = 4, NPER = NDB + NUN };
+	struct pnvme_qpair *qp[NQ] = { NULL, NULL };
+	struct rreq req[NQ * NPER];
+	uint32_t nlb = 65536 / ns->lba_size;
+	if (nlb > ns->max_lbas)
+		nlb = ns->max_lbas;
+	if (nlb == 0)
+		nlb = 1;
+	size_t len = (size_t)nlb * ns->lba_size;
+	uint8_t *vbuf = NULL, *exp = malloc(ns->max_xfer);
+	char err[256] = "";
+	uint64_t seed = g_seed;
+	int rc;
+
+	memset(req, 0, sizeof(req));
+	if ((uint64_t)NQ * NPER * nlb > ns->nlba) {
+		check(false, name, "namespace too small");
+		goto out;
+	}
+	for (unsigned q = 0; q < NQ; q++) {
+		struct pnvme_qpair_opts o;
+		pnvme_qpair_opts_default(&o);
+		o.depth = 64;
+		o.max_retries = 3;
+		if (pnvme_qpair_create(ctrl, &o, &qp[q])) {
+			snprintf(err, sizeof(err), "qpair create: %s", pnvme_last_error());
+			goto out;
+		}
+	}
+	if (!exp || pnvme_dma_alloc(ctrl, ns->max_xfer, 0, (void **)&vbuf, NULL)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	/* plan; pre-write the blocks the reads will fetch */
+	for (unsigned q = 0; q < NQ; q++)
+		for (unsigned i = 0; i < NPER; i++) {
+			struct rreq *r = &req[q * NPER + i];
+			r->q = q;
+			r->unsent = i >= NDB;
+			r->write = r->unsent || i % 3 != 2;
+			r->slba = (uint64_t)(q * NPER + i) * nlb;
+			r->nlb = nlb;
+			if (pnvme_dma_alloc(ctrl, len, 0, (void **)&r->buf, NULL)) {
+				snprintf(err, sizeof(err), "out of DMA memory");
+				goto out;
+			}
+			if (r->write) {
+				pattern_fill_seed(seed, ns->nsid, r->slba * ns->lba_size, r->buf, len);
+			} else {
+				pattern_fill_seed(seed, ns->nsid, r->slba * ns->lba_size, r->buf, len);
+				rc = pnvme_write_sync(qp[0], ns, r->buf, r->slba, r->nlb, 0);
+				if (rc) {
+					snprintf(err, sizeof(err), "pre-write: %s", pnvme_last_error());
+					goto out;
+				}
+				memset(r->buf, 0xa5, len);
+			}
+		}
+	if ((rc = pnvme_flush_sync(qp[0], ns))) {
+		snprintf(err, sizeof(err), "flush: %s", pnvme_last_error());
+		goto out;
+	}
+	struct pnvme_qpair_stats st0[NQ];
+	for (unsigned q = 0; q < NQ; q++)
+		pnvme_qpair_get_stats(qp[q], &st0[q]);
+	/* qp 2 first, rung 20 ms before the reset; qp 1 rung right before it */
+	for (int q = NQ - 1; q >= 0; q--) {
+		for (unsigned i = 0; i < NDB; i++) {
+			struct rreq *r = &req[q * NPER + i];
+			rc = r->write ? pnvme_write(qp[q], ns, r->buf, r->slba, r->nlb, 0, rreq_done, r)
+				      : pnvme_read(qp[q], ns, r->buf, r->slba, r->nlb, 0, rreq_done, r);
+			if (rc) {
+				snprintf(err, sizeof(err), "submit: %s", pnvme_last_error());
+				goto out;
+			}
+		}
+		pnvme_qpair_flush(qp[q]);
+		if (q == NQ - 1)
+			usleep(20000);
+	}
+	for (unsigned q = 0; q < NQ; q++)
+		for (unsigned i = NDB; i < NPER; i++) {
+			struct rreq *r = &req[q * NPER + i];
+			if (pnvme_write(qp[q], ns, r->buf, r->slba, r->nlb, 0, rreq_done, r)) {
+				snprintf(err, sizeof(err), "submit: %s", pnvme_last_error());
+				goto out;
+			}
+		}
+	uint32_t out_before[NQ];
+	for (unsigned q = 0; q < NQ; q++)
+		out_before[q] = pnvme_qpair_outstanding(qp[q]);
+	double tr = now_s();
+	rc = pnvme_ctrl_reset(ctrl);
+	double reset_ms = (now_s() - tr) * 1e3;
+	if (rc) {
+		snprintf(err, sizeof(err), "pnvme_ctrl_reset: %s", pnvme_last_error());
+		goto out;
+	}
+	/* poll until all complete, then 50 ms more to catch a second completion */
+	double deadline = now_s() + 20, settle = 0, done_ms = -1;
+	for (;;) {
+		unsigned pending = 0;
+		for (unsigned q = 0; q < NQ; q++) {
+			rc = pnvme_qpair_poll(qp[q], 0);
+			if (rc < 0 && !err[0])
+				snprintf(err, sizeof(err), "poll qp %u after reset: %s",
+					 pnvme_qpair_id(qp[q]), pnvme_last_error());
+		}
+		for (unsigned i = 0; i < NQ * NPER; i++)
+			pending += req[i].count == 0;
+		if (pending == 0 && settle == 0) {
+			done_ms = (now_s() - tr) * 1e3;
+			settle = now_s() + 0.05;
+		}
+		if ((settle && now_s() > settle) || now_s() > deadline || err[0])
+			break;
+	}
+	unsigned never = 0, twice = 0, failed = 0, rd_bad = 0, wr_bad = 0;
+	for (unsigned i = 0; i < NQ * NPER; i++) {
+		struct rreq *r = &req[i];
+		never += r->count == 0;
+		twice += r->count > 1;
+		if (r->count && r->err) {
+			failed++;
+			if (!err[0])
+				snprintf(err, sizeof(err), "qp %u %s slba %" PRIu64 ": %s",
+					 pnvme_qpair_id(qp[r->q]), r->write ? "write" : "read",
+					 r->slba, strerror(-r->err));
+		}
+		if (!r->write && r->count && !r->err) {
+			pattern_fill_seed(seed, ns->nsid, r->slba * ns->lba_size, exp, len);
+			rd_bad += memcmp(exp, r->buf, len) != 0;
+		}
+	}
+	/* the written blocks, read back now */
+	for (unsigned i = 0; i < NQ * NPER; i++) {
+		uint64_t badlba;
+		if (!req[i].write)
+			continue;
+		rc = verify_pattern(qp[i % 2], ns, vbuf, exp, seed, req[i].slba, req[i].nlb, &badlba);
+		if (rc < 0 && !err[0])
+			snprintf(err, sizeof(err), "read back: %s", pnvme_last_error());
+		wr_bad += rc != 0;
+	}
+	struct pnvme_qpair_stats st[NQ];
+	for (unsigned q = 0; q < NQ; q++) {
+		pnvme_qpair_get_stats(qp[q], &st[q]);
+		stats_line(qp[q]);
+	}
+	uint32_t resets = pnvme_ctrl_resets(ctrl);
+	bool ok = !err[0] && never == 0 && twice == 0 && failed == 0 && rd_bad == 0 &&
+		  wr_bad == 0 && resets == 1 && st[0].reconnects == 1 && st[1].reconnects == 1 &&
+		  !pnvme_ctrl_is_dead(ctrl) && out_before[0] == NPER && out_before[1] == NPER;
+	check(ok, name, "%s: outstanding at the reset: qp %u %u, qp %u %u (%u doorbelled + %u not, "
+	      "%u KiB each, qp %u rung 20 ms earlier); reset %.1f ms, all complete %.1f ms after it; "
+	      "%u requests: never completed %u, twice %u, failed %u; reads wrong %u, written "
+	      "blocks wrong on read-back %u; resets %u; qp %u: reconnects %" PRIu64 " retries %"
+	      PRIu64 ", qp %u: reconnects %" PRIu64 " retries %" PRIu64 "%s%s",
+	      dev, pnvme_qpair_id(qp[0]), out_before[0], pnvme_qpair_id(qp[1]), out_before[1],
+	      (unsigned)NDB, (unsigned)NUN, (unsigned)(len >> 10), pnvme_qpair_id(qp[1]), reset_ms,
+	      done_ms, (unsigned)(NQ * NPER), never, twice, failed, rd_bad, wr_bad, resets,
+	      pnvme_qpair_id(qp[0]), st[0].reconnects, st[0].retries - st0[0].retries,
+	      pnvme_qpair_id(qp[1]), st[1].reconnects, st[1].retries - st0[1].retries,
+	      err[0] ? "; " : "", err);
+	err[0] = '\0';
+out:
+	if (err[0])
+		check(false, name, "%s: %s", dev, err);
+	for (unsigned q = 0; q < NQ; q++)
+		pnvme_qpair_destroy(qp[q]);
+	for (unsigned i = 0; i < NQ * NPER; i++)
+		pnvme_dma_free(ctrl, req[i].buf);
+	pnvme_dma_free(ctrl, vbuf);
+	free(exp);
+	rc = pnvme_ctrl_close(ctrl);
+	check(rc == 0, "shutdown", "%s after %s: %s", dev, name,
+	      rc ? pnvme_last_error() : "CC.SHN normal, SHST complete");
+}
+
+/*
+ * Live: two threads keep 16 writes each in flight on their own queue pair
+ * (max_retries 3) while the main thread calls pnvme_ctrl_reset() once both
+ * have completed a quarter of their work.
+ */
+static void reset_live(const char *dev)
+{
+	const char *name = "ctrl-reset-live";
+	double t_open;
+	char phases[128];
+	struct pnvme_ctrl *ctrl = open_ctrl(dev, name, &t_open, phases, sizeof(phases));
+	if (!ctrl)
+		return;
+	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
+	unsigned nt = 2, nalloc = 2;
+	struct worker *ws = setup_workers(ctrl, &nt, 16, 3);
+	if (!ws || nt != 2) {
+		check(false, name, "%s: two queue pairs: %s", dev, pnvme_last_error());
+		teardown_workers(ws, nalloc, false);
+		pnvme_ctrl_close(ctrl);
+		return;
+	}
+	uint32_t nlb = 16384 / ns->lba_size ? 16384 / ns->lba_size : 1;
+	if (nlb > ns->max_lbas)
+		nlb = ns->max_lbas;
+	uint64_t span = ns->nlba < (16ull << 20) / ns->lba_size ? ns->nlba
+								 : (16ull << 20) / ns->lba_size;
+	size_t count = (size_t)(span / nlb);
+	struct extent *ext = calloc(count, sizeof(*ext));
+	for (size_t i = 0; ext && i < count; i++)
+		ext[i] = (struct extent){ i * nlb, nlb, (uint32_t)(i % 3) * 512 };
+	for (unsigned t = 0; t < nt; t++) {
+		ws[t].hits = calloc(count, 1);
+		ws[t].ns = ns;
+		ws[t].ext = ext;
+		ws[t].count = count;
+		ws[t].next = t;
+		ws[t].step = nt;
+		ws[t].write = true;
+	}
+	double tr = 0, reset_ms = 0;
+	int rc = 0;
+	uint64_t ios_at[2] = { 0, 0 };
+	uint32_t out_at[2] = { 0, 0 };
+	for (unsigned t = 0; t < nt; t++)
+		pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
+	/* wait for a quarter of each worker's share, then reset */
+	double limit = now_s() + 20;
+	for (;;) {
+		bool ready = true;
+		for (unsigned t = 0; t < nt; t++)
+			ready &= __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED) >= count / nt / 4;
+		if (ready || now_s() > limit)
+			break;
+	}
+	for (unsigned t = 0; t < nt; t++) {
+		ios_at[t] = __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED);
+		out_at[t] = __atomic_load_n(&ws[t].outstanding, __ATOMIC_RELAXED);
+	}
+	tr = now_s();
+	rc = pnvme_ctrl_reset(ctrl);
+	reset_ms = (now_s() - tr) * 1e3;
+	for (unsigned t = 0; t < nt; t++)
+		pthread_join(ws[t].thread, NULL);
+	double all_ms = (now_s() - tr) * 1e3;
+	unsigned never = 0, twice = 0;
+	int werr = 0;
+	const char *wmsg = "";
+	for (unsigned t = 0; t < nt; t++) {
+		for (size_t i = t; i < count; i += nt) {
+			never += ws[t].hits[i] == 0;
+			twice += ws[t].hits[i] > 1;
+		}
+		if (ws[t].err && !werr) {
+			werr = ws[t].err;
+			wmsg = ws[t].msg;
+		}
+	}
+	/* read everything back and compare, with both workers */
+	struct pass_result rd;
+	memset(&rd, 0, sizeof(rd));
+	if (!werr) {
+		for (unsigned t = 0; t < nt; t++) {
+			free(ws[t].hits);
+			ws[t].hits = NULL;
+		}
+		run_workers(ws, nt, ns, ext, count, false, &rd);
+	}
+	struct pnvme_qpair_stats st[2];
+	for (unsigned t = 0; t < nt; t++)
+		pnvme_qpair_get_stats(ws[t].qp, &st[t]);
+	uint32_t resets = pnvme_ctrl_resets(ctrl);
+	bool ok = rc == 0 && werr == 0 && never == 0 && twice == 0 && rd.err == 0 &&
+		  rd.mismatches == 0 && rd.ios == count && resets == 1 && st[0].reconnects == 1 &&
+		  st[1].reconnects == 1 && out_at[0] > 0 && out_at[1] > 0 && !pnvme_ctrl_is_dead(ctrl);
+	check(ok, name, "%s: %zu writes of %u KiB on 2 queue pairs, 16 in flight each; reset after "
+	      "%" PRIu64 "/%" PRIu64 " completions with %u/%u outstanding (reset rc %d, %.1f ms), "
+	      "all done %.1f ms after it; never completed %u, twice %u; read back %" PRIu64
+	      " extents, mismatched blocks %" PRIu64 "; resets %u; reconnects %" PRIu64 "/%" PRIu64
+	      ", retries %" PRIu64 "/%" PRIu64 "%s%s%s%s",
+	      dev, count, (unsigned)(nlb * ns->lba_size >> 10), ios_at[0], ios_at[1], out_at[0],
+	      out_at[1], rc, reset_ms, all_ms, never, twice, rd.ios, rd.mismatches, resets,
+	      st[0].reconnects, st[1].reconnects, st[0].retries, st[1].retries,
+	      werr ? "; write: " : "", wmsg, rd.msg[0] ? "; read: " : "", rd.msg);
+	teardown_workers(ws, nalloc, true);
+	free(ext);
+	rc = pnvme_ctrl_close(ctrl);
+	check(rc == 0, "shutdown", "%s after %s: %s", dev, name,
+	      rc ? pnvme_last_error() : "CC.SHN normal, SHST complete");
+}
+
+static int cmd_reset(const char *dev)
+{
+	log_setup(PNVME_LOG_NOTICE);
+	g_seed = reset_seed(g_seed);
+	reset_paused(dev);
+	reset_live(dev);
+	return fails ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* regs: CC and CSTS through sysfs resource0 (no driver use; after a kill)  */
+/* ------------------------------------------------------------------------ */
+
+static int cmd_regs(const char *bdf)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+	int fd = open(path, O_RDONLY | O_SYNC);
+	if (fd < 0) {
+		printf("VMTEST: regs %s: %s: %s\n", bdf, path, strerror(errno));
+		return 1;
+	}
+	volatile uint32_t *bar = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (bar == MAP_FAILED) {
+		printf("VMTEST: regs %s: mmap %s: %s\n", bdf, path, strerror(errno));
+		return 1;
+	}
+	uint32_t cc = bar[PNVME_REG_CC / 4], csts = bar[PNVME_REG_CSTS / 4];
+	uint32_t aqa = bar[PNVME_REG_AQA / 4];
+	printf("VMTEST: regs %s: CC 0x%08x (EN %u SHN %u) CSTS 0x%08x (RDY %u CFS %u SHST %u) "
+	       "AQA 0x%08x\n", bdf, cc, cc & 1, (cc >> 14) & 3, csts, csts & 1, (csts >> 1) & 1,
+	       (csts >> 2) & 3, aqa);
+	munmap((void *)bar, 4096);
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -676,7 +1331,12 @@ static int cmd_hold(const char *dev, unsigned secs)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vmtest run DEV --seed S [--threads N] [--qd N]\n"
+		"usage: vmtest run DEV --seed S [--threads N] [--qd N] [--tag NAME]\n"
+		"                  [--prior-image | --prior-gen G --prior-regions K]\n"
+		"       vmtest stress DEV --seed S --gen G [--threads N] [--qd N] [--passes P]\n"
+		"                  [--die-in-bringup MS]\n"
+		"       vmtest reset DEV --seed S\n"
+		"       vmtest regs BDF\n"
 		"       vmtest expect --seed S --nsid N --lba-size L --nlba N [--out FILE]\n"
 		"       vmtest check FILE --seed S --nsid N --lba-size L --nlba N\n"
 		"       vmtest hold DEV SECONDS\n"
@@ -703,9 +1363,12 @@ int main(int argc, char **argv)
 		perror("vmtest exec-as: exec");
 		return 1;
 	}
-	unsigned threads = 4, qd = 8, secs = 30;
+	unsigned threads = 4, qd = 8, secs = 30, gen = 1, passes = 0;
 	uint32_t nsid = 1, lba_size = 512;
 	uint64_t nlba = 0;
+	const char *tag = NULL;
+	struct prior prior = { false, -1, 0 };
+	g_t0 = now_s();
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--seed") && v) g_seed = strtoull(v, NULL, 0), i++;
@@ -715,6 +1378,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--lba-size") && v) lba_size = (uint32_t)atoi(v), i++;
 		else if (!strcmp(a, "--nlba") && v) nlba = strtoull(v, NULL, 0), i++;
 		else if (!strcmp(a, "--out") && v) out = v, i++;
+		else if (!strcmp(a, "--tag") && v) tag = v, i++;
+		else if (!strcmp(a, "--gen") && v) gen = (unsigned)atoi(v), i++;
+		else if (!strcmp(a, "--passes") && v) passes = (unsigned)atoi(v), i++;
+		else if (!strcmp(a, "--die-in-bringup") && v) g_die_ms = (unsigned)atoi(v), i++;
+		else if (!strcmp(a, "--prior-image")) prior.image = true;
+		else if (!strcmp(a, "--prior-gen") && v) prior.gen = atoi(v), i++;
+		else if (!strcmp(a, "--prior-regions") && v) prior.regions = (unsigned)atoi(v), i++;
 		else if (a[0] != '-' && !pos) pos = a;
 		else if (a[0] != '-' && !strcmp(cmd, "hold")) secs = (unsigned)atoi(a);
 		else {
@@ -729,7 +1399,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "run") && pos)
-		return cmd_run(pos, threads, qd);
+		return cmd_run(pos, threads, qd, tag, &prior);
+	if (!strcmp(cmd, "stress") && pos)
+		return cmd_stress(pos, threads, qd, gen, passes);
+	if (!strcmp(cmd, "reset") && pos)
+		return cmd_reset(pos);
+	if (!strcmp(cmd, "regs") && pos)
+		return cmd_regs(pos);
 	if (!strcmp(cmd, "expect") && nlba)
 		return cmd_expect(nsid, lba_size, nlba, out ? out : "-", NULL);
 	if (!strcmp(cmd, "check") && pos && nlba)
