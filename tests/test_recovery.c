@@ -160,6 +160,7 @@ struct env_cfg {
 	uint32_t admin_ms;
 	uint32_t retries[2];
 	uint32_t depth;
+	uint16_t admin_depth;
 	int nqp;
 };
 
@@ -183,6 +184,8 @@ static void env_open(struct env *e, const struct env_cfg *c)
 	pnvme_ctrl_opts_default(&co);
 	co.admin_timeout_ms = c->admin_ms ? c->admin_ms : 100;
 	co.io_timeout_ms = c->io_ms ? c->io_ms : 50;
+	if (c->admin_depth)
+		co.admin_depth = c->admin_depth;
 	co.reset_cb = reset_cb;
 	assert_ok(pnvme_ctrl_open_emu(e->emu, &co, &e->ctrl));
 	g_open_ctrl = e->ctrl;
@@ -1328,9 +1331,8 @@ static void test_explicit_reset_two_qpairs(void **state)
 	assert_int_equal(s1.reconnects, 1);
 	if (s0.retries != NB || s1.retries != 0)
 		fail_msg("retries counted: qp0 %llu (expected %d: the doorbelled requests), qp1 %llu "
-			 "(expected 0). DRIVER BUG? qpair.c qpair_reconnect re-posts the never-"
-			 "doorbelled requests through repost(), which counts stats.retries for them "
-			 "too", (unsigned long long)s0.retries, NB, (unsigned long long)s1.retries);
+			 "(expected 0): requests never doorbelled before the reset are sent, not "
+			 "retried, and must not count in stats.retries", (unsigned long long)s0.retries, NB, (unsigned long long)s1.retries);
 	/* a second reset with nothing outstanding */
 	assert_ok(pnvme_ctrl_reset(e.ctrl));
 	check_usable(&e, e.qp[0], 911);
@@ -1384,11 +1386,9 @@ static void test_reset_from_callback_during_reconnect(void **state)
 	check_read(&r0);
 	if (rc < 0 || w1.err != 0)
 		fail_msg("after a reset from a callback during the reconnect: poll %d, w1 err %d. "
-			 "DRIVER BUG: qpair.c qpair_reconnect() reads the controller generation "
-			 "before reap() runs callbacks and before it takes the admin lock; a reset "
-			 "in between leaves qp->gen stale, so the next poll re-creates queues that "
-			 "exist (Create I/O CQ fails) and the queue pair is stuck with -EIO. Fix: "
-			 "take admin_lock, then read ctrl->gen, create, set qp->gen, unlock",
+			 "qpair_reconnect() must take the reset generation under the admin lock, "
+			 "after reap() ran the callbacks; a stale one makes the next poll re-create "
+			 "queues that exist and leaves the queue pair stuck with -EIO",
 			 rc, w1.err);
 	check_media(&e, &w1, 0, false);
 	check_usable(&e, e.qp[0], 917);
@@ -1434,6 +1434,49 @@ static void test_reconnect_failure(void **state)
 	assert_ok(pnvme_qpair_create(e.ctrl, &o, &e.qp[0]));
 	check_usable(&e, e.qp[0], 918);
 	rq_free(w, 2);
+	env_close(&e, 0);
+}
+
+/*
+ * Timeouts whose Aborts succeed (the command was still in the SQ: the device
+ * completes it with Abort Requested when it fetches it). The request then
+ * completes through its own CQ, and nothing else makes anyone reap the
+ * Abort's own completion from the admin queue. Five in a row with an admin
+ * queue of 4 entries (3 trackers): each must still be aborted and end with
+ * -ETIMEDOUT within deadline + admin timeout.
+ */
+static void test_abort_completions_reaped(void **state)
+{
+	const struct env_cfg cfg = { .io_ms = 20, .admin_ms = 100, .admin_depth = 4 };
+	struct rq r[5];
+	struct env e;
+	(void)state;
+
+	env_open(&e, &cfg);
+	for (int i = 0; i < 5; i++) {
+		struct rq *rs[] = { &r[i] };
+		rq_read(&e, e.qp[0], &r[i], 840 + (unsigned)i, 1, 0, 20 + 100);
+		pnvme_qpair_flush(e.qp[0]);
+		/* the device does not run until the deadline has passed */
+		uint64_t aborts = stats_of(e.qp[0]).aborts;
+		double t0 = now_s();
+		while (stats_of(e.qp[0]).aborts == aborts && now_s() - t0 < 0.2) {
+			(void)pnvme_qpair_poll(e.qp[0], 0);
+			usleep(200);
+		}
+		drive(&e, rs, 1, 0.5);
+		if (r[i].calls == 0)
+			fail_msg("request %d: never completed (aborts sent %llu, %d before it): the "
+				 "completions of earlier Aborts must be reaped from the admin queue, "
+				 "or start_abort() finds it full for ever", i, (unsigned long long)stats_of(e.qp[0]).aborts, i);
+		check_once(rs, 1);
+		check_err(&r[i], -ETIMEDOUT);
+		assert_int_equal(PNVME_STATUS_CODE(r[i].status),
+				 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_ABORT_REQ));
+	}
+	check_stats(e.qp[0], 5, 5, 0, 0);
+	check_usable(&e, e.qp[0], 919);
+	rq_free(r, 5);
 	env_close(&e, 0);
 }
 
@@ -1559,11 +1602,8 @@ static void dup_reuse_case(bool via_poll_max)
 		g_corrupt += r1.nlb; /* the application saw a "successful" read without its data */
 	if (!r1.data_ok_at_cb)
 		fail_msg("R1 completed (err %d) before the device ran it: the duplicate CQE of R0 "
-			 "was taken for R1, which had reused R0's command id. DRIVER BUG: qpair.c "
-			 "reap() matches CQEs by tracker index only; a freed CID is reused at once "
-			 "(LIFO free stack), so a stale or duplicated CQE completes the next "
-			 "request. Fix: a generation counter in the CID's upper bits (Linux "
-			 "nvme_cid genctr) checked in reap()/cqe_slow(), or recycle CIDs FIFO",
+			 "was taken for R1, which had reused R0's tracker: the command id's "
+			 "generation bits must tell them apart",
 			 r1.err);
 	assert_int_equal(stats_of(e.qp[0]).bad_cqes, 1);
 	check_usable(&e, e.qp[0], 915);
@@ -1823,6 +1863,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_explicit_reset_two_qpairs, teardown),
 		cmocka_unit_test_teardown(test_reset_from_callback_during_reconnect, teardown),
 		cmocka_unit_test_teardown(test_reconnect_failure, teardown),
+		cmocka_unit_test_teardown(test_abort_completions_reaped, teardown),
 		cmocka_unit_test_teardown(test_cqe_bad_cid, teardown),
 		cmocka_unit_test_teardown(test_cqe_dup, teardown),
 		cmocka_unit_test_teardown(test_cqe_dup_cid_reuse_callback, teardown),

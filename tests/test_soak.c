@@ -23,9 +23,10 @@
  *    (and narrows the set to it); anything else is a corrupt block. At the
  *    end the whole range is checked on the media the same way.
  *
- * PNVME_SOAK_SECONDS sets the length (default 10). PNVME_SOAK_REFILL_IN_CB=1
- * makes the workers submit each next request from the completion callback
- * (the way applications keep their queue depth). PNVME_SOAK_FAULTS limits
+ * PNVME_SOAK_SECONDS sets the length (default 10). Workers 0 and 2 submit
+ * each next request from the completion callback (the way applications keep
+ * their queue depth), worker 1 from its loop; PNVME_SOAK_REFILL_IN_CB=1 or 0
+ * makes all of them do one or the other. PNVME_SOAK_FAULTS limits
  * the faults to a comma-separated list of the names printed (e.g.
  * "drop,reset"). The figures are printed.
  */
@@ -477,7 +478,6 @@ static void test_soak(void **state)
 	const char *env = getenv("PNVME_SOAK_SECONDS");
 	double secs = env && *env ? atof(env) : 10.0;
 	const char *rf = getenv("PNVME_SOAK_REFILL_IN_CB");
-	bool refill = rf && *rf == '1';
 	(void)state;
 
 	assert_int_equal(pnvme_emu_create("emu:size=16M,lba=512,mode=thread", &emu), 0);
@@ -498,7 +498,8 @@ static void test_soak(void **state)
 		w[i].base = (uint64_t)i * RANGE;
 		w[i].rs = 0x1234567ull * (uint64_t)(i + 1);
 		w[i].stop = &stop;
-		w[i].refill_in_cb = refill;
+		/* default: workers 0 and 2 refill from callbacks, worker 1 from its loop */
+		w[i].refill_in_cb = rf && *rf ? *rf == '1' : i % 2 == 0;
 		for (uint32_t b = 0; b < RANGE; b++)
 			blk_set(&w[i].blk[b], 0);
 		assert_int_equal(pthread_create(&wt[i], NULL, worker_main, &w[i]), 0);
@@ -581,8 +582,9 @@ static void test_soak(void **state)
 	for (int k = 0; k < F_KINDS; k++)
 		fired += f.fired[k];
 
-	printf("soak: %.1f s, %d workers%s, faults fired %llu (", elapsed, WORKERS,
-	       refill ? " (refill in callbacks)" : "", (unsigned long long)fired);
+	printf("soak: %.1f s, %d workers (%s), faults fired %llu (", elapsed, WORKERS,
+	       rf && *rf ? (*rf == '1' ? "all refill in callbacks" : "all refill from their loop")
+			 : "2 refill in callbacks, 1 from its loop", (unsigned long long)fired);
 	for (int k = 0; k < F_KINDS; k++)
 		printf("%s%s %llu", k ? ", " : "", fault_name[k], (unsigned long long)f.fired[k]);
 	printf(")\n");

@@ -4,11 +4,13 @@
 # Build pnvme and run every test suite:
 #   1. build/       gcc, tests on: unit (cmocka), examples, install check
 #   2. build-asan/  clang (gcc if clang is missing), ASan + UBSan: unit tests
+#   3. build-fuzz/  libFuzzer targets, a short run each (tests/fuzz/run.sh)
 #      (build/ also runs the QEMU guest tests, ctest label vm: real VFIO in a guest)
 # Each suite runs even if an earlier one failed; the script prints every
 # ctest summary at the end and exits non-zero if anything failed.
 #
-# Environment: JOBS (default 2), CC (compiler of build/), SKIP_ASAN=1, SKIP_VM=1 (configure build/ without the vm tests).
+# Environment: JOBS (default 2), CC (compiler of build/), SKIP_ASAN=1, SKIP_VM=1 (configure
+# build/ without the vm tests), SKIP_FUZZ=1, FUZZ_SECONDS (default 20 per target).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -72,6 +74,23 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	fi
 fi
 
+# 3. A short fuzz run (libFuzzer, clang): CQE processing, identify parsing, emu specs.
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+	echo "=== fuzz: tests/fuzz/run.sh ${FUZZ_SECONDS:-20}"
+	set +e
+	mkdir -p build-fuzz
+	tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" 2>&1 | tee build-fuzz/run.log
+	rc=${PIPESTATUS[0]}
+	set -e
+	while IFS= read -r line; do
+		summary+=("fuzz: $line")
+	done < <(grep -E "^fuzz_" build-fuzz/run.log || true)
+	if [ "$rc" -ne 0 ]; then
+		summary+=("fuzz: FAILED (exit $rc)")
+		status=1
+	fi
+fi
+
 echo
 echo "=== summary"
 for line in "${summary[@]}"; do
@@ -82,4 +101,17 @@ if [ "$status" -ne 0 ]; then
 else
 	echo "=== all passed"
 fi
+# One closing line over every ctest run: "total: N passed, N failed".
+passed=0
+failed=0
+for line in "${summary[@]}"; do
+	if [[ $line =~ tests\ passed,\ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+		failed=$((failed + BASH_REMATCH[1]))
+		passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+	fi
+done
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	failed=1 # a build or stage failure outside ctest
+fi
+echo "total: $passed passed, $failed failed"
 exit "$status"

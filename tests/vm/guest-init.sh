@@ -259,7 +259,7 @@ kill_round() {
 		sed 's/^/    | /' $log
 		K=$(grep -o 'verified-through gen [0-9]* regions [0-9]*' $log | tail -n 1 | cut -d' ' -f5)
 		P=$(grep -c 'pass [0-9]* complete' $log)
-		NR=$(grep -o 'I/O running: ns [0-9]*, [0-9]* regions' $log | cut -d' ' -f6)
+		NR=$(grep -o 'I/O running: ns [0-9]*, [0-9]* regions' $log | cut -d' ' -f5)
 		if [ $rc = 137 ] && [ -n "$K" ] && ! grep -q FAIL $log; then
 			pass stress-kill-$n "pid $pid killed by SIGKILL after $(awk "BEGIN{print $t2 - $t1}") s of verified I/O: $P passes over the drive complete, the first verified through region $K of $NR"
 		else
@@ -296,13 +296,14 @@ scenario_recovery() {     # controller reset, kill -9 and restart, unbind (one c
 	kill_round 2 io 1.5
 	grep -q 'EN 1' /tmp/regs2.log && pass left-enabled-2 "$(cut -d: -f3- /tmp/regs2.log)" ||
 		fail left-enabled-2 "the killed run did not leave the controller enabled:$(cut -d: -f3- /tmp/regs2.log)"
-	# kill during the next bring-up: a third of the controller phase of the last one
+	# kill during the next bring-ups: a third and two thirds into the
+	# controller phase (CC.EN, admin queue, identify, queue count) of the last one
 	ms=$(grep -o 'controller bring-up [0-9.]* ms' /tmp/restart2.log | head -n 1 | cut -d' ' -f3)
-	ms=$(awk "BEGIN{v = int(${ms:-90} / 3); print v < 1 ? 1 : v}")
-	kill_round 3 bringup $ms
-	kill_round 4 io 1
-	grep -q 'EN 1' /tmp/regs4.log && pass left-enabled-4 "$(cut -d: -f3- /tmp/regs4.log)" ||
-		fail left-enabled-4 "the killed run did not leave the controller enabled:$(cut -d: -f3- /tmp/regs4.log)"
+	kill_round 3 bringup $(awk "BEGIN{v = int(${ms:-60} / 3); print v < 1 ? 1 : v}")
+	kill_round 4 bringup $(awk "BEGIN{v = int(${ms:-60} * 2 / 3); print v < 1 ? 1 : v}")
+	kill_round 5 io 1
+	grep -q 'EN 1' /tmp/regs5.log && pass left-enabled-5 "$(cut -d: -f3- /tmp/regs5.log)" ||
+		fail left-enabled-5 "the killed run did not leave the controller enabled:$(cut -d: -f3- /tmp/regs5.log)"
 	echo default > $RM 2>/dev/null
 	echo "VMTEST: reset methods of $R restored: '$(cat $RM 2>/dev/null)'"
 

@@ -16,6 +16,27 @@
  *   vmtest check FILE --seed S --nsid N --lba-size L --nlba N
  *       Compare FILE (a disk image or a block device) with that image; report
  *       the first differing LBA.
+ *   vmtest run ... --tag NAME [--prior-image | --prior-gen G --prior-regions K]
+ *       The same, after a restart: before writing, check that namespace 1 still
+ *       holds what an earlier `run` wrote (--prior-image) or the first K
+ *       regions of `stress --gen G` (NAME-prior-data), and end with a summary
+ *       check NAME.
+ *   vmtest stress DEV --seed S --gen G [--threads N] [--qd N] [--passes P]
+ *                 [--die-in-bringup MS]
+ *       Verified I/O until killed (or P passes): namespace 1 region by region
+ *       (2 MiB), write generation G's pattern, read back, compare; prints
+ *       "stress: verified-through gen G regions K" during the first pass. With
+ *       --die-in-bringup the process SIGKILLs itself MS ms after the VFIO open,
+ *       while pnvme_ctrl_open() brings the controller up.
+ *   vmtest reset DEV --seed S
+ *       pnvme_ctrl_reset() with I/O outstanding on two queue pairs (max_retries
+ *       3): "ctrl-reset" (requests posted, nobody polling: some completed in the
+ *       CQ, some in flight, some never doorbelled) and "ctrl-reset-live" (two
+ *       threads polling throughout). Every request must complete exactly once
+ *       and successfully, the data must read back, one reset, one reconnect
+ *       per queue pair.
+ *   vmtest regs BDF
+ *       Print CC and CSTS through sysfs resource0 (device not in use).
  *   vmtest hold DEV SECONDS
  *       Open DEV, print "VMTEST: holding DEV", sleep, close (to test EBUSY).
  *   vmtest exec-as UID MEMLOCK_KIB PROG [ARGS...]
@@ -346,15 +367,34 @@ static double now_s(void)
 
 static int fails;
 
+/*
+ * Library log lines, when deferred (timing-sensitive tests: printing on the
+ * serial console takes milliseconds), wait here until the next check line.
+ */
+static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_logbuf[32768];
+static size_t g_loglen;
+static bool g_log_defer;
+
+static void log_flush(void)
+{
+	pthread_mutex_lock(&g_log_lock);
+	if (g_loglen)
+		fwrite(g_logbuf, 1, g_loglen, stdout);
+	g_loglen = 0;
+	pthread_mutex_unlock(&g_log_lock);
+}
+
 static void check(bool ok, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void check(bool ok, const char *name, const char *fmt, ...)
 {
-	char detail[512];
+	char detail[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	log_flush();
 	printf("VMTEST: %s %s %s\n", name, ok ? "PASS" : "FAIL", detail);
 	fflush(stdout);
 	if (!ok)
@@ -560,8 +600,18 @@ static void log_cb(void *arg, enum pnvme_log_level lvl, const char *msg)
 		__atomic_store_n(&g_ns_vfio_open, since_start_ns(), __ATOMIC_RELEASE);
 	else if (strstr(msg, " ready: NVMe "))
 		__atomic_store_n(&g_ns_ready, since_start_ns(), __ATOMIC_RELEASE);
-	if ((int)lvl <= g_log_print)
+	if ((int)lvl > g_log_print)
+		return;
+	if (!g_log_defer) {
 		printf("    pnvme %s: %s\n", (unsigned)lvl < 5 ? names[lvl] : "?", msg);
+		return;
+	}
+	pthread_mutex_lock(&g_log_lock);
+	int n = snprintf(g_logbuf + g_loglen, sizeof(g_logbuf) - g_loglen, "    pnvme %s (%.1f ms): %s\n",
+			 (unsigned)lvl < 5 ? names[lvl] : "?", (now_s() - g_t0) * 1e3, msg);
+	if (n > 0)
+		g_loglen = g_loglen + (size_t)n < sizeof(g_logbuf) ? g_loglen + (size_t)n : g_loglen;
+	pthread_mutex_unlock(&g_log_lock);
 }
 
 static void log_setup(int default_print)
@@ -933,9 +983,11 @@ static void reset_paused(const char *dev)
 	enum { NQ = 2, NDB = 24, NUN = 4, NPER = NDB + NUN };
 	struct pnvme_qpair *qp[NQ] = { NULL, NULL };
 	struct rreq req[NQ * NPER];
-	uint32_t nlb = 65536 / ns->lba_size;
+	uint32_t nlb = (256u << 10) / ns->lba_size;
 	if (nlb > ns->max_lbas)
 		nlb = ns->max_lbas;
+	while (nlb > 1 && (uint64_t)NQ * NPER * nlb > ns->nlba)
+		nlb /= 2;
 	if (nlb == 0)
 		nlb = 1;
 	size_t len = (size_t)nlb * ns->lba_size;
@@ -1110,9 +1162,9 @@ out:
 }
 
 /*
- * Live: two threads keep 16 writes each in flight on their own queue pair
- * (max_retries 3) while the main thread calls pnvme_ctrl_reset() once both
- * have completed a quarter of their work.
+ * Live: two threads keep 16 writes (128 KiB) each in flight on their own
+ * queue pair (max_retries 3), polling all the time, while the main thread
+ * calls pnvme_ctrl_reset() once both have done an eighth of their work.
  */
 static void reset_live(const char *dev)
 {
@@ -1131,11 +1183,11 @@ static void reset_live(const char *dev)
 		pnvme_ctrl_close(ctrl);
 		return;
 	}
-	uint32_t nlb = 16384 / ns->lba_size ? 16384 / ns->lba_size : 1;
+	uint32_t nlb = (128u << 10) / ns->lba_size ? (128u << 10) / ns->lba_size : 1;
 	if (nlb > ns->max_lbas)
 		nlb = ns->max_lbas;
-	uint64_t span = ns->nlba < (16ull << 20) / ns->lba_size ? ns->nlba
-								 : (16ull << 20) / ns->lba_size;
+	uint64_t span = ns->nlba < (64ull << 20) / ns->lba_size ? ns->nlba
+								 : (64ull << 20) / ns->lba_size;
 	size_t count = (size_t)(span / nlb);
 	struct extent *ext = calloc(count, sizeof(*ext));
 	for (size_t i = 0; ext && i < count; i++)
@@ -1155,14 +1207,20 @@ static void reset_live(const char *dev)
 	uint32_t out_at[2] = { 0, 0 };
 	for (unsigned t = 0; t < nt; t++)
 		pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
-	/* wait for a quarter of each worker's share, then reset */
+	/*
+	 * Wait until both have done an eighth of their share and have writes outstanding,
+	 * then reset. Sleep meanwhile: the workers poll without pause, and on
+	 * two vCPUs a spinning third thread would hardly run.
+	 */
 	double limit = now_s() + 20;
 	for (;;) {
 		bool ready = true;
 		for (unsigned t = 0; t < nt; t++)
-			ready &= __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED) >= count / nt / 4;
+			ready &= __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED) >= count / 16 &&
+				 __atomic_load_n(&ws[t].outstanding, __ATOMIC_RELAXED) > 0;
 		if (ready || now_s() > limit)
 			break;
+		usleep(200);
 	}
 	for (unsigned t = 0; t < nt; t++) {
 		ios_at[t] = __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED);
@@ -1204,7 +1262,8 @@ static void reset_live(const char *dev)
 	bool ok = rc == 0 && werr == 0 && never == 0 && twice == 0 && rd.err == 0 &&
 		  rd.mismatches == 0 && rd.ios == count && resets == 1 && st[0].reconnects == 1 &&
 		  st[1].reconnects == 1 && out_at[0] > 0 && out_at[1] > 0 && !pnvme_ctrl_is_dead(ctrl);
-	check(ok, name, "%s: %zu writes of %u KiB on 2 queue pairs, 16 in flight each; reset after "
+	check(ok, name, "%s: %zu writes of %u KiB on 2 queue pairs, 16 in flight each, polled by "
+	      "their threads throughout; reset from the main thread after "
 	      "%" PRIu64 "/%" PRIu64 " completions with %u/%u outstanding (reset rc %d, %.1f ms), "
 	      "all done %.1f ms after it; never completed %u, twice %u; read back %" PRIu64
 	      " extents, mismatched blocks %" PRIu64 "; resets %u; reconnects %" PRIu64 "/%" PRIu64
@@ -1223,6 +1282,7 @@ static void reset_live(const char *dev)
 static int cmd_reset(const char *dev)
 {
 	log_setup(PNVME_LOG_NOTICE);
+	g_log_defer = true;
 	g_seed = reset_seed(g_seed);
 	reset_paused(dev);
 	reset_live(dev);
