@@ -954,6 +954,14 @@ static int bad(const char *what, const char *arg)
 	return 2;
 }
 
+/* parse_args() result for -h: the usage was printed, exit with 0. */
+#define PARSE_HELP (-1)
+
+/*
+ * Parse the command line into `c` and the device list. Returns 0, 2 (bad
+ * usage, message printed) or PARSE_HELP. Prints nothing on success and never
+ * exits, so the fuzzer in tests/fuzz can drive it.
+ */
 static int parse_args(int argc, char **argv, struct config *c, const char **devs,
 		      unsigned *nr_devs)
 {
@@ -1032,7 +1040,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'V': c->verify = true; break;
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
-		case 'h': usage(stdout); exit(0);
+		case 'h': usage(stdout); return PARSE_HELP;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -1263,7 +1271,7 @@ int main(int argc, char **argv)
 
 	rc = parse_args(argc, argv, &cfg, dev_names, &nr_devs);
 	if (rc)
-		return rc;
+		return rc == PARSE_HELP ? 0 : rc;
 	cfg.seed = (uint64_t)(uint32_t)getpid() * 0x9e3779b97f4a7c15ull ^ mono_ns();
 	g_hz = ticks_calibrate();
 

@@ -562,11 +562,16 @@ static int parse(int argc, char **argv, struct args *a)
 			   !strcmp(s, "--hugepages")) {
 			if (i + 1 >= argc)
 				return bad_usage("option needs a value");
+			bool pages = !strcmp(s, "--hugepages");
+			const char *arg = argv[i + 1];
 			char *end;
-			long v = strtol(argv[i + 1], &end, 0);
-			if (*end || v < 0 || (s[1] == 'n' && (v < 1 || v > 0xfffffffe)))
-				return bad_usage("bad number");
-			if (!strcmp(s, "--hugepages"))
+			errno = 0;
+			long v = strtol(arg, &end, 0);
+			if (!*arg || *end || errno || v < 0 ||
+			    (!pages && (v < 1 || v > 0xfffffffeL)))
+				return bad_usage(pages ? "bad hugepage count"
+						       : "bad namespace id (1..4294967294)");
+			if (pages)
 				a->hugepages = v;
 			else
 				a->nsid = v;

@@ -16,23 +16,26 @@ cc=${CC:-clang}
 
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DPNVME_FUZZ=ON \
 	-DPNVME_VM_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "${JOBS:-$(nproc)}" --target fuzz_emu_spec fuzz_cqe fuzz_identify \
+cmake --build "$build" -j "${JOBS:-$(nproc)}" --target fuzz_emu_spec fuzz_cqe fuzz_identify fuzz_cli_perf fuzz_cli_pnvme \
 	>/dev/null
 
 status=0
 printf '%-16s %12s %10s %8s\n' target executions exec/s crashes
-for t in fuzz_emu_spec fuzz_cqe fuzz_identify; do
+for t in fuzz_emu_spec fuzz_cqe fuzz_identify fuzz_cli_perf fuzz_cli_pnvme; do
 	work=$build/tests/fuzz/work/$t
 	mkdir -p "$work/corpus" "$work/artifacts"
 	case $t in
 	fuzz_emu_spec) maxlen=512 ;;
 	fuzz_cqe) maxlen=1024 ;;
+	fuzz_cli_*) maxlen=512 ;; # the parsers print usage messages: -close_fd_mask below
 	*) maxlen=4200 ;;
 	esac
 	log=$work/last-run.log
 	before=$(find "$work/artifacts" -type f | wc -l)
 	rc=0
-	"$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 \
+	extra=
+	case $t in fuzz_cli_*) extra=-close_fd_mask=3 ;; esac
+	"$build/tests/fuzz/$t" $extra -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 \
 		-max_len="$maxlen" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
 		"$work/corpus" "$src/tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -878,6 +878,11 @@ static int cmd_stress(const char *dev, unsigned nt, unsigned qd, unsigned gen, u
 		return 1;
 	printf("VMTEST: stress: %s up in %.3f s (%s), pid %d, generation %u\n", dev, t_open, phases,
 	       (int)getpid(), gen);
+	if (g_die_ms) {
+		/* meant to die during the bring-up: write nothing, wait for the SIGKILL */
+		for (;;)
+			pause();
+	}
 	unsigned nalloc = nt;
 	struct worker *ws = setup_workers(ctrl, &nt, qd, 0);
 	if (ws)
@@ -1163,9 +1168,117 @@ out:
 
 /*
  * Live: two threads keep 16 writes (128 KiB) each in flight on their own
- * queue pair (max_retries 3), polling all the time, while the main thread
- * calls pnvme_ctrl_reset() once both have done an eighth of their work.
+ * queue pair (max_retries 3), polling all the time, cycling over their half
+ * of the drive (the same data every lap) until they have seen the reset and
+ * done LIVE_AFTER more; the main thread calls pnvme_ctrl_reset() once both
+ * have completed LIVE_BEFORE writes and have writes outstanding. Every
+ * submission has its own sequence number for the exactly-once count.
  */
+#define LIVE_QD      16
+#define LIVE_BEFORE  32
+#define LIVE_AFTER   96
+#define LIVE_MAX_SEQ 8192
+
+struct lworker;
+
+struct lslot {
+	struct lworker *w;
+	uint8_t *buf;
+	uint32_t seq;
+	bool busy;
+};
+
+struct lworker {
+	pthread_t thread;
+	struct pnvme_qpair *qp;
+	const struct pnvme_ns *ns;
+	unsigned id, nt;
+	uint32_t nlb;
+	uint64_t per_lap;             /* extents in the span */
+	struct lslot slots[LIVE_QD];
+	uint8_t *hits;                /* per sequence number */
+	uint32_t next_seq;
+	uint64_t done, at_reset_seen; /* done: read by the main thread */
+	uint32_t outstanding;         /* published after each poll */
+	const int *reset_done;
+	int err;
+	char msg[256];
+};
+
+static void live_done(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct lslot *s = arg;
+	struct lworker *w = s->w;
+	(void)cqe;
+	if (w->hits[s->seq] < 255)
+		w->hits[s->seq]++;
+	if (!s->busy) {
+		if (!w->err)
+			snprintf(w->msg, sizeof(w->msg), "second completion of write #%u", s->seq);
+		w->err = w->err ? w->err : -EALREADY;
+		return;
+	}
+	s->busy = false;
+	if (err && !w->err) {
+		w->err = err;
+		snprintf(w->msg, sizeof(w->msg), "write #%u: %s", s->seq, strerror(-err));
+	}
+	__atomic_store_n(&w->done, w->done + 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t live_slba(const struct lworker *w, uint32_t seq)
+{
+	return (((uint64_t)seq * w->nt + w->id) % w->per_lap) * w->nlb;
+}
+
+static void *live_main(void *arg)
+{
+	struct lworker *w = arg;
+	size_t len = (size_t)w->nlb * w->ns->lba_size;
+	bool seen = false;
+	for (;;) {
+		if (!seen && __atomic_load_n(w->reset_done, __ATOMIC_ACQUIRE)) {
+			seen = true;
+			w->at_reset_seen = w->done;
+		}
+		bool stop = w->err || w->next_seq >= LIVE_MAX_SEQ ||
+			    (seen && w->done >= w->at_reset_seen + LIVE_AFTER);
+		unsigned busy = 0;
+		for (unsigned i = 0; i < LIVE_QD; i++) {
+			struct lslot *s = &w->slots[i];
+			if (!s->busy && !stop) {
+				uint64_t slba = live_slba(w, w->next_seq);
+				pattern_fill(w->ns->nsid, slba * w->ns->lba_size, s->buf, len);
+				s->seq = w->next_seq;
+				s->busy = true;
+				int rc = pnvme_write(w->qp, w->ns, s->buf, slba, w->nlb, 0, live_done, s);
+				if (rc == -EAGAIN) {
+					s->busy = false;
+				} else if (rc) {
+					s->busy = false;
+					w->err = rc;
+					snprintf(w->msg, sizeof(w->msg), "submit: %s", pnvme_last_error());
+				} else {
+					w->next_seq++;
+				}
+			}
+			busy += s->busy;
+		}
+		if (busy == 0 && stop)
+			break;
+		int rc = pnvme_qpair_poll(w->qp, 0);
+		__atomic_store_n(&w->outstanding, pnvme_qpair_outstanding(w->qp), __ATOMIC_RELAXED);
+		if (rc < 0) {
+			if (!w->err) {
+				w->err = rc;
+				snprintf(w->msg, sizeof(w->msg), "poll: %s", pnvme_last_error());
+			}
+			break;
+		}
+	}
+	return NULL;
+}
+
 static void reset_live(const char *dev)
 {
 	const char *name = "ctrl-reset-live";
@@ -1175,105 +1288,130 @@ static void reset_live(const char *dev)
 	if (!ctrl)
 		return;
 	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
-	unsigned nt = 2, nalloc = 2;
-	struct worker *ws = setup_workers(ctrl, &nt, 16, 3);
-	if (!ws || nt != 2) {
-		check(false, name, "%s: two queue pairs: %s", dev, pnvme_last_error());
-		teardown_workers(ws, nalloc, false);
-		pnvme_ctrl_close(ctrl);
-		return;
-	}
+	enum { NT = 2 };
+	struct lworker w[NT];
+	int reset_done = 0, rc = 0;
+	char err[300] = "";
+	memset(w, 0, sizeof(w));
 	uint32_t nlb = (128u << 10) / ns->lba_size ? (128u << 10) / ns->lba_size : 1;
 	if (nlb > ns->max_lbas)
 		nlb = ns->max_lbas;
-	uint64_t span = ns->nlba < (64ull << 20) / ns->lba_size ? ns->nlba
-								 : (64ull << 20) / ns->lba_size;
-	size_t count = (size_t)(span / nlb);
-	struct extent *ext = calloc(count, sizeof(*ext));
-	for (size_t i = 0; ext && i < count; i++)
-		ext[i] = (struct extent){ i * nlb, nlb, (uint32_t)(i % 3) * 512 };
-	for (unsigned t = 0; t < nt; t++) {
-		ws[t].hits = calloc(count, 1);
-		ws[t].ns = ns;
-		ws[t].ext = ext;
-		ws[t].count = count;
-		ws[t].next = t;
-		ws[t].step = nt;
-		ws[t].write = true;
+	uint64_t span = ns->nlba < (32ull << 20) / ns->lba_size ? ns->nlba
+								 : (32ull << 20) / ns->lba_size;
+	uint64_t per_lap = span / nlb;
+	for (unsigned t = 0; t < NT && !err[0]; t++) {
+		struct pnvme_qpair_opts o;
+		pnvme_qpair_opts_default(&o);
+		o.depth = 64;
+		o.max_retries = 3;
+		w[t].id = t;
+		w[t].nt = NT;
+		w[t].ns = ns;
+		w[t].nlb = nlb;
+		w[t].per_lap = per_lap;
+		w[t].reset_done = &reset_done;
+		w[t].hits = calloc(LIVE_MAX_SEQ, 1);
+		if (pnvme_qpair_create(ctrl, &o, &w[t].qp) || !w[t].hits) {
+			snprintf(err, sizeof(err), "queue pair %u: %s", t, pnvme_last_error());
+			break;
+		}
+		for (unsigned i = 0; i < LIVE_QD; i++) {
+			w[t].slots[i].w = &w[t];
+			if (pnvme_dma_alloc(ctrl, (size_t)nlb * ns->lba_size, 0,
+					    (void **)&w[t].slots[i].buf, NULL)) {
+				snprintf(err, sizeof(err), "out of DMA memory");
+				break;
+			}
+		}
 	}
-	double tr = 0, reset_ms = 0;
-	int rc = 0;
-	uint64_t ios_at[2] = { 0, 0 };
-	uint32_t out_at[2] = { 0, 0 };
-	for (unsigned t = 0; t < nt; t++)
-		pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
+	if (err[0])
+		goto out;
+	for (unsigned t = 0; t < NT; t++)
+		pthread_create(&w[t].thread, NULL, live_main, &w[t]);
 	/*
-	 * Wait until both have done an eighth of their share and have writes outstanding,
-	 * then reset. Sleep meanwhile: the workers poll without pause, and on
-	 * two vCPUs a spinning third thread would hardly run.
+	 * Wait until both have done LIVE_BEFORE writes and have some outstanding,
+	 * then reset. Sleep meanwhile, at real-time priority so that the wake-up
+	 * is not held back by the two busy-polling workers on two vCPUs.
 	 */
-	double limit = now_s() + 20;
+	struct sched_param sp = { .sched_priority = 1 };
+	int fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	uint64_t done_at[NT];
+	uint32_t out_at[NT];
+	double limit = now_s() + 30;
 	for (;;) {
 		bool ready = true;
-		for (unsigned t = 0; t < nt; t++)
-			ready &= __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED) >= count / 16 &&
-				 __atomic_load_n(&ws[t].outstanding, __ATOMIC_RELAXED) > 0;
+		for (unsigned t = 0; t < NT; t++) {
+			done_at[t] = __atomic_load_n(&w[t].done, __ATOMIC_RELAXED);
+			out_at[t] = __atomic_load_n(&w[t].outstanding, __ATOMIC_RELAXED);
+			ready &= done_at[t] >= LIVE_BEFORE && out_at[t] > 0;
+		}
 		if (ready || now_s() > limit)
 			break;
 		usleep(200);
 	}
-	for (unsigned t = 0; t < nt; t++) {
-		ios_at[t] = __atomic_load_n(&ws[t].ios, __ATOMIC_RELAXED);
-		out_at[t] = __atomic_load_n(&ws[t].outstanding, __ATOMIC_RELAXED);
-	}
-	tr = now_s();
+	double tr = now_s();
 	rc = pnvme_ctrl_reset(ctrl);
-	reset_ms = (now_s() - tr) * 1e3;
-	for (unsigned t = 0; t < nt; t++)
-		pthread_join(ws[t].thread, NULL);
+	double reset_ms = (now_s() - tr) * 1e3;
+	__atomic_store_n(&reset_done, 1, __ATOMIC_RELEASE);
+	sp.sched_priority = 0;
+	if (fifo == 0)
+		pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	for (unsigned t = 0; t < NT; t++)
+		pthread_join(w[t].thread, NULL);
 	double all_ms = (now_s() - tr) * 1e3;
 	unsigned never = 0, twice = 0;
-	int werr = 0;
-	const char *wmsg = "";
-	for (unsigned t = 0; t < nt; t++) {
-		for (size_t i = t; i < count; i += nt) {
-			never += ws[t].hits[i] == 0;
-			twice += ws[t].hits[i] > 1;
+	uint32_t total = 0;
+	for (unsigned t = 0; t < NT; t++) {
+		for (uint32_t q = 0; q < w[t].next_seq; q++) {
+			never += w[t].hits[q] == 0;
+			twice += w[t].hits[q] > 1;
 		}
-		if (ws[t].err && !werr) {
-			werr = ws[t].err;
-			wmsg = ws[t].msg;
-		}
+		total += w[t].next_seq;
+		if (w[t].err && !err[0])
+			snprintf(err, sizeof(err), "queue pair %u: %s", pnvme_qpair_id(w[t].qp),
+				 w[t].msg);
 	}
-	/* read everything back and compare, with both workers */
-	struct pass_result rd;
-	memset(&rd, 0, sizeof(rd));
-	if (!werr) {
-		for (unsigned t = 0; t < nt; t++) {
-			free(ws[t].hits);
-			ws[t].hits = NULL;
-		}
-		run_workers(ws, nt, ns, ext, count, false, &rd);
+	/* read the span back and compare */
+	uint8_t *vbuf = NULL, *exp = malloc(ns->max_xfer);
+	uint64_t bad = 0;
+	int vr = -ENOMEM;
+	if (exp && pnvme_dma_alloc(ctrl, ns->max_xfer, 0, (void **)&vbuf, NULL) == 0)
+		vr = verify_pattern(w[0].qp, ns, vbuf, exp, g_seed, 0, per_lap * nlb, &bad);
+	if (vr < 0 && !err[0])
+		snprintf(err, sizeof(err), "read back: %s", pnvme_last_error());
+	pnvme_dma_free(ctrl, vbuf);
+	free(exp);
+	struct pnvme_qpair_stats st[NT];
+	for (unsigned t = 0; t < NT; t++) {
+		pnvme_qpair_get_stats(w[t].qp, &st[t]);
+		stats_line(w[t].qp);
 	}
-	struct pnvme_qpair_stats st[2];
-	for (unsigned t = 0; t < nt; t++)
-		pnvme_qpair_get_stats(ws[t].qp, &st[t]);
 	uint32_t resets = pnvme_ctrl_resets(ctrl);
-	bool ok = rc == 0 && werr == 0 && never == 0 && twice == 0 && rd.err == 0 &&
-		  rd.mismatches == 0 && rd.ios == count && resets == 1 && st[0].reconnects == 1 &&
-		  st[1].reconnects == 1 && out_at[0] > 0 && out_at[1] > 0 && !pnvme_ctrl_is_dead(ctrl);
-	check(ok, name, "%s: %zu writes of %u KiB on 2 queue pairs, 16 in flight each, polled by "
-	      "their threads throughout; reset from the main thread after "
-	      "%" PRIu64 "/%" PRIu64 " completions with %u/%u outstanding (reset rc %d, %.1f ms), "
-	      "all done %.1f ms after it; never completed %u, twice %u; read back %" PRIu64
-	      " extents, mismatched blocks %" PRIu64 "; resets %u; reconnects %" PRIu64 "/%" PRIu64
-	      ", retries %" PRIu64 "/%" PRIu64 "%s%s%s%s",
-	      dev, count, (unsigned)(nlb * ns->lba_size >> 10), ios_at[0], ios_at[1], out_at[0],
-	      out_at[1], rc, reset_ms, all_ms, never, twice, rd.ios, rd.mismatches, resets,
+	bool ok = rc == 0 && !err[0] && never == 0 && twice == 0 && vr == 0 && resets == 1 &&
+		  st[0].reconnects == 1 && st[1].reconnects == 1 && out_at[0] > 0 &&
+		  out_at[1] > 0 && !pnvme_ctrl_is_dead(ctrl);
+	check(ok, name, "%s: writes of %u KiB over the first %" PRIu64 " MiB on 2 queue pairs, %u in "
+	      "flight each, polled by their threads throughout; reset from the main thread%s after "
+	      "%" PRIu64 "/%" PRIu64 " completions with %u/%u outstanding (rc %d, %.1f ms), %u more "
+	      "each after it, all done %.1f ms after it; %u writes: never completed %u, twice %u; "
+	      "read back: %s; resets %u; reconnects %" PRIu64 "/%" PRIu64 ", retries %" PRIu64 "/%"
+	      PRIu64 "%s%s",
+	      dev, (unsigned)(nlb * ns->lba_size >> 10), per_lap * nlb * ns->lba_size >> 20,
+	      (unsigned)LIVE_QD, fifo == 0 ? " (SCHED_FIFO while waiting)" : "", done_at[0],
+	      done_at[1], out_at[0], out_at[1], rc, reset_ms, (unsigned)LIVE_AFTER, all_ms, total,
+	      never, twice, vr == 0 ? "identical" : vr > 0 ? "MISMATCH" : "failed", resets,
 	      st[0].reconnects, st[1].reconnects, st[0].retries, st[1].retries,
-	      werr ? "; write: " : "", wmsg, rd.msg[0] ? "; read: " : "", rd.msg);
-	teardown_workers(ws, nalloc, true);
-	free(ext);
+	      err[0] ? "; " : "", err);
+	err[0] = '\0';
+out:
+	if (err[0])
+		check(false, name, "%s: %s", dev, err);
+	for (unsigned t = 0; t < NT; t++) {
+		for (unsigned i = 0; i < LIVE_QD; i++)
+			pnvme_dma_free(ctrl, w[t].slots[i].buf);
+		pnvme_qpair_destroy(w[t].qp);
+		free(w[t].hits);
+	}
 	rc = pnvme_ctrl_close(ctrl);
 	check(rc == 0, "shutdown", "%s after %s: %s", dev, name,
 	      rc ? pnvme_last_error() : "CC.SHN normal, SHST complete");
