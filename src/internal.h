@@ -248,6 +248,17 @@ static inline int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, siz
 /* Backends                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * SIGBUS guard for mmapped device registers (bar_guard.c): a fault inside a
+ * registered window turns the window into all-ones memory, so the access
+ * reads 0xffffffff (device gone) instead of killing the process. The first
+ * call installs the handler, chaining to any previous one.
+ */
+int pnvme_bar_guard_add(volatile void *addr, size_t len);
+void pnvme_bar_guard_remove(volatile void *addr);
+/** How many faults the guard absorbed (for tests). */
+unsigned long pnvme_bar_guard_fired(void);
+
 struct pnvme_emu;
 /** Fill `be` for an existing emulator (emu_backend.c). */
 int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be);

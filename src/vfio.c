@@ -251,8 +251,10 @@ static void vfio_wait(void *ctx)
 
 static void vfio_ctx_free(struct vfio_ctx *v)
 {
-	if (v->bar && v->bar != MAP_FAILED)
+	if (v->bar && v->bar != MAP_FAILED) {
+		pnvme_bar_guard_remove(v->bar);
 		munmap(v->bar, v->bar_len);
+	}
 	if (v->device >= 0) {
 		uint16_t cmd;
 		/* Stop the device from reaching memory we are about to release. */
@@ -575,6 +577,8 @@ static int open_device(struct vfio_ctx *v, struct pnvme_backend *be)
 		return pnvme_fail(-err, "vfio: %s: mmap of BAR0 (%zu bytes): %s", v->bdf,
 				  v->bar_len, strerror(err));
 	}
+	/* A removed device must read as all ones, not kill the process with SIGBUS. */
+	(void)pnvme_bar_guard_add(v->bar, v->bar_len);
 
 	/* PCI command register: memory decoding + bus mastering, no INTx (polled). */
 	uint16_t cmd;
