@@ -128,11 +128,21 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 			   pnvme_status_str(PNVME_CQE_STATUS(&w.cqe)));
 out:
 	/*
-	 * A timed-out command's buffer may still be written by the device; only
-	 * free it when the command really finished.
+	 * A timed-out command's buffer may still be written by the device: keep
+	 * it until the reset that follows every admin timeout has disabled the
+	 * controller (or until close).
 	 */
-	if (dma && w.err != -ETIMEDOUT)
+	if (dma && w.err == -ETIMEDOUT) {
+		pthread_mutex_lock(&ctrl->admin_lock);
+		void **q = realloc(ctrl->quarantine, (ctrl->nr_quarantine + 1) * sizeof(*q));
+		if (q) {
+			ctrl->quarantine = q;
+			q[ctrl->nr_quarantine++] = dma;
+		} /* else: left to pnvme_dma_fini() at close */
+		pthread_mutex_unlock(&ctrl->admin_lock);
+	} else if (dma) {
 		pnvme_dma_free_raw(&ctrl->dma, dma);
+	}
 	return rc;
 }
 

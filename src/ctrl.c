@@ -225,7 +225,8 @@ static int ns_scan_all(struct pnvme_ctrl *ctrl, uint32_t *cap)
 
 	for (uint32_t nsid = 1; nsid <= nn; nsid++) {
 		int rc = ns_add(ctrl, nsid, cap);
-		if (rc)
+		/* An NVMe error for one NSID (e.g. Invalid Namespace) just skips it. */
+		if (rc == -ETIMEDOUT || rc == -ENODEV || rc == -ENOMEM || rc == -ECANCELED)
 			return rc;
 	}
 	return 0;
@@ -262,8 +263,14 @@ static int ctrl_identify(struct pnvme_ctrl *ctrl)
 			goto out;
 		}
 		while (n < PNVME_ID_NS_LIST_MAX && list[n] && ctrl->nr_ns < MAX_NAMESPACES) {
-			if (list[n] <= start) /* the list must ascend */
-				break;
+			if (list[n] <= start) {
+				/* Base 2.0 §5.17.2.2: the list ascends. This one does not. */
+				log_err("active namespace list not in ascending order (NSID %u "
+					"after %u): probing NSIDs 1..NN instead", list[n], start);
+				ctrl->nr_ns = 0;
+				rc = ns_scan_all(ctrl, &cap);
+				goto out;
+			}
 			rc = ns_add(ctrl, list[n], &cap);
 			if (rc)
 				goto out;
@@ -435,6 +442,7 @@ static void ctrl_free(struct pnvme_ctrl *ctrl)
 	pthread_mutex_destroy(&ctrl->admin_lock);
 	free(ctrl->ns);
 	free(ctrl->qid_used);
+	free(ctrl->quarantine);
 	free(ctrl);
 }
 
@@ -655,6 +663,12 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 	ctrl->reset_pending = 0;
 	log_warn("resetting the controller: %s", why);
 	rc = ctrl_disable(ctrl);
+	if (rc == 0) {
+		/* Disabled: nothing can DMA into the buffers of timed-out commands now. */
+		for (uint32_t i = 0; i < ctrl->nr_quarantine; i++)
+			pnvme_dma_free_raw(&ctrl->dma, ctrl->quarantine[i]);
+		ctrl->nr_quarantine = 0;
+	}
 	aq->in_poll++;
 	qpair_fail_all(aq, -EIO);
 	aq->in_poll--;

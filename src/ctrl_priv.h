@@ -113,6 +113,8 @@ struct pnvme_ctrl {
 	volatile uint32_t gen;     /* bumped by every reset and by death */
 	uint32_t resets;
 	volatile int reset_pending; /* an admin command timed out: reset after the poll */
+	void **quarantine;         /* DMA buffers of timed-out admin commands: freed once */
+	uint32_t nr_quarantine;    /* the next reset has disabled the controller */
 	uint32_t *dbbuf;           /* shadow doorbells (one page), when in use */
 	uint32_t *eventidx;        /* EventIdx page */
 	bool dbbuf_on;

@@ -17,6 +17,15 @@
  * Host memory is reached only through the IOVA table (pnvme_emu_map): a
  * sorted array with a last-hit cache. A miss is a Data Transfer Error.
  *
+ * Shadow doorbells (Doorbell Buffer Config, Base 2.0 §5.8): once configured,
+ * every I/O queue also publishes its SQ tail / CQ head in a host memory page,
+ * and the controller writes back an EventIdx per queue: the SQ entry it has
+ * consumed up to, the CQ head it has seen. The host writes the MMIO doorbell
+ * only when its new value moves past that EventIdx. Both sources are read on
+ * every step; whichever moved since it was last seen wins (the shadow when
+ * both did: the host stores it before the register). The admin queue stays
+ * MMIO-only, as the Linux and pnvme hosts use it.
+ *
  * Locking: one mutex serialises step against map/unmap/inject/stats. In
  * thread mode the emulator thread holds it for one step at a time.
  */
@@ -51,6 +60,7 @@
 #define EMU_YIELD_ITERS   512u   /* ... then yielding the CPU ... */
 #define EMU_SLEEP_MIN_NS  1000ull
 #define EMU_SLEEP_MAX_NS  1000000ull
+#define EMU_EI_PASSES     4u     /* SQ re-reads after an EventIdx update, per step */
 #define PAGE_MASK_        ((uint64_t)PNVME_PAGE_SIZE - 1)
 
 /* Status values as PNVME_STATUS (DNR | SCT << 8 | SC) */
@@ -109,6 +119,11 @@ struct emu_sq {
 	uint16_t qid;
 	uint16_t cqid;
 	bool valid;
+	bool sdb_used;                  /* the host has written the shadow entry */
+	uint32_t sdb;                   /* last raw shadow doorbell value seen */
+	uint32_t ei;                    /* last EventIdx written */
+	uint32_t *sdb_p;                /* shadow tail doorbell in host memory, NULL: none */
+	uint32_t *ei_p;                 /* its EventIdx entry */
 	/* cold */
 	uint16_t last_sqhd;             /* SQHD of the last CQE posted for this SQ */
 	uint64_t iova;
@@ -122,7 +137,13 @@ struct emu_cq {
 	uint32_t db;
 	uint32_t ovf_len;               /* completions waiting for room */
 	uint16_t phase;
+	uint16_t qid;
 	bool valid;
+	bool sdb_used;                  /* the host has written the shadow entry */
+	uint32_t sdb;                   /* last raw shadow doorbell value seen */
+	uint32_t ei;                    /* last EventIdx written */
+	uint32_t *sdb_p;                /* shadow head doorbell in host memory, NULL: none */
+	uint32_t *ei_p;                 /* its EventIdx entry */
 	/* cold */
 	uint32_t nr_sqs;
 	uint32_t ovf_head;
@@ -205,6 +226,12 @@ struct pnvme_emu {
 	bool gone;                          /* all-ones state */
 	bool cap_dirty;                     /* CAP must be rewritten (MQES_ZERO armed/cleared) */
 	bool io_queues_created;
+	/* Doorbell Buffer Config (Base 2.0 §5.8): off until configured, off again at reset */
+	bool dbbuf_on;
+	uint32_t *dbbuf;                    /* shadow doorbell page (host memory) */
+	uint32_t *eventidx;                 /* EventIdx page (host memory) */
+	uint64_t dbbuf_iova;
+	uint64_t eventidx_iova;
 	struct emu_fault_slot faults[EMU_MAX_FAULTS];
 	struct emu_delayed *delayed;
 	uint32_t delayed_cap;
@@ -263,6 +290,16 @@ static inline uint32_t db_read(const struct pnvme_emu *emu, size_t off)
 	uint32_t v = mmio_read32(emu->bar, off);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return v;
+}
+
+/*
+ * The host stores a shadow doorbell after the SQEs it announces (its write
+ * barrier) and before it reads our EventIdx (a full barrier): load it with
+ * acquire semantics, like the doorbell register.
+ */
+static inline uint32_t shadow_load(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
 static void csts_update(struct pnvme_emu *emu)
@@ -502,8 +539,43 @@ static int grow(void **p, uint32_t *cap, size_t elem)
 	return 0;
 }
 
+/*
+ * A new CQ head from the host (register or shadow entry): it must lie within
+ * [head, tail], only posted entries are consumed (Base 2.0 §3.1.4.23).
+ */
+static bool cq_head_take(struct pnvme_emu *emu, struct emu_cq *cq, uint32_t v)
+{
+	uint32_t posted = (cq->tail + cq->size - cq->head) % cq->size;
+	uint32_t consumed = (v + cq->size - cq->head) % cq->size;
+
+	if (unlikely(v >= cq->size || consumed > posted)) {
+		emu->bad_doorbells++;
+		log_debug("emu: CQ %u head doorbell %u out of range", cq->qid, v);
+		return false;
+	}
+	cq->head = v;
+	return true;
+}
+
+/* The shadow CQ head, if it moved since last seen (the register is read once per step). */
+static bool cq_shadow_poll(struct pnvme_emu *emu, struct emu_cq *cq)
+{
+	uint32_t v;
+
+	if (cq->sdb_p == NULL)
+		return false;
+	v = shadow_load(cq->sdb_p);
+	if (v == cq->sdb)
+		return false;
+	cq->sdb = v;
+	cq->sdb_used = true;
+	emu->st.shadow_cq_updates++;
+	return cq_head_take(emu, cq, v);
+}
+
 /* Write one CQE if the ring has room: body, release fence, then the status
- * word with the phase tag (the host polls it from another thread). */
+ * word with the phase tag (the host polls it from another thread). A CQ that
+ * looks full may have room the host announced in its shadow entry only. */
 static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_cpl *c)
 {
 	uint32_t next = cq->tail + 1 == cq->size ? 0 : cq->tail + 1;
@@ -511,7 +583,7 @@ static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_
 	volatile struct pnvme_cqe *e;
 	uint16_t sqhd;
 
-	if (next == cq->head)
+	if (next == cq->head && (!cq_shadow_poll(emu, cq) || next == cq->head))
 		return false;
 	sqhd = sq->valid ? (uint16_t)sq->head : c->sqhd;
 	if (unlikely(c->fx)) {
@@ -777,6 +849,93 @@ static uint16_t fault_match(struct pnvme_emu *emu, struct emu_req *req)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Shadow doorbells and EventIdx (Base 2.0 §5.8)                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Entry `idx` (2 * qid for the SQ tail, 2 * qid + 1 for the CQ head) of a
+ * DBBUF page: the doorbell register layout without the 1000h offset, so
+ * (4 << CAP.DSTRD) bytes apart. NULL when DBBUF is off or the entry lies
+ * beyond the one page the host gave (that queue stays MMIO-only).
+ */
+static uint32_t *dbbuf_entry(const struct pnvme_emu *emu, uint32_t *page, uint32_t idx)
+{
+	size_t off = (size_t)idx << (2u + emu->dstrd);
+
+	if (!emu->dbbuf_on || off + sizeof(uint32_t) > PNVME_PAGE_SIZE)
+		return NULL;
+	return (uint32_t *)((uint8_t *)page + off);
+}
+
+/*
+ * Point SQ `sq` at its shadow entries. A new queue (`sync` false) takes the
+ * shadow value as it finds it as already seen: the host zeroes its entry,
+ * possibly only after the Create command, and a stale value left by an
+ * earlier queue with this id must not read as a new tail. A queue that
+ * existed before Doorbell Buffer Config (`sync` true) gets its current tail
+ * written into the shadow entry, so host and controller start in agreement.
+ * Either way EventIdx = the head: the host's next tail write rings.
+ */
+static void sq_shadow_attach(struct pnvme_emu *emu, struct emu_sq *sq, bool sync)
+{
+	sq->sdb_p = dbbuf_entry(emu, emu->dbbuf, 2u * sq->qid);
+	sq->ei_p = dbbuf_entry(emu, emu->eventidx, 2u * sq->qid);
+	if (sq->sdb_p == NULL || sq->ei_p == NULL) {
+		sq->sdb_p = sq->ei_p = NULL;
+		return;
+	}
+	if (sync)
+		__atomic_store_n(sq->sdb_p, sq->tail, __ATOMIC_RELAXED);
+	sq->sdb_used = false;
+	sq->sdb = shadow_load(sq->sdb_p);
+	sq->ei = sq->head;
+	__atomic_store_n(sq->ei_p, sq->ei, __ATOMIC_RELEASE);
+}
+
+/* The same for CQ `cq` (head and EventIdx = the head it has seen). */
+static void cq_shadow_attach(struct pnvme_emu *emu, struct emu_cq *cq, bool sync)
+{
+	cq->sdb_p = dbbuf_entry(emu, emu->dbbuf, 2u * cq->qid + 1u);
+	cq->ei_p = dbbuf_entry(emu, emu->eventidx, 2u * cq->qid + 1u);
+	if (cq->sdb_p == NULL || cq->ei_p == NULL) {
+		cq->sdb_p = cq->ei_p = NULL;
+		return;
+	}
+	if (sync)
+		__atomic_store_n(cq->sdb_p, cq->head, __ATOMIC_RELAXED);
+	cq->sdb_used = false;
+	cq->sdb = shadow_load(cq->sdb_p);
+	cq->ei = cq->head;
+	__atomic_store_n(cq->ei_p, cq->ei, __ATOMIC_RELEASE);
+}
+
+/* Forget the DBBUF pages (controller reset, or their memory was unmapped). */
+static void dbbuf_off(struct pnvme_emu *emu)
+{
+	emu->dbbuf_on = false;
+	emu->dbbuf = emu->eventidx = NULL;
+	emu->dbbuf_iova = emu->eventidx_iova = 0;
+	for (uint32_t q = 0; q <= emu->cfg.nr_io_queues; q++) {
+		emu->sqs[q].sdb_p = emu->sqs[q].ei_p = NULL;
+		emu->cqs[q].sdb_p = emu->cqs[q].ei_p = NULL;
+	}
+}
+
+/*
+ * Publish EventIdx = `v` for a queue, then look at its shadow doorbell again.
+ * The host stores the shadow value, issues a full barrier and loads EventIdx;
+ * we store EventIdx, issue a full barrier and load the shadow value. So a host
+ * write that saw the old EventIdx (and skipped the MMIO doorbell) is seen by
+ * this load: no update is lost. Returns the shadow value.
+ */
+static inline uint32_t event_idx_publish(uint32_t *ei_p, const uint32_t *sdb_p, uint32_t v)
+{
+	__atomic_store_n(ei_p, v, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return shadow_load(sdb_p);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Queues                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -819,6 +978,7 @@ static void queues_reset(struct pnvme_emu *emu)
 	emu->nr_aer = 0;
 	emu->rstack_len = 0;
 	emu->io_queues_created = false;
+	dbbuf_off(emu);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1043,7 +1203,7 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->cntlid = 1;
 	id->ver = PNVME_VS(2, 0, 0);
 	id->cntrltype = 1;                       /* I/O controller */
-	id->oacs = 0;
+	id->oacs = emu->cfg.dbbuf ? PNVME_OACS_DBBUF : 0;
 	id->acl = EMU_ACL;
 	id->aerl = EMU_AERL;
 	id->frmw = 1u << 1;                      /* one firmware slot */
@@ -1367,10 +1527,12 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 	cq->ring = ring;
 	cq->size = qsize;
 	cq->phase = 1;
+	cq->qid = (uint16_t)qid;
 	cq->iova = c->prp1;
 	cq->valid = true;
 	doorbells_clear(emu, qid);
 	emu->sqs[qid].db = 0;
+	cq_shadow_attach(emu, cq, false);
 	emu->io_queues_created = true;
 	if (qid > emu->hi_qid)
 		emu->hi_qid = qid;
@@ -1412,6 +1574,7 @@ static uint16_t exec_create_sq(struct pnvme_emu *emu, struct emu_req *req)
 	sq->valid = true;
 	emu->cqs[cqid].nr_sqs++;
 	reg_write(emu, PNVME_SQ_TDBL(qid, emu->dstrd), 0);
+	sq_shadow_attach(emu, sq, false);
 	emu->io_queues_created = true;
 	if (qid > emu->hi_qid)
 		emu->hi_qid = qid;
@@ -1473,6 +1636,8 @@ static bool sq_holds_unfetched(struct pnvme_emu *emu, struct emu_sq *sq, uint16_
 {
 	uint32_t tail = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
 
+	if (sq->sdb_p != NULL && (sq->sdb_used || shadow_load(sq->sdb_p) != sq->sdb))
+		tail = shadow_load(sq->sdb_p);
 	if (sq->ring == NULL || tail >= sq->size)
 		tail = sq->tail;
 	for (uint32_t i = sq->head; i != tail; i = i + 1 == sq->size ? 0 : i + 1)
@@ -1543,6 +1708,42 @@ static uint16_t exec_nop(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
+/*
+ * Base 2.0 §5.8: Doorbell Buffer Config. PRP1 is the Shadow Doorbell buffer,
+ * PRP2 the EventIdx buffer, one memory page each, page aligned (else Invalid
+ * Field in Command; the two may not be the same page either). An address
+ * outside the IOVA table is a Data Transfer Error. Accepted whether or not I/O
+ * queues exist, like QEMU's controller: existing I/O queues are attached at
+ * once, their current tail/head written into the shadow entries. A second
+ * config replaces the first. A controller reset forgets it.
+ */
+static uint16_t exec_dbbuf_config(struct pnvme_emu *emu, struct emu_req *req)
+{
+	uint64_t dbs = req->cmd.prp1, eis = req->cmd.prp2;
+	uint32_t *d, *e;
+
+	if ((dbs & PAGE_MASK_) || (eis & PAGE_MASK_) || dbs == eis)
+		return ST_INVALID_FIELD;
+	d = (uint32_t *)xlate(emu, dbs, PNVME_PAGE_SIZE);
+	e = (uint32_t *)xlate(emu, eis, PNVME_PAGE_SIZE);
+	if (d == NULL || e == NULL)
+		return ST_XFER_ERROR;
+	emu->dbbuf = d;
+	emu->eventidx = e;
+	emu->dbbuf_iova = dbs;
+	emu->eventidx_iova = eis;
+	emu->dbbuf_on = true;
+	for (uint32_t q = 1; q <= emu->hi_qid; q++) {
+		if (emu->cqs[q].valid)
+			cq_shadow_attach(emu, &emu->cqs[q], true);
+		if (emu->sqs[q].valid)
+			sq_shadow_attach(emu, &emu->sqs[q], true);
+	}
+	log_debug("emu: shadow doorbells at %#llx, EventIdx at %#llx",
+		  (unsigned long long)dbs, (unsigned long long)eis);
+	return 0;
+}
+
 /* Parse an admin command: validate fields, pick the execute function. */
 static uint16_t parse_admin(struct pnvme_emu *emu, struct emu_req *req)
 {
@@ -1589,6 +1790,11 @@ static uint16_t parse_admin(struct pnvme_emu *emu, struct emu_req *req)
 	case PNVME_ADM_KEEP_ALIVE:
 		req->execute = exec_nop;
 		return 0;
+	case PNVME_ADM_DBBUF_CONFIG:
+		if (!emu->cfg.dbbuf)
+			return ST_INVALID_OPC;
+		req->execute = exec_dbbuf_config;
+		return 0;
 	default:
 		return ST_INVALID_OPC;
 	}
@@ -1615,24 +1821,59 @@ static bool abort_take(struct pnvme_emu *emu, uint16_t sqid, uint16_t cid)
 	return false;
 }
 
-/* Fetch and run commands from head to the tail doorbell. */
-static void sq_process(struct pnvme_emu *emu, struct emu_sq *sq)
+static void sq_tail_take(struct pnvme_emu *emu, struct emu_sq *sq, uint32_t v)
+{
+	if (unlikely(v >= sq->size)) {
+		/* Base 2.0 §3.1.4.22: Invalid Doorbell Write Value; ignored */
+		emu->bad_doorbells++;
+		log_debug("emu: SQ %u tail doorbell %u out of range", sq->qid, v);
+	} else {
+		sq->tail = v;
+	}
+}
+
+/*
+ * The tail the host has published: the doorbell register and, with DBBUF,
+ * the shadow entry, each counted when it moved. Once the host has written the
+ * shadow entry it is the authority: the host stores it before the register,
+ * so a register value can arrive after a newer shadow value was consumed, and
+ * taking it would move the tail backwards. Until then register values are
+ * taken as they come (a host that keeps to the registers still works).
+ */
+static void sq_tail_fetch(struct pnvme_emu *emu, struct emu_sq *sq)
 {
 	uint32_t db = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
-	struct emu_cq *cq = &emu->cqs[sq->cqid];
-	struct emu_req req;
+	uint32_t v = sq->tail;
+	bool moved = false;
 
 	if (db != sq->db) {
 		sq->db = db;
 		emu->st.sq_doorbells++;
-		if (unlikely(db >= sq->size)) {
-			/* Base 2.0 §3.1.4.22: Invalid Doorbell Write Value; ignored */
-			emu->bad_doorbells++;
-			log_debug("emu: SQ %u tail doorbell %u out of range", sq->qid, db);
-		} else {
-			sq->tail = db;
+		if (!sq->sdb_used) {
+			v = db;
+			moved = true;
 		}
 	}
+	if (sq->sdb_p != NULL) {
+		uint32_t s = shadow_load(sq->sdb_p);
+		if (s != sq->sdb) {
+			sq->sdb = s;
+			sq->sdb_used = true;
+			emu->st.shadow_sq_updates++;
+			v = s;
+			moved = true;
+		}
+	}
+	if (moved)
+		sq_tail_take(emu, sq, v);
+}
+
+/* Fetch and run commands from head to tail. */
+static void sq_run(struct pnvme_emu *emu, struct emu_sq *sq)
+{
+	struct emu_cq *cq = &emu->cqs[sq->cqid];
+	struct emu_req req;
+
 	while (sq->head != sq->tail && sq->ring != NULL && sq->valid) {
 		if (unlikely(cq->ovf_len != 0))      /* CQ full: fetch no more */
 			break;
@@ -1667,23 +1908,75 @@ static void sq_process(struct pnvme_emu *emu, struct emu_sq *sq)
 	}
 }
 
-static bool cq_process(struct pnvme_emu *emu, struct emu_cq *cq, uint32_t qid)
+/*
+ * Run what the host published. With DBBUF, then set EventIdx = the entry
+ * consumed up to, so the host rings the register only when it moves past it,
+ * and look at the shadow tail once more (see event_idx_publish()).
+ */
+static void sq_process(struct pnvme_emu *emu, struct emu_sq *sq)
 {
-	uint32_t db = db_read(emu, PNVME_CQ_HDBL(qid, emu->dstrd));
+	sq_tail_fetch(emu, sq);
+	for (unsigned pass = 0;; pass++) {
+		uint32_t v;
 
-	if (db == cq->db)
-		return false;
-	cq->db = db;
-	emu->st.cq_doorbells++;
-	/* the new head must lie within [head, tail]: only posted entries are consumed */
-	uint32_t posted = (cq->tail + cq->size - cq->head) % cq->size;
-	uint32_t consumed = (db + cq->size - cq->head) % cq->size;
-	if (unlikely(db >= cq->size || consumed > posted)) {
-		emu->bad_doorbells++;
-		log_debug("emu: CQ %u head doorbell %u out of range", qid, db);
-		return true;
+		sq_run(emu, sq);
+		if (likely(sq->ei_p == NULL) || sq->ei == sq->head)
+			return;
+		sq->ei = sq->head;
+		v = event_idx_publish(sq->ei_p, sq->sdb_p, sq->ei);
+		if (v == sq->sdb)
+			return;
+		sq->sdb = v;
+		sq->sdb_used = true;
+		emu->st.shadow_sq_updates++;
+		sq_tail_take(emu, sq, v);
+		if (pass + 1 == EMU_EI_PASSES)
+			return;                  /* the next step runs the rest */
 	}
-	cq->head = db;
+}
+
+/*
+ * A CQ head the host published, from the register or the shadow entry (the
+ * same rule as sq_tail_fetch()). With DBBUF, EventIdx = the head seen, then
+ * one more look at the shadow head.
+ */
+static bool cq_process(struct pnvme_emu *emu, struct emu_cq *cq)
+{
+	uint32_t db = db_read(emu, PNVME_CQ_HDBL(cq->qid, emu->dstrd));
+	uint32_t v = cq->head;
+	bool moved = false, rung = false;
+
+	if (db != cq->db) {
+		cq->db = db;
+		emu->st.cq_doorbells++;
+		rung = true;
+		if (!cq->sdb_used) {
+			v = db;
+			moved = true;
+		}
+	}
+	if (cq->sdb_p != NULL) {
+		uint32_t s = shadow_load(cq->sdb_p);
+		if (s != cq->sdb) {
+			cq->sdb = s;
+			cq->sdb_used = true;
+			emu->st.shadow_cq_updates++;
+			v = s;
+			moved = true;
+		}
+	}
+	if (!moved)
+		return rung;
+	if (cq_head_take(emu, cq, v) && cq->ei_p != NULL && cq->ei != cq->head) {
+		cq->ei = cq->head;
+		v = event_idx_publish(cq->ei_p, cq->sdb_p, cq->ei);
+		if (v != cq->sdb) {
+			cq->sdb = v;
+			cq->sdb_used = true;
+			emu->st.shadow_cq_updates++;
+			(void)cq_head_take(emu, cq, v);
+		}
+	}
 	if (cq->ovf_len)
 		cq_drain(emu, cq);
 	return true;
@@ -1856,7 +2149,7 @@ static bool step_locked(struct pnvme_emu *emu)
 	emu->reordering = fault_armed(emu, PNVME_EMU_FAULT_REORDER);
 	for (uint32_t q = 0; q <= emu->hi_qid; q++)
 		if (emu->cqs[q].valid && emu->cqs[q].ring != NULL)
-			busy |= cq_process(emu, &emu->cqs[q], q);
+			busy |= cq_process(emu, &emu->cqs[q]);
 	if (unlikely(emu->nr_delayed)) {
 		busy = true;
 		delayed_run(emu);
@@ -2110,9 +2403,14 @@ const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu)
 	return &emu->cfg;
 }
 
-/* Queues whose rings lay in a removed mapping stop being processed. */
+/* Queues whose rings lay in a removed mapping stop being processed; shadow
+ * doorbell pages in it are dropped (every queue goes back to its registers). */
 static void rings_unmapped(struct pnvme_emu *emu, uint64_t iova, uint64_t len)
 {
+	if (emu->dbbuf_on && (emu->dbbuf_iova - iova < len || emu->eventidx_iova - iova < len)) {
+		log_debug("emu: shadow doorbell pages unmapped");
+		dbbuf_off(emu);
+	}
 	for (uint32_t q = 0; q <= emu->cfg.nr_io_queues; q++) {
 		if (emu->sqs[q].valid && emu->sqs[q].iova - iova < len) {
 			log_debug("emu: SQ %u ring unmapped", q);

@@ -7,6 +7,11 @@
  * pnvme_last_error()); the cross-option rules (size a multiple of lba,
  * ns * size fits in 64 bits) are checked at the end. A key given twice takes
  * its last value. Values cannot contain commas (not even file paths).
+ *
+ * Options and defaults (pnvme/emu.h documents each): size=64M lba=512 ns=1
+ * mqes=1023 mdts=5 dstrd=0 to=4 nq=64 dbbuf=1 mode=thread file= (RAM) sn= mn=.
+ * dbbuf=0|1 offers Doorbell Buffer Config (shadow doorbells, OACS bit 8), on
+ * by default as in QEMU's controller.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -31,6 +36,7 @@ static const struct pnvme_emu_config emu_defaults = {
 	.file = "",
 	.sn = "PNVME-EMU-0001",
 	.mn = "pnvme emulated NVMe controller",
+	.dbbuf = true,
 };
 
 /*
@@ -137,6 +143,13 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 1, 255, &cfg->to);
 	if (key_is(k, kn, "nq"))
 		return num_opt(k, kn, v, vn, 1, 1024, &cfg->nr_io_queues);
+	if (key_is(k, kn, "dbbuf")) {
+		uint32_t x = 0;
+		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
+		if (rc == 0)
+			cfg->dbbuf = x != 0;
+		return rc;
+	}
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;

@@ -288,9 +288,13 @@ static void holders_of(const char *name, char *out, size_t len)
 static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
 {
 	dev_t rdev = makedev(b->major, b->minor);
+	char name[sizeof(b->name)];
+
+	/* A copy: the message is written into the same structure. */
+	snprintf(name, sizeof(name), "%s", b->name);
 	for (size_t i = 0; i < u->nr_mounts; i++) {
 		if (u->mounts[i].major == b->major && u->mounts[i].minor == b->minor) {
-			if (snprintf(b->in_use, sizeof(b->in_use), "%s is mounted on %s", b->name,
+			if (snprintf(b->in_use, sizeof(b->in_use), "%s is mounted on %s", name,
 				     u->mounts[i].point) < 0)
 				b->in_use[0] = '\0';
 			return;
@@ -298,14 +302,14 @@ static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
 	}
 	for (size_t i = 0; i < u->nr_swaps; i++) {
 		if (u->swaps[i] == rdev) {
-			snprintf(b->in_use, sizeof(b->in_use), "%s is used as swap", b->name);
+			snprintf(b->in_use, sizeof(b->in_use), "%s is used as swap", name);
 			return;
 		}
 	}
 	char h[128];
-	holders_of(b->name, h, sizeof(h));
+	holders_of(name, h, sizeof(h));
 	if (h[0])
-		snprintf(b->in_use, sizeof(b->in_use), "%s is held by %s", b->name, h);
+		snprintf(b->in_use, sizeof(b->in_use), "%s is held by %s", name, h);
 }
 
 /*

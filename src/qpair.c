@@ -634,8 +634,9 @@ static int qpair_reconnect(struct pnvme_qpair *qp);
 static inline void sqhd_update(struct pnvme_qpair *qp, uint32_t sqhd)
 {
 	uint32_t adv = sqhd >= qp->sq_head ? sqhd - qp->sq_head : sqhd + qp->qsize - qp->sq_head;
-	uint32_t used = qp->sq_tail >= qp->sq_head ? qp->sq_tail - qp->sq_head
-						   : qp->sq_tail + qp->qsize - qp->sq_head;
+	/* Only entries the doorbell announced can have been fetched. */
+	uint32_t used = qp->sq_db_tail >= qp->sq_head ? qp->sq_db_tail - qp->sq_head
+						      : qp->sq_db_tail + qp->qsize - qp->sq_head;
 
 	if (likely(adv <= used)) {
 		qp->sq_head = sqhd;
@@ -806,10 +807,15 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 			continue;
 		}
 		int ar = start_abort(qp, (uint16_t)i, now);
-		if (ar == 0)
+		if (ar == 0) {
 			aborting = true;
-		else if (ar != -EBUSY)
+		} else if (ar != -EBUSY ||
+			   (int64_t)(now - trk->deadline) >= (int64_t)ctrl->admin_timeout_ticks) {
+			/* No Abort could be sent for a whole admin timeout: go on to a reset. */
 			why = "a command timed out and could not be aborted";
+		} else {
+			aborting = true; /* admin queue busy: reap it below, try again next scan */
+		}
 	}
 	if (qp->qid == 0) {
 		if (why)

@@ -49,6 +49,8 @@ struct t {
 	uint8_t *arena;
 	size_t used;
 	struct tq q[MAXQ];
+	uint32_t *dbs;              /* shadow doorbell page, after t_dbbuf() */
+	uint32_t *eis;              /* EventIdx page */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -346,6 +348,7 @@ static void test_parse_good(void **state)
 	assert_int_equal(c.to, 4);
 	assert_int_equal(c.nr_io_queues, 64);
 	assert_true(c.threaded);
+	assert_true(c.dbbuf);
 	assert_string_equal(c.file, "");
 
 	assert_int_equal(pnvme_emu_parse("emu:size=1G,lba=4096,ns=4,mqes=255,mdts=0,dstrd=3,"
@@ -375,6 +378,10 @@ static void test_parse_good(void **state)
 	assert_int_equal(pnvme_emu_parse(NULL, &c), 0);
 	assert_int_equal(pnvme_emu_parse("emu:mode=thread", &c), 0);
 	assert_true(c.threaded);
+	assert_int_equal(pnvme_emu_parse("emu:dbbuf=0", &c), 0);
+	assert_false(c.dbbuf);
+	assert_int_equal(pnvme_emu_parse("emu:dbbuf=0,dbbuf=1", &c), 0);
+	assert_true(c.dbbuf);
 }
 
 static void expect_bad(const char *spec, const char *word)
@@ -422,6 +429,8 @@ static void test_parse_bad(void **state)
 	expect_bad("emu:nq=12x", "nq");
 	expect_bad("emu:nq=4294967300", "nq");
 	expect_bad("emu:mode=fast", "mode");
+	expect_bad("emu:dbbuf=2", "dbbuf");
+	expect_bad("emu:dbbuf=yes", "dbbuf");
 	expect_bad("emu:sn=012345678901234567890", "sn");
 	expect_bad("emu:mn=0123456789012345678901234567890123456789X", "mn");
 	expect_bad("emu:size=1M,,ns=1", "empty");
@@ -545,7 +554,7 @@ static void test_identify_ctrl(void **state)
 	assert_int_equal(id->mdts, 6);
 	assert_int_equal(id->cntlid, 1);
 	assert_int_equal(id->ver, PNVME_VS(2, 0, 0));
-	assert_int_equal(id->oacs, 0);
+	assert_int_equal(id->oacs, PNVME_OACS_DBBUF);   /* dbbuf=1 by default */
 	assert_int_equal(id->acl, 3);
 	assert_int_equal(id->elpe, 63);
 	assert_int_equal(id->sqes, 0x66);
@@ -1178,6 +1187,385 @@ static void test_bad_doorbell(void **state)
 	pnvme_emu_step(t->emu);
 	wr32(t, PNVME_CQ_HDBL(0, 0), 1);
 	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Doorbell Buffer Config and shadow doorbells (Base 2.0 §5.8)              */
+/* ------------------------------------------------------------------------ */
+
+static uint16_t t_dbbuf_cmd(struct t *t, uint64_t dbs, uint64_t eis)
+{
+	struct pnvme_sqe c = { .opc = PNVME_ADM_DBBUF_CONFIG };
+	c.prp1 = dbs;
+	c.prp2 = eis;
+	return t_cmd(t, 0, &c, NULL);
+}
+
+/* Give the controller two zeroed pages from the arena. */
+static void t_dbbuf(struct t *t)
+{
+	t->dbs = t_alloc(t, 4096);
+	t->eis = t_alloc(t, 4096);
+	assert_int_equal(t_dbbuf_cmd(t, t_iova(t, t->dbs), t_iova(t, t->eis)), ST_OK);
+}
+
+/* Entry `idx` (2 * qid: SQ tail, 2 * qid + 1: CQ head) of a DBBUF page. */
+static volatile uint32_t *dbb(struct t *t, uint32_t *page, uint32_t idx)
+{
+	return (volatile uint32_t *)((uint8_t *)page + ((size_t)idx << (2 + t->dstrd)));
+}
+
+/*
+ * The host's side: store the shadow value, full barrier, read EventIdx, and
+ * write the register only if the value moved past it (the virtio event rule).
+ * Returns true if it wrote the register.
+ */
+static bool t_shadow_ring(struct t *t, uint32_t idx, uint32_t v, size_t reg)
+{
+	volatile uint32_t *sdb = dbb(t, t->dbs, idx);
+	uint16_t old = (uint16_t)*sdb;
+
+	*sdb = v;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint16_t ev = (uint16_t)*dbb(t, t->eis, idx);
+	if ((uint16_t)((uint16_t)v - ev - 1) < (uint16_t)((uint16_t)v - old)) {
+		wr32(t, reg, v);
+		return true;
+	}
+	return false;
+}
+
+/* Post an SQE and publish the tail in the shadow entry only (no register write). */
+static uint16_t t_post_shadow(struct t *t, uint16_t qid, struct pnvme_sqe *c)
+{
+	struct tq *q = &t->q[qid];
+
+	c->cid = q->cid++;
+	memcpy(&q->sq[q->tail], c, sizeof(*c));
+	q->tail = (uint16_t)((q->tail + 1u) % q->sqsize);
+	pnvme_wmb();
+	*dbb(t, t->dbs, 2u * qid) = q->tail;
+	return c->cid;
+}
+
+/* Take one CQE; publish the head in the shadow entry only. */
+static bool t_reap_shadow(struct t *t, uint16_t qid, struct pnvme_cqe *out)
+{
+	struct tq *q = &t->q[qid];
+	volatile struct pnvme_cqe *e = &q->cq[q->head];
+
+	if ((e->status & 1u) != q->phase)
+		return false;
+	pnvme_rmb();
+	memcpy(out, (const void *)e, sizeof(*out));
+	q->head = (uint16_t)((q->head + 1u) % q->cqsize);
+	if (q->head == 0)
+		q->phase ^= 1u;
+	*dbb(t, t->dbs, 2u * qid + 1u) = q->head;
+	return true;
+}
+
+static struct pnvme_emu_stats t_stats(struct t *t)
+{
+	struct pnvme_emu_stats st;
+	pnvme_emu_get_stats(t->emu, &st);
+	return st;
+}
+
+static void test_dbbuf_config(void **state)
+{
+	struct t *t = t_up("emu:mode=step,nq=4");
+	struct pnvme_id_ctrl *id = malloc(sizeof(*id));
+	uint8_t *p = t_alloc(t, 3 * 4096);
+	uint64_t a = t_iova(t, p), b = a + 4096;
+	const uint16_t inval = ST(PNVME_SCT_GENERIC, PNVME_SC_INVALID_FIELD) | PNVME_STATUS_DNR;
+	const uint16_t xfer = ST(PNVME_SCT_GENERIC, PNVME_SC_DATA_XFER_ERROR) | PNVME_STATUS_DNR;
+	(void)state;
+
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(id->oacs & PNVME_OACS_DBBUF, PNVME_OACS_DBBUF);
+	/* not page aligned, either pointer: Invalid Field */
+	assert_int_equal(t_dbbuf_cmd(t, a + 8, b), inval);
+	assert_int_equal(t_dbbuf_cmd(t, a, b + 4), inval);
+	assert_int_equal(t_dbbuf_cmd(t, a + 512, b + 2048), inval);
+	/* one page for both: Invalid Field */
+	assert_int_equal(t_dbbuf_cmd(t, a, a), inval);
+	/* outside the IOVA table: Data Transfer Error */
+	assert_int_equal(t_dbbuf_cmd(t, 0x10000000000ull, b), xfer);
+	assert_int_equal(t_dbbuf_cmd(t, a, ARENA_IOVA + ARENA_SIZE), xfer);
+	assert_int_equal(t_dbbuf_cmd(t, ARENA_IOVA - 4096, b), xfer);
+	/* good, then again (a second config replaces the first), with queues existing */
+	assert_int_equal(t_dbbuf_cmd(t, a, b), ST_OK);
+	t_ioq(t, 1, 8);
+	assert_int_equal(t_dbbuf_cmd(t, b, a + 2 * 4096), ST_OK);
+	t_close(t);
+
+	/* dbbuf=0: not offered, the opcode is unknown */
+	t = t_up("emu:mode=step,dbbuf=0");
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(id->oacs & PNVME_OACS_DBBUF, 0);
+	p = t_alloc(t, 2 * 4096);
+	assert_int_equal(t_dbbuf_cmd(t, t_iova(t, p), t_iova(t, p) + 4096),
+			 ST(PNVME_SCT_GENERIC, PNVME_SC_INVALID_OPCODE) | PNVME_STATUS_DNR);
+	free(id);
+	t_close(t);
+}
+
+/* Tails and heads published in the shadow page only are processed; EventIdx follows. */
+static void test_dbbuf_shadow_only(void **state)
+{
+	struct t *t = t_up("emu:mode=step,nq=4");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_emu_stats s0, s1;
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_dbbuf(t);
+	t_ioq(t, 1, 16);
+	assert_int_equal(*dbb(t, t->eis, 2), 0);       /* SQ 1 EventIdx */
+	assert_int_equal(*dbb(t, t->eis, 3), 0);       /* CQ 1 EventIdx */
+	pnvme_emu_step(t->emu);                         /* sees the admin CQ head */
+	s0 = t_stats(t);
+
+	/* three writes, tail 3 in the shadow entry, no register write */
+	for (uint32_t i = 0; i < 3; i++) {
+		fill(buf + 512 * i, 512, i);
+		t_rw_sqe(t, &c, PNVME_NVM_WRITE, 1, i, 1, buf + 512 * i, 512);
+		t_post_shadow(t, 1, &c);
+	}
+	assert_int_equal(rd32(t, PNVME_SQ_TDBL(1, 0)), 0);
+	pnvme_emu_step(t->emu);
+	s1 = t_stats(t);
+	assert_int_equal(s1.commands - s0.commands, 3);
+	assert_int_equal(s1.sq_doorbells, s0.sq_doorbells);        /* no MMIO seen */
+	assert_int_equal(s1.shadow_sq_updates - s0.shadow_sq_updates, 1);
+	assert_int_equal(*dbb(t, t->eis, 2), 3);       /* consumed up to 3 */
+	for (uint16_t i = 0; i < 3; i++) {
+		assert_true(t_reap_shadow(t, 1, &e));
+		assert_int_equal(e.cid, i);
+		assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+		assert_int_equal(e.sqhd, i + 1);
+	}
+	pnvme_emu_step(t->emu);
+	s1 = t_stats(t);
+	assert_int_equal(s1.cq_doorbells, s0.cq_doorbells);
+	assert_int_equal(s1.shadow_cq_updates - s0.shadow_cq_updates, 1);
+	assert_int_equal(*dbb(t, t->eis, 3), 3);       /* head seen: 3 */
+
+	/* the host's event rule: the first tail past EventIdx rings, the rest do not */
+	for (uint32_t i = 0; i < 4; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, i, 1, buf + 2048, 512);
+		struct tq *q = &t->q[1];
+		c.cid = q->cid++;
+		memcpy(&q->sq[q->tail], &c, sizeof(c));
+		q->tail = (uint16_t)((q->tail + 1u) % q->sqsize);
+		pnvme_wmb();
+		assert_int_equal(t_shadow_ring(t, 2, q->tail, PNVME_SQ_TDBL(1, 0)), i == 0);
+	}
+	pnvme_emu_step(t->emu);
+	s0 = t_stats(t);
+	assert_int_equal(s0.sq_doorbells - s1.sq_doorbells, 1);
+	assert_int_equal(s0.commands - s1.commands, 4);
+	assert_int_equal(*dbb(t, t->eis, 2), 7);
+	for (int i = 0; i < 4; i++)
+		assert_true(t_reap_shadow(t, 1, &e));
+	assert_false(t_reap_shadow(t, 1, &e));
+
+	/* a late register write of an older tail is ignored once the shadow is in use */
+	wr32(t, PNVME_SQ_TDBL(1, 0), 2);
+	pnvme_emu_step(t->emu);
+	s1 = t_stats(t);
+	assert_int_equal(s1.commands, s0.commands);
+	assert_int_equal(s1.sq_doorbells - s0.sq_doorbells, 1);    /* seen, counted */
+	assert_false(t_reap(t, 1, &e));
+
+	/* the data went where it should */
+	for (uint32_t i = 0; i < 3; i++) {
+		uint8_t want[512], got[512];
+		fill(want, 512, i);
+		assert_int_equal(pnvme_emu_media_read(t->emu, 1, i * 512, got, 512), 0);
+		assert_memory_equal(got, want, 512);
+	}
+	t_close(t);
+}
+
+/* A CQ that looks full takes room the host announced in the shadow entry only. */
+static void test_dbbuf_cq_full(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	struct tq *q = &t->q[1];
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_dbbuf(t);
+	q->sq = t_alloc(t, 16 * 64);
+	q->cq = t_alloc(t, 4 * 16);
+	q->sqsize = 16;
+	q->cqsize = 4;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
+	pnvme_emu_step(t->emu);
+	struct pnvme_emu_stats s0 = t_stats(t);
+	for (int i = 0; i < 10; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, (uint64_t)i, 1, buf, 512);
+		t_post_shadow(t, 1, &c);
+	}
+	for (uint16_t want = 0; want < 10; want++) {
+		bool got = false;
+		for (int i = 0; i < 10 && !(got = t_reap_shadow(t, 1, &e)); i++)
+			pnvme_emu_step(t->emu);
+		assert_true(got);
+		assert_int_equal(e.cid, want);
+		assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	}
+	pnvme_emu_step(t->emu);
+	assert_false(t_reap_shadow(t, 1, &e));
+	assert_int_equal(t_stats(t).cq_doorbells, s0.cq_doorbells);   /* no MMIO at all */
+	assert_int_equal(t_stats(t).sq_doorbells, s0.sq_doorbells);
+	assert_true(t_stats(t).shadow_cq_updates > s0.shadow_cq_updates);
+	assert_int_equal(*dbb(t, t->eis, 2), 10);
+	t_close(t);
+}
+
+/*
+ * Queues the shadow page cannot hold, the admin queue, a host that keeps to
+ * the registers, a stale shadow value at creation, controller reset, unmap.
+ */
+static void test_dbbuf_fallbacks(void **state)
+{
+	struct t *t = t_up("emu:mode=step,dstrd=8,nq=4");
+	struct pnvme_emu_stats s0, s1;
+	struct pnvme_sqe ka = { .opc = PNVME_ADM_KEEP_ALIVE };
+	struct pnvme_sqe c;
+	uint8_t *buf;
+	(void)state;
+
+	/* stride 1024: SQ 1 at 2048, CQ 1 at 3072 fit; SQ 2 at 4096 does not */
+	t_dbbuf(t);
+	buf = t_alloc(t, 4096);
+	t_ioq(t, 1, 8);
+	t_ioq(t, 2, 8);
+	s0 = t_stats(t);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	t_post_shadow(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(t_stats(t).commands - s0.commands, 1);
+	assert_int_equal(*dbb(t, t->eis, 2), 1);
+	/* queue 2: registers only, and the admin queue too */
+	assert_int_equal(t_rw(t, 2, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+	assert_int_equal(t_cmd(t, 0, &ka, NULL), ST_OK);
+	t_close(t);
+
+	t = t_up("emu:mode=step,nq=4");
+	buf = t_alloc(t, 4096);
+	t_dbbuf(t);
+	/* a host that never writes the shadow entries: registers work as before */
+	t_ioq(t, 1, 8);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(t_rw(t, 1, PNVME_NVM_READ, 0, 1, buf, 512), ST_OK);
+
+	/* a stale shadow tail left in the page is not a doorbell for a new queue */
+	*dbb(t, t->dbs, 2u * 3) = 5;
+	*dbb(t, t->dbs, 2u * 3 + 1) = 3;
+	*dbb(t, t->eis, 2u * 3) = 6;
+	t_ioq(t, 3, 8);
+	assert_int_equal(*dbb(t, t->eis, 2u * 3), 0);   /* EventIdx set afresh */
+	s0 = t_stats(t);
+	pnvme_emu_step(t->emu);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(t_stats(t).commands, s0.commands);
+	*dbb(t, t->dbs, 2u * 3) = 0;                     /* the host zeroes its entries */
+	*dbb(t, t->dbs, 2u * 3 + 1) = 0;
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	t_post_shadow(t, 3, &c);
+	pnvme_emu_step(t->emu);
+	assert_int_equal(t_stats(t).commands - s0.commands, 1);
+
+	/* Config with a queue in use: its tail is written into the shadow entry */
+	assert_int_equal(t_dbbuf_cmd(t, t_iova(t, t->dbs), t_iova(t, t->eis)), ST_OK);
+	assert_int_equal(*dbb(t, t->dbs, 2u * 3), 1);
+	assert_int_equal(*dbb(t, t->eis, 2u * 3), 1);
+
+	/* unmapping the pages: every queue goes back to its registers */
+	{
+		struct t *u = t;
+		uint8_t *extra = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(extra != MAP_FAILED);
+		memset(extra, 0, 8192);
+		assert_int_equal(pnvme_emu_map(u->emu, extra, 0x40000000ull, 8192), 0);
+		assert_int_equal(t_dbbuf_cmd(u, 0x40000000ull, 0x40001000ull), ST_OK);
+		u->dbs = (uint32_t *)extra;
+		u->eis = (uint32_t *)(extra + 4096);
+		t_rw_sqe(u, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+		struct pnvme_cqe e;
+		t_post_shadow(u, 3, &c);
+		assert_true(t_wait(u, 3, &e));
+		assert_int_equal(pnvme_emu_unmap(u->emu, 0x40000000ull, 8192), 0);
+		s0 = t_stats(u);
+		t_post_shadow(u, 3, &c);                 /* nobody looks at it now */
+		pnvme_emu_step(u->emu);
+		assert_int_equal(t_stats(u).commands, s0.commands);
+		wr32(u, PNVME_SQ_TDBL(3, 0), u->q[3].tail);
+		assert_true(t_wait(u, 3, &e));
+		munmap(extra, 8192);
+	}
+	t_close(t);
+
+	/* CC.EN = 0 forgets the configuration */
+	t = t_up("emu:mode=step,nq=4");
+	buf = t_alloc(t, 4096);
+	t_dbbuf(t);
+	t_disable(t);
+	t_enable(t);
+	memset(t->dbs, 0, 4096);
+	memset(t->eis, 0, 4096);
+	t_ioq(t, 1, 8);
+	s0 = t_stats(t);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+	t_post_shadow(t, 1, &c);
+	pnvme_emu_step(t->emu);
+	s1 = t_stats(t);
+	assert_int_equal(s1.commands, s0.commands);
+	assert_int_equal(s1.shadow_sq_updates, s0.shadow_sq_updates);
+	assert_int_equal(*dbb(t, t->eis, 2), 0);
+	wr32(t, PNVME_SQ_TDBL(1, 0), 1);                 /* the register still works */
+	struct pnvme_cqe e;
+	assert_true(t_wait(t, 1, &e));
+	assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	t_close(t);
+}
+
+/* Thread mode: a host that never writes a register after Doorbell Buffer Config. */
+static void test_dbbuf_thread(void **state)
+{
+	struct t *t = t_up("emu:mode=thread,nq=2");
+	uint8_t *buf = t_alloc(t, 4096);
+	struct pnvme_emu_stats st;
+	struct pnvme_cqe e;
+	struct pnvme_sqe c;
+	(void)state;
+
+	t_dbbuf(t);
+	t_ioq(t, 1, 32);
+	for (uint32_t i = 0; i < 2000; i++) {
+		t_rw_sqe(t, &c, i & 1 ? PNVME_NVM_READ : PNVME_NVM_WRITE, 1, i % 64, 1, buf, 512);
+		uint16_t cid = t_post_shadow(t, 1, &c);
+		bool got = false;
+		for (int n = 0; n < 2000000 && !(got = t_reap_shadow(t, 1, &e)); n++)
+			pnvme_cpu_relax();
+		assert_true(got);
+		assert_int_equal(e.cid, cid);
+		assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);
+	}
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_true(st.shadow_sq_updates >= 2000);
+	assert_true(st.shadow_cq_updates >= 1);
 	t_close(t);
 }
 
@@ -2183,6 +2571,11 @@ int main(void)
 		cmocka_unit_test(test_cq_full),
 		cmocka_unit_test(test_dstrd),
 		cmocka_unit_test(test_bad_doorbell),
+		cmocka_unit_test(test_dbbuf_config),
+		cmocka_unit_test(test_dbbuf_shadow_only),
+		cmocka_unit_test(test_dbbuf_cq_full),
+		cmocka_unit_test(test_dbbuf_fallbacks),
+		cmocka_unit_test(test_dbbuf_thread),
 		cmocka_unit_test(test_fault_never_ready),
 		cmocka_unit_test(test_fault_cfs),
 		cmocka_unit_test(test_fault_cfs_on_enable),

@@ -16,7 +16,7 @@
  *
  * Spec string (every option has a default; "emu" alone is valid):
  *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
- *       mode=thread,file=PATH,sn=...,mn=...
+ *       dbbuf=1,mode=thread,file=PATH,sn=...,mn=...
  *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
  *          must be a multiple of the LBA size
  *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
@@ -26,11 +26,31 @@
  *   dstrd  CAP.DSTRD doorbell stride, 0..8 (default 0)
  *   to     CAP.TO in 500 ms units, 1..255 (default 4)
  *   nq     I/O queue pairs the controller supports, 1..1024 (default 64)
+ *   dbbuf  1: offer Doorbell Buffer Config (OACS bit 8, NVMe Base 2.0 §5.8),
+ *          shadow doorbells with EventIdx for the I/O queues; 0: not offered,
+ *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller)
  *   mode   thread | step (default thread)
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * size); default is anonymous RAM
  *   sn, mn serial and model number strings
  * Errors: -EINVAL with pnvme_last_error() naming the bad option.
+ *
+ * Shadow doorbells (dbbuf=1): Doorbell Buffer Config takes PRP1 = the shadow
+ * doorbell page and PRP2 = the EventIdx page, each one 4 KiB page, page
+ * aligned and distinct (else Invalid Field in Command), inside the IOVA table
+ * (else Data Transfer Error). It is accepted with or without I/O queues;
+ * queues that exist are attached at once. Entry layout: the doorbell
+ * registers' without the 1000h offset, SQ y tail at (2y) * (4 << DSTRD) bytes,
+ * CQ y head at (2y + 1) * (4 << DSTRD); a queue whose entry lies beyond the
+ * page, and the admin queue, stay on the registers. Every step reads both the
+ * register and the shadow entry; once the host has written a queue's shadow
+ * entry, that entry is the authority (a register value may be older). After
+ * consuming SQ entries the controller writes EventIdx = the SQ entry consumed
+ * up to; after seeing a CQ head, EventIdx = that head; then it re-reads the
+ * shadow entry behind a full barrier, so no update is lost. A new queue
+ * zeroes nothing in the host's page (the host zeroes its entries; a stale
+ * value found there at creation is not taken as a doorbell). CC.EN = 0
+ * forgets the configuration.
  */
 #ifndef PNVME_EMU_H
 #define PNVME_EMU_H
@@ -59,6 +79,7 @@ struct pnvme_emu_config {
 	char     file[256];  /* empty: RAM */
 	char     sn[21];
 	char     mn[41];
+	bool     dbbuf;      /* offer Doorbell Buffer Config (OACS bit 8) */
 };
 
 /**
@@ -197,12 +218,14 @@ struct pnvme_emu_stats {
 	uint64_t commands;        /* commands fetched and parsed */
 	uint64_t completions;     /* CQEs posted */
 	uint64_t dropped;         /* completions dropped by a fault */
-	uint64_t sq_doorbells;    /* SQ tail doorbell changes seen */
-	uint64_t cq_doorbells;    /* CQ head doorbell changes seen */
+	uint64_t sq_doorbells;    /* SQ tail doorbell register changes seen (MMIO) */
+	uint64_t cq_doorbells;    /* CQ head doorbell register changes seen (MMIO) */
 	uint64_t dma_errors;      /* IOVAs that missed the table */
 	uint64_t enables;         /* CC.EN 0 -> 1 transitions */
 	uint64_t read_bytes;
 	uint64_t write_bytes;
+	uint64_t shadow_sq_updates; /* SQ tail shadow doorbell changes seen (DBBUF) */
+	uint64_t shadow_cq_updates; /* CQ head shadow doorbell changes seen (DBBUF) */
 };
 
 /** Snapshot of the counters. Any thread. */

@@ -28,6 +28,8 @@ for arg in $(cat /proc/cmdline); do
 	vmtest.threads=*)  THREADS=${arg#vmtest.threads=} ;;
 	vmtest.qd=*)       QD=${arg#vmtest.qd=} ;;
 	vmtest.kernelfirst=*) KERNELFIRST=${arg#vmtest.kernelfirst=} ;;
+	vmtest.loops=*)    LOOPS=${arg#vmtest.loops=} ;;
+	vmtest.unfenced=1) UNFENCED=--unfenced ;;
 	esac
 done
 
@@ -329,6 +331,17 @@ scenario_recovery() {     # controller reset, kill -9 and restart, unbind (one c
 	fi
 }
 
+scenario_resetloop() {    # `vmtest reset` LOOPS times (development aid: vmtest.loops=N vmtest.unfenced=1)
+	load vfio
+	run bind-R pnvme bind $R
+	i=0
+	while [ $i -lt ${LOOPS:-10} ]; do
+		i=$((i + 1))
+		echo "VMTEST: reset loop $i"
+		vmtest reset $R --seed $((SEED + i)) ${UNFENCED:-}
+	done
+}
+
 scenario_smoke() {        # quick check of one controller (development aid)
 	if [ "${KERNELFIRST:-0}" = 1 ]; then   # let the kernel nvme driver use it first
 		load nvme
@@ -356,7 +369,7 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 }
 
 case $SCENARIO in
-main|recovery|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
+main|recovery|resetloop|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -11,6 +11,8 @@
 #     --scenario NAME  main | recovery | nointremap | iommuoff (repeatable;
 #                      default: these four) | smoke (one controller, quick;
 #                      GUEST_ARGS="vmtest.log=debug vmtest.threads=1 vmtest.qd=1")
+#                      | resetloop (`vmtest reset` over and over; GUEST_ARGS=
+#                      "vmtest.loops=N [vmtest.unfenced=1]")
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420)
 #
@@ -372,6 +374,16 @@ run_recovery() {  # reset, kill -9 and restart, unbind: one controller
 	compare_image image-R r.img 1 512
 }
 
+run_resetloop() {  # development aid: pnvme_ctrl_reset() on QEMU, many times
+	img r.img 32M
+	boot resetloop intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
+		$(drive r.img dr) -device nvme,serial=pnvmeR,drive=dr,addr=0x4
+	local n loops names=()
+	loops=$(echo "${GUEST_ARGS:-}" | grep -o 'vmtest.loops=[0-9]*' | cut -d= -f2)
+	for ((n = 0; n < ${loops:-10}; n++)); do names+=(ctrl-reset ctrl-reset-live); done
+	expect_checks resetloop bind-R "${names[@]}"
+}
+
 run_smoke() {   # one controller, one bring-up and whole-drive pass (GUEST_ARGS="vmtest.log=debug ...")
 	img a.img 16M
 	boot smoke intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
@@ -396,7 +408,7 @@ run_iommuoff() {
 
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|recovery|smoke|nointremap|iommuoff) run_$sc ;;
+	main|recovery|resetloop|smoke|nointremap|iommuoff) run_$sc ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done

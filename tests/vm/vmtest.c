@@ -835,6 +835,7 @@ static int cmd_run(const char *dev, unsigned nt, unsigned qd, const char *tag,
 /* ------------------------------------------------------------------------ */
 
 static unsigned g_die_ms;
+static bool g_unfenced;
 
 /* --die-in-bringup: SIGKILL this process `g_die_ms` after the VFIO open. */
 static void *killer_main(void *arg)
@@ -988,7 +989,7 @@ static void reset_paused(const char *dev)
 	enum { NQ = 2, NDB = 24, NUN = 4, NPER = NDB + NUN };
 	struct pnvme_qpair *qp[NQ] = { NULL, NULL };
 	struct rreq req[NQ * NPER];
-	uint32_t nlb = (256u << 10) / ns->lba_size;
+	uint32_t nlb = (512u << 10) / ns->lba_size;
 	if (nlb > ns->max_lbas)
 		nlb = ns->max_lbas;
 	while (nlb > 1 && (uint64_t)NQ * NPER * nlb > ns->nlba)
@@ -1064,8 +1065,20 @@ static void reset_paused(const char *dev)
 			}
 		}
 		pnvme_qpair_flush(qp[q]);
-		if (q == NQ - 1)
-			usleep(20000);
+		if (q == NQ - 1) {
+			usleep(20000);   /* qp 2: completed by now, CQEs waiting in its CQ */
+			continue;
+		}
+		/*
+		 * qp 1: reset as soon as its first CQE shows (peeking, not reaping).
+		 * QEMU fetches all entries up to the doorbell in one go, so by then
+		 * all 24 were fetched and most are still being written. (Resetting
+		 * with entries rung but not yet fetched crashes QEMU 7.2: see
+		 * reset_live.)
+		 */
+		double until = now_s() + 5;
+		while (!pnvme_qpair_cq_ready(qp[q]) && now_s() < until)
+			;
 	}
 	for (unsigned q = 0; q < NQ; q++)
 		for (unsigned i = NDB; i < NPER; i++) {
@@ -1141,7 +1154,7 @@ static void reset_paused(const char *dev)
 		  wr_bad == 0 && resets == 1 && st[0].reconnects == 1 && st[1].reconnects == 1 &&
 		  !pnvme_ctrl_is_dead(ctrl) && out_before[0] == NPER && out_before[1] == NPER;
 	check(ok, name, "%s: outstanding at the reset: qp %u %u, qp %u %u (%u doorbelled + %u not, "
-	      "%u KiB each, qp %u rung 20 ms earlier); reset %.1f ms, all complete %.1f ms after it; "
+	      "%u KiB each, qp %u rung 20 ms before it, qp 1 at its first CQE); reset %.1f ms, all complete %.1f ms after it; "
 	      "%u requests: never completed %u, twice %u, failed %u; reads wrong %u, written "
 	      "blocks wrong on read-back %u; resets %u; qp %u: reconnects %" PRIu64 " retries %"
 	      PRIu64 ", qp %u: reconnects %" PRIu64 " retries %" PRIu64 "%s%s",
@@ -1167,7 +1180,7 @@ out:
 }
 
 /*
- * Live: two threads keep 16 writes (128 KiB) each in flight on their own
+ * Live: two threads keep 16 writes (up to 512 KiB) each in flight on their own
  * queue pair (max_retries 3), polling all the time, cycling over their half
  * of the drive (the same data every lap) until they have seen the reset and
  * done LIVE_AFTER more; the main thread calls pnvme_ctrl_reset() once both
@@ -1201,6 +1214,10 @@ struct lworker {
 	uint64_t done, at_reset_seen; /* done: read by the main thread */
 	uint32_t outstanding;         /* published after each poll */
 	const int *reset_done;
+	const int *hold;              /* set: post nothing new (keep polling) */
+	int quiet;                    /* set by the worker: holding, doorbell written */
+	uint32_t batch_first;         /* first sequence number of the last doorbell batch */
+	int fetched;                  /* holding, and a write of that batch completed */
 	int err;
 	char msg[256];
 };
@@ -1223,6 +1240,8 @@ static void live_done(void *arg, int err, const struct pnvme_cqe *cqe)
 		w->err = err;
 		snprintf(w->msg, sizeof(w->msg), "write #%u: %s", s->seq, strerror(-err));
 	}
+	if (w->quiet && s->seq >= w->batch_first)
+		__atomic_store_n(&w->fetched, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&w->done, w->done + 1, __ATOMIC_RELAXED);
 }
 
@@ -1236,6 +1255,7 @@ static void *live_main(void *arg)
 	struct lworker *w = arg;
 	size_t len = (size_t)w->nlb * w->ns->lba_size;
 	bool seen = false;
+	uint32_t polled_seq = 0;      /* next_seq at the previous poll */
 	for (;;) {
 		if (!seen && __atomic_load_n(w->reset_done, __ATOMIC_ACQUIRE)) {
 			seen = true;
@@ -1243,10 +1263,11 @@ static void *live_main(void *arg)
 		}
 		bool stop = w->err || w->next_seq >= LIVE_MAX_SEQ ||
 			    (seen && w->done >= w->at_reset_seen + LIVE_AFTER);
+		bool hold = !seen && __atomic_load_n(w->hold, __ATOMIC_ACQUIRE);
 		unsigned busy = 0;
 		for (unsigned i = 0; i < LIVE_QD; i++) {
 			struct lslot *s = &w->slots[i];
-			if (!s->busy && !stop) {
+			if (!s->busy && !stop && !hold) {
 				uint64_t slba = live_slba(w, w->next_seq);
 				pattern_fill(w->ns->nsid, slba * w->ns->lba_size, s->buf, len);
 				s->seq = w->next_seq;
@@ -1266,6 +1287,12 @@ static void *live_main(void *arg)
 		}
 		if (busy == 0 && stop)
 			break;
+		/* the poll rings the doorbell for [polled_seq, next_seq) */
+		if (w->next_seq != polled_seq)
+			w->batch_first = polled_seq;
+		polled_seq = w->next_seq;
+		if (hold && !w->quiet)
+			w->quiet = 1;   /* the poll below rings for everything posted */
 		int rc = pnvme_qpair_poll(w->qp, 0);
 		__atomic_store_n(&w->outstanding, pnvme_qpair_outstanding(w->qp), __ATOMIC_RELAXED);
 		if (rc < 0) {
@@ -1290,10 +1317,10 @@ static void reset_live(const char *dev)
 	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
 	enum { NT = 2 };
 	struct lworker w[NT];
-	int reset_done = 0, rc = 0;
+	int reset_done = 0, hold = 0, rc = 0;
 	char err[300] = "";
 	memset(w, 0, sizeof(w));
-	uint32_t nlb = (128u << 10) / ns->lba_size ? (128u << 10) / ns->lba_size : 1;
+	uint32_t nlb = (512u << 10) / ns->lba_size ? (512u << 10) / ns->lba_size : 1;
 	if (nlb > ns->max_lbas)
 		nlb = ns->max_lbas;
 	uint64_t span = ns->nlba < (32ull << 20) / ns->lba_size ? ns->nlba
@@ -1310,6 +1337,7 @@ static void reset_live(const char *dev)
 		w[t].nlb = nlb;
 		w[t].per_lap = per_lap;
 		w[t].reset_done = &reset_done;
+		w[t].hold = &hold;
 		w[t].hits = calloc(LIVE_MAX_SEQ, 1);
 		if (pnvme_qpair_create(ctrl, &o, &w[t].qp) || !w[t].hits) {
 			snprintf(err, sizeof(err), "queue pair %u: %s", t, pnvme_last_error());
@@ -1348,6 +1376,28 @@ static void reset_live(const char *dev)
 		if (ready || now_s() > limit)
 			break;
 		usleep(200);
+	}
+	if (!g_unfenced) {
+		/*
+		 * QEMU 7.2's NVMe model frees an SQ under a write it fetched during
+		 * the CC.EN=0 drain (use-after-free, QEMU crashes in
+		 * nvme_rw_complete_cb) when an SQ doorbell it has not yet acted on
+		 * meets CC.EN=0, and pnvme does not hold its queue pairs' doorbells
+		 * during pnvme_ctrl_reset() itself. So the workers post nothing new
+		 * (they keep polling) from just before the reset until it returned,
+		 * and the reset waits until a write of each worker's last doorbell
+		 * batch completed: QEMU fetched the whole batch (most of it still
+		 * being written). `--unfenced` leaves them submitting throughout.
+		 */
+		__atomic_store_n(&hold, 1, __ATOMIC_RELEASE);
+		double until = now_s() + 5;
+		for (unsigned t = 0; t < NT; t++)
+			while (!__atomic_load_n(&w[t].fetched, __ATOMIC_ACQUIRE) && now_s() < until)
+				usleep(50);
+		for (unsigned t = 0; t < NT; t++) {
+			done_at[t] = __atomic_load_n(&w[t].done, __ATOMIC_RELAXED);
+			out_at[t] = __atomic_load_n(&w[t].outstanding, __ATOMIC_RELAXED);
+		}
 	}
 	double tr = now_s();
 	rc = pnvme_ctrl_reset(ctrl);
@@ -1391,13 +1441,16 @@ static void reset_live(const char *dev)
 		  st[0].reconnects == 1 && st[1].reconnects == 1 && out_at[0] > 0 &&
 		  out_at[1] > 0 && !pnvme_ctrl_is_dead(ctrl);
 	check(ok, name, "%s: writes of %u KiB over the first %" PRIu64 " MiB on 2 queue pairs, %u in "
-	      "flight each, polled by their threads throughout; reset from the main thread%s after "
+	      "flight each, polled by their threads throughout%s; reset from the main thread%s after "
 	      "%" PRIu64 "/%" PRIu64 " completions with %u/%u outstanding (rc %d, %.1f ms), %u more "
 	      "each after it, all done %.1f ms after it; %u writes: never completed %u, twice %u; "
 	      "read back: %s; resets %u; reconnects %" PRIu64 "/%" PRIu64 ", retries %" PRIu64 "/%"
 	      PRIu64 "%s%s",
 	      dev, (unsigned)(nlb * ns->lba_size >> 10), per_lap * nlb * ns->lba_size >> 20,
-	      (unsigned)LIVE_QD, fifo == 0 ? " (SCHED_FIFO while waiting)" : "", done_at[0],
+	      (unsigned)LIVE_QD, g_unfenced ? ", submitting throughout (--unfenced)"
+					    : ", no new submissions from just before the reset (its last batch "
+					      "fetched by the device) until it returned",
+	      fifo == 0 ? " (SCHED_FIFO while waiting)" : "", done_at[0],
 	      done_at[1], out_at[0], out_at[1], rc, reset_ms, (unsigned)LIVE_AFTER, all_ms, total,
 	      never, twice, vr == 0 ? "identical" : vr > 0 ? "MISMATCH" : "failed", resets,
 	      st[0].reconnects, st[1].reconnects, st[0].retries, st[1].retries,
@@ -1533,7 +1586,7 @@ static void usage(void)
 		"                  [--prior-image | --prior-gen G --prior-regions K]\n"
 		"       vmtest stress DEV --seed S --gen G [--threads N] [--qd N] [--passes P]\n"
 		"                  [--die-in-bringup MS]\n"
-		"       vmtest reset DEV --seed S\n"
+		"       vmtest reset DEV --seed S [--unfenced]\n"
 		"       vmtest regs BDF\n"
 		"       vmtest expect --seed S --nsid N --lba-size L --nlba N [--out FILE]\n"
 		"       vmtest check FILE --seed S --nsid N --lba-size L --nlba N\n"
@@ -1581,6 +1634,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--passes") && v) passes = (unsigned)atoi(v), i++;
 		else if (!strcmp(a, "--die-in-bringup") && v) g_die_ms = (unsigned)atoi(v), i++;
 		else if (!strcmp(a, "--prior-image")) prior.image = true;
+		else if (!strcmp(a, "--unfenced")) g_unfenced = true;
 		else if (!strcmp(a, "--prior-gen") && v) prior.gen = atoi(v), i++;
 		else if (!strcmp(a, "--prior-regions") && v) prior.regions = (unsigned)atoi(v), i++;
 		else if (a[0] != '-' && !pos) pos = a;
