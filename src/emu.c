@@ -22,8 +22,10 @@
  * and the controller writes back an EventIdx per queue: the SQ entry it has
  * consumed up to, the CQ head it has seen. The host writes the MMIO doorbell
  * only when its new value moves past that EventIdx. Both sources are read on
- * every step; whichever moved since it was last seen wins (the shadow when
- * both did: the host stores it before the register). The admin queue stays
+ * every step, and whichever moved since it was last seen is taken, until the
+ * host first writes the shadow entry: from then on the shadow entry is the
+ * authority (the host stores it before the register, so a register write can
+ * carry a value older than one already consumed). The admin queue stays
  * MMIO-only, as the Linux and pnvme hosts use it.
  *
  * Locking: one mutex serialises step against map/unmap/inject/stats. In

@@ -111,6 +111,12 @@ void qpair_shadow_setup(struct pnvme_qpair *qp)
 	/* Same layout as the doorbell registers, without the 1000h offset (§5.8). */
 	size_t sq = (PNVME_SQ_TDBL(qp->qid, ctrl->dstrd) - PNVME_REG_DBS) / 4;
 	size_t cq = (PNVME_CQ_HDBL(qp->qid, ctrl->dstrd) - PNVME_REG_DBS) / 4;
+	if ((cq + 1) * sizeof(uint32_t) > PNVME_PAGE_SIZE) {
+		/* Outside the one shadow page: this queue keeps the MMIO doorbells. */
+		qp->sdb_sq = qp->sdb_cq = NULL;
+		qp->ei_sq = qp->ei_cq = NULL;
+		return;
+	}
 	qp->sdb_sq = &ctrl->dbbuf[sq];
 	qp->sdb_cq = &ctrl->dbbuf[cq];
 	qp->ei_sq = &ctrl->eventidx[sq];
@@ -193,6 +199,8 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		goto free_qp;
 	}
 
+	/* Shadow entries start from zero before the device may look at them. */
+	qpair_shadow_setup(qp);
 	/* Base 2.0 §3.3.1.2: a completion queue must exist before its submission queue. */
 	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, o.depth);
 	if (rc)
@@ -203,7 +211,6 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		goto free_qp;
 	}
 	ctrl->qid_used[qid] = 1;
-	qpair_shadow_setup(qp);
 	qp->next = ctrl->qpairs;
 	ctrl->qpairs = qp;
 	pthread_mutex_unlock(&ctrl->admin_lock);
