@@ -397,6 +397,20 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 		return pnvme_fail(-EPROTO, "CAP.MQES is 0: queues of one entry cannot work");
 	ctrl->admin_timeout_ticks = pnvme_ms_to_ticks(ctrl->opts.admin_timeout_ms);
 
+	/*
+	 * Whatever state the last owner left (a killed process leaves queues
+	 * running): disable the controller before the device may DMA again and
+	 * before our memory is mapped at IOVAs its old queues might still use.
+	 */
+	rc = ctrl_disable(ctrl);
+	if (rc)
+		return rc;
+	if (ctrl->be.ops->bus_master) {
+		rc = ctrl->be.ops->bus_master(ctrl->be.ctx, true);
+		if (rc)
+			return rc;
+	}
+
 	rc = pnvme_dma_init(&ctrl->dma, &ctrl->be);
 	if (rc)
 		return rc;
@@ -662,6 +676,18 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 	ctrl->resets++;
 	ctrl->reset_pending = 0;
 	log_warn("resetting the controller: %s", why);
+	/*
+	 * Queue pairs stop ringing doorbells as soon as the generation moves:
+	 * move it before CC.EN = 0 (touching queues while the controller resets
+	 * is what the spec forbids and some devices punish), give doorbell
+	 * writes already under way a moment to land, and move it again once the
+	 * controller works (their re-creation waits for the admin lock we hold).
+	 */
+	__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_SEQ_CST);
+	{
+		struct timespec pause = { 0, 100000 };
+		nanosleep(&pause, NULL);
+	}
 	rc = ctrl_disable(ctrl);
 	if (rc == 0) {
 		/* Disabled: nothing can DMA into the buffers of timed-out commands now. */

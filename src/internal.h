@@ -140,6 +140,8 @@ struct pnvme_backend_ops {
 	 * Never called on the I/O fast path.
 	 */
 	void (*wait)(void *ctx);
+	/* Optional: allow (or stop) device DMA (PCI Bus Master Enable). 0 / -errno. */
+	int (*bus_master)(void *ctx, bool on);
 	/* Release the transport (unmap BAR, close fds). */
 	void (*close)(void *ctx);
 };

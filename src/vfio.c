@@ -275,11 +275,29 @@ static void vfio_close(void *ctx)
 		vfio_ctx_free(ctx);
 }
 
+/* PCI command register, Bus Master Enable: the device may issue DMA. */
+static int vfio_bus_master(void *ctx, bool on)
+{
+	struct vfio_ctx *v = ctx;
+	uint16_t cmd;
+	int rc = cfg_read16(v, PCI_COMMAND, &cmd);
+
+	if (rc == 0) {
+		cmd = on ? (uint16_t)(cmd | PCI_COMMAND_MASTER) : (uint16_t)(cmd & ~PCI_COMMAND_MASTER);
+		rc = cfg_write16(v, PCI_COMMAND, cmd);
+	}
+	if (rc != 0)
+		return pnvme_fail(rc, "vfio: %s: cannot %s bus mastering in the PCI command "
+				  "register: %s", v->bdf, on ? "enable" : "disable", strerror(-rc));
+	return 0;
+}
+
 static const struct pnvme_backend_ops vfio_ops = {
 	.name = "vfio",
 	.dma_map = vfio_dma_map,
 	.dma_unmap = vfio_dma_unmap,
 	.wait = vfio_wait,
+	.bus_master = vfio_bus_master,
 	.close = vfio_close,
 };
 
@@ -580,15 +598,20 @@ static int open_device(struct vfio_ctx *v, struct pnvme_backend *be)
 	/* A removed device must read as all ones, not kill the process with SIGBUS. */
 	(void)pnvme_bar_guard_add(v->bar, v->bar_len);
 
-	/* PCI command register: memory decoding + bus mastering, no INTx (polled). */
+	/*
+	 * PCI command register: memory decoding, no INTx (polled). Bus mastering
+	 * stays off until the controller is known to be disabled (bus_master op):
+	 * a controller a killed process left running must not DMA into our memory.
+	 */
 	uint16_t cmd;
 	int rc = cfg_read16(v, PCI_COMMAND, &cmd);
 	if (rc == 0) {
-		cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
+		cmd = (uint16_t)((cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE) &
+				 ~PCI_COMMAND_MASTER);
 		rc = cfg_write16(v, PCI_COMMAND, cmd);
 	}
 	if (rc != 0)
-		return pnvme_fail(rc, "vfio: %s: cannot enable bus mastering in the PCI "
+		return pnvme_fail(rc, "vfio: %s: cannot enable memory decoding in the PCI "
 				  "command register: %s", v->bdf, strerror(-rc));
 
 	be->bar = v->bar;
