@@ -261,6 +261,9 @@ void pnvme_bar_guard_remove(volatile void *addr);
 /** How many faults the guard absorbed (for tests). */
 unsigned long pnvme_bar_guard_fired(void);
 
+/** The last component of the target of symbolic link `path` (pci.c). 0 / -errno. */
+int pnvme_link_base(const char *path, char *out, size_t len);
+
 struct pnvme_emu;
 /** Fill `be` for an existing emulator (emu_backend.c). */
 int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be);

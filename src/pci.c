@@ -80,7 +80,8 @@ static int write_str(const char *path, const char *s)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-static int link_base(const char *path, char *out, size_t len)
+/* The last path component of a symbolic link's target (sysfs driver, iommu_group). */
+int pnvme_link_base(const char *path, char *out, size_t len)
 {
 	char buf[PATH_MAX];
 	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
@@ -113,7 +114,7 @@ static void current_driver(const char *bdf, char *out, size_t len)
 {
 	char p[128];
 	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver", bdf);
-	if (link_base(p, out, len) != 0)
+	if (pnvme_link_base(p, out, len) != 0)
 		out[0] = '\0';
 }
 
@@ -502,7 +503,7 @@ static void fill_sysfs(struct pnvme_pci_dev *dev)
 	char p[PATH_MAX], g[32];
 	current_driver(dev->bdf, dev->driver, sizeof(dev->driver));
 	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", dev->bdf);
-	dev->iommu_group = link_base(p, g, sizeof(g)) == 0 ? atoi(g) : -1;
+	dev->iommu_group = pnvme_link_base(p, g, sizeof(g)) == 0 ? atoi(g) : -1;
 	dev->nr_blk = 0;
 	dev->ctrl_name[0] = '\0';
 	dev->in_use[0] = '\0';
@@ -840,7 +841,7 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 	if (strcmp(drv, "vfio-pci") == 0) {
 		/* vfio-pci's remove blocks until the user lets go: refuse instead. */
 		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
-		if (link_base(p, g, sizeof(g)) == 0) {
+		if (pnvme_link_base(p, g, sizeof(g)) == 0) {
 			char gpath[64];
 			struct stat gst;
 			snprintf(gpath, sizeof(gpath), "/dev/vfio/%s", g);

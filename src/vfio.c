@@ -68,21 +68,6 @@ struct vfio_ctx {
 /* small helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int read_link_base(const char *path, char *out, size_t len)
-{
-	char buf[PATH_MAX];
-	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	const char *b = strrchr(buf, '/');
-	const char *src = b ? b + 1 : buf;
-	size_t k = strnlen(src, len - 1);
-	memcpy(out, src, k);
-	out[k] = '\0';
-	return 0;
-}
-
 static bool path_exists(const char *path)
 {
 	struct stat st;
@@ -155,7 +140,7 @@ static void group_members(int group_id, const char *self, char *out, size_t len)
 			continue;
 		char lpath[PATH_MAX], drv[64];
 		snprintf(lpath, sizeof(lpath), "%s/%s/driver", dir, e->d_name);
-		if (read_link_base(lpath, drv, sizeof(drv)) != 0)
+		if (pnvme_link_base(lpath, drv, sizeof(drv)) != 0)
 			snprintf(drv, sizeof(drv), "no driver");
 		int n = snprintf(out + used, len - used, "%s%s (%s)", used ? ", " : "",
 				 e->d_name, drv);
@@ -358,7 +343,7 @@ static int open_group(struct vfio_ctx *v)
 		return pnvme_fail(-ENODEV, "vfio: no PCI device %s (see `pnvme list`)", v->bdf);
 
 	snprintf(path, sizeof(path), SYSFS_PCI_DEVICES "/%s/iommu_group", v->bdf);
-	if (read_link_base(path, name, sizeof(name)) != 0)
+	if (pnvme_link_base(path, name, sizeof(name)) != 0)
 		return pnvme_fail(-ENODEV, "vfio: %s has no IOMMU group: the IOMMU is off "
 				  "(boot with intel_iommu=on or amd_iommu=on, and enable "
 				  "VT-d / AMD-Vi in the firmware)", v->bdf);
@@ -369,7 +354,7 @@ static int open_group(struct vfio_ctx *v)
 	v->group_id = (int)gid;
 
 	snprintf(path, sizeof(path), SYSFS_PCI_DEVICES "/%s/driver", v->bdf);
-	if (read_link_base(path, drv, sizeof(drv)) != 0)
+	if (pnvme_link_base(path, drv, sizeof(drv)) != 0)
 		return pnvme_fail(-ENODEV, "vfio: %s has no driver bound: run `pnvme bind %s` "
 				  "to hand it to vfio-pci", v->bdf, v->bdf);
 	if (strcmp(drv, "vfio-pci") != 0)
