@@ -95,13 +95,18 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 		return pnvme_fail(-EDEADLK, "sync admin command 0x%02x from an admin completion "
 				  "callback: use the async variant", cmd->opc);
 	}
+	uint64_t until = pnvme_ticks() + ctrl->admin_timeout_ticks;
 	do {
 		rc = qpair_submit_raw(ctrl->adminq, cmd, dma, len, admin_wait_cb, &w);
 		if (rc == -EAGAIN) {
-			/* Queue full of async commands: reap and retry. */
+			/* Queue full of async commands: reap (and recover) and retry. */
 			int prc = pnvme_qpair_poll(ctrl->adminq, 0);
+			ctrl_run_pending_reset(ctrl);
 			if (prc < 0)
 				rc = prc;
+			else if ((int64_t)(pnvme_ticks() - until) >= 0)
+				rc = pnvme_fail(-ETIMEDOUT, "admin queue stayed full for the admin "
+						"timeout (%u ms)", ctrl->opts.admin_timeout_ms);
 			else if (prc == 0)
 				ctrl_wait_hook(ctrl);
 		}

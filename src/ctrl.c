@@ -695,12 +695,24 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 			pnvme_dma_free_raw(&ctrl->dma, ctrl->quarantine[i]);
 		ctrl->nr_quarantine = 0;
 	}
+	/*
+	 * Empty the admin ring before the callbacks of its failed commands run,
+	 * so a callback that submits again lands in the fresh ring (its doorbell
+	 * is held: the admin queue has no generation, but the controller is
+	 * disabled until ctrl_enable() below re-reads the empty ring).
+	 */
+	qpair_ring_reset(aq);
 	aq->in_poll++;
 	qpair_fail_all(aq, -EIO);
 	aq->in_poll--;
-	qpair_ring_reset(aq);
 	if (rc == 0)
 		rc = ctrl_enable(ctrl);
+	if (rc == 0 && aq->sq_tail != 0) {
+		/* Commands callbacks posted while the controller was disabled: announce them. */
+		pnvme_wmb();
+		*aq->sq_db = aq->sq_tail;
+		aq->sq_db_tail = aq->sq_tail;
+	}
 	if (rc == 0) {
 		uint32_t dw0 = 0;
 		rc = pnvme_set_features(ctrl, PNVME_FEAT_NUM_QUEUES, 0,
@@ -716,6 +728,9 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 		char msg[256];
 		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
 		log_err("controller reset failed (%s): giving up on the device", msg);
+		/* It may still be running: stop its DMA before anyone's buffers are freed. */
+		if (ctrl->be.ops->bus_master)
+			(void)ctrl->be.ops->bus_master(ctrl->be.ctx, false);
 		ctrl_mark_dead(ctrl);
 		rc = rc == -ENODEV ? rc : -ENODEV;
 	} else {
@@ -736,11 +751,18 @@ void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl)
 
 int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl)
 {
+	int rc;
+
 	if (!ctrl)
 		return pnvme_fail(-EINVAL, "ctrl_reset: NULL controller");
+	/* Under the (recursive) lock only this thread's own admin poll can show. */
+	pthread_mutex_lock(&ctrl->admin_lock);
 	if (ctrl->adminq->in_poll)
-		return pnvme_fail(-EDEADLK, "ctrl_reset from an admin completion callback");
-	return ctrl_recover(ctrl, ctrl->gen, "requested by the application");
+		rc = pnvme_fail(-EDEADLK, "ctrl_reset from an admin completion callback");
+	else
+		rc = ctrl_recover(ctrl, ctrl->gen, "requested by the application");
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	return rc;
 }
 
 uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl)

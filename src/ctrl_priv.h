@@ -92,7 +92,8 @@ struct pnvme_qpair {
 	/* ---- cold below ---- */
 	struct pnvme_ctrl *ctrl;
 	uint16_t qid;
-	int err;               /* sticky error after a failed re-creation */
+	int err;               /* sticky error (failed re-creation, being destroyed) */
+	int stopped;           /* 1 once err is set: ctrl_dead points here then */
 	uint32_t max_retries;
 	uint32_t nr_expired;   /* EXPIRED trackers */
 	uint32_t warned;       /* hostile-CQE kinds already reported */

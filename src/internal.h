@@ -93,6 +93,12 @@ uint64_t pnvme_now_ms(void);
 #define pnvme_rmb() __asm__ volatile("" ::: "memory")
 #define pnvme_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define pnvme_cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+/* The device is an outer-shareable observer: DMB ISH would only order the CPUs. */
+#define pnvme_wmb() __asm__ volatile("dmb oshst" ::: "memory")
+#define pnvme_rmb() __asm__ volatile("dmb oshld" ::: "memory")
+#define pnvme_mb()  __asm__ volatile("dmb osh" ::: "memory")
+#define pnvme_cpu_relax() __asm__ volatile("yield" ::: "memory")
 #else
 #define pnvme_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 #define pnvme_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)

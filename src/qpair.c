@@ -99,6 +99,35 @@ void qpair_free(struct pnvme_qpair *qp)
 	free(qp);
 }
 
+/*
+ * Stop a queue pair for good with `err`: submissions fail at once (the
+ * submit paths' one "controller gone?" load now reads this queue's own flag,
+ * so the hot path pays nothing extra) and the next poll fails what is left.
+ */
+static void qpair_stop(struct pnvme_qpair *qp, int err)
+{
+	qp->err = err;
+	qp->stopped = 1;
+	qp->ctrl_dead = &qp->stopped;
+}
+
+/* The error a stopped (or dead-controller) queue pair gives submitters. */
+static __attribute__((cold, noinline)) int qpair_gone(const struct pnvme_qpair *qp)
+{
+	if (qp->err)
+		return pnvme_fail(qp->err, "queue pair %u is stopped (%s)", qp->qid,
+				  qp->err == -ECANCELED ? "being destroyed"
+							: "could not be re-created after a reset");
+	return pnvme_fail(-ENODEV, "controller is gone");
+}
+
+static void noop_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	(void)arg;
+	(void)err;
+	(void)cqe;
+}
+
 void qpair_shadow_setup(struct pnvme_qpair *qp)
 {
 	struct pnvme_ctrl *ctrl = qp->ctrl;
@@ -230,6 +259,9 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 
 	if (!qp)
 		return 0;
+	if (qp->in_poll)
+		return pnvme_fail(-EDEADLK, "pnvme_qpair_destroy from a completion callback of "
+				  "the same queue pair");
 	ctrl = qp->ctrl;
 	pnvme_qpair_flush(qp);
 	pthread_mutex_lock(&ctrl->admin_lock);
@@ -240,12 +272,14 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 		 * (After a reset the queues exist on the device only once re-created.)
 		 */
 		rc = pnvme_delete_io_sq(ctrl, qp->qid);
-		if (!qp->in_poll)
-			(void)pnvme_qpair_poll(qp, 0);
+		(void)pnvme_qpair_poll(qp, 0);
 		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
 		if (!rc)
 			rc = rc2;
 	}
+	/* Callbacks run below may try to submit: they get -ECANCELED. */
+	qpair_stop(qp, -ECANCELED);
+	qp->in_poll = 1;
 	qpair_fail_all(qp, -ECANCELED);
 	for (struct pnvme_qpair **pp = &ctrl->qpairs; *pp; pp = &(*pp)->next) {
 		if (*pp == qp) {
@@ -371,7 +405,7 @@ static ALWAYS_INLINE struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pn
 static ALWAYS_INLINE void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
 			    const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
 {
-	trk->cb = cb;
+	trk->cb = cb ? cb : noop_cb;
 	trk->arg = arg;
 	trk->state = TRK_ACTIVE;
 	trk->sq_slot = (uint16_t)qp->sq_tail;
@@ -453,7 +487,7 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	uint16_t cid;
 
 	if (unlikely(*qp->ctrl_dead))
-		return pnvme_fail(-ENODEV, "controller is gone");
+		return qpair_gone(qp);
 	if (len > qp->ctrl->max_xfer)
 		return pnvme_fail(-EINVAL, "transfer of %zu bytes exceeds the controller's "
 				  "limit of %u bytes (MDTS)", len, qp->ctrl->max_xfer);
@@ -837,8 +871,12 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		}
 		pthread_mutex_unlock(&ctrl->admin_lock);
 	}
-	if (why)
-		(void)ctrl_recover(ctrl, gen, why);
+	if (why) {
+		if (ctrl->adminq->in_poll)
+			ctrl->reset_pending = 1; /* polled from an admin callback: later */
+		else
+			(void)ctrl_recover(ctrl, gen, why);
+	}
 	if (qp->gen != *qp->ctrl_gen)
 		(void)qpair_reconnect(qp);
 }
@@ -900,7 +938,9 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 		if (trk->state == TRK_ABORTING) {
 			fail_err[nf] = -ETIMEDOUT;
 			fail_cid[nf++] = (uint16_t)i;
-		} else if (off < unsent) {
+		} else if (off < unsent && qp->sq[trk->sq_slot].cid == trk->cid) {
+			/* (A slot in the unsent range may have been reused since an old
+			 * command of ours left it: only the CID tells whose it is.) */
 			keep[nk] = qp->sq[trk->sq_slot];
 			keep_retry[nk] = false;
 			keep_cid[nk++] = (uint16_t)i;
@@ -955,7 +995,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 fail_everything:
 	log_err("queue %u could not be re-created after the controller reset (%s)", qp->qid,
 		strerror(-rc));
-	qp->err = -EIO;
+	qpair_stop(qp, -EIO);
 	qpair_ring_reset(qp);
 	qpair_fail_all(qp, -EIO);
 	free(keep);
@@ -977,6 +1017,9 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 	if (unlikely(qp->gen != *qp->ctrl_gen || qp->err)) {
 		int rc = qp->err ? qp->err : qpair_reconnect(qp);
 		if (rc) {
+			/* Stopped or dead: nothing is left hanging on this queue. */
+			if (qp->outstanding || qp->nr_expired)
+				qpair_fail_all(qp, rc);
 			qp->in_poll = 0;
 			return rc;
 		}
@@ -1080,7 +1123,7 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba))
 		return rw_fail(ns, slba, nlb, io_flags);
 	if (unlikely(*qp->ctrl_dead))
-		return pnvme_fail(-ENODEV, "controller is gone");
+		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
 	if (unlikely(!sqe))
 		return -EAGAIN;
@@ -1173,7 +1216,7 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 			return -ERANGE;
 	}
 	if (unlikely(*qp->ctrl_dead))
-		return pnvme_fail(-ENODEV, "controller is gone");
+		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
 	if (!sqe)
 		return -EAGAIN;

@@ -173,6 +173,9 @@ int pnvme_admin_passthru(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *sqe, v
  * Submit a raw admin command asynchronously; `dma_buf` must be pnvme DMA
  * memory (or NULL with len 0). Returns 0, -EAGAIN (admin queue full),
  * -EINVAL (buffer not DMA memory / too long), -ENODEV.
+ * If the callback reports -ETIMEDOUT, the controller may still write the
+ * buffer until the reset that follows: free it only after reset_cb ran (or
+ * after pnvme_ctrl_close()).
  */
 int pnvme_admin_submit(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *sqe, void *dma_buf,
 		       size_t len, pnvme_cmd_cb cb, void *arg);

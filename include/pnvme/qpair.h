@@ -65,8 +65,10 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 
 /**
  * Delete the queue pair (Delete I/O SQ, then CQ) and free it. Requests still
- * outstanding complete with -ECANCELED before it returns. Returns 0 or the
- * errno of a failed delete (the queue pair is freed regardless). NULL is ignored.
+ * outstanding complete with -ECANCELED before it returns (submissions from
+ * those callbacks fail with -ECANCELED). Returns 0 or the errno of a failed
+ * delete (the queue pair is freed regardless), or -EDEADLK without doing
+ * anything when called from one of this queue pair's callbacks. NULL is ignored.
  */
 int pnvme_qpair_destroy(struct pnvme_qpair *qp);
 
