@@ -1865,6 +1865,115 @@ static void test_mqes_zero(void **state)
 
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Review finding: after a reset, an old command still in flight whose SQ slot
+ * a later (never doorbelled) command reused must not be taken for an unsent
+ * one. Depth 4: A held in slot 0; B, C complete; D (slot 3) and E (slot 0
+ * again) posted, not rung; reset. Expect: A fails once with -EIO (no retries
+ * allowed), D and E are sent once each and succeed, no stray CQE.
+ */
+static int slot_cb_calls[5], slot_cb_err[5];
+
+static void slot_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	long i = (long)arg;
+	(void)cqe;
+	slot_cb_calls[i]++;
+	slot_cb_err[i] = err;
+}
+
+static void test_reconnect_reused_slot(void **state)
+{
+	struct pnvme_emu *emu;
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats qs;
+	void *buf;
+	(void)state;
+
+	memset(slot_cb_calls, 0, sizeof(slot_cb_calls));
+	assert_int_equal(pnvme_emu_create("emu:mode=step,size=1M", &emu), 0);
+	assert_int_equal(pnvme_ctrl_open_emu(emu, NULL, &ctrl), 0);
+	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 4;
+	assert_int_equal(pnvme_qpair_create(ctrl, &o, &qp), 0);
+	assert_int_equal(pnvme_dma_alloc(ctrl, 8 * 4096, 0, &buf, NULL), 0);
+	char *b = buf;
+	struct pnvme_emu_fault f = { .kind = PNVME_EMU_FAULT_DELAY_CPL, .qid = 1,
+				     .opc = PNVME_NVM_READ, .count = 1, .delay_us = 100000000ull };
+	assert_int_equal(pnvme_emu_inject(emu, &f), 0);
+	assert_int_equal(pnvme_read(qp, ns, b, 0, 1, 0, slot_cb, (void *)0L), 0);       /* A */
+	pnvme_qpair_flush(qp);
+	(void)pnvme_emu_step(emu);
+	assert_int_equal(pnvme_read(qp, ns, b + 4096, 1, 1, 0, slot_cb, (void *)1L), 0); /* B */
+	assert_int_equal(pnvme_read(qp, ns, b + 8192, 2, 1, 0, slot_cb, (void *)2L), 0); /* C */
+	pnvme_qpair_flush(qp);
+	(void)pnvme_emu_step(emu);
+	assert_true(pnvme_qpair_poll(qp, 0) >= 0);
+	assert_int_equal(slot_cb_calls[1] + slot_cb_calls[2], 2);
+	assert_int_equal(pnvme_read(qp, ns, b + 3 * 4096, 3, 1, 0, slot_cb, (void *)3L), 0); /* D */
+	assert_int_equal(pnvme_read(qp, ns, b + 4 * 4096, 4, 1, 0, slot_cb, (void *)4L), 0); /* E */
+	assert_int_equal(pnvme_ctrl_reset(ctrl), 0);
+	for (int i = 0; i < 6; i++) {
+		(void)pnvme_qpair_poll(qp, 0);
+		(void)pnvme_emu_step(emu);
+	}
+	(void)pnvme_qpair_poll(qp, 0);
+	for (int i = 0; i < 5; i++)
+		if (slot_cb_calls[i] != 1)
+			fail_msg("request %d: %d callbacks", i, slot_cb_calls[i]);
+	assert_int_equal(slot_cb_err[0], -EIO);
+	assert_int_equal(slot_cb_err[3], 0);
+	assert_int_equal(slot_cb_err[4], 0);
+	pnvme_qpair_get_stats(qp, &qs);
+	assert_int_equal(qs.bad_cqes, 0);
+	assert_int_equal(pnvme_qpair_outstanding(qp), 0);
+	g_completed += 5;
+	pnvme_dma_free(ctrl, buf);
+	assert_int_equal(pnvme_qpair_destroy(qp), 0);
+	(void)pnvme_ctrl_close(ctrl);
+	pnvme_emu_destroy(emu);
+}
+
+/* Destroying a queue pair from its own callback is refused, not a use-after-free. */
+static struct pnvme_qpair *self_qp;
+static int self_destroy_rc = 1;
+
+static void destroy_self_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	(void)arg;
+	(void)err;
+	(void)cqe;
+	self_destroy_rc = pnvme_qpair_destroy(self_qp);
+}
+
+static void test_destroy_from_callback(void **state)
+{
+	struct pnvme_emu *emu;
+	struct pnvme_ctrl *ctrl;
+	void *buf;
+	(void)state;
+
+	assert_int_equal(pnvme_emu_create("emu:mode=step,size=1M", &emu), 0);
+	assert_int_equal(pnvme_ctrl_open_emu(emu, NULL, &ctrl), 0);
+	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
+	assert_int_equal(pnvme_qpair_create(ctrl, NULL, &self_qp), 0);
+	assert_int_equal(pnvme_dma_alloc(ctrl, 4096, 0, &buf, NULL), 0);
+	assert_int_equal(pnvme_read(self_qp, ns, buf, 0, 1, 0, destroy_self_cb, NULL), 0);
+	pnvme_qpair_flush(self_qp);
+	(void)pnvme_emu_step(emu);
+	assert_int_equal(pnvme_qpair_poll(self_qp, 0), 1);
+	assert_int_equal(self_destroy_rc, -EDEADLK);
+	/* Still usable, and destroyable from outside. */
+	assert_int_equal(pnvme_read_sync(self_qp, ns, buf, 0, 1, 0), 0);
+	assert_int_equal(pnvme_qpair_destroy(self_qp), 0);
+	pnvme_dma_free(ctrl, buf);
+	(void)pnvme_ctrl_close(ctrl);
+	pnvme_emu_destroy(emu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1899,6 +2008,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_id_mdts_huge, teardown),
 		cmocka_unit_test_teardown(test_id_nn_huge, teardown),
 		cmocka_unit_test_teardown(test_mqes_zero, teardown),
+		cmocka_unit_test(test_reconnect_reused_slot),
+		cmocka_unit_test(test_destroy_from_callback),
 	};
 	int failed;
 
