@@ -5,20 +5,23 @@
 # for the README commands and CI).
 #   tools/install-deps.sh          build + unit tests
 #   tools/install-deps.sh --vm     also the QEMU guest tests
+#   tools/install-deps.sh --bench  also fio (benchmarks/guest-compare.sh; with --vm)
 #   tools/install-deps.sh --check  exit 0 if nothing is missing, 1 otherwise
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev clang libclang-rt-14-dev
 	valgrind)
 vm_packages=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs xz-utils)
+bench_packages=(fio)
 
 want=("${packages[@]}")
 check=0
 for arg in "$@"; do
 	case "$arg" in
 	--vm) want+=("${vm_packages[@]}") ;;
+	--bench) want+=("${bench_packages[@]}") ;;
 	--check) check=1 ;;
-	*) echo "usage: $0 [--vm] [--check]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--vm] [--bench] [--check]" >&2; exit 2 ;;
 	esac
 done
 

@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke   what to run
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf   what to run
 #   vmtest.seed=N                               seeds the data pattern
 # Every result is a line "VMTEST: <check> PASS|FAIL <detail>" on the serial
 # console; the host decides from those lines (and from the disk images).
@@ -30,6 +30,9 @@ for arg in $(cat /proc/cmdline); do
 	vmtest.kernelfirst=*) KERNELFIRST=${arg#vmtest.kernelfirst=} ;;
 	vmtest.loops=*)    LOOPS=${arg#vmtest.loops=} ;;
 	vmtest.unfenced=1) UNFENCED=--unfenced ;;
+	vmtest.runs=*)     RUNS=${arg#vmtest.runs=} ;;
+	vmtest.runtime=*)  RUNTIME=${arg#vmtest.runtime=} ;;
+	vmtest.ramp=*)     RAMP=${arg#vmtest.ramp=} ;;
 	esac
 done
 
@@ -368,8 +371,117 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 	run tool-status-iommuoff pnvme status
 }
 
+# perf: 4 KiB random reads on one 1 GiB drive (P), the kernel nvme driver with
+# two polled queues under fio, then pnvme-perf through vfio-pci, RUNS rounds
+# (each round: every kernel configuration, bind, every pnvme-perf
+# configuration, unbind), all in this boot. Results are lines
+#   PERF: result CONFIG qd=Q run=R iops=N [db_per_io=D cpl_per_poll=C]
+# which benchmarks/guest-compare.sh turns into the medians table.
+P=0000:00:04.0
+KCONFIGS="iou-hipri iou-hipri-fb iou-hipri-fb-gtod iou libaio"
+PCONFIGS="pnvme-batched pnvme-percmd pnvme-shadow"
+
+kernel_opts() {
+	case $1 in
+	iou-hipri)         echo "--ioengine=io_uring --hipri" ;;
+	iou-hipri-fb)      echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles" ;;
+	iou-hipri-fb-gtod) echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles --gtod_reduce=1" ;;
+	iou)               echo "--ioengine=io_uring" ;;
+	libaio)            echo "--ioengine=libaio" ;;
+	pnvme-batched)     echo "" ;;
+	pnvme-percmd)      echo "-N" ;;
+	pnvme-shadow)      echo "--shadow-db" ;;
+	esac
+}
+
+now() { cut -d' ' -f1 /proc/uptime; }
+
+perf_fio() {  # perf_fio CONFIG QD RUN DISK
+	ramp=; [ "${RAMP:-0}" -gt 0 ] && ramp=--ramp_time=$RAMP
+	t0=$(now)
+	fio --name=r --filename=/dev/$4 --direct=1 --rw=randread --bs=4k --iodepth=$2 \
+		--numjobs=1 --time_based --runtime=${RUNTIME:-10} $ramp --group_reporting \
+		$(kernel_opts $1) --output-format=normal,terse > /tmp/fio.out 2>&1
+	rc=$?
+	t1=$(now)
+	echo "PERF: fio $1 qd=$2 run=$3: fio $(kernel_opts $1) --iodepth=$2 (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s)"
+	grep -E 'err=|read: IOPS=| lat \((u|n|m)sec\): min|cpu  *:' /tmp/fio.out | sed 's/^/    fio| /'
+	iops=$(grep -m1 '^3;fio-' /tmp/fio.out | awk -F';' '{print $8}')
+	if [ $rc = 0 ] && [ -n "$iops" ] && [ "$iops" -gt 0 ]; then
+		echo "PERF: result $1 qd=$2 run=$3 iops=$iops"
+	else
+		sed 's/^/    fio| /' /tmp/fio.out | tail -20
+		fail perf-kernel "fio $1 qd=$2 run=$3: exit $rc"
+		KFAIL=1
+	fi
+}
+
+perf_pnvme() {  # perf_pnvme CONFIG QD RUN
+	a=; [ "${RAMP:-0}" -gt 0 ] && a="-a $RAMP"
+	t0=$(now)
+	pnvme-perf -d $P -q $2 -o 4096 -w randread -t ${RUNTIME:-10} $a $(kernel_opts $1) > /tmp/perf.out 2>&1
+	rc=$?
+	t1=$(now)
+	echo "PERF: pnvme-perf $1 qd=$2 run=$3: pnvme-perf -d $P -q $2 -o 4096 -w randread -t ${RUNTIME:-10} $a $(kernel_opts $1) (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s guest time)"
+	grep -vE '^(Device|Counters) |^$' /tmp/perf.out | sed 's/^/    perf| /'
+	iops=$(grep -m1 '^Total ' /tmp/perf.out | awk '{print $2}')
+	cnt=$(grep -m1 '^counters:' /tmp/perf.out)
+	dbio=$(echo "$cnt" | sed -nE 's/.* ([0-9.]+) doorbells\/IO.*/\1/p')
+	cpl=$(echo "$cnt" | awk '{ios = $2; polls = $10; e = $12; sub(/^\(/, "", e); printf "%.6f", polls ? ios / polls : 0}')
+	busy=$(echo "$cnt" | awk '{ios = $2; polls = $10; e = $12; sub(/^\(/, "", e); printf "%.2f", polls - e ? ios / (polls - e) : 0}')
+	if [ $rc = 0 ] && [ -n "$iops" ]; then
+		echo "PERF: result $1 qd=$2 run=$3 iops=$iops db_per_io=$dbio cpl_per_poll=$cpl cpl_per_busy_poll=$busy"
+	else
+		fail perf-pnvme "pnvme-perf $1 qd=$2 run=$3: exit $rc: $(grep -m1 'pnvme' /tmp/perf.out)"
+		PFAIL=1
+	fi
+}
+
+scenario_perf() {
+	for m in $(cat /etc/modules.nvme); do   # poll_queues for nvme only
+		opt=; [ $m = nvme ] && opt=poll_queues=2
+		insmod /lib/modules/$m.ko $opt 2>/dev/null ||
+			grep -q "^$(echo $m | tr - _) " /proc/modules || echo "VMTEST: insmod $m failed"
+	done
+	load vfio
+	D=$(wait_disk $P) || { fail perf-kernel "no disk for $P"; return; }
+	pq=$(cat /sys/module/nvme/parameters/poll_queues 2>/dev/null)
+	iop=$(cat /sys/block/$D/queue/io_poll 2>/dev/null)
+	q=$(dmesg | grep -m1 -oE 'nvme[0-9]+: [0-9]+/[0-9]+/[0-9]+ default/read/poll queues')
+	if [ "$pq" = 2 ] && [ "$iop" = 1 ] && echo "$q" | grep -q '/[1-9][0-9]* default/read/poll'; then
+		pass perf-poll-queues "nvme poll_queues=$pq, /sys/block/$D/queue/io_poll=$iop, $q"
+	else
+		fail perf-poll-queues "nvme poll_queues='$pq' io_poll='$iop' '$q'"
+	fi
+	echo "PERF: guest $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	echo "PERF: $D: $(cat /sys/block/$D/size) 512 B sectors, logical block $(cat /sys/block/$D/queue/logical_block_size) B, iommu group $(group_of $P) type $(cat /sys/kernel/iommu_groups/$(group_of $P)/type 2>/dev/null), runs ${RUNS:-3} x ${RUNTIME:-10} s, ramp ${RAMP:-0} s"
+	dmesg | grep -iE 'tsc|clocksource' | sed 's/^/    dmesg| /'
+	KFAIL=0; PFAIL=0
+	r=1
+	while [ $r -le ${RUNS:-3} ]; do
+		echo "PERF: === round $r, kernel nvme on /dev/$D, uptime $(now) s"
+		for c in $KCONFIGS; do
+			for qd in 1 32; do perf_fio $c $qd $r $D; done
+		done
+		if ! pnvme bind $P > /tmp/bind.out 2>&1; then
+			sed 's/^/    | /' /tmp/bind.out
+			fail perf-pnvme "pnvme bind $P failed in round $r"; PFAIL=1; break
+		fi
+		echo "PERF: === round $r, pnvme-perf through vfio-pci, uptime $(now) s"
+		for c in $PCONFIGS; do
+			for qd in 1 32; do perf_pnvme $c $qd $r; done
+		done
+		pnvme unbind $P > /tmp/bind.out 2>&1 || { sed 's/^/    | /' /tmp/bind.out; fail perf-pnvme "pnvme unbind $P failed in round $r"; PFAIL=1; break; }
+		D=$(wait_disk $P) || { fail perf-kernel "no disk for $P after unbind in round $r"; KFAIL=1; break; }
+		[ "$(cat /sys/block/$D/queue/io_poll)" = 1 ] || echo "PERF: warning: io_poll is $(cat /sys/block/$D/queue/io_poll) after unbind"
+		r=$((r + 1))
+	done
+	[ $KFAIL = 0 ] && pass perf-kernel "${RUNS:-3} rounds"
+	[ $PFAIL = 0 ] && pass perf-pnvme "${RUNS:-3} rounds"
+}
+
 case $SCENARIO in
-main|recovery|resetloop|smoke|nointremap|iommuoff) scenario_$SCENARIO ;;
+main|recovery|resetloop|smoke|nointremap|iommuoff|perf) scenario_$SCENARIO ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -12,9 +12,13 @@
 #                      default: these four) | smoke (one controller, quick;
 #                      GUEST_ARGS="vmtest.log=debug vmtest.threads=1 vmtest.qd=1")
 #                      | resetloop (`vmtest reset` over and over; GUEST_ARGS=
-#                      "vmtest.loops=N [vmtest.unfenced=1]")
+#                      "vmtest.loops=N [vmtest.unfenced=1]") | perf (kernel
+#                      nvme + fio vs pnvme-perf on one 1 GiB drive, one boot;
+#                      GUEST_ARGS="vmtest.runs=N vmtest.runtime=S vmtest.ramp=S";
+#                      needs fio; see benchmarks/guest-compare.sh)
+#     --perf PATH      pnvme-perf for the perf scenario (default: built here)
 #     --seed N         data pattern seed (default: random)
-#     --timeout SEC    per guest boot (default 420)
+#     --timeout SEC    per guest boot (default 420; perf: 900)
 #
 # Steps: find the newest /boot/vmlinuz-* and its modules, extract the
 # uncompressed vmlinux for a PVH boot, pack an initramfs (busybox-static,
@@ -36,6 +40,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 PNVME_BIN=
 VMTEST_BIN=
+PERF_BIN=
 WORK=$PWD/vm-work
 SCENARIOS=()
 SEED=$(( $(od -An -N3 -tu4 /dev/urandom | tr -d ' ') + 1 ))
@@ -45,15 +50,18 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--pnvme)    PNVME_BIN=$2; shift 2 ;;
 	--vmtest)   VMTEST_BIN=$2; shift 2 ;;
+	--perf)     PERF_BIN=$2; shift 2 ;;
 	--workdir)  WORK=$2; shift 2 ;;
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
-	--timeout)  TIMEOUT=$2; shift 2 ;;
-	-h|--help)  sed -n '3,29p' "$0"; exit 0 ;;
+	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
+	-h|--help)  sed -n '3,34p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
+WANT_PERF=0
+case " ${SCENARIOS[*]} " in *" perf "*) WANT_PERF=1 ;; esac
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -83,7 +91,7 @@ echo "== workdir $WORK, seed $SEED, scenarios ${SCENARIOS[*]}"
 # ---------------------------------------------------------------------------
 # payloads: given, or built here from the source tree
 # ---------------------------------------------------------------------------
-if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ]; then
+if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; }; then
 	echo "== building pnvme and vmtest from $SRC"
 	mkdir -p "$WORK/build"
 	PCI_FLAGS=()
@@ -106,11 +114,20 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ]; then
 		-o "$WORK/build/pnvme" || die "linking pnvme failed"
 	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
 		-o "$WORK/build/vmtest" || die "linking vmtest failed"
+	if [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; then
+		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-perf.c" "$WORK/build/libpnvme.a" $PCI_LIBS \
+			-lpthread -lm -o "$WORK/build/pnvme-perf" || die "linking pnvme-perf failed"
+		PERF_BIN=$WORK/build/pnvme-perf
+	fi
 	PNVME_BIN=${PNVME_BIN:-$WORK/build/pnvme}
 	VMTEST_BIN=${VMTEST_BIN:-$WORK/build/vmtest}
 fi
 [ -x "$PNVME_BIN" ] || die "pnvme tool $PNVME_BIN missing"
 [ -x "$VMTEST_BIN" ] || die "vmtest $VMTEST_BIN missing"
+if [ $WANT_PERF = 1 ]; then
+	[ -x "$PERF_BIN" ] || die "pnvme-perf $PERF_BIN missing"
+	FIO_BIN=$(command -v fio) || die "fio not found (tools/install-deps.sh --bench)"
+fi
 
 # ---------------------------------------------------------------------------
 # kernel: an uncompressed vmlinux for PVH boot (skips the slow in-guest
@@ -152,8 +169,14 @@ cp "$PNVME_BIN" "$STAGE/bin/pnvme"
 cp "$VMTEST_BIN" "$STAGE/bin/vmtest"
 cp "$HERE/guest-init.sh" "$STAGE/init"
 chmod 755 "$STAGE/init"
+PAYLOADS=("$PNVME_BIN" "$VMTEST_BIN")
+if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 MiB
+	cp "$PERF_BIN" "$STAGE/bin/pnvme-perf"
+	cp "$FIO_BIN" "$STAGE/bin/fio"
+	PAYLOADS+=("$PERF_BIN" "$FIO_BIN")
+fi
 # shared libraries of the payloads (libpci has no static archive on Debian)
-for bin in "$PNVME_BIN" "$VMTEST_BIN"; do
+for bin in "${PAYLOADS[@]}"; do
 	ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
 		[ -e "$lib" ] || continue
 		mkdir -p "$STAGE$(dirname "$lib")"
@@ -406,9 +429,18 @@ run_iommuoff() {
 	expect_checks iommuoff tool-setup msg-no-iommu-group tool-status-iommuoff
 }
 
+run_perf() {  # kernel nvme + fio, then pnvme-perf, on one drive in one boot (benchmarks/guest-compare.sh)
+	local TIMEOUT=$TIMEOUT
+	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=900   # 3 rounds x 16 runs x 10 s: ~520 s
+	img perf.img 1G
+	boot perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
+		$(drive perf.img dp) -device nvme,serial=pnvmeP,drive=dp,addr=0x4
+	expect_checks perf tool-setup perf-poll-queues perf-kernel perf-pnvme
+}
+
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|recovery|resetloop|smoke|nointremap|iommuoff) run_$sc ;;
+	main|recovery|resetloop|smoke|nointremap|iommuoff|perf) run_$sc ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done
