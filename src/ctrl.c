@@ -679,14 +679,22 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 	/*
 	 * Queue pairs stop ringing doorbells as soon as the generation moves:
 	 * move it before CC.EN = 0 (touching queues while the controller resets
-	 * is what the spec forbids and some devices punish), give doorbell
-	 * writes already under way a moment to land, and move it again once the
-	 * controller works (their re-creation waits for the admin lock we hold).
+	 * is what the spec forbids and some devices punish), wait for doorbell
+	 * writes already under way (the db_enter handshake in qpair.c), and move
+	 * it again once the controller works (their re-creation waits for the
+	 * admin lock we hold).
 	 */
 	__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_SEQ_CST);
-	{
-		struct timespec pause = { 0, 100000 };
-		nanosleep(&pause, NULL);
+	pnvme_mb();
+	for (struct pnvme_qpair *q = ctrl->qpairs; q; q = q->next) {
+		uint64_t give_up = pnvme_ticks() + pnvme_ms_to_ticks(1000);
+		while (__atomic_load_n(&q->db_busy, __ATOMIC_ACQUIRE)) {
+			if ((int64_t)(pnvme_ticks() - give_up) >= 0) {
+				log_warn("queue %u stayed inside a doorbell write for 1 s", q->qid);
+				break;
+			}
+			pnvme_cpu_relax();
+		}
 	}
 	rc = ctrl_disable(ctrl);
 	if (rc == 0) {

@@ -79,6 +79,7 @@ struct pnvme_qpair {
 	const volatile uint32_t *ctrl_gen; /* controller reset generation */
 	const volatile int *ctrl_dead;
 	uint32_t gen;          /* generation our queues were created in */
+	volatile int db_busy;  /* inside a doorbell write (handshake with a reset) */
 	/* hot: completion */
 	struct pnvme_cqe *cq;
 	volatile uint32_t *cq_db;

@@ -354,21 +354,45 @@ static inline bool shadow_db_update(volatile uint32_t *sdb, const volatile uint3
 }
 
 /* Write the SQ tail doorbell (Base 2.0 §3.1.4.22). */
+/*
+ * Doorbell handshake with ctrl_recover() (Dekker): announce the write, then
+ * (full barrier) check that no reset has begun. A reset moves the generation
+ * (full barrier) and then waits for every queue pair's db_busy to drop, so
+ * either it sees us inside the write and waits, or we see its generation and
+ * write nothing: no doorbell reaches a controller that is being reset.
+ * (A full barrier per doorbell write: once per batch with batched doorbells.)
+ */
+static inline bool db_enter(struct pnvme_qpair *qp)
+{
+	qp->db_busy = 1;
+	pnvme_mb();
+	if (unlikely(qp->gen != *qp->ctrl_gen)) {
+		qp->db_busy = 0;
+		return false;
+	}
+	return true;
+}
+
+static inline void db_leave(struct pnvme_qpair *qp)
+{
+	__atomic_store_n(&qp->db_busy, 0, __ATOMIC_RELEASE);
+}
+
 static inline void ring_sq(struct pnvme_qpair *qp)
 {
 	/*
 	 * After a controller reset our SQ does not exist on the device until
-	 * the next poll re-creates it: hold the doorbell until then.
+	 * the next poll re-creates it: hold the doorbell until then. The full
+	 * barrier in db_enter() also orders the SQE stores before the doorbell.
 	 */
-	if (unlikely(qp->gen != *qp->ctrl_gen))
+	if (unlikely(!db_enter(qp)))
 		return;
-	/* The SQEs must be in memory before the device learns of them. */
-	pnvme_wmb();
 	qp->sq_db_tail = qp->sq_tail;
-	if (qp->sdb_sq && !shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail))
-		return;
-	*qp->sq_db = qp->sq_tail;
-	qp->stats.sq_doorbells++;
+	if (!qp->sdb_sq || shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail)) {
+		*qp->sq_db = qp->sq_tail;
+		qp->stats.sq_doorbells++;
+	}
+	db_leave(qp);
 }
 
 void pnvme_qpair_flush(struct pnvme_qpair *qp)
@@ -751,10 +775,12 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		qp->cq_head = head;
 		qp->phase = phase;
 		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch. */
-		if (likely(qp->gen == *qp->ctrl_gen) &&
-		    (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head))) {
-			*qp->cq_db = head;
-			qp->stats.cq_doorbells++;
+		if (likely(db_enter(qp))) {
+			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
+				*qp->cq_db = head;
+				qp->stats.cq_doorbells++;
+			}
+			db_leave(qp);
 		}
 	}
 	qp->stats.completed += (uint64_t)n;
