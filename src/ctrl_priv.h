@@ -84,6 +84,9 @@ struct pnvme_qpair {
 	struct pnvme_cqe *cq;
 	volatile uint32_t *cq_db;
 	uint32_t cq_head;
+	uint32_t cq_size;      /* CQ entries (qsize, or more with PNVME_QPAIR_LAZY_CQ_DB) */
+	uint32_t cq_db_head;   /* last value written to the CQ head doorbell */
+	uint32_t cq_db_every;  /* write it once this many entries were consumed */
 	uint16_t phase;
 	uint16_t in_poll;
 	uint32_t outstanding;  /* ACTIVE + ABORTING trackers */

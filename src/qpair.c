@@ -33,6 +33,17 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	qp->qid = qid;
 	qp->qsize = qsize;
 	qp->nr_trk = qsize - 1;
+	qp->cq_size = qsize;
+	if (flags & PNVME_QPAIR_LAZY_CQ_DB) {
+		uint32_t mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+		qp->cq_size = 2 * qsize < mqes ? 2 * qsize : mqes;
+	}
+	/*
+	 * The controller sees as occupied the entries we have not reaped (at most
+	 * nr_trk: one per tracker) plus those reaped but not reported; it needs
+	 * one free to post. So reporting every (cq_size - nr_trk) entries suffices.
+	 */
+	qp->cq_db_every = qp->cq_size - qp->nr_trk;
 	qp->flags = flags;
 	qp->phase = 1;
 	qp->dma = &ctrl->dma;
@@ -51,7 +62,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	if (rc)
 		goto fail;
 	qp->sq = qp->sq_mem;
-	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qsize * sizeof(struct pnvme_cqe),
+	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qp->cq_size * sizeof(struct pnvme_cqe),
 				 PNVME_PAGE_SIZE, &qp->cq_mem, &iova);
 	if (rc)
 		goto fail;
@@ -161,7 +172,8 @@ void qpair_ring_reset(struct pnvme_qpair *qp)
 	qp->sq_db_tail = 0;
 	qp->cq_head = 0;
 	qp->phase = 1;
-	memset(qp->cq, 0, (size_t)qp->qsize * sizeof(*qp->cq));
+	qp->cq_db_head = 0;
+	memset(qp->cq, 0, (size_t)qp->cq_size * sizeof(*qp->cq));
 }
 
 void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
@@ -191,7 +203,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		o = *opts;
 	else
 		pnvme_qpair_opts_default(&o);
-	if (o.flags & ~PNVME_QPAIR_DB_IMMEDIATE)
+	if (o.flags & ~(PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB))
 		return pnvme_fail(-EINVAL, "qpair_create: unknown flags 0x%x", o.flags);
 	if (o.depth == 0)
 		o.depth = DEFAULT_IO_DEPTH < mqes ? DEFAULT_IO_DEPTH : mqes;
@@ -231,7 +243,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 	/* Shadow entries start from zero before the device may look at them. */
 	qpair_shadow_setup(qp);
 	/* Base 2.0 §3.3.1.2: a completion queue must exist before its submission queue. */
-	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, o.depth);
+	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, qp->cq_size);
 	if (rc)
 		goto free_qp;
 	rc = pnvme_create_io_sq(ctrl, qid, qid, sq_iova, o.depth);
@@ -735,7 +747,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		pnvme_rmb();
 		uint16_t cid = cqe->cid;
 		sqhd = cqe->sqhd; /* the last one of the batch is the one that counts */
-		if (++head == qp->qsize) {
+		if (++head == qp->cq_size) {
 			head = 0;
 			phase ^= 1;
 		}
@@ -774,8 +786,11 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 	if (head != qp->cq_head) {
 		qp->cq_head = head;
 		qp->phase = phase;
-		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch. */
-		if (likely(db_enter(qp))) {
+		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch (or later). */
+		uint32_t unreported = head >= qp->cq_db_head ? head - qp->cq_db_head
+							     : head + qp->cq_size - qp->cq_db_head;
+		if (unreported >= qp->cq_db_every && likely(db_enter(qp))) {
+			qp->cq_db_head = head;
 			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
 				*qp->cq_db = head;
 				qp->stats.cq_doorbells++;
@@ -988,7 +1003,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 		pthread_mutex_unlock(&ctrl->admin_lock);
 		goto fail_everything;
 	}
-	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->qsize);
+	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->cq_size);
 	if (rc == 0) {
 		rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
 		if (rc)

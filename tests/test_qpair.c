@@ -133,6 +133,7 @@ struct cpl {
 	int calls;
 	int err;
 	int seq;
+	int busy; /* owned by the test loops that reuse a struct cpl */
 	struct pnvme_cqe cqe;
 };
 
@@ -643,6 +644,90 @@ static void test_doorbell_immediate(void **state)
 	assert_int_equal(st.cq_doorbells, 1);
 	pnvme_dma_free(e.ctrl, buf);
 	env_close(&e);
+}
+
+/*
+ * PNVME_QPAIR_LAZY_CQ_DB: the CQ is twice the SQ, the head doorbell is written
+ * only every (CQ size - depth) entries, the controller never finds the CQ
+ * full, every request completes once with its own data, across many phase
+ * wraps of both rings (depth 2, 4, 33, keeping the queue full).
+ */
+static void lazy_cq(uint32_t depth, uint32_t total)
+{
+	struct pnvme_qpair_opts o;
+	struct pnvme_qpair_stats st;
+	struct env e;
+	uint64_t done = 0, submitted = 0;
+	struct cpl *c = calloc(depth, sizeof(*c));
+
+	assert_non_null(c);
+	pnvme_qpair_opts_default(&o);
+	o.depth = depth;
+	o.flags = PNVME_QPAIR_LAZY_CQ_DB;
+	env_open(&e, "size=1M,lba=512", &o);
+	uint8_t *buf = dma_buf(&e, (size_t)depth * 512);
+	/* Each slot reads its own block, stamped with the slot number first. */
+	for (uint32_t i = 0; i < depth; i++) {
+		memset(buf + (size_t)i * 512, (int)(i + 1), 512);
+		assert_ok(pnvme_write_sync(e.qp, e.ns, buf + (size_t)i * 512, i, 1, 0));
+	}
+	pnvme_qpair_reset_stats(e.qp);
+	uint32_t slots = depth - 1;
+	uint64_t rounds = 0;
+	while (done < total) {
+		if (++rounds > 4 * (uint64_t)total)
+			fail_msg("stalled: %llu of %u done (CQ full for the controller?)",
+				 (unsigned long long)done, total);
+		for (uint32_t i = 0; i < slots; i++) {
+			if (c[i].busy || submitted >= total)
+				continue;
+			c[i].busy = 1;
+			memset(buf + (size_t)i * 512, 0, 512);
+			assert_ok(pnvme_read(e.qp, e.ns, buf + (size_t)i * 512, i, 1, 0, cpl_cb, &c[i]));
+			submitted++;
+		}
+		pnvme_qpair_flush(e.qp);
+		(void)pnvme_emu_step(e.emu);
+		int n = pnvme_qpair_poll(e.qp, 0);
+		assert_true(n >= 0);
+		for (uint32_t i = 0; i < slots; i++) {
+			if (c[i].busy && c[i].calls) {
+				assert_int_equal(c[i].calls, 1);
+				assert_int_equal(c[i].err, 0);
+				assert_int_equal(buf[(size_t)i * 512], (uint8_t)(i + 1));
+				assert_int_equal(buf[(size_t)i * 512 + 511], (uint8_t)(i + 1));
+				c[i].busy = 0;
+				c[i].calls = 0;
+				done++;
+			}
+		}
+	}
+	pnvme_qpair_get_stats(e.qp, &st);
+	assert_int_equal(st.completed, total);
+	/* CQ size 2 * depth: one head doorbell per depth + 1 entries at most. */
+	assert_true(st.cq_doorbells <= total / (depth + 1) + 1);
+	assert_true(st.cq_doorbells >= total / (2 * depth) - 1);
+	free(c);
+	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+static void test_lazy_cq_depth2(void **state)
+{
+	(void)state;
+	lazy_cq(2, 20000);
+}
+
+static void test_lazy_cq_depth4(void **state)
+{
+	(void)state;
+	lazy_cq(4, 50000);
+}
+
+static void test_lazy_cq_depth33(void **state)
+{
+	(void)state;
+	lazy_cq(33, 100000);
 }
 
 static void test_doorbell_batched(void **state)
@@ -1612,6 +1697,9 @@ int main(void)
 		cmocka_unit_test(test_queue_full_eagain_immediate),
 		cmocka_unit_test(test_doorbell_immediate),
 		cmocka_unit_test(test_doorbell_batched),
+		cmocka_unit_test(test_lazy_cq_depth2),
+		cmocka_unit_test(test_lazy_cq_depth4),
+		cmocka_unit_test(test_lazy_cq_depth33),
 		cmocka_unit_test(test_doorbell_stride_1),
 		cmocka_unit_test(test_doorbell_stride_3),
 		cmocka_unit_test(test_out_of_order_completions),

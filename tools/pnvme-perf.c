@@ -866,6 +866,7 @@ static void usage(FILE *f)
 		"  -L          latency percentiles; -LL also the histogram\n"
 		"  -N          ring the SQ doorbell for every command (default: once per batch)\n"
 		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
+		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB)\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help\n");
@@ -969,6 +970,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "verify", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "shadow-db", no_argument, NULL, 'S' },
+		{ "lazy-cq", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1040,6 +1042,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'V': c->verify = true; break;
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
+		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
 		case 'h': usage(stdout); return PARSE_HELP;
 		default: usage(stderr); return 2;
 		}

@@ -38,6 +38,14 @@ extern "C" {
 struct pnvme_qpair;
 
 #define PNVME_QPAIR_DB_IMMEDIATE (1u << 0) /* ring the SQ doorbell on every submit */
+/*
+ * Defer the CQ head doorbell: the CQ gets up to twice the SQ's entries (within
+ * CAP.MQES) and its head doorbell is written only once the consumed entries
+ * the controller does not know of reach the spare room (CQ size - depth), so
+ * the controller can never find the CQ full. Saves most CQ doorbell writes
+ * where each one is expensive (a trap into the hypervisor); costs CQ memory.
+ */
+#define PNVME_QPAIR_LAZY_CQ_DB   (1u << 1)
 
 struct pnvme_qpair_opts {
 	uint32_t depth;      /* queue entries, 2..CAP.MQES+1 (default 256, capped to MQES+1);
