@@ -13,7 +13,7 @@
 # (default 3) of: fio 4 KiB randread on /dev/nvme0n1 (nvme poll_queues=2;
 # io_uring --hipri, + --fixedbufs --registerfiles, + --gtod_reduce=1,
 # io_uring without polling, libaio), then `pnvme bind` and pnvme-perf
-# (batched doorbells, -N, --shadow-db), then `pnvme unbind`; each at depth 1
+# (batched doorbells, -N, --shadow-db, --lazy-cq), then `pnvme unbind`; each at depth 1
 # and 32 for S seconds (default 10). Prints the raw summary lines, the table
 # of runs and medians, the ratios pnvme-perf / best kernel configuration, and
 # the host's load before and after. Needs fio on the host (it is copied into

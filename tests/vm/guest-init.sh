@@ -379,7 +379,7 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 # which benchmarks/guest-compare.sh turns into the medians table.
 P=0000:00:04.0
 KCONFIGS="iou-hipri iou-hipri-fb iou-hipri-fb-gtod iou libaio"
-PCONFIGS="pnvme-batched pnvme-percmd pnvme-shadow"
+PCONFIGS="pnvme-batched pnvme-percmd pnvme-shadow pnvme-lazycq"
 
 kernel_opts() {
 	case $1 in
@@ -391,6 +391,7 @@ kernel_opts() {
 	pnvme-batched)     echo "" ;;
 	pnvme-percmd)      echo "-N" ;;
 	pnvme-shadow)      echo "--shadow-db" ;;
+	pnvme-lazycq)      echo "--lazy-cq" ;;
 	esac
 }
 
