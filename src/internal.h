@@ -267,6 +267,11 @@ void pnvme_bar_guard_remove(volatile void *addr);
 /** How many faults the guard absorbed (for tests). */
 unsigned long pnvme_bar_guard_fired(void);
 
+/**
+ * "pid N (comm)" of another process holding character device `path` open, by
+ * device number (pci.c; best effort, root sees all). 0, or -ENOENT if none.
+ */
+int pnvme_chr_opener(const char *path, char *out, size_t len);
 /** The last component of the target of symbolic link `path` (pci.c). 0 / -errno. */
 int pnvme_link_base(const char *path, char *out, size_t len);
 

@@ -314,20 +314,28 @@ static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
 }
 
 /*
- * Processes with one of the controller's device nodes open: walk
- * /proc/PID/fd and compare device numbers (best effort: root sees all).
- * `chr` are the controller's character devices (nvme0, ng0n1), `dev` its
- * block devices. Fills the first match into `why`.
+ * Walk /proc/PID/fd of every other process (best effort: root sees all) and
+ * return the first descriptor that `match` accepts (compared by device
+ * number, so any path to the node counts). Fills pid, comm and the fd's
+ * target; returns the label `match` gave, or NULL.
  */
-static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t nr_chr,
-			    const char *chr_label, char *why, size_t len)
+struct opener {
+	long pid;
+	char comm[64];
+	char target[PATH_MAX];
+};
+
+typedef const char *(*fd_match_fn)(const struct stat *st, void *arg);
+
+static const char *find_opener(fd_match_fn match, void *arg, struct opener *o)
 {
+	const char *hit = NULL;
 	DIR *proc = opendir("/proc");
 	if (!proc)
-		return;
+		return NULL;
 	pid_t self = getpid();
 	struct dirent *p;
-	while ((p = readdir(proc)) != NULL && !why[0]) {
+	while (!hit && (p = readdir(proc)) != NULL) {
 		char *end;
 		long pid = strtol(p->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == self)
@@ -338,7 +346,7 @@ static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t 
 		if (!fds)
 			continue;
 		struct dirent *f;
-		while ((f = readdir(fds)) != NULL && !why[0]) {
+		while (!hit && (f = readdir(fds)) != NULL) {
 			char fp[128];
 			struct stat st;
 			if (f->d_name[0] == '.')
@@ -346,35 +354,86 @@ static void open_by_process(struct pnvme_pci_dev *dev, const dev_t *chr, size_t 
 			if (snprintf(fp, sizeof(fp), "%s/%s", fddir, f->d_name) >= (int)sizeof(fp) ||
 			    stat(fp, &st) != 0)
 				continue;
-			const char *hit = NULL;
-			if (S_ISBLK(st.st_mode)) {
-				for (unsigned i = 0; i < dev->nr_blk && !hit; i++)
-					if (st.st_rdev == makedev(dev->blk[i].major, dev->blk[i].minor))
-						hit = dev->blk[i].name;
-			} else if (S_ISCHR(st.st_mode)) {
-				for (size_t i = 0; i < nr_chr && !hit; i++)
-					if (st.st_rdev == chr[i])
-						hit = chr_label ? chr_label : "its character device";
-			}
+			hit = match(&st, arg);
 			if (!hit)
 				continue;
-			char comm[64] = "?", cp[64], target[PATH_MAX];
+			char cp[64];
+			o->pid = pid;
+			snprintf(o->comm, sizeof(o->comm), "?");
 			snprintf(cp, sizeof(cp), "/proc/%ld/comm", pid);
-			read_str(cp, comm, sizeof(comm));
-			ssize_t n = readlink(fp, target, sizeof(target) - 1);
-			target[n > 0 ? n : 0] = '\0';
-			int w;
-			if (chr_label)
-				w = snprintf(why, len, "%s is open by pid %ld (%s)", hit, pid, comm);
-			else
-				w = snprintf(why, len, "%s is open by pid %ld (%s) as %.64s", hit, pid,
-					     comm, target[0] ? target : "?");
-			if (w < 0)
-				why[0] = '\0';
+			read_str(cp, o->comm, sizeof(o->comm));
+			ssize_t n = readlink(fp, o->target, sizeof(o->target) - 1);
+			o->target[n > 0 ? n : 0] = '\0';
 		}
 		closedir(fds);
 	}
 	closedir(proc);
+	return hit;
+}
+
+/* The controller's block devices and character devices (nvme0, ng0n1). */
+struct ctrl_nodes {
+	const struct pnvme_pci_dev *dev;
+	const dev_t *chr;
+	size_t nr_chr;
+};
+
+static const char *match_ctrl(const struct stat *st, void *arg)
+{
+	const struct ctrl_nodes *n = arg;
+
+	if (S_ISBLK(st->st_mode)) {
+		for (unsigned i = 0; i < n->dev->nr_blk; i++)
+			if (st->st_rdev == makedev(n->dev->blk[i].major, n->dev->blk[i].minor))
+				return n->dev->blk[i].name;
+	} else if (S_ISCHR(st->st_mode)) {
+		for (size_t i = 0; i < n->nr_chr; i++)
+			if (st->st_rdev == n->chr[i])
+				return "its character device";
+	}
+	return NULL;
+}
+
+/* One character device node (e.g. /dev/vfio/N). */
+struct chr_node {
+	dev_t rdev;
+	const char *path;
+};
+
+static const char *match_chr(const struct stat *st, void *arg)
+{
+	const struct chr_node *c = arg;
+
+	return S_ISCHR(st->st_mode) && st->st_rdev == c->rdev ? c->path : NULL;
+}
+
+/* A process holding one of the controller's device nodes open, into `why`. */
+static void open_by_process(const struct pnvme_pci_dev *dev, const dev_t *chr, size_t nr_chr,
+			    char *why, size_t len)
+{
+	struct ctrl_nodes n = { .dev = dev, .chr = chr, .nr_chr = nr_chr };
+	struct opener o;
+	const char *hit = find_opener(match_ctrl, &n, &o);
+
+	if (hit && snprintf(why, len, "%s is open by pid %ld (%s) as %.64s", hit, o.pid, o.comm,
+			    o.target[0] ? o.target : "?") < 0)
+		why[0] = '\0';
+}
+
+int pnvme_chr_opener(const char *path, char *out, size_t len)
+{
+	struct chr_node c = { .path = path };
+	struct stat st;
+	struct opener o;
+
+	out[0] = '\0';
+	if (stat(path, &st) != 0 || !S_ISCHR(st.st_mode))
+		return -ENOENT;
+	c.rdev = st.st_rdev;
+	if (!find_opener(match_chr, &c, &o))
+		return -ENOENT;
+	snprintf(out, len, "pid %ld (%s)", o.pid, o.comm);
+	return 0;
 }
 
 static void add_blk(struct pnvme_pci_dev *dev, const char *name, bool partition)
@@ -494,7 +553,7 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 	}
 	usage_free(&u);
 	if (!dev->in_use[0])
-		open_by_process(dev, chr, nr_chr, NULL, dev->in_use, sizeof(dev->in_use));
+		open_by_process(dev, chr, nr_chr, dev->in_use, sizeof(dev->in_use));
 }
 
 /* Everything that does not come from the bus scan. */
@@ -842,22 +901,12 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 		/* vfio-pci's remove blocks until the user lets go: refuse instead. */
 		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
 		if (pnvme_link_base(p, g, sizeof(g)) == 0) {
-			char gpath[64];
-			struct stat gst;
+			char gpath[64], who[96];
 			snprintf(gpath, sizeof(gpath), "/dev/vfio/%s", g);
-			if (stat(gpath, &gst) == 0) {
-				struct pnvme_pci_dev *tmp = calloc(1, sizeof(*tmp));
-				if (!tmp)
-					return pnvme_fail(-ENOMEM, "pci: out of memory");
-				char why[256] = "";
-				dev_t chr = gst.st_rdev;
-				open_by_process(tmp, &chr, 1, gpath, why, sizeof(why));
-				free(tmp);
-				if (why[0])
-					return pnvme_fail(-EBUSY, "pci: refusing to unbind %s: %s "
-							  "(vfio-pci would wait for it to let go; "
-							  "stop it first)", bdf, why);
-			}
+			if (pnvme_chr_opener(gpath, who, sizeof(who)) == 0)
+				return pnvme_fail(-EBUSY, "pci: refusing to unbind %s: %s is open by "
+						  "%s (vfio-pci would wait for it to let go; "
+						  "stop it first)", bdf, gpath, who);
 		}
 	}
 

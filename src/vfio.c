@@ -74,56 +74,6 @@ static bool path_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-/*
- * Best effort: "pid 123 (qemu)" for the first process other than us that has
- * `devpath` open, or "" if none can be seen (other users' fds need root).
- */
-static void find_holder(const char *devpath, char *out, size_t len)
-{
-	out[0] = '\0';
-	DIR *proc = opendir("/proc");
-	if (!proc)
-		return;
-	pid_t self = getpid();
-	struct dirent *p;
-	while ((p = readdir(proc)) != NULL && out[0] == '\0') {
-		char *end;
-		long pid = strtol(p->d_name, &end, 10);
-		if (*end != '\0' || pid <= 0 || pid == self)
-			continue;
-		char fddir[64];
-		snprintf(fddir, sizeof(fddir), "/proc/%ld/fd", pid);
-		DIR *fds = opendir(fddir);
-		if (!fds)
-			continue;
-		struct dirent *f;
-		while ((f = readdir(fds)) != NULL) {
-			char lpath[128], target[PATH_MAX];
-			if (snprintf(lpath, sizeof(lpath), "%s/%s", fddir, f->d_name) >=
-			    (int)sizeof(lpath))
-				continue;
-			ssize_t n = readlink(lpath, target, sizeof(target) - 1);
-			if (n <= 0)
-				continue;
-			target[n] = '\0';
-			if (strcmp(target, devpath) != 0)
-				continue;
-			char comm[64] = "?", cpath[64];
-			snprintf(cpath, sizeof(cpath), "/proc/%ld/comm", pid);
-			FILE *c = fopen(cpath, "re");
-			if (c) {
-				if (fgets(comm, sizeof(comm), c))
-					comm[strcspn(comm, "\n")] = '\0';
-				fclose(c);
-			}
-			snprintf(out, len, "pid %ld (%s)", pid, comm);
-			break;
-		}
-		closedir(fds);
-	}
-	closedir(proc);
-}
-
 /* "0000:00:1f.2 (ahci), 0000:00:1f.3 (no driver)" for the other group members. */
 static void group_members(int group_id, const char *self, char *out, size_t len)
 {
@@ -374,7 +324,7 @@ static int open_group(struct vfio_ctx *v)
 					  "or amd_iommu=on", v->bdf, noiommu);
 		if (err == EBUSY) {
 			char who[96];
-			find_holder(gpath, who, sizeof(who));
+			(void)pnvme_chr_opener(gpath, who, sizeof(who));
 			return pnvme_fail(-EBUSY, "vfio: %s is busy: another process has the "
 					  "group of %s open%s%s (only one user at a time)",
 					  gpath, v->bdf, who[0] ? ": " : "", who);
