@@ -828,6 +828,24 @@ static bool wait_driver(const char *bdf, const char *want, char *got, size_t len
 	}
 }
 
+/*
+ * Ask the kernel to probe `bdf` again and wait (2 s) until `want` binds it;
+ * `was` names the driver it had, for the log.
+ */
+static int reprobe(const char *bdf, const char *was, const char *want)
+{
+	char got[64];
+	int rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
+
+	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
+		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
+	if (!wait_driver(bdf, want, got, sizeof(got), 2000))
+		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not %s "
+				  "(see dmesg)", bdf, got[0] ? got : "no driver", want);
+	log_info("pci: %s: %s -> %s", bdf, was[0] ? was : "no driver", want);
+	return 0;
+}
+
 int pnvme_pci_bind_vfio(const char *bdf_in, bool force)
 {
 	char bdf[PNVME_PCI_BDF_LEN], p[PATH_MAX], drv[64];
@@ -871,17 +889,8 @@ int pnvme_pci_bind_vfio(const char *bdf_in, bool force)
 		if ((rc = write_str(p, bdf)) != 0 && rc != -ENODEV)
 			return sysfs_fail(rc, "unbind from the current driver", p);
 	}
-	/* 3. reprobe: vfio-pci takes it because of the override */
-	rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
-	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
-		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
-	/* 4. check */
-	char got[64];
-	if (!wait_driver(bdf, "vfio-pci", got, sizeof(got), 2000))
-		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not vfio-pci "
-				  "(see dmesg)", bdf, got[0] ? got : "no driver");
-	log_info("pci: %s: %s -> vfio-pci", bdf, drv[0] ? drv : "no driver");
-	return 0;
+	/* 3. reprobe: vfio-pci takes it because of the override; 4. check */
+	return reprobe(bdf, drv, "vfio-pci");
 }
 
 int pnvme_pci_unbind_vfio(const char *bdf_in)
@@ -921,13 +930,5 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 	if (!exists(SYSFS_PCI "/drivers/nvme"))
 		return pnvme_fail(-ENOENT, "pci: %s is unbound, but the kernel nvme driver is "
 				  "not loaded (run `modprobe nvme`)", bdf);
-	rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
-	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
-		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
-	char got[64];
-	if (!wait_driver(bdf, "nvme", got, sizeof(got), 2000))
-		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not nvme "
-				  "(see dmesg)", bdf, got[0] ? got : "no driver");
-	log_info("pci: %s: %s -> nvme", bdf, drv[0] ? drv : "no driver");
-	return 0;
+	return reprobe(bdf, drv, "nvme");
 }
