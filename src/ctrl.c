@@ -843,18 +843,19 @@ int pnvme_dma_alloc(struct pnvme_ctrl *ctrl, size_t size, size_t align, void **b
 	return pnvme_dma_alloc_raw(&ctrl->dma, size, align, buf, iova);
 }
 
-void pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf)
+int pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf)
 {
-	if (ctrl && buf)
-		pnvme_dma_free_raw(&ctrl->dma, buf);
+	if (!buf)
+		return 0;
+	if (!ctrl)
+		return pnvme_fail(-EINVAL, "dma_free: NULL controller");
+	return pnvme_dma_free_raw(&ctrl->dma, buf);
 }
 
 int pnvme_dma_iova(const struct pnvme_ctrl *ctrl, const void *buf, size_t len, uint64_t *iova)
 {
 	if (!ctrl || !buf || !iova)
 		return pnvme_fail(-EINVAL, "dma_iova: NULL argument");
-	if (pnvme_dma_xlate(&ctrl->dma, buf, len ? len : 1, iova) != 0)
-		return pnvme_fail(-EINVAL, "%p (+%zu) is not pnvme DMA memory of this controller",
-				  buf, len);
-	return 0;
+	/* Every byte of the range must lie in one live allocation (message set). */
+	return pnvme_dma_xlate(&ctrl->dma, buf, len ? len : 1, iova);
 }

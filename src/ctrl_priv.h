@@ -70,8 +70,7 @@ struct pnvme_qpair {
 	struct pnvme_tracker *trk;
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
-	uintptr_t xl_page;     /* 2 MiB page of the last buffer translated ... */
-	const uint64_t *xl_entry; /* ... and its live translation-table entry */
+	struct pnvme_dma_cache xl; /* run of the last buffer translated */
 	volatile uint32_t *sdb_sq; /* shadow SQ tail doorbell, NULL without DBBUF */
 	const volatile uint32_t *ei_sq; /* controller's EventIdx for it */
 	volatile uint32_t *sdb_cq;

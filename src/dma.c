@@ -7,17 +7,22 @@
  * them). Each chunk run (one chunk, or several contiguous ones for a request
  * over 2 MiB) gets an IOVA range of its own and is mapped for the device with
  * one backend dma_map call. The translation table (internal.h) gets one entry
- * per 2 MiB page, so pnvme_dma_xlate() is two loads.
+ * per 2 MiB page, pointing at that page's descriptor.
  *
  * Requests up to 2 MiB are carved from chunks in 4 KiB granules (the NVMe
  * memory page size pnvme uses, CC.MPS = 0, Base 2.0 §3.1.4.5), which keeps
  * every buffer page aligned as PRPs require (Base 2.0 §4.1.1: PRP entries
- * other than the first have a zero offset). A bitmap per chunk marks the
- * granules in use and those that start an allocation.
+ * other than the first have a zero offset). Each granule records where the
+ * allocation holding it ends, in bytes as asked for (the page descriptor's
+ * end[]), and small runs record which granule starts each allocation
+ * (owner[]): the device may be pointed only at bytes of one live
+ * allocation, so a transfer running past its buffer, straddling two buffers
+ * or reaching into a freed one is refused before the device sees it.
  *
  * Locking: allocation and free take d->lock. Lookups take no lock: level-2
  * tables are published with release stores and are freed only by
- * pnvme_dma_fini().
+ * pnvme_dma_fini(); page descriptors are parked on d->retired, never freed,
+ * until then. What lookups read is written with atomic stores.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,8 +42,7 @@
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
 #endif
 
-#define GRANULES     (PNVME_CHUNK_SIZE >> PNVME_PAGE_SHIFT) /* 512 per chunk */
-#define BITMAP_WORDS (GRANULES / 64u)
+#define GRANULES     PNVME_GRANULES
 #define CACHED_EMPTY 2u /* fully free small chunks kept mapped for reuse */
 /* 2 MiB pages the translation table covers: 47-bit user addresses. */
 #define XL_PAGES     ((uintptr_t)PNVME_XL_L1_SIZE * PNVME_XL_L2_SIZE)
@@ -55,12 +59,18 @@ struct pnvme_dma_chunk {
 	size_t len;        /* bytes, a multiple of 2 MiB */
 	bool huge;         /* backed by hugetlb pages */
 	bool large;        /* a single allocation of more than 2 MiB */
+	size_t bytes;      /* large runs: the size asked for */
+	struct pnvme_dma_page **pages; /* one descriptor per 2 MiB page */
 	/* Sub-allocation state, small (single-chunk) runs only. */
-	unsigned nfree;    /* free granules */
-	unsigned clean;    /* granules from here up were never handed out (still zero) */
-	uint64_t used[BITMAP_WORDS];  /* granule is allocated */
-	uint64_t head[BITMAP_WORDS];  /* granule is the first of an allocation */
+	unsigned nfree;    /* free granules (pages[0]->clean: never handed out, still zero) */
+	/* owner[g]: 1 + first granule of the allocation holding granule g, 0 if free */
+	uint16_t owner[GRANULES];
 };
+
+_Static_assert(GRANULES <= UINT16_MAX, "owner entries fit 16 bits");
+
+/* Matches no page: the empty translation cache. */
+const struct pnvme_dma_page pnvme_dma_no_page = { .page = UINTPTR_MAX };
 
 /* A free IOVA range below d->iova_next; the list is sorted and coalesced. */
 struct iova_range {
@@ -69,19 +79,9 @@ struct iova_range {
 	uint64_t len;
 };
 
-static inline bool bit_test(const uint64_t *map, unsigned i)
+static inline void end_set(struct pnvme_dma_page *pg, unsigned g, uint32_t v)
 {
-	return (map[i / 64u] >> (i % 64u)) & 1u;
-}
-
-static inline void bit_set(uint64_t *map, unsigned i)
-{
-	map[i / 64u] |= (uint64_t)1 << (i % 64u);
-}
-
-static inline void bit_clear(uint64_t *map, unsigned i)
-{
-	map[i / 64u] &= ~((uint64_t)1 << (i % 64u));
+	__atomic_store_n(&pg->end[g], v, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,7 +229,7 @@ static void iova_release(struct pnvme_dma *d, uint64_t start, uint64_t len)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Translation table                                                        */
+/* Translation table and page descriptors                                   */
 /* ------------------------------------------------------------------------ */
 
 /* Make sure level-2 tables exist for every 2 MiB page of [va, va+len). */
@@ -239,7 +239,7 @@ static int xl_prepare(struct pnvme_dma *d, uintptr_t va, size_t len)
 	uintptr_t last = (va + len - 1) >> PNVME_CHUNK_SHIFT;
 
 	for (uintptr_t i1 = first >> PNVME_XL_L2_BITS; i1 <= last >> PNVME_XL_L2_BITS; i1++) {
-		uint64_t *l2;
+		struct pnvme_dma_page **l2;
 
 		if (d->xl[i1] != NULL)
 			continue;
@@ -251,24 +251,73 @@ static int xl_prepare(struct pnvme_dma *d, uintptr_t va, size_t len)
 	return 0;
 }
 
-/* Point each 2 MiB page of [va, va+len) at its IOVA, or clear it (iova 0). */
-static void xl_set(struct pnvme_dma *d, uintptr_t va, size_t len, uint64_t iova)
+/* Point the table entry of 2 MiB page `page` at pg (NULL: unmapped). */
+static void xl_set(struct pnvme_dma *d, uintptr_t page, struct pnvme_dma_page *pg)
 {
-	uintptr_t first = va >> PNVME_CHUNK_SHIFT;
-	uintptr_t n = len >> PNVME_CHUNK_SHIFT;
+	struct pnvme_dma_page **l2 = d->xl[page >> PNVME_XL_L2_BITS];
 
-	for (uintptr_t k = 0; k < n; k++) {
-		uintptr_t page = first + k;
-		uint64_t *l2 = d->xl[page >> PNVME_XL_L2_BITS];
-		uint64_t e = iova != 0 ? (iova + ((uint64_t)k << PNVME_CHUNK_SHIFT)) | 1u : 0;
+	__atomic_store_n(&l2[page & (PNVME_XL_L2_SIZE - 1)], pg, __ATOMIC_RELEASE);
+}
 
-		__atomic_store_n(&l2[page & (PNVME_XL_L2_SIZE - 1)], e, __ATOMIC_RELEASE);
+/* The descriptor of va's 2 MiB page, or NULL. Lock-free. */
+static const struct pnvme_dma_page *xl_lookup(const struct pnvme_dma *d, uintptr_t va)
+{
+	uintptr_t page = va >> PNVME_CHUNK_SHIFT;
+	uintptr_t i1 = page >> PNVME_XL_L2_BITS;
+	struct pnvme_dma_page *const *l2;
+
+	if (i1 >= PNVME_XL_L1_SIZE)
+		return NULL;
+	l2 = __atomic_load_n(&d->xl[i1], __ATOMIC_ACQUIRE);
+	if (l2 == NULL)
+		return NULL;
+	return __atomic_load_n(&l2[page & (PNVME_XL_L2_SIZE - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* A page descriptor, retired or new, covering nothing yet. NULL: no memory. */
+static struct pnvme_dma_page *page_get(struct pnvme_dma *d)
+{
+	struct pnvme_dma_page *pg = d->retired;
+
+	if (pg != NULL) {
+		d->retired = pg->next;
+		pg->next = NULL;
+		return pg; /* page = UINTPTR_MAX, every end 0 (page_retire) */
 	}
+	pg = calloc(1, sizeof(*pg));
+	if (pg != NULL)
+		pg->page = UINTPTR_MAX;
+	return pg;
+}
+
+/*
+ * Make pg cover nothing and park it: a lock-free lookup or a queue pair's
+ * cache may still hold it, so it is never freed before pnvme_dma_fini().
+ */
+static void page_retire(struct pnvme_dma *d, struct pnvme_dma_page *pg)
+{
+	__atomic_store_n(&pg->page, UINTPTR_MAX, __ATOMIC_RELAXED);
+	for (unsigned g = 0; g < GRANULES; g++)
+		end_set(pg, g, 0);
+	__atomic_store_n(&pg->big_bytes, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pg->clean, 0, __ATOMIC_RELAXED);
+	pg->next = d->retired;
+	d->retired = pg;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Chunk runs                                                               */
 /* ------------------------------------------------------------------------ */
+
+/* Retire the page descriptors of run c (their table entries already cleared). */
+static void run_pages_put(struct pnvme_dma *d, struct pnvme_dma_chunk *c, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (c->pages[k] != NULL)
+			page_retire(d, c->pages[k]);
+	free(c->pages);
+	c->pages = NULL;
+}
 
 /*
  * Allocate, IOVA-assign, map and publish a run of `len` bytes (a multiple of
@@ -278,6 +327,7 @@ static void xl_set(struct pnvme_dma *d, uintptr_t va, size_t len, uint64_t iova)
 static int run_create(struct pnvme_dma *d, size_t len, bool large, struct pnvme_dma_chunk **out)
 {
 	const struct pnvme_backend *be = d->be;
+	size_t npages = len >> PNVME_CHUNK_SHIFT;
 	struct pnvme_dma_chunk *c;
 	uint64_t iova;
 	bool huge;
@@ -286,11 +336,23 @@ static int run_create(struct pnvme_dma *d, size_t len, bool large, struct pnvme_
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return pnvme_fail(-ENOMEM, "dma: out of memory for chunk state");
+	c->pages = calloc(npages, sizeof(*c->pages));
+	if (c->pages == NULL) {
+		free(c);
+		return pnvme_fail(-ENOMEM, "dma: out of memory for chunk state");
+	}
+	for (size_t k = 0; k < npages; k++) {
+		c->pages[k] = page_get(d);
+		if (c->pages[k] == NULL) {
+			rc = pnvme_fail(-ENOMEM, "dma: out of memory for page descriptors");
+			goto err_pages;
+		}
+	}
 	c->va = chunk_mem_alloc(d, len, &huge);
 	if (c->va == NULL) {
 		rc = pnvme_fail(-ENOMEM, "dma: cannot allocate %zu bytes of memory: %s", len,
 				strerror(errno));
-		goto err_free;
+		goto err_pages;
 	}
 	if ((((uintptr_t)c->va + len - 1) >> PNVME_CHUNK_SHIFT) >= XL_PAGES) {
 		rc = pnvme_fail(-ENOMEM, "dma: memory at %p is above the 47-bit range", c->va);
@@ -317,8 +379,6 @@ static int run_create(struct pnvme_dma *d, size_t len, bool large, struct pnvme_
 			goto err_iova;
 		}
 	}
-	xl_set(d, (uintptr_t)c->va, len, iova);
-
 	c->iova = iova;
 	c->len = len;
 	c->huge = huge;
@@ -327,6 +387,14 @@ static int run_create(struct pnvme_dma *d, size_t len, bool large, struct pnvme_
 	c->next = d->chunks;
 	d->chunks = c;
 	d->hugepages = huge;
+	for (size_t k = 0; k < npages; k++) {
+		struct pnvme_dma_page *pg = c->pages[k];
+		uintptr_t page = ((uintptr_t)c->va >> PNVME_CHUNK_SHIFT) + k;
+
+		pg->iova = iova + ((uint64_t)k << PNVME_CHUNK_SHIFT);
+		__atomic_store_n(&pg->page, page, __ATOMIC_RELAXED);
+		xl_set(d, page, pg); /* release: the fields above are set */
+	}
 	*out = c;
 	return 0;
 
@@ -334,7 +402,8 @@ err_iova:
 	iova_release(d, iova, len);
 err_mem:
 	chunk_mem_free(c->va, len);
-err_free:
+err_pages:
+	run_pages_put(d, c, npages);
 	free(c);
 	return rc;
 }
@@ -344,13 +413,16 @@ static void run_destroy(struct pnvme_dma *d, struct pnvme_dma_chunk *c,
 			struct pnvme_dma_chunk *prev)
 {
 	const struct pnvme_backend *be = d->be;
+	size_t npages = c->len >> PNVME_CHUNK_SHIFT;
 	bool unmapped = true;
 
 	if (prev != NULL)
 		prev->next = c->next;
 	else
 		d->chunks = c->next;
-	xl_set(d, (uintptr_t)c->va, c->len, 0);
+	for (size_t k = 0; k < npages; k++)
+		xl_set(d, ((uintptr_t)c->va >> PNVME_CHUNK_SHIFT) + k, NULL);
+	run_pages_put(d, c, npages);
 	if (be->ops->dma_unmap != NULL) {
 		int rc = be->ops->dma_unmap(be->ctx, c->iova, c->len);
 
@@ -367,6 +439,25 @@ static void run_destroy(struct pnvme_dma *d, struct pnvme_dma_chunk *c,
 	free(c);
 }
 
+/* Record a large run's one allocation of `bytes` in its page descriptors. */
+static void run_set_large(struct pnvme_dma_chunk *c, size_t bytes)
+{
+	c->bytes = bytes;
+	for (size_t k = 0; k < c->len >> PNVME_CHUNK_SHIFT; k++) {
+		size_t from = k << PNVME_CHUNK_SHIFT; /* this page's offset in the run */
+
+		__atomic_store_n(&c->pages[k]->big_va, (uintptr_t)c->va, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->pages[k]->big_bytes, bytes, __ATOMIC_RELAXED);
+		for (unsigned g = 0; g < GRANULES; g++) {
+			size_t gstart = from + ((size_t)g << PNVME_PAGE_SHIFT);
+			size_t e = bytes - from;
+
+			end_set(c->pages[k], g, gstart < bytes ? (e > UINT32_MAX ? UINT32_MAX : (uint32_t)e)
+							       : 0);
+		}
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sub-allocation in 4 KiB granules                                         */
 /* ------------------------------------------------------------------------ */
@@ -380,7 +471,7 @@ static int find_free(const struct pnvme_dma_chunk *c, unsigned n, unsigned step)
 		unsigned i;
 
 		for (i = 0; i < n; i++)
-			if (bit_test(c->used, pos + i))
+			if (c->owner[pos + i] != 0)
 				break;
 		if (i == n)
 			return (int)pos;
@@ -389,22 +480,25 @@ static int find_free(const struct pnvme_dma_chunk *c, unsigned n, unsigned step)
 	return -1;
 }
 
-static void *take_granules(struct pnvme_dma_chunk *c, unsigned pos, unsigned n)
+static void *take_granules(struct pnvme_dma_chunk *c, unsigned pos, unsigned n, size_t bytes)
 {
 	uint8_t *p = c->va + ((size_t)pos << PNVME_PAGE_SHIFT);
+	uint32_t end = (uint32_t)(((size_t)pos << PNVME_PAGE_SHIFT) + bytes);
 
-	for (unsigned i = 0; i < n; i++)
-		bit_set(c->used, pos + i);
-	bit_set(c->head, pos);
+	for (unsigned i = 0; i < n; i++) {
+		c->owner[pos + i] = (uint16_t)(pos + 1);
+		end_set(c->pages[0], pos + i, end);
+	}
 	c->nfree -= n;
 	/* Granules handed out before may hold old data; fresh ones are zero. */
-	if (pos < c->clean) {
-		unsigned dirty = (pos + n < c->clean ? pos + n : c->clean) - pos;
+	unsigned clean = c->pages[0]->clean;
+	if (pos < clean) {
+		unsigned dirty = (pos + n < clean ? pos + n : clean) - pos;
 
 		memset(p, 0, (size_t)dirty << PNVME_PAGE_SHIFT);
 	}
-	if (pos + n > c->clean)
-		c->clean = pos + n;
+	if (pos + n > clean)
+		__atomic_store_n(&c->pages[0]->clean, pos + n, __ATOMIC_RELAXED);
 	return p;
 }
 
@@ -428,7 +522,7 @@ static int alloc_small(struct pnvme_dma *d, size_t size, size_t align, void **bu
 		return rc;
 	pos = 0;
 found:
-	*buf = take_granules(c, (unsigned)pos, n);
+	*buf = take_granules(c, (unsigned)pos, n, size);
 	*chunk = c;
 	return 0;
 }
@@ -458,7 +552,7 @@ int pnvme_dma_init(struct pnvme_dma *d, const struct pnvme_backend *be)
 	if (pthread_mutex_init(&d->lock, NULL) != 0)
 		return pnvme_fail(-ENOMEM, "dma: cannot initialise the allocator lock");
 	d->be = be;
-	/* 2 MiB aligned IOVA ranges, never IOVA 0 (it means "unmapped"). */
+	/* 2 MiB aligned IOVA ranges, never IOVA 0. */
 	start = be->iova_base < PNVME_CHUNK_SIZE ? PNVME_CHUNK_SIZE : be->iova_base;
 	if (start > UINT64_MAX - PNVME_CHUNK_SIZE)
 		start = UINT64_MAX;
@@ -476,6 +570,12 @@ void pnvme_dma_fini(struct pnvme_dma *d)
 		return;
 	while (d->chunks != NULL)
 		run_destroy(d, d->chunks, NULL);
+	while (d->retired != NULL) {
+		struct pnvme_dma_page *pg = d->retired;
+
+		d->retired = pg->next;
+		free(pg);
+	}
 	for (r = d->iova_free; r != NULL; r = rn) {
 		rn = r->next;
 		free(r);
@@ -514,8 +614,10 @@ int pnvme_dma_alloc_raw(struct pnvme_dma *d, size_t size, size_t align, void **b
 	if (size > PNVME_CHUNK_SIZE) {
 		/* A run of its own: 2 MiB aligned, so any `align` is met. */
 		rc = run_create(d, ALIGN_UP(size, PNVME_CHUNK_SIZE), true, &c);
-		if (rc == 0)
+		if (rc == 0) {
+			run_set_large(c, size);
 			p = c->va;
+		}
 	} else {
 		rc = alloc_small(d, size, align, &p, &c);
 	}
@@ -528,42 +630,131 @@ int pnvme_dma_alloc_raw(struct pnvme_dma *d, size_t size, size_t align, void **b
 	return rc;
 }
 
-void pnvme_dma_free_raw(struct pnvme_dma *d, void *buf)
+/* The run holding p, or NULL (lock held). */
+static struct pnvme_dma_chunk *run_find(struct pnvme_dma *d, const uint8_t *p,
+					struct pnvme_dma_chunk **prev)
 {
-	struct pnvme_dma_chunk *c, *prev = NULL;
-	uint8_t *p = buf;
-	unsigned pos, i;
+	struct pnvme_dma_chunk *c;
 
-	if (buf == NULL || d == NULL || d->be == NULL)
-		return;
-	pthread_mutex_lock(&d->lock);
-	for (c = d->chunks; c != NULL; prev = c, c = c->next)
+	*prev = NULL;
+	for (c = d->chunks; c != NULL; *prev = c, c = c->next)
 		if (p >= c->va && p < c->va + c->len)
-			break;
-	if (c == NULL)
-		goto bad;
-	if (c->large) {
-		if (p != c->va)
-			goto bad;
-		run_destroy(d, c, prev);
+			return c;
+	return NULL;
+}
+
+int pnvme_dma_free_raw(struct pnvme_dma *d, void *buf)
+{
+	struct pnvme_dma_chunk *c, *prev;
+	uint8_t *p = buf;
+	unsigned pos, i, head;
+	int rc = 0;
+
+	if (buf == NULL)
+		return 0;
+	if (d == NULL || d->be == NULL)
+		return pnvme_fail(-EINVAL, "dma free: no allocator");
+	pthread_mutex_lock(&d->lock);
+	c = run_find(d, p, &prev);
+	if (c == NULL) {
+		rc = pnvme_fail(-EINVAL, "dma free: %p is not pnvme DMA memory of this controller "
+				"(never allocated here, or its memory was already released)", buf);
 		goto out;
 	}
-	if (((uintptr_t)(p - c->va) & (PNVME_PAGE_SIZE - 1)) != 0)
-		goto bad;
+	if (c->large) {
+		if (p != c->va)
+			rc = pnvme_fail(-EINVAL, "dma free: %p lies %zu bytes into the allocation at "
+					"%p; free that address", buf, (size_t)(p - c->va),
+					(void *)c->va);
+		else
+			run_destroy(d, c, prev);
+		goto out;
+	}
 	pos = (unsigned)((size_t)(p - c->va) >> PNVME_PAGE_SHIFT);
-	if (!bit_test(c->head, pos))
-		goto bad;
-	bit_clear(c->head, pos);
-	/* The allocation runs to the next free granule or the next allocation's head. */
-	for (i = pos; i < GRANULES && bit_test(c->used, i) && (i == pos || !bit_test(c->head, i)); i++)
-		bit_clear(c->used, i);
+	head = c->owner[pos];
+	if (head == 0) {
+		rc = pnvme_fail(-EINVAL, "dma free: %p was already freed (double free)", buf);
+		goto out;
+	}
+	if (head != pos + 1 || ((uintptr_t)(p - c->va) & (PNVME_PAGE_SIZE - 1)) != 0) {
+		uint8_t *start = c->va + ((size_t)(head - 1) << PNVME_PAGE_SHIFT);
+
+		rc = pnvme_fail(-EINVAL, "dma free: %p lies %zu bytes into the allocation at %p; "
+				"free that address", buf, (size_t)(p - start), (void *)start);
+		goto out;
+	}
+	for (i = pos; i < GRANULES && c->owner[i] == head; i++) {
+		end_set(c->pages[0], i, 0); /* lookups refuse it from here on */
+		c->owner[i] = 0;
+	}
 	c->nfree += i - pos;
 	if (c->nfree == GRANULES && count_empty(d) > CACHED_EMPTY)
 		run_destroy(d, c, prev);
 out:
 	pthread_mutex_unlock(&d->lock);
-	return;
-bad:
-	pthread_mutex_unlock(&d->lock);
-	log_warn("dma free: %p is not an allocation of this DMA allocator, ignored", buf);
+	return rc;
+}
+
+/*
+ * The slow path of every translation: va's page descriptor from the table,
+ * then the whole range against the allocation holding its first byte. It
+ * reads only the page descriptor (never freed), never the run.
+ */
+static int xlate_full(const struct pnvme_dma *d, uintptr_t p, size_t len,
+		      const struct pnvme_dma_page **pgp, uint64_t *iova)
+{
+	const struct pnvme_dma_page *pg = xl_lookup(d, p);
+	uintptr_t off = p & (PNVME_CHUNK_SIZE - 1), astart;
+	unsigned g = (unsigned)(off >> PNVME_PAGE_SHIFT);
+	size_t abytes;
+	uint32_t end;
+
+	if (len == 0)
+		len = 1;
+	if (pg == NULL || __atomic_load_n(&pg->page, __ATOMIC_RELAXED) != p >> PNVME_CHUNK_SHIFT)
+		return pnvme_fail(-EINVAL, "buffer %p is not pnvme DMA memory of this controller "
+				  "(allocate it with pnvme_dma_alloc)", (void *)p);
+	end = __atomic_load_n(&pg->end[g], __ATOMIC_RELAXED);
+	if (end == 0)
+		return pnvme_fail(-EINVAL, "buffer %p %s", (void *)p,
+				  g < __atomic_load_n(&pg->clean, __ATOMIC_RELAXED)
+					  ? "was freed (use after pnvme_dma_free)"
+					  : "lies in pnvme DMA memory that was never allocated");
+	abytes = __atomic_load_n(&pg->big_bytes, __ATOMIC_RELAXED);
+	if (abytes != 0) {
+		astart = __atomic_load_n(&pg->big_va, __ATOMIC_RELAXED);
+	} else {
+		/* A small allocation starts after the last granule before it with another end. */
+		unsigned s = g;
+
+		while (s > 0 && __atomic_load_n(&pg->end[s - 1], __ATOMIC_RELAXED) == end)
+			s--;
+		astart = (p & ~(uintptr_t)(PNVME_CHUNK_SIZE - 1)) + ((uintptr_t)s << PNVME_PAGE_SHIFT);
+		abytes = end - ((size_t)s << PNVME_PAGE_SHIFT);
+	}
+	if (p < astart || len > abytes || p - astart > abytes - len)
+		return pnvme_fail(-EINVAL, "buffer %p + %zu bytes overruns its allocation "
+				  "(%zu bytes at %p) by %zu bytes", (void *)p, len, abytes,
+				  (void *)astart, (size_t)(p - astart) + len - abytes);
+	*pgp = pg;
+	*iova = pg->iova + off;
+	return 0;
+}
+
+int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, size_t len, uint64_t *iova)
+{
+	const struct pnvme_dma_page *pg;
+
+	return xlate_full(d, (uintptr_t)va, len, &pg, iova);
+}
+
+int pnvme_dma_xlate_fill(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
+			 size_t len, uint64_t *iova)
+{
+	const struct pnvme_dma_page *pg;
+	int rc = xlate_full(d, va, len, &pg, iova);
+
+	if (rc == 0)
+		k->pg = pg;
+	return rc;
 }

@@ -168,27 +168,66 @@ struct pnvme_backend {
 /*
  * Virtual-to-IOVA translation is a two-level table indexed by the 2 MiB
  * virtual page: 47-bit user addresses give 2^26 pages, split 13 + 13 bits.
- * An entry holds (iova of the page's first byte) | 1, or 0 when unmapped.
- * Lookups are lock-free: level-2 tables are published with release stores
- * and never freed before the allocator is torn down.
+ * An entry points at the chunk run descriptor that covers the page, or is
+ * NULL. Lookups are lock-free: level-2 tables are published with release
+ * stores and live as long as the allocator; chunk descriptors are never
+ * freed before the allocator is torn down (a retired one is parked for
+ * reuse), so a racing lookup reads a valid descriptor and checks that it
+ * still covers the address.
+ *
+ * Bounds are per allocation. Every 2 MiB page of DMA memory has a page
+ * descriptor that the table points at: per 4 KiB granule, where the
+ * allocation holding it ends (0: free). A range is accepted only if it lies
+ * inside one live allocation. Queue pairs cache the last page descriptor and
+ * read it live, so a freed buffer is refused at once.
  */
 #define PNVME_XL_L2_BITS 13u
 #define PNVME_XL_L1_BITS 13u
 #define PNVME_XL_L2_SIZE (1u << PNVME_XL_L2_BITS)
 #define PNVME_XL_L1_SIZE (1u << PNVME_XL_L1_BITS)
+#define PNVME_GRANULES   (PNVME_CHUNK_SIZE >> PNVME_PAGE_SHIFT) /* 512 per 2 MiB */
 
 struct pnvme_dma_chunk;
 
+/*
+ * One 2 MiB page of DMA memory. Written under the allocator's lock with
+ * atomic stores, read lock-free. Never freed while the allocator lives: a
+ * retired one has page = UINTPTR_MAX and every end 0, so a stale pointer to
+ * it (a queue pair's cache) matches nothing.
+ */
+struct pnvme_dma_page {
+	uintptr_t page;    /* virtual address >> 21 it describes */
+	uint64_t iova;     /* IOVA of its first byte */
+	/*
+	 * end[g]: where the allocation holding granule g ends, in bytes from
+	 * this page's start (so up to 2 MiB for small allocations, more for a
+	 * large one running on into the next pages; capped at UINT32_MAX), or 0
+	 * if the granule is free.
+	 */
+	uint32_t end[PNVME_GRANULES];
+	/* slow path (messages, allocations of 4 GiB and more) */
+	uintptr_t big_va;  /* a large run's allocation: its start ... */
+	size_t big_bytes;  /* ... and size asked for; 0 in a small run */
+	uint32_t clean;    /* granules from here up were never handed out */
+	struct pnvme_dma_page *next;  /* retired list */
+};
+
 struct pnvme_dma {
-	uint64_t *xl[PNVME_XL_L1_SIZE];        /* translation table, hot for lookups */
+	struct pnvme_dma_page **xl[PNVME_XL_L1_SIZE]; /* translation table, hot for lookups */
 	/* cold below */
 	pthread_mutex_t lock;
 	const struct pnvme_backend *be;
 	struct pnvme_dma_chunk *chunks;        /* every mapped chunk run */
+	struct pnvme_dma_page *retired;        /* page descriptors of unmapped runs, for reuse */
 	void *iova_free;                       /* free IOVA ranges (dma.c) */
 	uint64_t iova_next;                    /* bump pointer above freed ranges */
 	bool hugepages;                        /* last chunk came from hugepages */
 	bool warned_no_huge;
+};
+
+/* A queue pair's translation cache: the page descriptor of its last buffer. */
+struct pnvme_dma_cache {
+	const struct pnvme_dma_page *pg;
 };
 
 /** Set up an allocator over backend `be` (which must outlive it). 0 / -ENOMEM. */
@@ -198,58 +237,58 @@ void pnvme_dma_fini(struct pnvme_dma *d);
 /** As pnvme_dma_alloc() (pnvme/dma.h), on an allocator. */
 int pnvme_dma_alloc_raw(struct pnvme_dma *d, size_t size, size_t align, void **buf,
 			uint64_t *iova);
-/** As pnvme_dma_free(). Unknown pointers are ignored (logged). */
-void pnvme_dma_free_raw(struct pnvme_dma *d, void *buf);
+/**
+ * As pnvme_dma_free(): 0, or -EINVAL (with a message) for a pointer that is
+ * not the start of a live allocation: already freed, inside an allocation,
+ * or not memory of this allocator. Nothing is freed then.
+ */
+int pnvme_dma_free_raw(struct pnvme_dma *d, void *buf);
 
-/** IOVA of one byte, or 0 if unmapped (IOVA 0 is never handed out). */
+/**
+ * IOVA of [va, va + len) (len >= 1; 0 counts as 1): 0 and *iova if the range
+ * lies inside one live allocation, else -EINVAL with pnvme_last_error()
+ * saying why: not pnvme memory, freed, or overrunning its allocation by N
+ * bytes. Lock-free; any thread.
+ */
+int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, size_t len, uint64_t *iova);
+
+/** IOVA of one byte of a live allocation, or 0 (IOVA 0 is never handed out). */
 static inline uint64_t pnvme_dma_xlate1(const struct pnvme_dma *d, uintptr_t va)
 {
-	uintptr_t page = va >> PNVME_CHUNK_SHIFT;
-	uintptr_t i1 = page >> PNVME_XL_L2_BITS;
-	if (unlikely(i1 >= PNVME_XL_L1_SIZE))
-		return 0;
-	const uint64_t *l2 = __atomic_load_n(&d->xl[i1], __ATOMIC_ACQUIRE);
-	if (unlikely(l2 == NULL))
-		return 0;
-	uint64_t e = __atomic_load_n(&l2[page & (PNVME_XL_L2_SIZE - 1)], __ATOMIC_RELAXED);
-	if (unlikely(!(e & 1)))
-		return 0;
-	return (e & ~(uint64_t)1) + (va & (PNVME_CHUNK_SIZE - 1));
+	uint64_t iova;
+
+	return pnvme_dma_xlate(d, (const void *)va, 1, &iova) == 0 ? iova : 0;
 }
 
-/**
- * The live table entry of va's 2 MiB page, or NULL if the page has no level-2
- * table. Queue pairs cache it: the entry is cleared when the page is unmapped
- * and level-2 tables live as long as the allocator, so the cache cannot go stale.
- */
-static inline const uint64_t *pnvme_dma_xl_entry(const struct pnvme_dma *d, uintptr_t va)
-{
-	uintptr_t page = va >> PNVME_CHUNK_SHIFT;
-	uintptr_t i1 = page >> PNVME_XL_L2_BITS;
-	if (i1 >= PNVME_XL_L1_SIZE)
-		return NULL;
-	const uint64_t *l2 = __atomic_load_n(&d->xl[i1], __ATOMIC_ACQUIRE);
-	return l2 ? &l2[page & (PNVME_XL_L2_SIZE - 1)] : NULL;
-}
+/** As pnvme_dma_xlate(), and point the cache at va's run on success. */
+int pnvme_dma_xlate_fill(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
+			 size_t len, uint64_t *iova);
 
-/**
- * IOVA of [va, va+len): 0 and *iova on success; -EINVAL if any part is not
- * DMA memory of this allocator or the range is not IOVA-contiguous.
+/** The empty cache (matches no page). */
+extern const struct pnvme_dma_page pnvme_dma_no_page;
+
+/*
+ * The queue pairs' per-I/O check: as pnvme_dma_xlate(), through the cache.
+ * A hit reads the cached page's number, the end of the allocation holding
+ * the buffer's first granule, and the page's IOVA: three loads.
  */
-static inline int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, size_t len,
-				  uint64_t *iova)
+static inline __attribute__((always_inline)) int
+pnvme_dma_cached_xlate(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
+		       size_t len, uint64_t *iova)
 {
-	uintptr_t s = (uintptr_t)va;
-	uint64_t a = pnvme_dma_xlate1(d, s);
-	if (unlikely(a == 0))
-		return -EINVAL;
-	if (len > 1 && ((s ^ (s + len - 1)) >> PNVME_CHUNK_SHIFT) != 0) {
-		uint64_t b = pnvme_dma_xlate1(d, s + len - 1);
-		if (unlikely(b == 0 || b - a != len - 1))
-			return -EINVAL;
+	const struct pnvme_dma_page *pg = k->pg;
+
+	if (likely((va >> PNVME_CHUNK_SHIFT) == __atomic_load_n(&pg->page, __ATOMIC_RELAXED))) {
+		uintptr_t off = va & (PNVME_CHUNK_SIZE - 1);
+		uint32_t end = __atomic_load_n(&pg->end[off >> PNVME_PAGE_SHIFT], __ATOMIC_RELAXED);
+
+		/* end 0 (free) fails too: len >= 1 */
+		if (likely(len <= end && off <= end - len)) {
+			*iova = pg->iova + off;
+			return 0;
+		}
 	}
-	*iova = a;
-	return 0;
+	return pnvme_dma_xlate_fill(d, k, va, len, iova);
 }
 
 /* ------------------------------------------------------------------------ */

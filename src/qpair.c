@@ -47,7 +47,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	qp->flags = flags;
 	qp->phase = 1;
 	qp->dma = &ctrl->dma;
-	qp->xl_page = UINTPTR_MAX; /* no page has this number */
+	qp->xl.pg = &pnvme_dma_no_page; /* the empty cache */
 	qp->max_retries = max_retries > 255 ? 255 : max_retries;
 	qp->ctrl_dead = &ctrl->dead;
 	/* The admin queue is rebuilt by the reset itself: it follows its own generation. */
@@ -473,25 +473,18 @@ static inline void sqe_putback(struct pnvme_qpair *qp, uint16_t cid)
 static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk, const void *buf,
 			     size_t len, struct pnvme_sqe *sqe)
 {
-	uintptr_t va = (uintptr_t)buf;
-	uint64_t iova, e;
+	uint64_t iova;
 
-	/* Most I/O reuses the 2 MiB page of the previous buffer: one table entry read. */
-	if (likely((va >> PNVME_CHUNK_SHIFT) == qp->xl_page &&
-		   ((va + len - 1) >> PNVME_CHUNK_SHIFT) == qp->xl_page &&
-		   ((e = __atomic_load_n(qp->xl_entry, __ATOMIC_RELAXED)) & 1))) {
-		iova = (e & ~(uint64_t)1) + (va & (PNVME_CHUNK_SIZE - 1));
-	} else {
-		if (unlikely(pnvme_dma_xlate(qp->dma, buf, len, &iova) != 0))
-			return -EINVAL;
-		const uint64_t *ent = pnvme_dma_xl_entry(qp->dma, va);
-		if (ent) {
-			qp->xl_page = va >> PNVME_CHUNK_SHIFT;
-			qp->xl_entry = ent;
-		}
-	}
-	if (unlikely(iova & 3))
+	/*
+	 * [buf, buf + len) must lie inside one live allocation. Most I/O reuses
+	 * the 2 MiB run of the previous buffer: the cache hands its descriptor
+	 * over, and the owner word of the first granule bounds the range.
+	 */
+	if (unlikely(pnvme_dma_cached_xlate(qp->dma, &qp->xl, (uintptr_t)buf, len, &iova) != 0))
 		return -EINVAL;
+	if (unlikely(iova & 3))
+		return pnvme_fail(-EINVAL, "buffer %p is misaligned: data buffers must be dword "
+				  "(4-byte) aligned (Base 2.0 §4.1.1)", buf);
 	sqe->prp1 = iova;
 	size_t first = PNVME_PAGE_SIZE - (size_t)(iova & (PNVME_PAGE_SIZE - 1));
 	if (len <= first) {
@@ -506,7 +499,8 @@ static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker
 	}
 	uint32_t n = (uint32_t)((len + PNVME_PAGE_SIZE - 1) >> PNVME_PAGE_SHIFT);
 	if (unlikely(n > PNVME_PAGE_SIZE / sizeof(uint64_t)))
-		return -EINVAL;
+		return pnvme_fail(-EINVAL, "transfer of %zu bytes needs more than one PRP list page",
+				  len + first);
 	uint64_t *list = trk->prp_list;
 	for (uint32_t i = 0; i < n; i++)
 		list[i] = next + ((uint64_t)i << PNVME_PAGE_SHIFT);
@@ -536,10 +530,11 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	sqe->cid = cid;
 	sqe->flags = (uint8_t)(sqe->flags & ~(PNVME_SQE_PSDT_MASK << PNVME_SQE_PSDT_SHIFT));
 	if (len) {
-		if (build_prps(qp, trk, dma_buf, len, sqe) != 0) {
+		int rc = build_prps(qp, trk, dma_buf, len, sqe);
+
+		if (rc != 0) {
 			sqe_putback(qp, cid);
-			return pnvme_fail(-EINVAL, "buffer %p (+%zu) is not dword-aligned pnvme "
-					  "DMA memory of this controller", dma_buf, len);
+			return rc; /* the message says what is wrong with the buffer */
 		}
 	}
 	/* len == 0: PRP1/PRP2 stay as the caller set them (e.g. queue ring IOVAs). */
@@ -1170,8 +1165,7 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 		return -EAGAIN;
 	if (unlikely(build_prps(qp, trk, buf, (size_t)nlb << ns->lba_shift, sqe) != 0)) {
 		sqe_putback(qp, cid);
-		return pnvme_fail(-EINVAL, "buffer %p is not dword-aligned pnvme DMA memory of "
-				  "this controller (or shorter than %u blocks)", buf, nlb);
+		return -EINVAL; /* build_prps said what is wrong with the buffer */
 	}
 	/* 64-bit stores: CDW0 (opcode, flags 0, CID) + NSID, CDW2/3, MPTR, CDW10/11, ... */
 	uint64_t w0 = (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32;

@@ -334,8 +334,11 @@ static void test_large(void **state)
 			if (x->f.maps[m].live && x->f.maps[m].iova == iova)
 				assert_int_equal(x->f.maps[m].len, mapped);
 		assert_int_equal(xlate_ok(&x->d, p, len), iova);
-		for (size_t off = CHUNK; off < len; off += CHUNK)
-			assert_int_equal(xlate_ok(&x->d, p + off - 8, 16), iova + off - 8);
+		for (size_t off = CHUNK; off < len; off += CHUNK) {
+			size_t n = len - off < 8 ? 8 + (len - off) : 16; /* within the size asked for */
+
+			assert_int_equal(xlate_ok(&x->d, p + off - 8, n), iova + off - 8);
+		}
 		assert_int_equal(xlate_ok(&x->d, p + len - 1, 1), iova + len - 1);
 		assert_true(all_zero(p, len));
 		memset(p, 0x5a, len);
@@ -352,40 +355,98 @@ static void test_large(void **state)
 }
 
 /*
- * Ranges crossing from one 2 MiB page into the next must be IOVA-contiguous.
- * Hand-build a translation table so the check is exercised whatever virtual
- * addresses mmap happens to return.
+ * Bounds are per allocation, to the byte asked for: a range running past its
+ * buffer, across two buffers, or into freed or never-allocated memory of a
+ * mapped chunk is refused, each with its own message.
  */
-static void test_straddle_crafted(void **state)
+static void assert_xlate_says(const struct pnvme_dma *d, const void *p, size_t len,
+			      const char *what)
 {
-	(void)state;
-	struct pnvme_dma *d = calloc(1, sizeof(*d));
-	uint64_t *l2 = calloc(PNVME_XL_L2_SIZE, sizeof(*l2));
-	uintptr_t page = 0x3f12345; /* an arbitrary 2 MiB page number below 2^26 */
-	uintptr_t base = page << PNVME_CHUNK_SHIFT;
-	uint64_t iova;
+	assert_xlate_fails(d, p, len);
+	if (strstr(pnvme_last_error(), what) == NULL)
+		fail_msg("expected \"%s\" in \"%s\"", what, pnvme_last_error());
+}
 
-	assert_non_null(d);
-	assert_non_null(l2);
-	d->xl[page >> PNVME_XL_L2_BITS] = l2;
-	l2[page & (PNVME_XL_L2_SIZE - 1)] = (40 * CHUNK) | 1;
-	l2[(page + 1) & (PNVME_XL_L2_SIZE - 1)] = (10 * CHUNK) | 1; /* not contiguous */
-	l2[(page + 2) & (PNVME_XL_L2_SIZE - 1)] = (11 * CHUNK) | 1; /* contiguous with page+1 */
+static void test_bounds_per_allocation(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *a, *b, *big;
+	uint64_t ia, ib, ibig;
 
-	assert_int_equal(pnvme_dma_xlate(d, (void *)(base + 5), 100, &iova), 0);
-	assert_int_equal(iova, 40 * CHUNK + 5);
-	assert_xlate_fails(d, (void *)(base + CHUNK - 8), 16);
-	assert_int_equal(pnvme_dma_xlate(d, (void *)(base + 2 * CHUNK - 8), 16, &iova), 0);
-	assert_int_equal(iova, 10 * CHUNK + CHUNK - 8);
-	/* Into page+3, which is not mapped. */
-	assert_xlate_fails(d, (void *)(base + 3 * CHUNK - 8), 16);
-	assert_xlate_fails(d, (void *)(base + 3 * CHUNK), 1);
-	/* Exactly to the end of a page is fine. */
-	assert_int_equal(pnvme_dma_xlate(d, (void *)(base + CHUNK - 8), 8, &iova), 0);
-	/* Addresses beyond the table's 47 bits. */
-	assert_int_equal(pnvme_dma_xlate1(d, (uintptr_t)1 << 60), 0);
-	free(l2);
-	free(d);
+	/* Two small allocations: the second is carved right after the first. */
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 1000, 0, (void **)&a, &ia), 0);
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 8192, 0, (void **)&b, &ib), 0);
+	assert_int_equal(xlate_ok(&x->d, a, 1000), ia);
+	assert_int_equal(xlate_ok(&x->d, a + 999, 1), ia + 999);
+	/* One byte past the size asked for, though the granule is 4 KiB. */
+	assert_xlate_says(&x->d, a, 1001, "overruns its allocation");
+	assert_xlate_says(&x->d, a, 1001, "by 1 bytes");
+	assert_xlate_says(&x->d, a + 1000, 1, "by 1 bytes");
+	/* A read running 512 bytes past the end of its buffer. */
+	assert_xlate_says(&x->d, b + 8192 - 512, 1024, "by 512 bytes");
+	/* Straddling two allocations (adjacent in VA and IOVA). */
+	if (a + 4096 == b) {
+		assert_int_equal(ib, ia + 4096);
+		assert_xlate_says(&x->d, a, 4096 + 16, "overruns its allocation");
+	}
+	/* Freed: refused, and said so. */
+	assert_int_equal(pnvme_dma_free_raw(&x->d, b), 0);
+	assert_xlate_says(&x->d, b, 512, "was freed");
+	/* Never handed out, in a mapped chunk. */
+	assert_xlate_says(&x->d, a + 256 * 4096, 16, "never allocated");
+	/* Large runs are bounded by their size too, not by the 2 MiB chunks. */
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 3 * MiB + 100, 0, (void **)&big, &ibig), 0);
+	assert_int_equal(xlate_ok(&x->d, big + 3 * MiB, 100), ibig + 3 * MiB);
+	assert_xlate_says(&x->d, big + 3 * MiB, 101, "by 1 bytes");
+	assert_xlate_says(&x->d, big + 3 * MiB + 96, 8, "by 4 bytes");
+	assert_xlate_says(&x->d, big + 1 * MiB, 3 * MiB, "overruns its allocation");
+	assert_xlate_says(&x->d, big + 4 * MiB - 8, 4, "never allocated"); /* the run's tail */
+	assert_int_equal(pnvme_dma_free_raw(&x->d, big), 0);
+	assert_xlate_says(&x->d, big, 1, "not pnvme DMA memory");
+	assert_int_equal(pnvme_dma_free_raw(&x->d, a), 0);
+}
+
+/*
+ * The queue pairs' cache: a hit still needs the range inside one live
+ * allocation of the cached run; a buffer freed after it was cached is refused.
+ */
+static void test_cache(void **state)
+{
+	struct fixture *x = *state;
+	struct pnvme_dma_cache k = { .pg = &pnvme_dma_no_page };
+	uint8_t *a, *b, *big;
+	uint64_t ia, ib, ibig, got;
+
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 16 * KiB, 0, (void **)&a, &ia), 0);
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 4 * KiB, 0, (void **)&b, &ib), 0);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)a + 8, 100, &got), 0);
+	assert_int_equal(got, ia + 8);
+	assert_true(k.pg->page == (uintptr_t)a >> 21);
+	/* Past the allocation, inside the cached run: refused. */
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)a + 16 * KiB - 4, 8, &got),
+			 -EINVAL);
+	assert_non_null(strstr(pnvme_last_error(), "by 4 bytes"));
+	/* Another allocation of the same run: a hit. */
+	if ((uintptr_t)b >> 21 == k.pg->page) {
+		assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)b, 4096, &got), 0);
+		assert_int_equal(got, ib);
+	}
+	/* Freed after caching: refused. */
+	assert_int_equal(pnvme_dma_free_raw(&x->d, b), 0);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)b, 4096, &got), -EINVAL);
+	assert_non_null(strstr(pnvme_last_error(), "freed"));
+	/* A large run through the cache: bounded by its size. */
+	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 5 * MiB, 0, (void **)&big, &ibig), 0);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)big + 4 * MiB, 4096, &got), 0);
+	assert_int_equal(got, ibig + 4 * MiB);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)big + 4 * MiB + 8, 4096,
+						&got), 0);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)big + 5 * MiB - 8, 16, &got),
+			 -EINVAL);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, big), 0);
+	assert_int_equal(pnvme_dma_cached_xlate(&x->d, &k, (uintptr_t)big + 4 * MiB, 8, &got),
+			 -EINVAL);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, a), 0);
 }
 
 /*
@@ -410,12 +471,11 @@ static void test_straddle_real(void **state)
 			if (p[i] + CHUNK != p[k])
 				continue;
 			checked++;
-			if (iova[k] == iova[i] + CHUNK) {
-				assert_int_equal(pnvme_dma_xlate(&x->d, p[k] - 8, 16, &got), 0);
-				assert_int_equal(got, iova[i] + CHUNK - 8);
-			} else {
-				assert_xlate_fails(&x->d, p[k] - 8, 16);
-			}
+			/* Two allocations, even when contiguous in IOVA: refused. */
+			assert_xlate_fails(&x->d, p[k] - 8, 16);
+			got = 0;
+			assert_int_equal(pnvme_dma_xlate(&x->d, p[k] - 8, 8, &got), 0);
+			assert_int_equal(got, iova[i] + CHUNK - 8);
 		}
 	}
 	print_message("  %u VA-adjacent pairs checked\n", checked);
@@ -441,15 +501,15 @@ static void test_unknown_pointer(void **state)
 	assert_xlate_fails(&x->d, other, 4096);
 	assert_xlate_fails(&x->d, NULL, 1);
 
-	pnvme_set_log(capture_log, NULL, PNVME_LOG_WARN);
-	warn_count = 0;
-	pnvme_dma_free_raw(&x->d, &on_stack);
-	pnvme_dma_free_raw(&x->d, heap);
-	pnvme_dma_free_raw(&x->d, other);
-	pnvme_dma_free_raw(&x->d, p + 4096); /* interior of an allocation */
-	pnvme_dma_free_raw(&x->d, p + 1);    /* not even granule aligned */
-	assert_int_equal(warn_count, 5);
-	assert_non_null(strstr(last_warn, "not an allocation"));
+	/* Bogus frees are refused, each with its reason, and free nothing. */
+	assert_int_equal(pnvme_dma_free_raw(&x->d, &on_stack), -EINVAL);
+	assert_non_null(strstr(pnvme_last_error(), "not pnvme DMA memory"));
+	assert_int_equal(pnvme_dma_free_raw(&x->d, heap), -EINVAL);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, other), -EINVAL);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, p + 4096), -EINVAL); /* interior */
+	assert_non_null(strstr(pnvme_last_error(), "lies 4096 bytes into the allocation"));
+	assert_int_equal(pnvme_dma_free_raw(&x->d, p + 1), -EINVAL);    /* not granule aligned */
+	assert_non_null(strstr(pnvme_last_error(), "lies 1 bytes into the allocation"));
 
 	/* The allocation survived the bogus frees... */
 	assert_int_equal(xlate_ok(&x->d, p, 16 * KiB), iova);
@@ -457,11 +517,9 @@ static void test_unknown_pointer(void **state)
 	assert_int_equal(pnvme_dma_alloc_raw(&x->d, 16 * KiB, 0, (void **)&q, &got), 0);
 	assert_true(q + 16 * KiB <= p || p + 16 * KiB <= q);
 	/* ...and a double free is caught too. */
-	pnvme_dma_free_raw(&x->d, p);
-	assert_int_equal(warn_count, 5);
-	pnvme_dma_free_raw(&x->d, p);
-	assert_int_equal(warn_count, 6);
-	pnvme_set_log(NULL, NULL, PNVME_LOG_ERR);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, p), 0);
+	assert_int_equal(pnvme_dma_free_raw(&x->d, p), -EINVAL);
+	assert_non_null(strstr(pnvme_last_error(), "already freed (double free)"));
 
 	pnvme_dma_free_raw(&x->d, q);
 	munmap(other, 4 * MiB);
@@ -754,7 +812,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sizes_and_alignments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xlate_interior, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large, setup, teardown),
-		cmocka_unit_test(test_straddle_crafted),
+		cmocka_unit_test_setup_teardown(test_bounds_per_allocation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_straddle_real, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_pointer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_and_reuse, setup, teardown),

@@ -1002,6 +1002,74 @@ static void test_mdts_limit(void **state)
 	env_close(&e);
 }
 
+/*
+ * The device may touch only the bytes handed over (issue: DMA bounds per
+ * allocation): a transfer running past its buffer, straddling two buffers,
+ * into a freed buffer (also one the queue pair translated before), or a
+ * misaligned one is refused with its own message, before the device sees it.
+ */
+static void assert_last_error_has(const char *what)
+{
+	if (strstr(pnvme_last_error(), what) == NULL)
+		fail_msg("expected \"%s\" in \"%s\"", what, pnvme_last_error());
+}
+
+static void test_buffer_bounds(void **state)
+{
+	struct cpl c = { 0 };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512", NULL);
+	uint8_t *buf = dma_buf(&e, 4096);
+	uint8_t *odd = dma_buf(&e, 1000);      /* not a multiple of the block size */
+	uint8_t *next = dma_buf(&e, 4096);
+	uint64_t cmds = emu_commands(&e);
+
+	/* Two blocks at buf + 4096 - 512: 512 bytes past the end. */
+	assert_rc(pnvme_read(e.qp, e.ns, buf + 4096 - 512, 0, 2, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("overruns its allocation");
+	assert_last_error_has("by 512 bytes");
+	/* A 1000-byte buffer holds one 512-byte block, not two. */
+	assert_ok(pnvme_read_sync(e.qp, e.ns, odd, 0, 1, 0));
+	assert_rc(pnvme_read(e.qp, e.ns, odd, 0, 2, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("by 24 bytes");
+	/* A range straddling two allocations. */
+	assert_rc(pnvme_write(e.qp, e.ns, next + 4096 - 512, 0, 2, 0, cpl_cb, &c), -EINVAL);
+	/* Passthrough is bounded the same way. */
+	struct pnvme_sqe sqe = { .opc = PNVME_NVM_READ, .nsid = 1, .cdw12 = 1 };
+	assert_rc(pnvme_io_passthru(e.qp, &sqe, buf + 1024, 4096, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("by 1024 bytes");
+	/* Misaligned: its own message. */
+	assert_rc(pnvme_read(e.qp, e.ns, buf + 2, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("misaligned");
+	/* Not pnvme memory. */
+	uint64_t on_stack[64];
+	assert_rc(pnvme_read(e.qp, e.ns, on_stack, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("not pnvme DMA memory");
+	/* Freed after the queue pair used (and cached) it. */
+	assert_ok(pnvme_read_sync(e.qp, e.ns, next, 0, 8, 0));
+	assert_ok(pnvme_dma_free(e.ctrl, next));
+	assert_rc(pnvme_read(e.qp, e.ns, next, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("was freed");
+	/* Double free and interior free: refused, nothing freed. */
+	assert_rc(pnvme_dma_free(e.ctrl, next), -EINVAL);
+	assert_last_error_has("double free");
+	assert_rc(pnvme_dma_free(e.ctrl, buf + 512), -EINVAL);
+	assert_last_error_has("lies 512 bytes into the allocation");
+	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 8, 0));
+
+	/* Only the three good reads reached the device. */
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e), cmds + 3);
+	assert_int_equal(c.calls, 0);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	assert_ok(pnvme_dma_free(e.ctrl, odd));
+	assert_ok(pnvme_dma_free(e.ctrl, buf));
+	env_close(&e);
+}
+
 static void test_bad_arguments(void **state)
 {
 	struct pnvme_qpair_opts o;
@@ -1706,6 +1774,7 @@ int main(void)
 		cmocka_unit_test(test_error_status_propagation),
 		cmocka_unit_test(test_mdts_limit),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_buffer_bounds),
 		cmocka_unit_test(test_timeout_dropped_completion),
 		cmocka_unit_test(test_late_completion_after_timeout),
 		cmocka_unit_test(test_close_with_io_outstanding),

@@ -33,13 +33,23 @@ struct pnvme_ctrl;
 int pnvme_dma_alloc(struct pnvme_ctrl *ctrl, size_t size, size_t align, void **buf,
 		    uint64_t *iova);
 
-/** Release memory from pnvme_dma_alloc(). NULL is ignored. Any thread. */
-void pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf);
+/**
+ * Release memory from pnvme_dma_alloc(). `buf` must be the address the
+ * allocation returned; NULL is ignored (returns 0).
+ * Returns 0, or -EINVAL with a message (pnvme_last_error()) and nothing freed:
+ * already freed (double free), an address inside an allocation, or not pnvme
+ * DMA memory of this controller. Thread safety: any thread; never while the
+ * device may still use the buffer (its commands completed).
+ */
+int pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf);
 
 /**
- * Translate [buf, buf + len) to the IOVA of its first byte.
- * Returns 0, or -EINVAL if any byte of the range is not pnvme DMA memory of
- * this controller (or the range straddles two separate allocations).
+ * Translate [buf, buf + len) to the IOVA of its first byte (len 0 counts
+ * as 1). Every byte of the range must lie inside one live allocation: the
+ * size asked of pnvme_dma_alloc() is the bound, not the 4 KiB granule.
+ * Returns 0, or -EINVAL with a message saying which: not pnvme DMA memory of
+ * this controller, freed, or running past its allocation by N bytes (a
+ * range straddling two allocations is an overrun of the first).
  * Lock-free; any thread.
  */
 int pnvme_dma_iova(const struct pnvme_ctrl *ctrl, const void *buf, size_t len, uint64_t *iova);
