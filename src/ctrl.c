@@ -172,13 +172,32 @@ int pnvme_parse_id_ns(const struct pnvme_id_ns *id, uint32_t max_xfer, struct pn
 				  (unsigned long long)id->ncap, (unsigned long long)id->nsze);
 	ns->lba_shift = lbads;
 	ns->lba_size = 1u << lbads;
+	/*
+	 * Metadata (NVM 1.0c §5.2; Identify Namespace FLBAS bit 4, LBAF.MS, DPS):
+	 * with extended LBAs every block moves lba_size + ms bytes through the
+	 * data pointer, so transfers, buffer checks and MDTS count those.
+	 */
 	ns->ms = (uint32_t)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_MS);
+	ns->md_ext = ns->ms != 0 && (id->flbas & PNVME_FLBAS_META_EXT) != 0;
+	ns->pi_type = (uint8_t)(id->dps & 0x7u);
+	ns->pi_first = (uint8_t)((id->dps >> 3) & 1u);
+	if (ns->pi_type > 3)
+		return pnvme_fail(-EPROTO, "unknown protection information type %u", ns->pi_type);
+	if (ns->pi_type != 0 && ns->ms < 8)
+		return pnvme_fail(-EPROTO, "protection information type %u with %u bytes of "
+				  "metadata (needs 8)", ns->pi_type, ns->ms);
+	ns->block_bytes = ns->lba_size + (ns->md_ext ? ns->ms : 0);
 	ns->nlba = id->nsze;
 	ns->ncap = id->ncap;
 	ns->max_xfer = max_xfer;
-	ns->max_lbas = max_xfer >> lbads;
+	ns->max_lbas = max_xfer / ns->block_bytes;
 	if (ns->max_lbas > 65536u)
 		ns->max_lbas = 65536u; /* NLB is 16 bits, 0's based */
+	if (ns->max_lbas == 0)
+		return pnvme_fail(-EPROTO, "a block of %u bytes exceeds the transfer limit of %u "
+				  "bytes (MDTS)", ns->block_bytes, max_xfer);
+	/* pnvme_read/pnvme_write take their fast path only without metadata. */
+	ns->fast_lbas = ns->ms ? 0 : ns->max_lbas;
 	return 0;
 }
 

@@ -1131,17 +1131,99 @@ static inline int check_range(const struct pnvme_ns *ns, uint64_t slba, uint32_t
 	return 0;
 }
 
-/* The error paths of submit_rw, out of line so that the fast path stays small. */
-static __attribute__((cold, noinline)) int rw_fail(const struct pnvme_ns *ns, uint64_t slba,
-						   uint32_t nlb, uint32_t io_flags)
+/* Fill a Read / Write SQE: 64-bit stores of CDW0 + NSID, CDW2/3, MPTR, CDW10-15. */
+static ALWAYS_INLINE void rw_sqe(struct pnvme_sqe *sqe, uint8_t opc, uint16_t cid, uint32_t nsid,
+				 uint64_t mptr, uint64_t slba, uint32_t cdw12, uint32_t cdw14,
+				 uint32_t cdw15)
 {
-	if (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR))
-		return pnvme_fail(-EINVAL, "unsupported I/O flags 0x%x", io_flags);
+	uint64_t w0 = (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)nsid << 32;
+	uint64_t w12 = (uint64_t)cdw12;
+	uint64_t w14 = (uint64_t)cdw14 | (uint64_t)cdw15 << 32;
+	uint64_t zero = 0;
+
+	memcpy(&sqe->opc, &w0, 8);
+	memcpy(&sqe->cdw2, &zero, 8);
+	sqe->mptr = mptr;
+	memcpy(&sqe->cdw10, &slba, 8);
+	memcpy(&sqe->cdw12, &w12, 8);
+	memcpy(&sqe->cdw14, &w14, 8);
+}
+
+/*
+ * Read and Write with everything the fast path leaves out: its errors, and
+ * namespaces with metadata (NVM 1.0c §5.2). On an extended-LBA namespace
+ * each block moves lba_size + ms bytes through PRPs; otherwise metadata goes
+ * through MPTR, one contiguous buffer (PSDT 0: Base 2.0 §4.1.2). With PRACT
+ * and 8 bytes of metadata (PI only) the controller inserts / strips the PI
+ * and no metadata moves at all.
+ */
+static __attribute__((cold, noinline)) int
+submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, const void *buf,
+	       const void *md, uint64_t slba, uint32_t nlb, uint32_t io_flags, uint16_t apptag,
+	       uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg)
+{
+	uint32_t ok = PNVME_IO_FUA | PNVME_IO_LR;
+	struct pnvme_tracker *trk;
+	struct pnvme_sqe *sqe;
+	uint64_t mptr = 0;
+	size_t len, md_len;
+	uint16_t cid;
+	int rc;
+
+	if (ns->pi_type)
+		ok |= PNVME_IO_PRACT | PNVME_IO_PRCHK_ALL;
+	if (io_flags & ~ok)
+		return pnvme_fail(-EINVAL, "unsupported I/O flags 0x%x%s", io_flags,
+				  (io_flags & ~ok & (PNVME_IO_PRACT | PNVME_IO_PRCHK_ALL))
+					  ? " (protection flags on a namespace without "
+					    "protection information)" : "");
 	if (nlb > ns->max_lbas)
 		return pnvme_fail(-EINVAL, "%u blocks exceed the per-command limit of %u "
 				  "(MDTS %u bytes); split the request", nlb, ns->max_lbas,
 				  ns->max_xfer);
-	return check_range(ns, slba, nlb);
+	rc = check_range(ns, slba, nlb);
+	if (rc)
+		return rc;
+	bool md_moves = ns->ms != 0 && !((io_flags & PNVME_IO_PRACT) && ns->ms == 8);
+	len = (size_t)nlb << ns->lba_shift;
+	md_len = (size_t)nlb * ns->ms;
+	if (md_moves && ns->md_ext)
+		len += md_len;
+	if (md_moves && !ns->md_ext) {
+		if (!md)
+			return pnvme_fail(-EINVAL, "namespace %u keeps %u bytes of metadata per block "
+					  "in a separate buffer: use pnvme_%s_md() with one of "
+					  "%zu bytes", ns->nsid, ns->ms,
+					  opc == PNVME_NVM_READ ? "read" : "write", md_len);
+		rc = pnvme_dma_xlate(qp->dma, md, md_len, &mptr);
+		if (rc)
+			return pnvme_fail(rc, "metadata %s", pnvme_last_error());
+		if (mptr & 3)
+			return pnvme_fail(-EINVAL, "metadata buffer %p is misaligned: MPTR must be "
+					  "dword aligned", md);
+	} else if (md) {
+		return pnvme_fail(-EINVAL, "a metadata buffer for namespace %u, which moves none "
+				  "separately (%s)", ns->nsid,
+				  ns->ms == 0 ? "no metadata" : ns->md_ext ? "extended LBAs: "
+				  "metadata is in the data buffer" : "PRACT with PI-only metadata");
+	}
+	if (unlikely(*qp->ctrl_dead))
+		return qpair_gone(qp);
+	sqe = sqe_get(qp, &trk, &cid);
+	if (!sqe)
+		return -EAGAIN;
+	rc = build_prps(qp, trk, buf, len, sqe);
+	if (rc) {
+		sqe_putback(qp, cid);
+		return rc;
+	}
+	/* PI types 1 and 2: (expected) initial reference tag = low 32 bits of the LBA. */
+	uint32_t reftag = ns->pi_type == 1 || ns->pi_type == 2 ? (uint32_t)slba : 0;
+	rw_sqe(sqe, opc, cid, ns->nsid, mptr, slba, (nlb - 1) | io_flags, reftag,
+	       (uint32_t)apptag_mask << 16 | apptag);
+	trk->opc = opc;
+	sqe_post(qp, trk, sqe, cb, arg);
+	return 0;
 }
 
 /* Read and Write (NVM 1.0 §3.2.4, §3.2.6): SLBA in CDW10/11, NLB 0's based in CDW12. */
@@ -1154,10 +1236,13 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 	uint64_t end;
 	uint16_t cid;
 
-	/* nlb in 1..max_lbas, known flags, [slba, slba + nlb) inside the namespace */
-	if (unlikely(nlb - 1 >= ns->max_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
+	/*
+	 * nlb in 1..max_lbas, known flags, [slba, slba + nlb) inside the
+	 * namespace. Namespaces with metadata have fast_lbas 0: the slow path.
+	 */
+	if (unlikely(nlb - 1 >= ns->fast_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
 		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba))
-		return rw_fail(ns, slba, nlb, io_flags);
+		return submit_rw_slow(qp, ns, opc, buf, NULL, slba, nlb, io_flags, 0, 0, cb, arg);
 	if (unlikely(*qp->ctrl_dead))
 		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
@@ -1167,16 +1252,7 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 		sqe_putback(qp, cid);
 		return -EINVAL; /* build_prps said what is wrong with the buffer */
 	}
-	/* 64-bit stores: CDW0 (opcode, flags 0, CID) + NSID, CDW2/3, MPTR, CDW10/11, ... */
-	uint64_t w0 = (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32;
-	uint64_t w12 = (uint64_t)((nlb - 1) | io_flags);
-	uint64_t zero = 0;
-	memcpy(&sqe->opc, &w0, 8);
-	memcpy(&sqe->cdw2, &zero, 8);
-	sqe->mptr = 0;
-	memcpy(&sqe->cdw10, &slba, 8);
-	memcpy(&sqe->cdw12, &w12, 8);
-	memcpy(&sqe->cdw14, &zero, 8);
+	rw_sqe(sqe, opc, cid, ns->nsid, 0, slba, (nlb - 1) | io_flags, 0, 0);
 	trk->opc = opc;
 	sqe_post(qp, trk, sqe, cb, arg);
 	return 0;
@@ -1192,6 +1268,26 @@ int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *b
 		uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
 {
 	return submit_rw(qp, ns, PNVME_NVM_WRITE, buf, slba, nlb, io_flags, cb, arg);
+}
+
+int pnvme_read_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, void *md,
+		  uint64_t slba, uint32_t nlb, uint32_t io_flags, uint16_t apptag,
+		  uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg)
+{
+	if (!qp || !ns)
+		return pnvme_fail(-EINVAL, "read_md: NULL queue pair or namespace");
+	return submit_rw_slow(qp, ns, PNVME_NVM_READ, buf, md, slba, nlb, io_flags, apptag,
+			      apptag_mask, cb, arg);
+}
+
+int pnvme_write_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		   const void *md, uint64_t slba, uint32_t nlb, uint32_t io_flags,
+		   uint16_t apptag, uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg)
+{
+	if (!qp || !ns)
+		return pnvme_fail(-EINVAL, "write_md: NULL queue pair or namespace");
+	return submit_rw_slow(qp, ns, PNVME_NVM_WRITE, buf, md, slba, nlb, io_flags, apptag,
+			      apptag_mask, cb, arg);
 }
 
 /* Commands without data: Flush (NVM 1.0 §3.2.2 / Base 2.0 §7.1), Write Zeroes. */

@@ -132,11 +132,23 @@ struct pnvme_ns {
 	uint32_t nsid;
 	uint32_t lba_size;      /* bytes per logical block */
 	uint32_t lba_shift;     /* log2(lba_size) */
-	uint32_t ms;            /* metadata bytes per block (pnvme transfers none) */
+	/*
+	 * Metadata (NVM Command Set 1.0c §5.2: Metadata Region, End-to-end
+	 * Data Protection): `ms` bytes per block, either at the end of each
+	 * block's data in the data buffer (extended LBA, FLBAS bit 4: md_ext 1)
+	 * or in a separate buffer (md_ext 0: pnvme_read_md / pnvme_write_md).
+	 */
+	uint32_t ms;            /* metadata bytes per block, 0: none */
+	uint8_t  md_ext;        /* 1: extended LBA (metadata inline with the data) */
+	uint8_t  pi_type;       /* protection information type 0 (none), 1, 2, 3 (DPS) */
+	uint8_t  pi_first;      /* PI in the first 8 bytes of the metadata (DPS bit 3) */
+	uint8_t  rsvd0;
+	uint32_t block_bytes;   /* bytes per block in the data buffer: lba_size, + ms if md_ext */
 	uint64_t nlba;          /* NSZE: size in logical blocks */
 	uint64_t ncap;          /* NCAP */
 	uint32_t max_xfer;      /* bytes per command (controller limit) */
-	uint32_t max_lbas;      /* logical blocks per command */
+	uint32_t max_lbas;      /* logical blocks per command (max_xfer / block_bytes) */
+	uint32_t fast_lbas;     /* private: max_lbas, or 0 where metadata takes the slow path */
 	struct pnvme_id_ns id;  /* Identify Namespace data */
 };
 

@@ -147,13 +147,45 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp);
 #define PNVME_IO_DEAC (1u << 25) /* Write Zeroes: deallocate */
 #define PNVME_IO_FUA  (1u << 30) /* Force Unit Access */
 #define PNVME_IO_LR   (1u << 31) /* Limited Retry */
+/* End-to-end protection (PRINFO, CDW12 bits 29:26; namespaces with a PI type only) */
+#define PNVME_IO_PRACT       (1u << 29) /* controller inserts (write) / strips (read) PI */
+#define PNVME_IO_PRCHK_GUARD (1u << 28) /* check the guard (CRC-16) */
+#define PNVME_IO_PRCHK_APP   (1u << 27) /* check the application tag */
+#define PNVME_IO_PRCHK_REF   (1u << 26) /* check the reference tag */
+#define PNVME_IO_PRCHK_ALL   (PNVME_IO_PRCHK_GUARD | PNVME_IO_PRCHK_APP | PNVME_IO_PRCHK_REF)
 
-/** Read `nlb` blocks at `slba` into `buf`. io_flags: PNVME_IO_FUA | PNVME_IO_LR. */
+/**
+ * Read `nlb` blocks at `slba` into `buf`, which must lie inside one
+ * pnvme_dma_alloc() allocation and hold nlb * ns->block_bytes bytes (data,
+ * and on an extended-LBA namespace each block's metadata after its data).
+ * io_flags: PNVME_IO_FUA | PNVME_IO_LR, and PNVME_IO_PRACT / PNVME_IO_PRCHK_*
+ * on a namespace with protection information (reference tag: the low 32
+ * bits of slba; application tag: not checked). A namespace with separate
+ * metadata needs pnvme_read_md() (-EINVAL here), unless PRACT strips the
+ * only 8 bytes of metadata (PI). Does not ring the doorbell.
+ */
 int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uint64_t slba,
 	       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
-/** Write `nlb` blocks from `buf` at `slba`. io_flags: PNVME_IO_FUA | PNVME_IO_LR. */
+/** Write `nlb` blocks from `buf` at `slba`; as pnvme_read(). */
 int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
 		uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
+/**
+ * Read with a separate metadata buffer `md` (MPTR): nlb * ns->ms bytes of
+ * pnvme DMA memory, dword aligned, inside one allocation. `md` NULL is
+ * allowed only where no metadata moves (no metadata, extended LBAs, or
+ * PRACT with 8-byte PI-only metadata). `apptag` / `apptag_mask`: expected
+ * application tag and mask for PNVME_IO_PRCHK_APP (CDW15); the expected
+ * initial reference tag is the low 32 bits of slba for PI types 1 and 2
+ * (CDW14). Returns as pnvme_read(); protection errors complete with SCT 2h
+ * SC 82h/83h/84h (guard / application tag / reference tag check).
+ */
+int pnvme_read_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, void *md,
+		  uint64_t slba, uint32_t nlb, uint32_t io_flags, uint16_t apptag,
+		  uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg);
+/** Write with a separate metadata buffer `md`; as pnvme_read_md(). */
+int pnvme_write_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
+		   const void *md, uint64_t slba, uint32_t nlb, uint32_t io_flags,
+		   uint16_t apptag, uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg);
 /** Flush the namespace's volatile write cache. */
 int pnvme_flush(struct pnvme_qpair *qp, const struct pnvme_ns *ns, pnvme_cmd_cb cb, void *arg);
 /** Write Zeroes; io_flags may add PNVME_IO_DEAC, PNVME_IO_FUA, PNVME_IO_LR. nlb up to 65536. */
