@@ -105,6 +105,7 @@ run tool-setup pnvme setup --hugepages 128
 A=0000:00:04.0   # 64 MiB, 512 B blocks, default MDTS: whole-drive test, unbind + readback
 B=0000:00:05.0   # MDTS 2 (16 KiB), ns1 4 KiB blocks, ns2 512 B blocks
 C=0000:00:06.0   # ext2 filesystem: bind refused while mounted
+F=0000:00:09.0   # metadata: ns1 extended LBA (ms 8), ns2 separate metadata with PI type 1
 R=0000:00:04.0   # recovery scenario: reset, kill -9 and restart, unbind
 
 scenario_main() {
@@ -226,6 +227,11 @@ scenario_main() {
 		fail msg-group-not-viable "controllers behind the bridge not found"
 	fi
 	run tool-list-end pnvme list
+
+	echo "VMTEST: === namespaces with metadata on $F: ns1 8 bytes extended, ns2 8 bytes separate with PI type 1"
+	run bind-F pnvme bind $F && [ "$(drv $F)" = vfio-pci ] || fail bind-F "driver $(drv $F)"
+	run tool-id-ns-md pnvme id-ns $F -n 2
+	vmtest md $F --seed $SEED
 }
 
 # kill_round N io SECONDS | kill_round N bringup MS: start `vmtest stress` on R

@@ -112,7 +112,7 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 	ar rcs "$WORK/build/libpnvme.a" "${objs[@]}"
 	$CC "${CFLAGS[@]}" "$SRC/tools/pnvme.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
 		-o "$WORK/build/pnvme" || die "linking pnvme failed"
-	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
+	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$HERE/vmtest_md.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
 		-o "$WORK/build/vmtest" || die "linking vmtest failed"
 	if [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; then
 		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-perf.c" "$WORK/build/libpnvme.a" $PCI_LIBS \
@@ -334,10 +334,29 @@ compare_image() {
 	rm -f "$WORK/expect-$2"
 }
 
+# compare_md_image NAME IMAGE NSID LBA_SIZE MS PI: QEMU keeps a namespace with
+# metadata as the data of its N = size / (LBA_SIZE + MS) blocks, then their
+# metadata; byte compare with `vmtest expect-md`.
+compare_md_image() {
+	local name=$1 image=$WORK/$2 nsid=$3 lbas=$4 ms=$5 pi=$6 size nlba t0=${EPOCHREALTIME/./}
+	size=$(stat -c %s "$image")
+	nlba=$((size / (lbas + ms)))
+	"$VMTEST_BIN" expect-md --seed "$SEED" --nsid "$nsid" --lba-size "$lbas" --ms "$ms" --pi "$pi" \
+		--nlba "$nlba" --image-size "$size" --out "$WORK/expect-$2" ||
+		{ record FAIL "$name: vmtest expect-md failed"; return; }
+	if cmp "$WORK/expect-$2" "$image" > "$WORK/cmp.out" 2>&1; then
+		record PASS "$name: $2 ($size bytes: $nlba blocks of $lbas + $ms bytes, PI type $pi, nsid $nsid) identical to the expected data and metadata ($(elapsed "$t0")s)"
+	else
+		record FAIL "$name: $2 differs from the expected image: $(cat "$WORK/cmp.out")"
+	fi
+	rm -f "$WORK/expect-$2"
+}
+
 TIMINGS=()
 
 run_main() {
 	img a.img 64M; img b1.img 32M; img b2.img 16M; img c.img 16M; img d.img 4M; img e.img 4M
+	img f1.img 8M; img f2.img 8M
 	boot main intremap=on "intel_iommu=on" \
 		$(drive a.img da) -device nvme,serial=pnvmeA,drive=da,addr=0x4 \
 		$(drive b1.img db1) $(drive b2.img db2) \
@@ -347,7 +366,11 @@ run_main() {
 		$(drive c.img dc) -device nvme,serial=pnvmeC,drive=dc,addr=0x6 \
 		-device pcie-pci-bridge,id=br0,bus=pcie.0,addr=0x7 \
 		$(drive d.img dd) -device nvme,serial=pnvmeD,drive=dd,bus=br0,addr=0x1 \
-		$(drive e.img de) -device nvme,serial=pnvmeE,drive=de,bus=br0,addr=0x2
+		$(drive e.img de) -device nvme,serial=pnvmeE,drive=de,bus=br0,addr=0x2 \
+		$(drive f1.img df1) $(drive f2.img df2) \
+		-device nvme,id=nvF,serial=pnvmeF,addr=0x9 \
+		-device nvme-ns,drive=df1,bus=nvF,nsid=1,ms=8,mset=1 \
+		-device nvme-ns,drive=df2,bus=nvF,nsid=2,ms=8,mset=0,pi=1
 	local ns=(write-all flush read-compare-all write-zeroes write-zeroes-deac dsm-deallocate
 		  dsm-deallocate-tail final-flush)
 	expect_checks main tool-setup tool-list tool-list-json tool-list-sysfs msg-bind-no-vfio-pci msg-open-no-vfio \
@@ -358,12 +381,16 @@ run_main() {
 		"${ns[@]/#/ns1-}" "${ns[@]/#/ns1-}" "${ns[@]/#/ns2-}" \
 		tool-smart-log tool-error-log msg-group-busy unbind-refused-busy msg-memlock \
 		unbind-A kernel-readback bind-D msg-group-not-viable bind-E group-viable-after-bind \
-		unbind-D tool-list-end
+		unbind-D tool-list-end bind-F tool-id-ns-md md-ns1-refused md-ns1-write-read-compare \
+		md-ns2-refused md-ns2-write-read-compare md-ns2-pi-guard-error md-ns2-pi-apptag-error \
+		md-ns2-pi-reftag-error md-ns2-pi-pract md-namespaces md-shutdown
 
 	echo "== host-side checks of the disk images"
 	compare_image image-A a.img 1 512
 	compare_image image-B-ns1 b1.img 1 4096
 	compare_image image-B-ns2 b2.img 2 512
+	compare_md_image image-F-ns1-extended f1.img 1 512 8 0
+	compare_md_image image-F-ns2-pi f2.img 2 512 8 1
 	# the ext2 filesystem pnvme refused to take: consistent, file as the guest wrote it
 	local sum host_sum
 	sum=$(grep -m1 'VMTEST: fs-md5' "$WORK/serial-main.log" | sed -E 's/.*fs-md5 ([0-9a-f]+).*/\1/')

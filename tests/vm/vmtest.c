@@ -67,10 +67,12 @@
 
 #include <pnvme/pnvme.h>
 
+#include "vmtest.h"
+
 #define MAX_THREADS 16
 #define MAX_QD      32
 
-static uint64_t g_seed;
+uint64_t g_seed;
 
 /* ------------------------------------------------------------------------ */
 /* pattern and the ranges that end up zero                                  */
@@ -85,7 +87,7 @@ static inline uint64_t mix64(uint64_t z)
 }
 
 /* Fill `len` bytes (multiple of 8) that live at byte offset `off` of namespace nsid. */
-static void pattern_fill_seed(uint64_t seed, uint32_t nsid, uint64_t off, void *buf, size_t len)
+void pattern_fill_seed(uint64_t seed, uint32_t nsid, uint64_t off, void *buf, size_t len)
 {
 	uint64_t *w = buf;
 	uint64_t base = seed ^ ((uint64_t)nsid << 56);
@@ -365,7 +367,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int fails;
+int fails;
 
 /*
  * Library log lines, when deferred (timing-sensitive tests: printing on the
@@ -385,9 +387,7 @@ static void log_flush(void)
 	pthread_mutex_unlock(&g_log_lock);
 }
 
-static void check(bool ok, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void check(bool ok, const char *name, const char *fmt, ...)
+void check(bool ok, const char *name, const char *fmt, ...)
 {
 	char detail[1024];
 	va_list ap;
@@ -1629,6 +1629,9 @@ static void usage(void)
 		"       vmtest expect --seed S --nsid N --lba-size L --nlba N [--out FILE]\n"
 		"       vmtest check FILE --seed S --nsid N --lba-size L --nlba N\n"
 		"       vmtest hold DEV SECONDS\n"
+		"       vmtest md DEV --seed S\n"
+		"       vmtest expect-md --seed S --nsid N --lba-size L --ms M --pi T --nlba N\n"
+		"                  --image-size BYTES [--out FILE]\n"
 		"       vmtest exec-as UID MEMLOCK_KIB PROG [ARGS...]\n");
 }
 
@@ -1653,8 +1656,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	unsigned threads = 4, qd = 8, secs = 30, gen = 1, passes = 0;
-	uint32_t nsid = 1, lba_size = 512;
-	uint64_t nlba = 0;
+	uint32_t nsid = 1, lba_size = 512, ms = 0;
+	unsigned pi = 0;
+	uint64_t nlba = 0, image_size = 0;
 	const char *tag = NULL;
 	struct prior prior = { false, -1, 0 };
 	g_t0 = now_s();
@@ -1667,6 +1671,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--lba-size") && v) lba_size = (uint32_t)atoi(v), i++;
 		else if (!strcmp(a, "--nlba") && v) nlba = strtoull(v, NULL, 0), i++;
 		else if (!strcmp(a, "--out") && v) out = v, i++;
+		else if (!strcmp(a, "--ms") && v) ms = (uint32_t)atoi(v), i++;
+		else if (!strcmp(a, "--pi") && v) pi = (unsigned)atoi(v), i++;
+		else if (!strcmp(a, "--image-size") && v) image_size = strtoull(v, NULL, 0), i++;
 		else if (!strcmp(a, "--tag") && v) tag = v, i++;
 		else if (!strcmp(a, "--gen") && v) gen = (unsigned)atoi(v), i++;
 		else if (!strcmp(a, "--passes") && v) passes = (unsigned)atoi(v), i++;
@@ -1702,6 +1709,10 @@ int main(int argc, char **argv)
 		return cmd_expect(nsid, lba_size, nlba, NULL, pos);
 	if (!strcmp(cmd, "hold") && pos)
 		return cmd_hold(pos, secs);
+	if (!strcmp(cmd, "md") && pos)
+		return cmd_md(pos);
+	if (!strcmp(cmd, "expect-md") && nlba && image_size)
+		return cmd_expect_md(nsid, lba_size, ms, pi, nlba, image_size, out ? out : "-");
 	usage();
 	return 2;
 }
