@@ -1007,9 +1007,8 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	int *fail_err = NULL;
 	uint32_t nk = 0, nf = 0;
 	uint64_t sq_iova, cq_iova;
-	int rc = 0;
-
 	enum ctrl_state st;
+	int rc = 0;
 
 	/*
 	 * Wait for the reset to end (its owner holds the admin lock throughout).
