@@ -107,16 +107,59 @@ struct pnvme_qpair {
 	struct pnvme_qpair *next; /* controller's list of I/O queue pairs */
 };
 
+/*
+ * Controller state (like Linux's nvme_ctrl_state). Only ctrl_change_state()
+ * changes it, and only along these edges:
+ *   NEW -> LIVE                    bring-up done
+ *   LIVE -> RESETTING              a reset starts (its owner holds the admin lock
+ *                                  until it ends)
+ *   RESETTING -> CONNECTING        the controller is enabled again: admin commands
+ *                                  flow (Set Features, Doorbell Buffer Config)
+ *   CONNECTING -> RESETTING        a step of the reset failed: the whole reset again
+ *   CONNECTING -> LIVE             the reset is done; I/O queue pairs re-create
+ *                                  their queues at their next poll
+ *   NEW, LIVE, CONNECTING -> DELETING  pnvme_ctrl_close()
+ *   any but DEAD -> DEAD           device gone, or the reset gave up
+ * A reset request in RESETTING or CONNECTING is folded into the running reset
+ * (only the owner's own thread can make one then: everyone else waits for the
+ * admin lock and finds the generation moved).
+ */
+enum ctrl_state {
+	CTRL_NEW = 0,
+	CTRL_LIVE,
+	CTRL_RESETTING,
+	CTRL_CONNECTING,
+	CTRL_DELETING,
+	CTRL_DEAD,
+};
+
+/* Attempts of one reset before the controller is declared dead. */
+#define CTRL_RESET_ATTEMPTS 3u
+
 struct pnvme_ctrl {
 	struct pnvme_backend be;
 	volatile uint8_t *bar;
 	uint64_t cap;
 	uint32_t vs;
 	uint32_t dstrd;
-	volatile int dead;         /* device gone (all-ones reads) or failed */
-	volatile uint32_t gen;     /* bumped by every reset and by death */
+	volatile int dead;         /* state is CTRL_DEAD (the submit paths' one load) */
+	int state;                 /* enum ctrl_state, through ctrl_change_state() only */
+	volatile uint32_t gen;     /* bumped when a reset starts, when it ends, and by death */
+	volatile uint32_t admin_gen; /* the admin queue's doorbell gate: moved when a reset
+				      * (attempt) starts, the admin queue follows it once
+				      * the controller is enabled again */
 	uint32_t resets;
-	volatile int reset_pending; /* an admin command timed out: reset after the poll */
+	/*
+	 * A reset requested while this thread is inside an admin poll (an admin
+	 * timeout, or an I/O queue's ladder run from an admin callback): run
+	 * after the poll by ctrl_run_pending_reset(), unless a reset finished
+	 * since `reset_req_gen` (the generation it was raised in). Written and
+	 * read under the admin lock (atomically all the same).
+	 */
+	int reset_pending;
+	uint32_t reset_req_gen;
+	const char *reset_req_why;
+	bool in_reset_cb;          /* inside opts.reset_cb (under the admin lock) */
 	void **quarantine;         /* DMA buffers of timed-out admin commands: freed once */
 	uint32_t nr_quarantine;    /* the next reset has disabled the controller */
 	uint32_t *dbbuf;           /* shadow doorbells (one page), when in use */
@@ -167,7 +210,27 @@ void ctrl_mark_dead(struct pnvme_ctrl *ctrl);
 int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why);
 /** Configure shadow doorbells if asked and offered (after every enable). */
 int ctrl_dbbuf_config(struct pnvme_ctrl *ctrl);
-/** Run a reset requested from inside the admin queue's poll. */
+/**
+ * The one place the controller state changes: returns true if `to` is
+ * allowed from the current state (see enum ctrl_state) and was entered,
+ * with its side effects (generation moves, admin doorbell gate, dead flag).
+ */
+bool ctrl_change_state(struct pnvme_ctrl *ctrl, enum ctrl_state to);
+static inline enum ctrl_state ctrl_state(const struct pnvme_ctrl *ctrl)
+{
+	return (enum ctrl_state)__atomic_load_n(&ctrl->state, __ATOMIC_ACQUIRE);
+}
+/**
+ * Ask for a reset because of something seen in generation `gen`: decided
+ * under the admin lock. Inside this thread's admin poll the request is left
+ * pending (with `gen`) for the poller; otherwise the reset runs now (or is
+ * folded into one this thread is running, or dropped when the generation
+ * moved already).
+ */
+void ctrl_request_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why);
+/** Record a reset request (admin lock held, inside an admin poll). */
+void ctrl_defer_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why);
+/** Run a reset requested from inside the admin queue's poll (admin lock held). */
 void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl);
 /**
  * Parse Identify Namespace data into `ns` (nsid not set). Returns 0, or

@@ -50,9 +50,13 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	qp->xl.pg = &pnvme_dma_no_page; /* the empty cache */
 	qp->max_retries = max_retries > 255 ? 255 : max_retries;
 	qp->ctrl_dead = &ctrl->dead;
-	/* The admin queue is rebuilt by the reset itself: it follows its own generation. */
-	qp->gen = ctrl->gen;
-	qp->ctrl_gen = qid ? &ctrl->gen : &qp->gen;
+	/*
+	 * I/O queue pairs follow the controller's generation; the admin queue,
+	 * rebuilt by the reset itself, follows its doorbell gate (see
+	 * ctrl_change_state()): closed while a reset has the controller disabled.
+	 */
+	qp->ctrl_gen = qid ? &ctrl->gen : &ctrl->admin_gen;
+	qp->gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
 	qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
 	qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
 	pnvme_qpair_set_timeout(qp, timeout_ms);
@@ -219,6 +223,14 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		return pnvme_fail(-ENODEV, "qpair_create: controller is gone");
 
 	pthread_mutex_lock(&ctrl->admin_lock);
+	enum ctrl_state st = ctrl_state(ctrl);
+	if (st != CTRL_LIVE) {
+		/* (Other threads wait for a reset to end: only its own callbacks see it.) */
+		rc = pnvme_fail(st == CTRL_DEAD ? -ENODEV : -EBUSY, "qpair_create: controller is "
+				"%s", st == CTRL_DEAD ? "gone" : st == CTRL_DELETING ? "being closed"
+							      : "being reset by this thread");
+		goto unlock;
+	}
 	for (uint16_t i = 1; i <= ctrl->max_io_queues; i++) {
 		if (!ctrl->qid_used[i]) {
 			qid = i;
@@ -264,6 +276,8 @@ unlock:
 	return rc;
 }
 
+static int reap(struct pnvme_qpair *qp, uint32_t max);
+
 int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 {
 	struct pnvme_ctrl *ctrl;
@@ -282,9 +296,14 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 		 * Base 2.0 §3.3.1.3: delete the SQ first; the controller aborts what
 		 * it had not completed. Reap what it posted, then delete the CQ.
 		 * (After a reset the queues exist on the device only once re-created.)
+		 * The queue pair is stopped before that last reap: a callback that
+		 * submits gets -ECANCELED instead of ringing the deleted SQ.
 		 */
 		rc = pnvme_delete_io_sq(ctrl, qp->qid);
-		(void)pnvme_qpair_poll(qp, 0);
+		qpair_stop(qp, -ECANCELED);
+		qp->in_poll = 1;
+		(void)reap(qp, 0);
+		qp->in_poll = 0;
 		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
 		if (!rc)
 			rc = rc2;
@@ -673,15 +692,24 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
 /*
  * Re-post a request in the next SQ slot with its saved command (retry after
  * an error without DNR, or after a reset). Always succeeds.
+ *
+ * The command goes out under a fresh command identifier (the tracker's next
+ * generation): the device may still post a completion for the attempt that
+ * failed (a duplicate, a late one), and that must not complete the retry
+ * while the device still owns the buffer. Such a CQE now names a CID that is
+ * not outstanding and is counted as a bad CQE.
  */
 static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd,
 		   bool retry)
 {
 	struct pnvme_tracker *trk = &qp->trk[cid];
 	uint32_t next = qp->sq_tail + 1 == qp->qsize ? 0 : qp->sq_tail + 1;
+	struct pnvme_sqe *sqe = &qp->sq[qp->sq_tail];
 
 	/* The tracker is ours already, so a slot is free (see sqe_get). */
-	qp->sq[qp->sq_tail] = *cmd;
+	trk->cid = (uint16_t)((trk->cid + (1u << CID_IDX_BITS)) & 0xffffu);
+	*sqe = *cmd;
+	sqe->cid = trk->cid;
 	trk->sq_slot = (uint16_t)qp->sq_tail;
 	trk->state = TRK_ACTIVE;
 	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
@@ -693,9 +721,12 @@ static bool repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe 
 
 /*
  * After a controller reset (or death), bring this queue pair to the new
- * generation: reap what the old CQ still holds, decide the fate of every
- * outstanding request, re-create CQ and SQ on the device with the same rings,
- * re-post what may be retried, then run the callbacks of the rest.
+ * generation: wait for the reset to end, reap what the old CQ still holds,
+ * decide the fate of every outstanding request, re-create CQ and SQ on the
+ * device with the same rings, re-post what may be retried, then run the
+ * callbacks of the rest. Returns 0, a negative errno (the queue pair is
+ * stopped or the controller dead), or 1 when this thread is the one running
+ * the reset (called from one of its callbacks): nothing to do until it ends.
  */
 static int qpair_reconnect(struct pnvme_qpair *qp);
 
@@ -798,10 +829,27 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 }
 
 /*
+ * Abort commands the controller holds (ours and the application's): every
+ * one not yet completed by the device, host-completed ones included (the
+ * device may still be working on them). Admin lock held; slow path.
+ */
+static uint32_t aborts_outstanding(const struct pnvme_qpair *aq)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < aq->nr_trk; i++)
+		if (aq->trk[i].state != TRK_FREE && aq->trk[i].opc == PNVME_ADM_ABORT)
+			n++;
+	return n;
+}
+
+/*
  * Send an Abort (Base 2.0 §5.1) for an expired request. Returns 0 when sent,
  * -EBUSY when the admin queue is busy right now (the next scan tries again:
- * the I/O path never blocks on the admin lock), another errno when no Abort
- * can be sent.
+ * the I/O path never blocks on the admin lock), -EDQUOT when the controller
+ * already holds as many Aborts as it accepts (Identify Controller ACL, 0's
+ * based, §5.17.2.1; one more would complete with Abort Command Limit
+ * Exceeded, §5.1), another errno when no Abort can be sent.
  */
 static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 {
@@ -813,6 +861,15 @@ static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 
 	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
 		return -EBUSY;
+	if (ctrl_state(ctrl) != CTRL_LIVE) {
+		/* This thread is running a reset (a callback of it): the reset ends it anyway. */
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return -EBUSY;
+	}
+	if (aborts_outstanding(ctrl->adminq) >= (uint32_t)ctrl->id.acl + 1) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return -EDQUOT;
+	}
 	a = calloc(1, sizeof(*a));
 	if (!a) {
 		pthread_mutex_unlock(&ctrl->admin_lock);
@@ -848,9 +905,9 @@ static int start_abort(struct pnvme_qpair *qp, uint16_t cid, uint64_t now)
 static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 {
 	struct pnvme_ctrl *ctrl = qp->ctrl;
-	uint32_t gen = *qp->ctrl_gen;
+	uint32_t gen = __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE);
 	const char *why = NULL;
-	bool aborting = false;
+	bool aborting = false, over_acl = false;
 
 	qp->next_check = now + qp->check_ticks;
 	if ((int64_t)(now - qp->next_health) >= 0) {
@@ -866,11 +923,12 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		if (unlikely(PNVME_GET(csts, PNVME_CSTS_CFS)))
 			why = "controller fatal status (CSTS.CFS)";
 	}
-	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding && !why; i++) {
+	/* (Past the Abort Command Limit the scan goes on, to mark every expired request.) */
+	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding && (!why || over_acl); i++) {
 		struct pnvme_tracker *trk = &qp->trk[i];
 		if (trk->state == TRK_ABORTING) {
 			aborting = true;
-			if ((int64_t)(now - trk->deadline) >= 0)
+			if ((int64_t)(now - trk->deadline) >= 0 && !why)
 				why = "an aborted command did not complete";
 			continue;
 		}
@@ -880,12 +938,32 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 			qp->stats.timeouts++;
 			log_warn("admin command id %u (opcode 0x%02x) timed out", i, trk->opc);
 			host_complete(qp, (uint16_t)i, -ETIMEDOUT, true);
-			ctrl->reset_pending = 1;
+			/* Under the admin lock, inside its poll: the poller runs it afterwards. */
+			ctrl_defer_reset(ctrl, gen, "an admin command timed out");
 			continue;
 		}
-		int ar = start_abort(qp, (uint16_t)i, now);
+		int ar = over_acl ? -EDQUOT : start_abort(qp, (uint16_t)i, now);
 		if (ar == 0) {
 			aborting = true;
+		} else if (ar == -EDQUOT) {
+			/*
+			 * The controller holds all the Aborts it accepts: this request
+			 * goes straight to the reset. It counts as timed out (ABORTING
+			 * without an Abort, its deadline passed): it ends with
+			 * -ETIMEDOUT unless its completion turns up first.
+			 */
+			if (!over_acl)
+				log_warn("queue %u: command id %u (opcode 0x%02x) timed out with %u "
+					 "Aborts outstanding, the controller's limit: resetting "
+					 "instead", qp->qid, trk->cid, trk->opc,
+					 (unsigned)ctrl->id.acl + 1);
+			trk->state = TRK_ABORTING;
+			trk->deadline = now;
+			qp->stats.timeouts++;
+			over_acl = true;
+			if (!why)
+				why = "more commands timed out than the controller accepts Aborts "
+				      "for (Identify ACL)";
 		} else if (ar != -EBUSY ||
 			   (int64_t)(now - trk->deadline) >= (int64_t)ctrl->admin_timeout_ticks) {
 			/* No Abort could be sent for a whole admin timeout: go on to a reset. */
@@ -896,7 +974,7 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 	}
 	if (qp->qid == 0) {
 		if (why)
-			ctrl->reset_pending = 1;
+			ctrl_defer_reset(ctrl, gen, why);
 		return;
 	}
 	/* Nobody may be reaping the admin queue: look at our Aborts' answers. */
@@ -907,12 +985,9 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		}
 		pthread_mutex_unlock(&ctrl->admin_lock);
 	}
-	if (why) {
-		if (ctrl->adminq->in_poll)
-			ctrl->reset_pending = 1; /* polled from an admin callback: later */
-		else
-			(void)ctrl_recover(ctrl, gen, why);
-	}
+	/* Decided under the admin lock (deferred when polled from an admin callback). */
+	if (why)
+		ctrl_request_reset(ctrl, gen, why);
 	if (qp->gen != *qp->ctrl_gen)
 		(void)qpair_reconnect(qp);
 }
@@ -927,9 +1002,25 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	int *fail_err = NULL;
 	uint32_t nk = 0, nf = 0;
 	uint64_t sq_iova, cq_iova;
+	enum ctrl_state st;
 	int rc = 0;
 
-	/* The device is disabled (or gone): what the old CQ holds is final. */
+	/*
+	 * Wait for the reset to end (its owner holds the admin lock throughout).
+	 * Only then is what the old CQ holds final: the controller was disabled,
+	 * no natural completion can follow. Reaping it then is the requests' last
+	 * chance to complete on their own (as Linux's nvme_reap_pending_cqes()
+	 * after the disable); reaping it earlier, between the generation change
+	 * and CC.EN = 0, would miss completions posted in between and retry or
+	 * fail commands the device had completed.
+	 */
+	pthread_mutex_lock(&ctrl->admin_lock);
+	st = ctrl_state(ctrl);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	if (st != CTRL_LIVE && st != CTRL_DEAD)
+		return 1; /* this thread runs the reset (or a close): after it ends */
+	if (qp->qid == 0 && st != CTRL_DEAD)
+		return 1; /* the reset rebuilds the admin queue itself */
 	(void)reap(qp, 0);
 	/*
 	 * Callbacks just ran and may have reset the controller again: read the
@@ -938,12 +1029,18 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	 */
 	pthread_mutex_lock(&ctrl->admin_lock);
 	gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
-	qp->gen = gen;
-	if (ctrl->dead) {
+	st = ctrl_state(ctrl);
+	if (st == CTRL_DEAD) {
+		qp->gen = gen;
 		pthread_mutex_unlock(&ctrl->admin_lock);
 		qpair_fail_all(qp, -ENODEV);
 		return -ENODEV;
 	}
+	if (st != CTRL_LIVE) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return 1;
+	}
+	qp->gen = gen;
 	qp->stats.reconnects++;
 	keep = malloc((size_t)qp->nr_trk * sizeof(*keep));
 	keep_cid = malloc((size_t)qp->nr_trk * sizeof(*keep_cid));
@@ -1052,6 +1149,11 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 	qp->in_poll = 1;
 	if (unlikely(qp->gen != *qp->ctrl_gen || qp->err)) {
 		int rc = qp->err ? qp->err : qpair_reconnect(qp);
+		if (rc > 0) {
+			/* A reset runs on this thread, below us: the queues wait for its end. */
+			qp->in_poll = 0;
+			return 0;
+		}
 		if (rc) {
 			/* Stopped or dead: nothing is left hanging on this queue. */
 			if (qp->outstanding || qp->nr_expired)

@@ -95,7 +95,9 @@ int pnvme_ctrl_open_emu(struct pnvme_emu *emu, const struct pnvme_ctrl_opts *opt
  * destroyed (outstanding requests complete with -ECANCELED), then CC.SHN =
  * normal and a bounded wait for CSTS.SHST = complete (Base 2.0 §3.6.1).
  * Resources are released whatever happens. Returns 0, -ETIMEDOUT (shutdown
- * did not complete), -ENODEV (device gone). NULL is ignored (returns 0).
+ * did not complete), -ENODEV (device gone), or -EDEADLK without doing anything
+ * when called from a completion callback or the reset callback of this
+ * controller. NULL is ignored (returns 0).
  * No other thread may use the controller during or after the call.
  */
 int pnvme_ctrl_close(struct pnvme_ctrl *ctrl);
@@ -113,8 +115,13 @@ uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl);
 /**
  * Reset the controller now (Base 2.0 §3.7.2: CC.EN 1 -> 0 -> 1), as the
  * timeout ladder does. Outstanding admin commands fail with -EIO; each I/O
- * queue pair re-creates its queues at its next poll. Returns 0, or the errno
- * that left the controller dead (-ENODEV). Any thread; takes the admin lock.
+ * queue pair re-creates its queues at its next poll. One reset runs at a
+ * time: a request made while one runs is folded into it. If an admin command
+ * of the reset fails (e.g. a lost completion), the whole reset is tried
+ * again, three attempts in all; a controller that does not become ready
+ * within CAP.TO is declared dead at once. Returns 0, or -ENODEV (the
+ * controller is or was left dead), -EDEADLK from an admin completion
+ * callback. Any thread; takes the admin lock.
  */
 int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl);
 /** True if shadow doorbells are in use (PNVME_CTRL_SHADOW_DB asked and offered). */

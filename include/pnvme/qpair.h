@@ -100,9 +100,12 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp);
  * Recovery (after Linux's nvme_timeout, without interrupts): every poll also
  * checks deadlines (at most 1 ms late). A request past its deadline that is
  * still not in the CQ gets an Abort on the admin queue; if the Abort does
- * not settle it within the admin timeout, or CSTS.CFS is seen, the controller
- * is reset (disabled, re-enabled) and each queue pair re-creates its queues
- * at its next poll, keeping its handle. Each request completes exactly once:
+ * not settle it within the admin timeout, if the controller already holds
+ * as many Aborts as it accepts (Identify ACL + 1), or if CSTS.CFS is seen,
+ * the controller is reset (disabled, re-enabled) and each queue pair reaps
+ * its old CQ and re-creates its queues at its next poll after the reset,
+ * keeping its handle. A resubmitted command gets a fresh command id.
+ * Each request completes exactly once:
  * the expired one with -ETIMEDOUT, the others of a reset resubmitted when
  * max_retries allows and the command is safe to repeat, else -EIO. A device
  * that reads all ones is gone: everything fails with -ENODEV.
