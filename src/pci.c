@@ -34,10 +34,49 @@
 #define SYSFS_PCI         "/sys/bus/pci"
 #define SYSFS_PCI_DEVICES SYSFS_PCI "/devices"
 #define SYSFS_BLOCK       "/sys/class/block"
+#define SYSFS_NVME_GENERIC "/sys/class/nvme-generic"
 
 /* ------------------------------------------------------------------------ */
 /* sysfs helpers                                                            */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * For tests only: PNVME_SYSFS_ROOT=DIR makes this file read and write
+ * DIR/sys/... instead of /sys/... (discovery, in-use checks, bind, unbind),
+ * so that tests can build a fake device tree in a temporary directory and
+ * drive bind and unbind without touching a real device. /proc and /dev are
+ * not redirected; nor is vfio.c. Ignored in setuid programs (secure_getenv).
+ */
+static const char *sysfs_root(void)
+{
+	const char *r = secure_getenv("PNVME_SYSFS_ROOT");
+
+	return r ? r : "";
+}
+
+/* A sysfs path (`fmt` starts with "/sys/"), under the test root if one is set. */
+__attribute__((format(printf, 3, 4)))
+static int spath(char *buf, size_t len, const char *fmt, ...)
+{
+	const char *root = sysfs_root();
+	size_t n = strlen(root);
+	va_list ap;
+	int k;
+
+	if (n >= len) {
+		buf[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(buf, root, n);
+	va_start(ap, fmt);
+	k = vsnprintf(buf + n, len - n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= len - n) {
+		buf[0] = '\0'; /* never a cut path: it could name something else */
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
 
 static int read_str(const char *path, char *buf, size_t len)
 {
@@ -112,8 +151,8 @@ static bool exists(const char *path)
 
 static void current_driver(const char *bdf, char *out, size_t len)
 {
-	char p[128];
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver", bdf);
+	char p[PATH_MAX];
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver", bdf);
 	if (pnvme_link_base(p, out, len) != 0)
 		out[0] = '\0';
 }
@@ -257,7 +296,7 @@ static void holders_of(const char *name, char *out, size_t len)
 	char dir[PATH_MAX];
 	size_t used = 0;
 	out[0] = '\0';
-	snprintf(dir, sizeof(dir), SYSFS_BLOCK "/%s/holders", name);
+	spath(dir, sizeof(dir), SYSFS_BLOCK "/%s/holders", name);
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
@@ -266,13 +305,13 @@ static void holders_of(const char *name, char *out, size_t len)
 		if (e->d_name[0] == '.')
 			continue;
 		char what[160] = "", p[PATH_MAX];
-		snprintf(p, sizeof(p), SYSFS_BLOCK "/%s/dm/name", e->d_name);
+		spath(p, sizeof(p), SYSFS_BLOCK "/%s/dm/name", e->d_name);
 		if (read_str(p, what, sizeof(what)) == 0) {
 			char tmp[200];
 			if (snprintf(tmp, sizeof(tmp), " (device-mapper %s)", what) > 0)
 				copy_str(what, sizeof(what), tmp);
 		} else {
-			snprintf(p, sizeof(p), SYSFS_BLOCK "/%s/md", e->d_name);
+			spath(p, sizeof(p), SYSFS_BLOCK "/%s/md", e->d_name);
 			if (exists(p))
 				snprintf(what, sizeof(what), " (md RAID)");
 		}
@@ -285,32 +324,51 @@ static void holders_of(const char *name, char *out, size_t len)
 	closedir(d);
 }
 
-/* Static checks (mounts, swap, holders) for one block device. */
+/* Append `why` (if any) to the "; "-separated list in `dst`, cut at its end. */
+static void add_reason(char *dst, size_t len, const char *why)
+{
+	size_t n = strlen(dst);
+
+	if (!why[0] || n + 3 >= len)
+		return;
+	if (n) {
+		memcpy(dst + n, "; ", 2);
+		n += 2;
+	}
+	copy_str(dst + n, len - n, why);
+}
+
+/* Static checks (mounts, swap, holders) for one block device: every reason found. */
 static void blk_check(struct pnvme_pci_blk *b, const struct usage *u)
 {
 	dev_t rdev = makedev(b->major, b->minor);
-	char name[sizeof(b->name)];
+	char name[sizeof(b->name)], why[sizeof(b->in_use)];
 
 	/* A copy: the message is written into the same structure. */
 	snprintf(name, sizeof(name), "%s", b->name);
+	b->in_use[0] = '\0';
 	for (size_t i = 0; i < u->nr_mounts; i++) {
 		if (u->mounts[i].major == b->major && u->mounts[i].minor == b->minor) {
-			if (snprintf(b->in_use, sizeof(b->in_use), "%s is mounted on %s", name,
+			if (snprintf(why, sizeof(why), "%s is mounted on %s", name,
 				     u->mounts[i].point) < 0)
-				b->in_use[0] = '\0';
-			return;
+				why[0] = '\0';
+			add_reason(b->in_use, sizeof(b->in_use), why);
+			break;
 		}
 	}
 	for (size_t i = 0; i < u->nr_swaps; i++) {
 		if (u->swaps[i] == rdev) {
-			snprintf(b->in_use, sizeof(b->in_use), "%s is used as swap", name);
-			return;
+			snprintf(why, sizeof(why), "%s is used as swap", name);
+			add_reason(b->in_use, sizeof(b->in_use), why);
+			break;
 		}
 	}
 	char h[128];
 	holders_of(name, h, sizeof(h));
-	if (h[0])
-		snprintf(b->in_use, sizeof(b->in_use), "%s is held by %s", name, h);
+	if (h[0]) {
+		snprintf(why, sizeof(why), "%s is held by %s", name, h);
+		add_reason(b->in_use, sizeof(b->in_use), why);
+	}
 }
 
 /*
@@ -446,7 +504,7 @@ static void add_blk(struct pnvme_pci_dev *dev, const char *name, bool partition)
 	char dir[PATH_MAX];
 	struct pnvme_pci_blk *b = &dev->blk[dev->nr_blk];
 	memset(b, 0, sizeof(*b));
-	snprintf(dir, sizeof(dir), SYSFS_BLOCK "/%s", name);
+	spath(dir, sizeof(dir), SYSFS_BLOCK "/%s", name);
 	if (dev_numbers(dir, &b->major, &b->minor) != 0)
 		return;
 	snprintf(b->name, sizeof(b->name), "%s", name);
@@ -484,7 +542,7 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 	dev_t chr[1 + PNVME_PCI_MAX_BLK];
 	size_t nr_chr = 0;
 
-	snprintf(dir, sizeof(dir), SYSFS_PCI_DEVICES "/%s/nvme", dev->bdf);
+	spath(dir, sizeof(dir), SYSFS_PCI_DEVICES "/%s/nvme", dev->bdf);
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
@@ -513,7 +571,7 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 			char ng[PATH_MAX];
 			unsigned a, b;
 			if (sscanf(head, "nvme%un%u", &a, &b) == 2 && nr_chr < ARRAY_SIZE(chr)) {
-				snprintf(ng, sizeof(ng), "/sys/class/nvme-generic/ng%un%u", a, b);
+				spath(ng, sizeof(ng), SYSFS_NVME_GENERIC "/ng%un%u", a, b);
 				if (dev_numbers(ng, &ma, &mi) == 0)
 					chr[nr_chr++] = makedev(ma, mi);
 			}
@@ -528,7 +586,7 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 	unsigned disks = dev->nr_blk;
 	for (unsigned i = 0; i < disks; i++) {
 		char bdir[PATH_MAX];
-		snprintf(bdir, sizeof(bdir), SYSFS_BLOCK "/%s", dev->blk[i].name);
+		spath(bdir, sizeof(bdir), SYSFS_BLOCK "/%s", dev->blk[i].name);
 		DIR *bd = opendir(bdir);
 		if (!bd)
 			continue;
@@ -544,16 +602,17 @@ static void fill_blockdevs(struct pnvme_pci_dev *dev)
 		closedir(bd);
 	}
 
+	/* Every reason, so that `bind --force` can say all it overrides. */
 	struct usage u;
+	char why[sizeof(dev->in_use)] = "";
 	usage_load(&u);
 	for (unsigned i = 0; i < dev->nr_blk; i++) {
 		blk_check(&dev->blk[i], &u);
-		if (dev->blk[i].in_use[0] && !dev->in_use[0])
-			snprintf(dev->in_use, sizeof(dev->in_use), "%s", dev->blk[i].in_use);
+		add_reason(dev->in_use, sizeof(dev->in_use), dev->blk[i].in_use);
 	}
 	usage_free(&u);
-	if (!dev->in_use[0])
-		open_by_process(dev, chr, nr_chr, dev->in_use, sizeof(dev->in_use));
+	open_by_process(dev, chr, nr_chr, why, sizeof(why));
+	add_reason(dev->in_use, sizeof(dev->in_use), why);
 }
 
 /* Everything that does not come from the bus scan. */
@@ -561,7 +620,7 @@ static void fill_sysfs(struct pnvme_pci_dev *dev)
 {
 	char p[PATH_MAX], g[32];
 	current_driver(dev->bdf, dev->driver, sizeof(dev->driver));
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", dev->bdf);
 	dev->iommu_group = pnvme_link_base(p, g, sizeof(g)) == 0 ? atoi(g) : -1;
 	dev->nr_blk = 0;
 	dev->ctrl_name[0] = '\0';
@@ -574,20 +633,20 @@ static int fill_ids_sysfs(struct pnvme_pci_dev *dev)
 {
 	char p[PATH_MAX];
 	unsigned long v;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/class", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/class", dev->bdf);
 	if (read_ulong(p, &v) != 0)
 		return -ENODEV;
 	dev->class_code = (uint32_t)v;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/vendor", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/vendor", dev->bdf);
 	dev->vendor = read_ulong(p, &v) == 0 ? (uint16_t)v : 0xffff;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/device", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/device", dev->bdf);
 	dev->device = read_ulong(p, &v) == 0 ? (uint16_t)v : 0xffff;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_vendor", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_vendor", dev->bdf);
 	dev->subsys_vendor = read_ulong(p, &v) == 0 ? (uint16_t)v : 0;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_device", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/subsystem_device", dev->bdf);
 	dev->subsys_device = read_ulong(p, &v) == 0 ? (uint16_t)v : 0;
 	char buf[32];
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/numa_node", dev->bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/numa_node", dev->bdf);
 	dev->numa_node = read_str(p, buf, sizeof(buf)) == 0 ? atoi(buf) : -1;
 	return 0;
 }
@@ -696,10 +755,12 @@ static int scan_libpci(struct dev_list *l)
 /* Walk /sys/bus/pci/devices: the path without libpci. */
 static int scan_sysfs(struct dev_list *l)
 {
-	DIR *d = opendir(SYSFS_PCI_DEVICES);
+	char dir[PATH_MAX];
+	spath(dir, sizeof(dir), SYSFS_PCI_DEVICES);
+	DIR *d = opendir(dir);
 	if (!d)
-		return pnvme_fail(-errno, "pci: cannot read %s: %s (is sysfs mounted?)",
-				  SYSFS_PCI_DEVICES, strerror(errno));
+		return pnvme_fail(-errno, "pci: cannot read %s: %s (is sysfs mounted?)", dir,
+				  strerror(errno));
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
@@ -736,11 +797,14 @@ int pnvme_pci_list(struct pnvme_pci_dev **devs, size_t *n)
 	struct dev_list *l = calloc(1, sizeof(*l));
 	if (!l)
 		return pnvme_fail(-ENOMEM, "pci: out of memory");
-	/* PNVME_PCI_SYSFS=1 forces the sysfs walk (also used if libpci fails). */
+	/*
+	 * PNVME_PCI_SYSFS=1 forces the sysfs walk (also used if libpci fails,
+	 * and under a test PNVME_SYSFS_ROOT, which libpci would not see).
+	 */
 	const char *force_sysfs = getenv("PNVME_PCI_SYSFS");
 	int rc = -ENOSYS;
 #ifdef PNVME_HAVE_LIBPCI
-	if (!force_sysfs || strcmp(force_sysfs, "1") != 0) {
+	if ((!force_sysfs || strcmp(force_sysfs, "1") != 0) && !sysfs_root()[0]) {
 		rc = scan_libpci(l);
 		if (rc != 0) {
 			log_warn("%s; walking sysfs instead", pnvme_last_error());
@@ -834,11 +898,13 @@ static bool wait_driver(const char *bdf, const char *want, char *got, size_t len
  */
 static int reprobe(const char *bdf, const char *was, const char *want)
 {
-	char got[64];
-	int rc = write_str(SYSFS_PCI "/drivers_probe", bdf);
+	char got[64], p[PATH_MAX];
+	int rc;
 
+	spath(p, sizeof(p), SYSFS_PCI "/drivers_probe");
+	rc = write_str(p, bdf);
 	if (rc != 0 && rc != -ENODEV && rc != -EINVAL)
-		return sysfs_fail(rc, "reprobe", SYSFS_PCI "/drivers_probe");
+		return sysfs_fail(rc, "reprobe", p);
 	if (!wait_driver(bdf, want, got, sizeof(got), 2000))
 		return pnvme_fail(-EIO, "pci: %s is bound to %s after reprobing, not %s "
 				  "(see dmesg)", bdf, got[0] ? got : "no driver", want);
@@ -852,19 +918,31 @@ int pnvme_pci_bind_vfio(const char *bdf_in, bool force)
 	int rc = pnvme_pci_bdf_normalize(bdf_in, bdf);
 	if (rc)
 		return rc;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
 	if (!exists(p))
 		return pnvme_fail(-ENODEV, "pci: no PCI device %s (see `pnvme list`)", bdf);
 	current_driver(bdf, drv, sizeof(drv));
 	if (strcmp(drv, "vfio-pci") == 0)
 		return 0;
 
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
+	/* Only NVM Express controllers (class 01h / subclass 08h / prog-if 02h). */
+	unsigned long cls = 0;
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/class", bdf);
+	if (read_ulong(p, &cls) != 0 && !force)
+		return pnvme_fail(-ENOTSUP, "pci: refusing to bind %s: cannot read its PCI class "
+				  "(%s); use --force to bind it anyway", bdf, p);
+	if (cls != PNVME_PCI_CLASS_NVME && !force)
+		return pnvme_fail(-ENOTSUP, "pci: refusing to bind %s: PCI class %06lx is not an "
+				  "NVMe controller (%06x)%s%s; use --force to bind it anyway", bdf,
+				  cls, PNVME_PCI_CLASS_NVME, drv[0] ? ", driver " : "", drv);
+
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
 	if (!exists(p))
 		return pnvme_fail(-ENXIO, "pci: %s has no IOMMU group: the IOMMU is off; boot "
 				  "with intel_iommu=on (or amd_iommu=on) and enable VT-d/AMD-Vi "
 				  "in the firmware", bdf);
-	if (!exists(SYSFS_PCI "/drivers/vfio-pci"))
+	spath(p, sizeof(p), SYSFS_PCI "/drivers/vfio-pci");
+	if (!exists(p))
 		return pnvme_fail(-ENOENT, "pci: the vfio-pci driver is not loaded (run "
 				  "`modprobe vfio-pci`)");
 
@@ -880,12 +958,12 @@ int pnvme_pci_bind_vfio(const char *bdf_in, bool force)
 	}
 
 	/* 1. only vfio-pci may claim the device from now on */
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
 	if ((rc = write_str(p, "vfio-pci")) != 0)
 		return sysfs_fail(rc, "set driver_override", p);
 	/* 2. release it from its current driver */
 	if (drv[0]) {
-		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
+		spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
 		if ((rc = write_str(p, bdf)) != 0 && rc != -ENODEV)
 			return sysfs_fail(rc, "unbind from the current driver", p);
 	}
@@ -899,7 +977,7 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 	int rc = pnvme_pci_bdf_normalize(bdf_in, bdf);
 	if (rc)
 		return rc;
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s", bdf);
 	if (!exists(p))
 		return pnvme_fail(-ENODEV, "pci: no PCI device %s (see `pnvme list`)", bdf);
 	current_driver(bdf, drv, sizeof(drv));
@@ -908,7 +986,7 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 
 	if (strcmp(drv, "vfio-pci") == 0) {
 		/* vfio-pci's remove blocks until the user lets go: refuse instead. */
-		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
+		spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/iommu_group", bdf);
 		if (pnvme_link_base(p, g, sizeof(g)) == 0) {
 			char gpath[64], who[96];
 			snprintf(gpath, sizeof(gpath), "/dev/vfio/%s", g);
@@ -919,15 +997,16 @@ int pnvme_pci_unbind_vfio(const char *bdf_in)
 		}
 	}
 
-	snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
+	spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver_override", bdf);
 	if ((rc = write_str(p, "\n")) != 0)
 		return sysfs_fail(rc, "clear driver_override", p);
 	if (drv[0]) {
-		snprintf(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
+		spath(p, sizeof(p), SYSFS_PCI_DEVICES "/%s/driver/unbind", bdf);
 		if ((rc = write_str(p, bdf)) != 0 && rc != -ENODEV)
 			return sysfs_fail(rc, "unbind", p);
 	}
-	if (!exists(SYSFS_PCI "/drivers/nvme"))
+	spath(p, sizeof(p), SYSFS_PCI "/drivers/nvme");
+	if (!exists(p))
 		return pnvme_fail(-ENOENT, "pci: %s is unbound, but the kernel nvme driver is "
 				  "not loaded (run `modprobe nvme`)", bdf);
 	return reprobe(bdf, drv, "nvme");

@@ -4,9 +4,11 @@
  *
  *   pnvme-perf -d DEV [-d DEV...] [-q DEPTH] [-o BYTES] [-w PATTERN] [-M READ%]
  *              [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
- *              [-n NSID] [-L[L]] [-N] [--verify] [--json]
+ *              [-n NSID] [-L[L]] [-N] [--shadow-db] [--lazy-cq] [--verify] [--json]
+ *   pnvme-perf --version
  *
- * DEV is a PCI address bound to vfio-pci or an emulator spec (emu:size=1G,...).
+ * DEV is a PCI address bound to vfio-pci or an emulator spec (emu:size=1G,...),
+ * or with -r an SPDK transport ID ("trtype:PCIe traddr:0000:01:00.0 ns:1").
  * Each worker thread gets -P queue pairs on every device, each kept DEPTH deep.
  * A progress line each second on a terminal; at the end a table per device and
  * worker and a Total line (IOPS, MiB/s, average/min/max latency, percentiles
@@ -36,6 +38,14 @@
 #include <unistd.h>
 
 #include <pnvme/pnvme.h>
+
+/* The project version, from CMake (PNVME_TOOL_VERSION="x.y.z"). */
+#ifndef PNVME_TOOL_VERSION
+#define PNVME_TOOL_VERSION "unknown"
+#endif
+
+/* "pnvme_json_version" of the --json document: raised when a field changes or goes. */
+#define PNVME_JSON_VERSION 1
 
 #define MAX_DEVS    16
 #define MAX_WORKERS 256
@@ -247,10 +257,23 @@ struct config {
 	uint32_t qflags;
 	bool verify, json, shadow_db;
 	uint64_t seed;
+	uint32_t dev_nsid[MAX_DEVS]; /* ns: of a -r transport ID; 0: -n or the first active */
 };
+
+/* The doorbell policy the queue pairs run with (pnvme/qpair.h flags). */
+static const char *sq_doorbell_mode(const struct config *c)
+{
+	return c->qflags & PNVME_QPAIR_DB_IMMEDIATE ? "per-command" : "batched";
+}
+
+static const char *cq_doorbell_mode(const struct config *c)
+{
+	return c->qflags & PNVME_QPAIR_LAZY_CQ_DB ? "lazy" : "per-poll";
+}
 
 struct dev {
 	const char *name;
+	uint32_t nsid;             /* 0: the first active namespace */
 	struct pnvme_ctrl *ctrl;
 	const struct pnvme_ns *ns;
 	struct pnvme_emu *stepped; /* emulator in step mode: the worker steps it */
@@ -819,17 +842,26 @@ static void json_report(const struct config *c, const struct dev *devs, unsigned
 			const struct row *rows, unsigned n, const struct row *total,
 			uint64_t verified, uint64_t mismatches)
 {
-	printf("{\"config\": {\"devices\": [");
+	printf("{\"pnvme_json_version\": %d, \"pnvme_version\": \"%s\",\n \"config\": {\"devices\": [",
+	       PNVME_JSON_VERSION, PNVME_TOOL_VERSION);
 	for (unsigned d = 0; d < nr_devs; d++) {
-		printf("%s", d ? ", " : "");
+		printf("%s{\"address\": ", d ? ", " : "");
 		json_str(devs[d].name);
+		printf(", \"nsid\": %u, \"shadow_db\": %s}", devs[d].ns->nsid,
+		       pnvme_ctrl_shadow_db(devs[d].ctrl) ? "true" : "false");
 	}
-	printf("], \"pattern\": \"%s\", \"io_size\": %" PRIu64 ", \"queue_depth\": %" PRIu64
-	       ", \"read_pct\": %u, \"seconds\": %" PRIu64 ", \"warmup_seconds\": %" PRIu64
-	       ", \"workers\": %u, \"qpairs_per_worker\": %u, \"doorbells\": \"%s\", \"verify\": %s"
-	       ", \"tick_hz\": %" PRIu64 "},\n \"results\": [", pattern_names[c->pattern], c->iosize,
-	       c->depth, c->read_pct, c->secs, c->warmup, c->nr_workers, c->qpairs_per_worker,
-	       c->qflags ? "per-command" : "batched", c->verify ? "true" : "false", g_hz);
+	printf("], \"nsid\": %" PRIu64 ", \"pattern\": \"%s\", \"io_size\": %" PRIu64
+	       ", \"queue_depth\": %" PRIu64 ", \"read_pct\": %u, \"seconds\": %" PRIu64
+	       ", \"warmup_seconds\": %" PRIu64 ", \"cores\": [", c->nsid, pattern_names[c->pattern],
+	       c->iosize, c->depth, c->read_pct, c->secs, c->warmup);
+	for (unsigned i = 0; i < c->nr_cores; i++)
+		printf("%s%d", i ? ", " : "", c->cores[i]);
+	printf("], \"workers\": %u, \"qpairs_per_worker\": %u, \"latency\": %d, "
+	       "\"sq_doorbell\": \"%s\", \"cq_doorbell\": \"%s\", \"shadow_db\": %s, "
+	       "\"verify\": %s, \"json\": true, \"seed\": %" PRIu64 ", \"tick_hz\": %" PRIu64
+	       "},\n \"results\": [", c->nr_workers, c->qpairs_per_worker, c->latency,
+	       sq_doorbell_mode(c), cq_doorbell_mode(c), c->shadow_db ? "true" : "false",
+	       c->verify ? "true" : "false", c->seed, g_hz);
 	for (unsigned i = 0; i < n; i++) {
 		printf("%s\n  ", i ? "," : "");
 		json_row(&rows[i], c->latency);
@@ -849,9 +881,10 @@ static void json_report(const struct config *c, const struct dev *devs, unsigned
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pnvme-perf -d DEV [-d DEV ...] [options]\n"
-		"  -d, -r DEV  PCI address (0000:01:00.0, or \"trtype:PCIe traddr:0000:01:00.0\")\n"
-		"              or emulator spec (emu:size=1G,...); several devices: every worker\n"
+		"usage: pnvme-perf -d DEV [-d DEV ...] [options]   (pnvme-perf --version)\n"
+		"  -d, -r DEV  PCI address (0000:01:00.0), SPDK transport ID (\"trtype:PCIe\n"
+		"              traddr:0000:01:00.0 ns:1\"; PCIe only) or emulator spec\n"
+		"              (emu:size=1G,...); several devices, each once: every worker\n"
 		"              gets queue pairs on each\n"
 		"  -q DEPTH    outstanding I/Os per queue pair (default 32)\n"
 		"  -o BYTES    I/O size, multiple of the LBA size (default 4096; K/M suffix)\n"
@@ -859,17 +892,19 @@ static void usage(FILE *f)
 		"  -M PERCENT  reads in rw / randrw (default 50)\n"
 		"  -t SECONDS  measured run time (default 5)\n"
 		"  -a SECONDS  warm-up before the measurement; statistics reset after it (default 0)\n"
-		"  -c CORES    worker cores: list \"0,2-3\" or mask \"0x3\"; one pinned worker each\n"
+		"  -c CORES    worker cores: list \"0,2-3\" or mask \"0x3\"; one pinned worker each;\n"
+		"              each must be one this process may run on\n"
 		"  -j N        worker threads (default: one per -c core, else 1); round robin on -c cores\n"
 		"  -P N        queue pairs per worker and device (default 1)\n"
-		"  -n NSID     namespace (default: the first active one)\n"
+		"  -n NSID     namespace (default: the first active one; ns: of -r wins)\n"
 		"  -L          latency percentiles; -LL also the histogram\n"
 		"  -N          ring the SQ doorbell for every command (default: once per batch)\n"
 		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
-		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB)\n"
+		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB);\n"
+		"              SQ doorbells stay batched unless -N\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --json      the final report as one JSON document on stdout\n"
-		"  -h          this help\n");
+		"  -h          this help;  --version  the pnvme version\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out, bool suffix, bool zero_ok)
@@ -937,15 +972,100 @@ static int parse_cores(const char *s, int *cores, unsigned max)
 	return n ? (int)n : -1;
 }
 
-/* SPDK's -r "trtype:PCIe traddr:0000:01:00.0" takes the traddr; anything else is the address. */
-static const char *dev_arg(char *s)
+/* The keys of an SPDK transport ID (spdk_nvme_transport_id_parse), and perf's ns. */
+static bool is_trid_key(const char *k, size_t n)
 {
-	char *t = strstr(s, "traddr:");
-	if (!t)
-		return s;
-	t += strlen("traddr:");
-	t[strcspn(t, " \t")] = '\0';
-	return t;
+	static const char *const keys[] = { "trtype", "adrfam", "traddr", "trsvcid", "subnqn",
+					     "hostaddr", "hostsvcid", "hostnqn", "priority",
+					     "alt_traddr", "ns" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strlen(keys[i]) == n && strncasecmp(k, keys[i], n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * -d / -r DEV: a PCI address or emulator spec as it is, or an SPDK transport
+ * ID: whitespace separated KEY:VALUE (or KEY=VALUE) pairs, keys in any case,
+ * e.g. "trtype:PCIe traddr:0000:01:00.0 ns:1". pnvme-perf drives PCIe
+ * controllers (vfio-pci): trtype must be PCIe; traddr is the address ("." in
+ * place of ":" as SPDK allows); ns picks the namespace; any other key is
+ * refused, naming it. Sets *addr (inside `s`, which it modifies) and *nsid
+ * (0: not given). Returns 0, or 2 with the problem on stderr.
+ */
+static int dev_arg(char *s, const char **addr, uint32_t *nsid)
+{
+	char orig[256], *save = NULL, *traddr = NULL;
+	size_t klen = strcspn(s, ":=");
+
+	*addr = s;
+	*nsid = 0;
+	if (!s[klen] || !is_trid_key(s, klen))
+		return 0;
+	snprintf(orig, sizeof(orig), "%s", s);
+	for (char *tok = strtok_r(s, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		size_t kl = strcspn(tok, ":=");
+		const char *val = tok + kl + 1;
+		if (!tok[kl] || !is_trid_key(tok, kl)) {
+			fprintf(stderr, "pnvme-perf: -r '%s': '%s' is not a transport ID key:value "
+				"(trtype, traddr, ns)\n", orig, tok);
+			return 2;
+		}
+		if (kl == 6 && strncasecmp(tok, "trtype", 6) == 0) {
+			if (strcasecmp(val, "PCIe") != 0) {
+				fprintf(stderr, "pnvme-perf: -r '%s': transport '%s' is not supported: "
+					"pnvme-perf drives PCIe controllers bound to vfio-pci (and "
+					"emu: specs)\n", orig, val);
+				return 2;
+			}
+		} else if (kl == 6 && strncasecmp(tok, "traddr", 6) == 0) {
+			traddr = tok + kl + 1;
+		} else if (kl == 2 && strncasecmp(tok, "ns", 2) == 0) {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(val, &end, 0);
+			if (errno || end == val || *end || *val == '-' || v == 0 || v > 0xfffffffeul) {
+				fprintf(stderr, "pnvme-perf: -r '%s': bad namespace 'ns:%s' "
+					"(1..4294967294)\n", orig, val);
+				return 2;
+			}
+			*nsid = (uint32_t)v;
+		} else {
+			fprintf(stderr, "pnvme-perf: -r '%s': '%.*s' is not supported (PCIe "
+				"transport IDs take trtype, traddr and ns)\n", orig, (int)kl, tok);
+			return 2;
+		}
+	}
+	if (!traddr || !*traddr) {
+		fprintf(stderr, "pnvme-perf: -r '%s': no traddr (the PCI address)\n", orig);
+		return 2;
+	}
+	/* SPDK also spells the address 0000.01.00.0 */
+	if (!strchr(traddr, ':')) {
+		char *dot;
+		for (int i = 0; i < 2 && (dot = strchr(traddr, '.')) && strchr(dot + 1, '.'); i++)
+			*dot = ':';
+	}
+	*addr = traddr;
+	return 0;
+}
+
+/* The same controller twice would fail to open twice; say so before trying. */
+static int check_duplicates(const char **devs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char a[PNVME_PCI_BDF_LEN], b[PNVME_PCI_BDF_LEN];
+		if (pnvme_pci_bdf_normalize(devs[i], a) != 0)
+			continue; /* an emulator spec: each one is a new controller */
+		for (unsigned k = i + 1; k < n; k++)
+			if (pnvme_pci_bdf_normalize(devs[k], b) == 0 && strcmp(a, b) == 0) {
+				fprintf(stderr, "pnvme-perf: device %s is given twice ('%s' and '%s'): "
+					"name each controller once; -P and -j give it more queue "
+					"pairs\n", a, devs[i], devs[k]);
+				return 2;
+			}
+	}
+	return 0;
 }
 
 static int bad(const char *what, const char *arg)
@@ -972,6 +1092,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "shadow-db", no_argument, NULL, 'S' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v, jobs = 0;
@@ -983,7 +1104,9 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'd': case 'r':
 			if (*nr_devs == MAX_DEVS)
 				return bad("device (too many)", optarg);
-			devs[(*nr_devs)++] = dev_arg(optarg);
+			if (dev_arg(optarg, &devs[*nr_devs], &c->dev_nsid[*nr_devs]) != 0)
+				return 2;
+			(*nr_devs)++;
 			break;
 		case 'q':
 			if (parse_u64(optarg, &c->depth, true, false) || c->depth > 65535)
@@ -1044,6 +1167,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'S': c->shadow_db = true; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
 		case 'h': usage(stdout); return PARSE_HELP;
+		case 'v': printf("pnvme-perf %s\n", PNVME_TOOL_VERSION); return PARSE_HELP;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -1067,6 +1191,36 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 	c->mix = c->read_pct == 100 ? MIX_READ : c->read_pct == 0 ? MIX_WRITE : MIX_RANDOM;
 	c->read_thresh = ((uint64_t)c->read_pct << 32) / 100u;
 	c->nr_workers = jobs ? (unsigned)jobs : c->nr_cores ? c->nr_cores : 1;
+	return check_duplicates(devs, *nr_devs);
+}
+
+/* -c: every core must be one this process may run on, checked before any device opens. */
+static int check_cores(const struct config *c)
+{
+	cpu_set_t allowed;
+
+	if (c->nr_cores == 0)
+		return 0;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+		fprintf(stderr, "pnvme-perf: -c: cannot read this process's CPU affinity: %s\n",
+			strerror(errno));
+		return 2;
+	}
+	for (unsigned i = 0; i < c->nr_cores; i++) {
+		if (CPU_ISSET((unsigned)c->cores[i], &allowed))
+			continue;
+		fprintf(stderr, "pnvme-perf: -c: core %d is not available to this process "
+			"(allowed:", c->cores[i]);
+		int shown = 0;
+		for (int k = 0; k < CPU_SETSIZE && shown < 16; k++) {
+			if (CPU_ISSET((unsigned)k, &allowed)) {
+				fprintf(stderr, " %d", k);
+				shown++;
+			}
+		}
+		fprintf(stderr, "%s)\n", CPU_COUNT(&allowed) > 16 ? " ..." : "");
+		return 2;
+	}
 	return 0;
 }
 
@@ -1087,9 +1241,9 @@ static int open_dev(struct dev *d, const struct config *c)
 			strerror(-rc));
 		return 1;
 	}
-	d->ns = c->nsid ? pnvme_ctrl_ns(d->ctrl, (uint32_t)c->nsid) : pnvme_ctrl_ns_at(d->ctrl, 0);
+	d->ns = d->nsid ? pnvme_ctrl_ns(d->ctrl, d->nsid) : pnvme_ctrl_ns_at(d->ctrl, 0);
 	if (!d->ns) {
-		fprintf(stderr, "pnvme-perf: %s: no active namespace %" PRIu64 "\n", d->name, c->nsid);
+		fprintf(stderr, "pnvme-perf: %s: no active namespace %u\n", d->name, d->nsid);
 		return 1;
 	}
 	if (c->iosize % d->ns->lba_size || c->iosize > d->ns->max_xfer) {
@@ -1275,6 +1429,9 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &cfg, dev_names, &nr_devs);
 	if (rc)
 		return rc == PARSE_HELP ? 0 : rc;
+	rc = check_cores(&cfg);
+	if (rc)
+		return rc;
 	cfg.seed = (uint64_t)(uint32_t)getpid() * 0x9e3779b97f4a7c15ull ^ mono_ns();
 	g_hz = ticks_calibrate();
 
@@ -1282,6 +1439,7 @@ int main(int argc, char **argv)
 	status = 1;
 	for (unsigned d = 0; d < nr_devs; d++) {
 		devs[d].name = dev_names[d];
+		devs[d].nsid = cfg.dev_nsid[d] ? cfg.dev_nsid[d] : (uint32_t)cfg.nsid;
 		rc = open_dev(&devs[d], &cfg);
 		if (rc) {
 			status = rc;
@@ -1326,8 +1484,10 @@ int main(int argc, char **argv)
 		       cfg.secs);
 		if (cfg.warmup)
 			printf(" after %" PRIu64 " s warm-up", cfg.warmup);
-		printf(", %s doorbells, %u worker(s) x %u queue pair(s)%s\n",
-		       cfg.qflags ? "per-command" : "batched", cfg.nr_workers, cfg.qpairs_per_worker,
+		printf(", SQ doorbell %s, CQ doorbell %s%s, %u worker(s) x %u queue pair(s)%s\n",
+		       sq_doorbell_mode(&cfg), cq_doorbell_mode(&cfg),
+		       !cfg.shadow_db ? "" : pnvme_ctrl_shadow_db(devs[0].ctrl) ? ", shadow doorbells"
+		       : ", shadow doorbells not offered", cfg.nr_workers, cfg.qpairs_per_worker,
 		       cfg.verify ? ", verify" : "");
 		fflush(stdout);
 	}

@@ -11,43 +11,129 @@
  *   pnvme id-ns DEV -n NSID [-o json] Identify Namespace
  *   pnvme smart-log DEV [-o json]     SMART / Health log
  *   pnvme error-log DEV [-o json]     Error Information log
+ *   pnvme CMD --help, pnvme --version
  *
  * DEV is a PCI address bound to vfio-pci or an emulator spec ("emu:size=1G").
  * Exit status: 0 success, 1 failure ("pnvme: <reason>" on stderr), 2 usage.
+ *
+ * JSON documents carry "pnvme_json_version" (PNVME_JSON_VERSION; raised when a
+ * field changes meaning or goes away). Identify and log page fields have
+ * nvme-cli's names where nvme-cli has the field; pnvme's own fields are under
+ * the key "pnvme".
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/nvme_ioctl.h>
 
 #include <pnvme/pnvme.h>
 
+/* The project version, from CMake (PNVME_TOOL_VERSION="x.y.z"). */
+#ifndef PNVME_TOOL_VERSION
+#define PNVME_TOOL_VERSION "unknown"
+#endif
+
+#define PNVME_JSON_VERSION 1
+
 static const char *prog = "pnvme";
+
+/* One subcommand: its synopsis, a line on what it does, and its --help text. */
+struct command {
+	const char *name;
+	const char *args;
+	const char *what;
+	const char *help;
+	bool json;          /* has -o json output */
+};
+
+static const struct command commands[] = {
+	{ "list", "[-o json]", "NVMe controllers: driver, IOMMU group, block devices, use",
+	  "Lists the PCI functions of class 010802h (NVM Express) with their driver, IOMMU\n"
+	  "group, NUMA node, the kernel's controller and block devices, and what uses them\n"
+	  "(mounts, swap, dm/md holders, processes with a device node open).\n", true },
+	{ "bind", "BDF [--force]", "hand a controller to vfio-pci (refused while in use)",
+	  "Binds PCI function BDF to vfio-pci (driver_override, unbind, reprobe).\n"
+	  "Refused when the function is not an NVMe controller (class 010802h) and while\n"
+	  "the kernel uses it: a namespace mounted, used as swap, held by dm/md, or a\n"
+	  "device node open by a process. Needs root.\n"
+	  "  -f, --force   bind anyway; prints on stderr what it overrides\n", false },
+	{ "unbind", "BDF", "give a controller back to the kernel nvme driver",
+	  "Binds BDF back to the kernel nvme driver, then waits (up to 10 s) for all\n"
+	  "of the controller's active namespaces to appear as block devices and lists\n"
+	  "them; says so when the list may be incomplete. Needs root.\n", false },
+	{ "status", "", "hugepages, IOMMU, vfio-pci, memlock limit, devices",
+	  "Shows what pnvme needs from the system: hugepages and hugetlbfs mounts,\n"
+	  "IOMMU, vfio-pci and vfio_iommu_type1, RLIMIT_MEMLOCK, and the NVMe controllers.\n",
+	  false },
+	{ "setup", "--hugepages N", "reserve N 2 MiB hugepages, mount hugetlbfs",
+	  "Writes N to /proc/sys/vm/nr_hugepages and mounts hugetlbfs on /dev/hugepages\n"
+	  "unless one is mounted. Exits 1 if the kernel reserved fewer. Needs root.\n",
+	  false },
+	{ "id-ctrl", "DEV [-o json]", "Identify Controller",
+	  "Identify Controller data, and the number of I/O queue pairs the controller\n"
+	  "grants (Set Features Number of Queues, asking for the most).\n", true },
+	{ "id-ns", "DEV -n NSID [-o json]", "Identify Namespace",
+	  "Identify Namespace data of namespace NSID: size, each LBA format (metadata\n"
+	  "size, data size, relative performance, the one in use), extended LBA or\n"
+	  "separate metadata, and the end-to-end protection type and location.\n"
+	  "  -n, --namespace-id NSID   namespace (1..4294967294)\n", true },
+	{ "smart-log", "DEV [-o json]", "SMART / Health Information log",
+	  "SMART / Health Information log page (02h), controller wide.\n", true },
+	{ "error-log", "DEV [-o json]", "Error Information log",
+	  "Error Information log page (01h): the entries with a non-zero error count.\n",
+	  true },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pnvme COMMAND [ARGS]\n"
-		"  list [-o json]               NVMe controllers: driver, IOMMU group, block devices, use\n"
-		"  bind BDF [--force]           hand a controller to vfio-pci (refused while in use)\n"
-		"  unbind BDF                   give a controller back to the kernel nvme driver\n"
-		"  status                       hugepages, IOMMU, vfio-pci, memlock limit, devices\n"
-		"  setup --hugepages N          reserve N 2 MiB hugepages, mount hugetlbfs\n"
-		"  id-ctrl DEV [-o json]        Identify Controller\n"
-		"  id-ns DEV -n NSID [-o json]  Identify Namespace\n"
-		"  smart-log DEV [-o json]      SMART / Health Information log\n"
-		"  error-log DEV [-o json]      Error Information log\n"
-		"DEV: PCI address bound to vfio-pci (0000:01:00.0) or emulator spec (emu:size=1G)\n");
+	fprintf(f, "usage: pnvme COMMAND [ARGS]   (pnvme COMMAND --help, pnvme --version)\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char syn[64];
+		snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
+		fprintf(f, "  %-28s %s\n", syn, commands[i].what);
+	}
+	fprintf(f, "DEV: PCI address bound to vfio-pci (0000:01:00.0) or emulator spec (emu:size=1G)\n");
+}
+
+static void command_usage(FILE *f, const struct command *c)
+{
+	fprintf(f, "usage: pnvme %s %s\n", c->name, c->args);
+}
+
+static void command_help(const struct command *c)
+{
+	command_usage(stdout, c);
+	printf("%s.\n\n%s", c->what, c->help);
+	if (c->json)
+		printf("  -o, --output-format json|normal   one JSON document (nvme-cli field names)\n");
+	printf("  -h, --help   this help\n");
+	if (strstr(c->args, "DEV"))
+		printf("DEV: PCI address bound to vfio-pci (0000:01:00.0) or emulator spec "
+		       "(emu:size=1G)\n");
 }
 
 static int fail(void)
@@ -80,6 +166,86 @@ static void json_str(const char *s, size_t max)
 			putchar(c);
 	}
 	putchar('"');
+}
+
+/*
+ * A small JSON writer: one member per line, indented; j_key() writes the
+ * comma before every member but the first of its object or array.
+ */
+static struct {
+	int depth;
+	bool first[16];
+} jw;
+
+static void j_key(const char *k)
+{
+	if (!jw.first[jw.depth])
+		putchar(',');
+	jw.first[jw.depth] = false;
+	printf("\n%*s", 2 * jw.depth, "");
+	if (k)
+		printf("\"%s\": ", k);
+}
+
+static void j_open(const char *k, char bracket)
+{
+	j_key(k);
+	putchar(bracket);
+	jw.first[++jw.depth] = true;
+}
+
+static void j_close(char bracket)
+{
+	bool empty = jw.first[jw.depth--];
+	if (!empty)
+		printf("\n%*s", 2 * jw.depth, "");
+	putchar(bracket);
+}
+
+static void j_u(const char *k, uint64_t v)
+{
+	j_key(k);
+	printf("%" PRIu64, v);
+}
+
+static void j_i(const char *k, int64_t v)
+{
+	j_key(k);
+	printf("%" PRId64, v);
+}
+
+static void j_b(const char *k, bool v)
+{
+	j_key(k);
+	fputs(v ? "true" : "false", stdout);
+}
+
+static void j_s(const char *k, const char *v, size_t max)
+{
+	j_key(k);
+	json_str(v, max);
+}
+
+/* A member whose value is already JSON text (a big number). */
+static void j_raw(const char *k, const char *v)
+{
+	j_key(k);
+	fputs(v, stdout);
+}
+
+/* Every document starts with its format version. */
+static void j_begin(void)
+{
+	jw.depth = 0;
+	putchar('{');
+	jw.first[++jw.depth] = true;
+	j_u("pnvme_json_version", PNVME_JSON_VERSION);
+}
+
+static void j_end(void)
+{
+	j_close('}');
+	putchar('\n');
 }
 
 /* An ASCII identify field without its space padding. */
@@ -116,6 +282,23 @@ static void u128_str(const uint8_t v[16], char *out, size_t len)
 	snprintf(out, len, "%s", &tmp[pos]);
 }
 
+static void j_u128(const char *k, const uint8_t v[16])
+{
+	char num[48];
+	u128_str(v, num, sizeof(num));
+	j_raw(k, num);
+}
+
+/* Bytes as lower-case hex (NGUID, EUI64). */
+static void j_hex(const char *k, const uint8_t *v, size_t n)
+{
+	char buf[2 * 16 + 1];
+	for (size_t i = 0; i < n && i < 16; i++)
+		snprintf(buf + 2 * i, 3, "%02x", v[i]);
+	buf[2 * (n < 16 ? n : 16)] = '\0';
+	j_s(k, buf, sizeof(buf));
+}
+
 /* ------------------------------------------------------------------------ */
 /* list / bind / unbind                                                     */
 /* ------------------------------------------------------------------------ */
@@ -127,28 +310,38 @@ static int cmd_list(bool json)
 	if (pnvme_pci_list(&devs, &n) != 0)
 		return fail();
 	if (json) {
-		printf("{\n  \"controllers\": [");
+		char id[8];
+		j_begin();
+		j_open("controllers", '[');
 		for (size_t i = 0; i < n; i++) {
 			const struct pnvme_pci_dev *d = &devs[i];
-			printf("%s\n    {\"bdf\": \"%s\", \"vendor\": \"0x%04x\", \"device\": \"0x%04x\", "
-			       "\"driver\": ", i ? "," : "", d->bdf, d->vendor, d->device);
-			json_str(d->driver, sizeof(d->driver));
-			printf(", \"iommu_group\": %d, \"numa_node\": %d, \"kernel_name\": ",
-			       d->iommu_group, d->numa_node);
-			json_str(d->ctrl_name, sizeof(d->ctrl_name));
-			printf(", \"in_use\": ");
-			json_str(d->in_use, sizeof(d->in_use));
-			printf(", \"block_devices\": [");
+			j_open(NULL, '{');
+			j_s("bdf", d->bdf, sizeof(d->bdf));
+			snprintf(id, sizeof(id), "0x%04x", d->vendor);
+			j_s("vendor", id, sizeof(id));
+			snprintf(id, sizeof(id), "0x%04x", d->device);
+			j_s("device", id, sizeof(id));
+			j_s("driver", d->driver, sizeof(d->driver));
+			j_i("iommu_group", d->iommu_group);
+			j_i("numa_node", d->numa_node);
+			j_s("kernel_name", d->ctrl_name, sizeof(d->ctrl_name));
+			j_s("in_use", d->in_use, sizeof(d->in_use));
+			j_open("block_devices", '[');
 			for (unsigned b = 0; b < d->nr_blk; b++) {
-				printf("%s{\"name\": \"%s\", \"dev\": \"%u:%u\", \"partition\": %s, "
-				       "\"in_use\": ", b ? ", " : "", d->blk[b].name, d->blk[b].major,
-				       d->blk[b].minor, d->blk[b].partition ? "true" : "false");
-				json_str(d->blk[b].in_use, sizeof(d->blk[b].in_use));
-				printf("}");
+				char dev[24];
+				j_open(NULL, '{');
+				j_s("name", d->blk[b].name, sizeof(d->blk[b].name));
+				snprintf(dev, sizeof(dev), "%u:%u", d->blk[b].major, d->blk[b].minor);
+				j_s("dev", dev, sizeof(dev));
+				j_b("partition", d->blk[b].partition);
+				j_s("in_use", d->blk[b].in_use, sizeof(d->blk[b].in_use));
+				j_close('}');
 			}
-			printf("]}");
+			j_close(']');
+			j_close('}');
 		}
-		printf("%s]\n}\n", n ? "\n  " : "");
+		j_close(']');
+		j_end();
 	} else if (n == 0) {
 		printf("no NVMe controllers (PCI class 010802) found\n");
 	} else {
@@ -175,25 +368,160 @@ static int cmd_list(bool json)
 
 static int cmd_bind(const char *bdf, bool force)
 {
+	struct pnvme_pci_dev d;
+
+	/* Say what --force overrides: the checks pnvme_pci_bind_vfio() skips. */
+	if (force && pnvme_pci_probe(bdf, &d) == 0 && strcmp(d.driver, "vfio-pci") != 0) {
+		if (d.class_code != PNVME_PCI_CLASS_NVME)
+			fprintf(stderr, "%s: --force: %s is not an NVMe controller (PCI class %06x, "
+				"not %06x); binding it anyway\n", prog, d.bdf, d.class_code,
+				PNVME_PCI_CLASS_NVME);
+		if (d.in_use[0])
+			fprintf(stderr, "%s: --force: binding %s although %s\n", prog, d.bdf,
+				d.in_use);
+	}
 	if (pnvme_pci_bind_vfio(bdf, force) != 0)
 		return fail();
-	struct pnvme_pci_dev d;
 	if (pnvme_pci_probe(bdf, &d) == 0)
 		printf("%s bound to %s (IOMMU group %d, /dev/vfio/%d)\n", d.bdf, d.driver,
 		       d.iommu_group, d.iommu_group);
 	return 0;
 }
 
+/* A sysfs attribute of a controller (under PNVME_SYSFS_ROOT, like pci.c, for tests). */
+static bool read_ctrl_attr(const char *bdf, const char *ctrl, const char *attr, char *buf,
+			   size_t len)
+{
+	const char *root = secure_getenv("PNVME_SYSFS_ROOT");
+	char path[512];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/%s/nvme/%s/%s", root ? root : "",
+		 bdf, ctrl, attr);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = '\0';
+	return ok;
+}
+
+/*
+ * The number of active namespaces, asked of the kernel's controller device
+ * (/dev/nvmeN) with Identify CNS 02h, Active Namespace ID list (NVMe Base 2.0
+ * §5.17.2.2): each list holds the active NSIDs above CDW1.NSID, up to 1024.
+ * Returns the count, or -1 with the reason in `why`.
+ */
+static long active_ns_count(const char *ctrl, char *why, size_t len)
+{
+	char path[64];
+	uint32_t *list;
+	long count = 0;
+	uint32_t from = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/%s", ctrl);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	list = aligned_alloc(4096, PNVME_IDENTIFY_DATA_SIZE);
+	if (!list) {
+		close(fd);
+		snprintf(why, len, "out of memory");
+		return -1;
+	}
+	for (;;) {
+		struct nvme_admin_cmd c;
+		unsigned k = 0;
+		memset(&c, 0, sizeof(c));
+		memset(list, 0, PNVME_IDENTIFY_DATA_SIZE);
+		c.opcode = PNVME_ADM_IDENTIFY;
+		c.nsid = from;
+		c.addr = (uint64_t)(uintptr_t)list;
+		c.data_len = PNVME_IDENTIFY_DATA_SIZE;
+		c.cdw10 = PNVME_ID_CNS_NS_ACTIVE;
+		int rc = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &c);
+		if (rc != 0) {
+			if (rc < 0)
+				snprintf(why, len, "%s: Identify: %s", path, strerror(errno));
+			else
+				snprintf(why, len, "%s: Identify: %s", path,
+					 pnvme_status_str((uint16_t)rc));
+			count = -1;
+			break;
+		}
+		while (k < PNVME_ID_NS_LIST_MAX && list[k])
+			k++;
+		count += k;
+		if (k < PNVME_ID_NS_LIST_MAX)
+			break;
+		from = list[PNVME_ID_NS_LIST_MAX - 1];
+	}
+	free(list);
+	close(fd);
+	return count;
+}
+
+static unsigned nr_disks(const struct pnvme_pci_dev *d)
+{
+	unsigned n = 0;
+	for (unsigned b = 0; b < d->nr_blk; b++)
+		n += !d->blk[b].partition;
+	return n;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#define UNBIND_WAIT_MS  10000u /* for the namespaces to appear */
+#define UNBIND_SETTLE_MS 1000u /* count unknown: no new disk for this long */
+
 static int cmd_unbind(const char *bdf)
 {
+	struct pnvme_pci_dev d;
+	char state[32] = "", why[160] = "";
+	long want = -1;
+	unsigned have = 0, last = 0;
+	uint64_t t0, changed;
+	bool live = false, done = false;
+
 	if (pnvme_pci_unbind_vfio(bdf) != 0)
 		return fail();
-	/* The nvme driver brings the controller up asynchronously: wait a little for disks. */
-	struct pnvme_pci_dev d;
-	for (int i = 0; i < 100; i++) {
+	/*
+	 * The nvme driver brings the controller up, then scans its namespaces,
+	 * asynchronously. Wait until as many disks exist as the controller has
+	 * active namespaces; when that count cannot be read, until the
+	 * controller is live and no disk appeared for UNBIND_SETTLE_MS.
+	 */
+	t0 = changed = now_ms();
+	for (;;) {
 		if (pnvme_pci_probe(bdf, &d) != 0)
 			return fail();
-		if (d.nr_blk > 0)
+		have = nr_disks(&d);
+		if (have != last) {
+			last = have;
+			changed = now_ms();
+		}
+		live = d.ctrl_name[0] &&
+		       read_ctrl_attr(d.bdf, d.ctrl_name, "state", state, sizeof(state)) &&
+		       strcmp(state, "live") == 0;
+		if (live && want < 0)
+			want = active_ns_count(d.ctrl_name, why, sizeof(why));
+		if (want >= 0 ? have >= (unsigned long)want
+			      : live && now_ms() - changed >= UNBIND_SETTLE_MS) {
+			done = true;
+			break;
+		}
+		if (now_ms() - t0 >= UNBIND_WAIT_MS)
 			break;
 		usleep(50000);
 	}
@@ -201,6 +529,18 @@ static int cmd_unbind(const char *bdf)
 	for (unsigned b = 0; b < d.nr_blk; b++)
 		printf(" %s", d.blk[b].name);
 	printf("\n");
+	fflush(stdout);
+	if (want >= 0 && !done)
+		fprintf(stderr, "%s: %u of the controller's %ld active namespaces appeared within "
+			"%u s; the list may be incomplete\n", prog, have, want,
+			UNBIND_WAIT_MS / 1000u);
+	else if (want < 0 && !live)
+		fprintf(stderr, "%s: the controller did not become live within %u s (state: %s); "
+			"the list may be incomplete\n", prog, UNBIND_WAIT_MS / 1000u,
+			state[0] ? state : "unknown");
+	else if (want < 0)
+		fprintf(stderr, "%s: cannot read the number of namespaces (%s); the list may be "
+			"incomplete\n", prog, why[0] ? why : "no answer");
 	return 0;
 }
 
@@ -338,12 +678,148 @@ static int cmd_setup(long pages)
 /* identify and log pages                                                   */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Admin only, but ask for every I/O queue the controller has: Set Features
+ * Number of Queues (NVMe Base 2.0 §5.27.1.5) then reports what it grants,
+ * which is what id-ctrl shows (a controller may cap the answer at the request).
+ */
 static int open_dev(const char *dev, struct pnvme_ctrl **ctrl)
 {
 	struct pnvme_ctrl_opts o;
 	pnvme_ctrl_opts_default(&o);
-	o.nr_io_queues = 1;  /* admin only: ask for as little as possible */
+	o.nr_io_queues = UINT16_MAX; /* NSQR/NCQR FFFEh: the most a host may ask for */
 	return pnvme_ctrl_open(dev, &o, ctrl);
+}
+
+/* Power scale (Base 2.0 Figure 276: IPS, APS in bits 7:6). */
+static unsigned psd_scale(uint8_t v)
+{
+	return (v >> 6) & 3u;
+}
+
+static void id_ctrl_json(struct pnvme_ctrl *ctrl, const struct pnvme_id_ctrl *id,
+			 const char *sn, const char *mn, const char *fr)
+{
+	char buf[64];
+	uint32_t vs = pnvme_ctrl_vs(ctrl);
+
+	j_begin();
+	j_u("vid", id->vid);
+	j_u("ssvid", id->ssvid);
+	j_s("sn", sn, 21);
+	j_s("mn", mn, 41);
+	j_s("fr", fr, 9);
+	j_u("rab", id->rab);
+	j_u("ieee", (uint32_t)id->ieee[2] << 16 | (uint32_t)id->ieee[1] << 8 | id->ieee[0]);
+	j_u("cmic", id->cmic);
+	j_u("mdts", id->mdts);
+	j_u("cntlid", id->cntlid);
+	j_u("ver", id->ver);
+	j_u("rtd3r", id->rtd3r);
+	j_u("rtd3e", id->rtd3e);
+	j_u("oaes", id->oaes);
+	j_u("ctratt", id->ctratt);
+	j_u("rrls", id->rrls);
+	j_u("cntrltype", id->cntrltype);
+	const uint8_t *g = id->fguid;
+	snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+		 g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+	j_s("fguid", buf, sizeof(buf));
+	j_u("crdt1", id->crdt1);
+	j_u("crdt2", id->crdt2);
+	j_u("crdt3", id->crdt3);
+	j_u("nvmsr", id->nvmsr);
+	j_u("vwci", id->vwci);
+	j_u("mec", id->mec);
+	j_u("oacs", id->oacs);
+	j_u("acl", id->acl);
+	j_u("aerl", id->aerl);
+	j_u("frmw", id->frmw);
+	j_u("lpa", id->lpa);
+	j_u("elpe", id->elpe);
+	j_u("npss", id->npss);
+	j_u("avscc", id->avscc);
+	j_u("apsta", id->apsta);
+	j_u("wctemp", id->wctemp);
+	j_u("cctemp", id->cctemp);
+	j_u("mtfa", id->mtfa);
+	j_u("hmpre", id->hmpre);
+	j_u("hmmin", id->hmmin);
+	j_u128("tnvmcap", id->tnvmcap);
+	j_u128("unvmcap", id->unvmcap);
+	j_u("rpmbs", id->rpmbs);
+	j_u("edstt", id->edstt);
+	j_u("dsto", id->dsto);
+	j_u("fwug", id->fwug);
+	j_u("kas", id->kas);
+	j_u("hctma", id->hctma);
+	j_u("mntmt", id->mntmt);
+	j_u("mxtmt", id->mxtmt);
+	j_u("sanicap", id->sanicap);
+	j_u("hmminds", id->hmminds);
+	j_u("hmmaxd", id->hmmaxd);
+	j_u("nsetidmax", id->nsetidmax);
+	j_u("endgidmax", id->endgidmax);
+	j_u("anatt", id->anatt);
+	j_u("anacap", id->anacap);
+	j_u("anagrpmax", id->anagrpmax);
+	j_u("nanagrpid", id->nanagrpid);
+	j_u("pels", id->pels);
+	j_u("domainid", id->domainid);
+	j_u128("megcap", id->megcap);
+	j_u("sqes", id->sqes);
+	j_u("cqes", id->cqes);
+	j_u("maxcmd", id->maxcmd);
+	j_u("nn", id->nn);
+	j_u("oncs", id->oncs);
+	j_u("fuses", id->fuses);
+	j_u("fna", id->fna);
+	j_u("vwc", id->vwc);
+	j_u("awun", id->awun);
+	j_u("awupf", id->awupf);
+	j_u("icsvscc", id->icsvscc);
+	j_u("nwpc", id->nwpc);
+	j_u("acwu", id->acwu);
+	j_u("ocfs", id->ocfs);
+	j_u("sgls", id->sgls);
+	j_u("mnan", id->mnan);
+	j_u128("maxdna", id->maxdna);
+	j_u("maxcna", id->maxcna);
+	char nqn[sizeof(id->subnqn) + 1];
+	trimmed(nqn, id->subnqn, sizeof(id->subnqn));
+	if (nqn[0])
+		j_s("subnqn", nqn, sizeof(nqn));
+	j_open("psds", '[');
+	for (unsigned i = 0; i <= id->npss && i < 32; i++) {
+		const struct pnvme_psd *p = &id->psd[i];
+		j_open(NULL, '{');
+		j_u("max_power", p->mp);
+		j_u("max_power_scale", p->flags & 1u);
+		j_u("non-operational_state", (p->flags >> 1) & 1u);
+		j_u("entry_lat", p->enlat);
+		j_u("exit_lat", p->exlat);
+		j_u("read_tput", p->rrt);
+		j_u("read_lat", p->rrl);
+		j_u("write_tput", p->rwt);
+		j_u("write_lat", p->rwl);
+		j_u("idle_power", p->idlp);
+		j_u("idle_scale", psd_scale(p->ips));
+		j_u("active_power", p->actp);
+		j_u("active_power_work", p->apws & 7u);
+		j_u("active_scale", psd_scale(p->apws));
+		j_close('}');
+	}
+	j_close(']');
+	j_open("pnvme", '{');
+	snprintf(buf, sizeof(buf), "%u.%u.%u", PNVME_VS_MJR(vs), PNVME_VS_MNR(vs),
+		 PNVME_VS_TER(vs));
+	j_s("nvme_version", buf, sizeof(buf));
+	j_u("max_transfer_bytes", pnvme_ctrl_max_xfer(ctrl));
+	j_u("io_queues", pnvme_ctrl_max_io_queues(ctrl));
+	j_u("active_namespaces", pnvme_ctrl_nr_ns(ctrl));
+	j_close('}');
+	j_end();
 }
 
 static int cmd_id_ctrl(const char *dev, bool json)
@@ -358,24 +834,14 @@ static int cmd_id_ctrl(const char *dev, bool json)
 	trimmed(fr, id->fr, sizeof(id->fr));
 	uint32_t vs = pnvme_ctrl_vs(ctrl);
 	if (json) {
-		printf("{\"vid\": %u, \"ssvid\": %u, \"sn\": ", id->vid, id->ssvid);
-		json_str(sn, sizeof(sn));
-		printf(", \"mn\": ");
-		json_str(mn, sizeof(mn));
-		printf(", \"fr\": ");
-		json_str(fr, sizeof(fr));
-		printf(", \"mdts\": %u, \"cntlid\": %u, \"ver\": %u, \"oacs\": %u, \"acl\": %u, "
-		       "\"elpe\": %u, \"sqes\": %u, \"cqes\": %u, \"nn\": %u, \"oncs\": %u, "
-		       "\"vwc\": %u, \"max_xfer\": %u, \"io_queues\": %u, \"active_ns\": %u}\n",
-		       id->mdts, id->cntlid, id->ver, id->oacs, id->acl, id->elpe, id->sqes,
-		       id->cqes, id->nn, id->oncs, id->vwc, pnvme_ctrl_max_xfer(ctrl),
-		       pnvme_ctrl_max_io_queues(ctrl), pnvme_ctrl_nr_ns(ctrl));
+		id_ctrl_json(ctrl, id, sn, mn, fr);
 	} else {
 		printf("vid       : 0x%04x\nssvid     : 0x%04x\nsn        : %s\nmn        : %s\n"
 		       "fr        : %s\nversion   : %u.%u.%u\nmdts      : %u (max transfer %u bytes)\n"
 		       "cntlid    : %u\noacs      : 0x%x\nacl       : %u\nelpe      : %u\n"
 		       "sqes      : 0x%x\ncqes      : 0x%x\nnn        : %u\noncs      : 0x%x\n"
-		       "vwc       : 0x%x\nio queues : %u granted\nactive ns : %u\n",
+		       "vwc       : 0x%x\nio queues : %u (granted by the controller: Set Features "
+		       "Number of Queues)\nactive ns : %u\n",
 		       id->vid, id->ssvid, sn, mn, fr, PNVME_VS_MJR(vs), PNVME_VS_MNR(vs),
 		       PNVME_VS_TER(vs), id->mdts, pnvme_ctrl_max_xfer(ctrl), id->cntlid, id->oacs,
 		       id->acl, id->elpe, id->sqes, id->cqes, id->nn, id->oncs, id->vwc,
@@ -383,6 +849,78 @@ static int cmd_id_ctrl(const char *dev, bool json)
 	}
 	pnvme_ctrl_close(ctrl);
 	return 0;
+}
+
+static const char *const rp_names[4] = { "best", "better", "good", "degraded" };
+
+static void id_ns_json(const struct pnvme_ns *ns, uint32_t nsid)
+{
+	const struct pnvme_id_ns *id = &ns->id;
+	unsigned fmt = PNVME_FLBAS_INDEX(id->flbas);
+	unsigned pit = (unsigned)PNVME_GET(id->dps, PNVME_DPS_PIT);
+
+	j_begin();
+	j_u("nsze", id->nsze);
+	j_u("ncap", id->ncap);
+	j_u("nuse", id->nuse);
+	j_u("nsfeat", id->nsfeat);
+	j_u("nlbaf", id->nlbaf);
+	j_u("flbas", id->flbas);
+	j_u("mc", id->mc);
+	j_u("dpc", id->dpc);
+	j_u("dps", id->dps);
+	j_u("nmic", id->nmic);
+	j_u("rescap", id->rescap);
+	j_u("fpi", id->fpi);
+	j_u("dlfeat", id->dlfeat);
+	j_u("nawun", id->nawun);
+	j_u("nawupf", id->nawupf);
+	j_u("nacwu", id->nacwu);
+	j_u("nabsn", id->nabsn);
+	j_u("nabo", id->nabo);
+	j_u("nabspf", id->nabspf);
+	j_u("noiob", id->noiob);
+	j_u128("nvmcap", id->nvmcap);
+	if (id->nsfeat & 0x30u) { /* OPTPERF: the preferred granularities are valid */
+		j_u("npwg", id->npwg);
+		j_u("npwa", id->npwa);
+		if (id->nsfeat & 0x10u)
+			j_u("npdg", id->npdg);
+		j_u("npda", id->npda);
+		j_u("nows", id->nows);
+	}
+	j_u("mssrl", id->mssrl);
+	j_u("mcl", id->mcl);
+	j_u("msrc", id->msrc);
+	j_u("nulbaf", id->nulbaf);
+	j_u("anagrpid", id->anagrpid);
+	j_u("nsattr", id->nsattr);
+	j_u("nvmsetid", id->nvmsetid);
+	j_u("endgid", id->endgid);
+	j_hex("nguid", id->nguid, sizeof(id->nguid));
+	j_hex("eui64", id->eui64, sizeof(id->eui64));
+	j_open("lbafs", '[');
+	for (unsigned i = 0; i <= id->nlbaf && i < 64; i++) {
+		j_open(NULL, '{');
+		j_u("lbaf", i);
+		j_u("ms", PNVME_GET(id->lbaf[i], PNVME_LBAF_MS));
+		j_u("ds", PNVME_GET(id->lbaf[i], PNVME_LBAF_LBADS));
+		j_u("rp", PNVME_GET(id->lbaf[i], PNVME_LBAF_RP));
+		j_u("in_use", i == fmt);
+		j_close('}');
+	}
+	j_close(']');
+	j_open("pnvme", '{');
+	j_u("nsid", nsid);
+	j_u("lba_format", fmt);
+	j_u("lba_size", ns->lba_size);
+	j_u("ms", PNVME_GET(id->lbaf[fmt < 64 ? fmt : 0], PNVME_LBAF_MS));
+	j_b("extended_lba", id->flbas & PNVME_FLBAS_META_EXT);
+	j_u("pi_type", pit);
+	if (pit)
+		j_s("pi_location", id->dps & PNVME_DPS_PIP ? "first" : "last", 8);
+	j_close('}');
+	j_end();
 }
 
 static int cmd_id_ns(const char *dev, uint32_t nsid, bool json)
@@ -399,29 +937,40 @@ static int cmd_id_ns(const char *dev, uint32_t nsid, bool json)
 	}
 	const struct pnvme_id_ns *id = &ns->id;
 	unsigned fmt = PNVME_FLBAS_INDEX(id->flbas);
+	unsigned ms = fmt < 64 ? (unsigned)PNVME_GET(id->lbaf[fmt], PNVME_LBAF_MS) : 0;
+	unsigned pit = (unsigned)PNVME_GET(id->dps, PNVME_DPS_PIT);
 	if (json) {
-		printf("{\"nsid\": %u, \"nsze\": %" PRIu64 ", \"ncap\": %" PRIu64 ", \"nuse\": %"
-		       PRIu64 ", \"nsfeat\": %u, \"nlbaf\": %u, \"flbas\": %u, \"dlfeat\": %u, "
-		       "\"lba_size\": %u, \"ms\": %u, \"lbafs\": [",
-		       nsid, id->nsze, id->ncap, id->nuse, id->nsfeat, id->nlbaf, id->flbas,
-		       id->dlfeat, ns->lba_size, ns->ms);
-		for (unsigned i = 0; i <= id->nlbaf && i < 64; i++)
-			printf("%s{\"ms\": %u, \"ds\": %u, \"rp\": %u}", i ? ", " : "",
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_MS),
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_LBADS),
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_RP));
-		printf("]}\n");
-	} else {
-		printf("nsid   : %u\nnsze   : %" PRIu64 "\nncap   : %" PRIu64 "\nnuse   : %" PRIu64
-		       "\nnsfeat : 0x%x\nnlbaf  : %u\nflbas  : 0x%x\ndlfeat : 0x%x\n",
-		       nsid, id->nsze, id->ncap, id->nuse, id->nsfeat, id->nlbaf, id->flbas,
-		       id->dlfeat);
-		for (unsigned i = 0; i <= id->nlbaf && i < 64; i++)
-			printf("lbaf %2u : ms:%-3u lbads:%-2u rp:%u%s\n", i,
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_MS),
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_LBADS),
-			       (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_RP),
-			       i == fmt ? " (in use)" : "");
+		id_ns_json(ns, nsid);
+		pnvme_ctrl_close(ctrl);
+		return 0;
+	}
+	/* NVM Command Set 1.0 §4.1.5.1, Figure 97: FLBAS, DPS; Figure 98: LBA Format. */
+	printf("nsid   : %u\nnsze   : %" PRIu64 "\nncap   : %" PRIu64 "\nnuse   : %" PRIu64
+	       "\nnsfeat : 0x%x\nnlbaf  : %u\n", nsid, id->nsze, id->ncap, id->nuse, id->nsfeat,
+	       id->nlbaf);
+	printf("flbas  : 0x%x (LBA format %u; %s)\n", id->flbas, fmt,
+	       ms == 0 ? "no metadata" :
+	       id->flbas & PNVME_FLBAS_META_EXT ? "extended LBA: metadata follows each block's data" :
+	       "metadata in a separate buffer");
+	printf("mc     : 0x%x\ndpc    : 0x%x\n", id->mc, id->dpc);
+	if (pit == 0)
+		printf("dps    : 0x%x (no end-to-end protection)\n", id->dps);
+	else
+		printf("dps    : 0x%x (protection information type %u, in the %s bytes of the "
+		       "metadata)\n", id->dps, pit, id->dps & PNVME_DPS_PIP ? "first" : "last");
+	printf("dlfeat : 0x%x\n", id->dlfeat);
+	for (unsigned i = 0; i <= id->nlbaf && i < 64; i++) {
+		unsigned lms = (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_MS);
+		unsigned ds = (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_LBADS);
+		unsigned rp = (unsigned)PNVME_GET(id->lbaf[i], PNVME_LBAF_RP);
+		char data[24];
+		if (ds >= 9 && ds < 32)
+			snprintf(data, sizeof(data), "%lu", 1ul << ds);
+		else
+			snprintf(data, sizeof(data), "2^%u", ds);
+		printf("lbaf %2u : ms:%-3u lbads:%-2u rp:%u  %s data + %u metadata bytes, %s "
+		       "performance%s\n", i, lms, ds, rp, data, lms, rp_names[rp & 3u],
+		       i == fmt ? " (in use)" : "");
 	}
 	pnvme_ctrl_close(ctrl);
 	return 0;
@@ -438,6 +987,7 @@ static int cmd_smart_log(const char *dev, bool json)
 		pnvme_ctrl_close(ctrl);
 		return rc;
 	}
+	/* Base 2.0 §5.16.1.3, Figure 207; JSON names as nvme-cli's smart-log */
 	struct { const char *name; const uint8_t *v; } c[] = {
 		{ "data_units_read", log.data_units_read },
 		{ "data_units_written", log.data_units_written },
@@ -451,25 +1001,44 @@ static int cmd_smart_log(const char *dev, bool json)
 		{ "num_err_log_entries", log.num_err_log_entries },
 	};
 	unsigned temp = (unsigned)log.temperature[0] | ((unsigned)log.temperature[1] << 8);
-	if (json)
-		printf("{\"critical_warning\": %u, \"temperature\": %u, \"avail_spare\": %u, "
-		       "\"spare_thresh\": %u, \"percent_used\": %u", log.critical_warning, temp,
-		       log.avail_spare, log.spare_thresh, log.percent_used);
-	else
+	if (json) {
+		j_begin();
+		j_u("critical_warning", log.critical_warning);
+		j_u("temperature", temp);
+		j_u("avail_spare", log.avail_spare);
+		j_u("spare_thresh", log.spare_thresh);
+		j_u("percent_used", log.percent_used);
+		j_u("endurance_grp_critical_warning_summary", log.endgrp_crit_warn);
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+			j_u128(c[i].name, c[i].v);
+		j_u("warning_temp_time", log.warning_temp_time);
+		j_u("critical_comp_time", log.critical_comp_time);
+		for (unsigned i = 0; i < 8; i++) {
+			char key[24];
+			if (log.temp_sensor[i] == 0)
+				continue;
+			snprintf(key, sizeof(key), "temperature_sensor_%u", i + 1);
+			j_u(key, log.temp_sensor[i]);
+		}
+		j_u("thm_temp1_trans_count", log.thm_temp1_trans_count);
+		j_u("thm_temp2_trans_count", log.thm_temp2_trans_count);
+		j_u("thm_temp1_total_time", log.thm_temp1_total_time);
+		j_u("thm_temp2_total_time", log.thm_temp2_total_time);
+		j_open("pnvme", '{');
+		j_i("temperature_celsius", (int64_t)temp - 273);
+		j_close('}');
+		j_end();
+	} else {
 		printf("critical_warning     : 0x%x\ntemperature          : %u K (%d C)\n"
 		       "available_spare      : %u%%\nspare_threshold      : %u%%\n"
 		       "percentage_used      : %u%%\n", log.critical_warning, temp,
 		       (int)temp - 273, log.avail_spare, log.spare_thresh, log.percent_used);
-	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		char num[48];
-		u128_str(c[i].v, num, sizeof(num));
-		if (json)
-			printf(", \"%s\": %s", c[i].name, num);
-		else
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+			char num[48];
+			u128_str(c[i].v, num, sizeof(num));
 			printf("%-21s: %s\n", c[i].name, num);
+		}
 	}
-	if (json)
-		printf("}\n");
 	pnvme_ctrl_close(ctrl);
 	return 0;
 }
@@ -494,30 +1063,52 @@ static int cmd_error_log(const char *dev, bool json)
 		pnvme_ctrl_close(ctrl);
 		return rc;
 	}
-	if (json)
-		printf("{\"entries\": [");
+	/* Base 2.0 §5.16.1.2, Figure 206; JSON names as nvme-cli's error-log */
+	if (json) {
+		j_begin();
+		j_open("errors", '[');
+	}
 	unsigned shown = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (e[i].error_count == 0)
 			continue;
 		uint16_t st = (uint16_t)(e[i].status >> 1);
-		if (json)
-			printf("%s{\"error_count\": %" PRIu64 ", \"sqid\": %u, \"cmdid\": %u, "
-			       "\"status\": %u, \"status_str\": \"%s\", \"param_loc\": %u, \"lba\": %"
-			       PRIu64 ", \"nsid\": %u}", shown ? ", " : "", e[i].error_count,
-			       e[i].sqid, e[i].cmdid, st, pnvme_status_str(st), e[i].param_loc,
-			       e[i].lba, e[i].nsid);
-		else
+		if (json) {
+			j_open(NULL, '{');
+			j_u("error_count", e[i].error_count);
+			j_u("sqid", e[i].sqid);
+			j_u("cmdid", e[i].cmdid);
+			j_u("status_field", st);
+			j_u("phase_tag", e[i].status & 1u);
+			j_u("parm_error_location", e[i].param_loc);
+			j_u("lba", e[i].lba);
+			j_u("nsid", e[i].nsid);
+			j_u("vs", e[i].vs);
+			j_u("trtype", e[i].trtype);
+			j_u("cs", e[i].cs);
+			j_u("trtype_spec_info", e[i].trtype_info);
+			j_open("pnvme", '{');
+			j_s("status", pnvme_status_str(st), 128);
+			j_close('}');
+			j_close('}');
+		} else {
 			printf("entry %u: error_count %" PRIu64 " sqid %u cmdid 0x%x status 0x%x "
 			       "(%s) param_loc 0x%x lba %" PRIu64 " nsid %u\n", i, e[i].error_count,
 			       e[i].sqid, e[i].cmdid, st, pnvme_status_str(st), e[i].param_loc,
 			       e[i].lba, e[i].nsid);
+		}
 		shown++;
 	}
-	if (json)
-		printf("]}\n");
-	else if (!shown)
+	if (json) {
+		j_close(']');
+		j_open("pnvme", '{');
+		j_u("entries_read", n);
+		j_u("entries_shown", shown);
+		j_close('}');
+		j_end();
+	} else if (!shown) {
 		printf("no error log entries (%u read)\n", n);
+	}
 	free(e);
 	pnvme_ctrl_close(ctrl);
 	return 0;
@@ -530,7 +1121,7 @@ static int cmd_error_log(const char *dev, bool json)
 struct args {
 	const char *pos[2];
 	int npos;
-	bool json, force;
+	bool json, force, help;
 	long nsid, hugepages;
 };
 
@@ -558,6 +1149,8 @@ static int parse(int argc, char **argv, struct args *a)
 		}
 		if (!strcmp(s, "--force") || !strcmp(s, "-f")) {
 			a->force = true;
+		} else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+			a->help = true;
 		} else if (!strcmp(s, "-n") || !strcmp(s, "--namespace-id") ||
 			   !strcmp(s, "--hugepages")) {
 			if (i + 1 >= argc)
@@ -589,45 +1182,88 @@ static int parse(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* A usage error of one command: the reason and that command's synopsis. */
+static int command_misuse(const struct command *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int command_misuse(const struct command *c, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: %s: ", prog, c->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	command_usage(stderr, c);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return bad_usage("no command");
-	const char *cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		usage(stdout);
+	const char *name = argv[1];
+	if (!strcmp(name, "--version") || !strcmp(name, "-V") || !strcmp(name, "version")) {
+		printf("pnvme %s\n", PNVME_TOOL_VERSION);
 		return 0;
+	}
+	if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+		const struct command *c = argc > 2 ? find_command(argv[2]) : NULL;
+		if (c)
+			command_help(c);
+		else
+			usage(stdout);
+		return 0;
+	}
+	const struct command *c = find_command(name);
+	if (!c) {
+		fprintf(stderr, "%s: unknown command '%s'\n", prog, name);
+		usage(stderr);
+		return 2;
 	}
 	struct args a;
 	int rc = parse(argc - 2, argv + 2, &a);
 	if (rc)
 		return rc;
+	if (a.help) {
+		command_help(c);
+		return 0;
+	}
+	if (a.json && !c->json)
+		return command_misuse(c, "no JSON output (-o json applies to list, id-ctrl, id-ns, "
+				      "smart-log and error-log)");
+	if (a.force && strcmp(name, "bind") != 0)
+		return command_misuse(c, "--force applies to bind only");
+	if (a.nsid >= 0 && strcmp(name, "id-ns") != 0)
+		return command_misuse(c, "-n applies to id-ns only");
+	if (a.hugepages >= 0 && strcmp(name, "setup") != 0)
+		return command_misuse(c, "--hugepages applies to setup only");
 
-	if (!strcmp(cmd, "list") && a.npos == 0)
+	int want = strstr(c->args, "BDF") || strstr(c->args, "DEV") ? 1 : 0;
+	if (a.npos != want)
+		return command_misuse(c, "%s", want ? "needs one device argument"
+						    : "takes no device argument");
+	if (!strcmp(name, "list"))
 		return cmd_list(a.json);
-	if (!strcmp(cmd, "status") && a.npos == 0)
+	if (!strcmp(name, "status"))
 		return cmd_status();
-	if (!strcmp(cmd, "setup") && a.npos == 0 && a.hugepages >= 0)
+	if (!strcmp(name, "setup")) {
+		if (a.hugepages < 0)
+			return command_misuse(c, "needs --hugepages N");
 		return cmd_setup(a.hugepages);
-	if (!strcmp(cmd, "bind") && a.npos == 1)
+	}
+	if (!strcmp(name, "bind"))
 		return cmd_bind(a.pos[0], a.force);
-	if (!strcmp(cmd, "unbind") && a.npos == 1)
+	if (!strcmp(name, "unbind"))
 		return cmd_unbind(a.pos[0]);
-	if (!strcmp(cmd, "id-ctrl") && a.npos == 1)
+	if (!strcmp(name, "id-ctrl"))
 		return cmd_id_ctrl(a.pos[0], a.json);
-	if (!strcmp(cmd, "id-ns") && a.npos == 1 && a.nsid > 0)
+	if (!strcmp(name, "id-ns")) {
+		if (a.nsid < 0)
+			return command_misuse(c, "needs -n NSID");
 		return cmd_id_ns(a.pos[0], (uint32_t)a.nsid, a.json);
-	if (!strcmp(cmd, "smart-log") && a.npos == 1)
+	}
+	if (!strcmp(name, "smart-log"))
 		return cmd_smart_log(a.pos[0], a.json);
-	if (!strcmp(cmd, "error-log") && a.npos == 1)
-		return cmd_error_log(a.pos[0], a.json);
-
-	static const char *const known[] = { "list", "status", "setup", "bind", "unbind",
-					     "id-ctrl", "id-ns", "smart-log", "error-log" };
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (!strcmp(cmd, known[i]))
-			return bad_usage("wrong arguments for this command");
-	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
-	usage(stderr);
-	return 2;
+	return cmd_error_log(a.pos[0], a.json);
 }

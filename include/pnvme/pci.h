@@ -8,6 +8,10 @@
  * Binding and unbinding need root (they write driver_override, unbind and
  * drivers_probe in sysfs).
  *
+ * For tests only: with the environment variable PNVME_SYSFS_ROOT=DIR these
+ * functions use DIR/sys/... in place of /sys/... (a fake device tree; the
+ * sysfs walk replaces libpci). /proc and /dev are still the real ones.
+ *
  * Threading: every function here may be called from any thread; they share no
  * state. Binding the same device from two threads or processes at once is the
  * caller's problem (the kernel serialises the sysfs writes, not the sequence).
@@ -32,7 +36,8 @@ struct pnvme_pci_blk {
 	char name[32];          /* "nvme0n1", "nvme0n1p1" */
 	uint32_t major, minor;
 	bool partition;
-	char in_use[192];       /* why it is busy ("nvme0n1p1 is mounted on /mnt"), or "" */
+	char in_use[192];       /* why it is busy ("nvme0n1p1 is mounted on /mnt"; every
+	                           reason found, "; " separated), or "" */
 };
 
 /** An NVMe controller as the system sees it. */
@@ -47,7 +52,8 @@ struct pnvme_pci_dev {
 	char ctrl_name[16];           /* kernel controller ("nvme0") when nvme owns it, else "" */
 	unsigned nr_blk;
 	struct pnvme_pci_blk blk[PNVME_PCI_MAX_BLK];
-	char in_use[256];             /* first reason the device is busy, or "" */
+	char in_use[256];             /* why the device is busy: every reason found, "; "
+	                                 separated (cut at the end of the buffer), or "" */
 };
 
 /**
@@ -77,15 +83,19 @@ void pnvme_pci_list_free(struct pnvme_pci_dev *devs);
 int pnvme_pci_probe(const char *bdf, struct pnvme_pci_dev *dev);
 
 /**
- * Hand controller `bdf` to vfio-pci: refuse if the kernel is using it, write
- * "vfio-pci" to driver_override, unbind it from its current driver, ask the
- * kernel to reprobe it, and check that vfio-pci took it. Binding a device
- * that is already on vfio-pci succeeds without doing anything.
- * @force: bind even if a namespace is mounted, used for swap, held by
- *         dm/md or open by a process (data loss is then the caller's choice).
+ * Hand controller `bdf` to vfio-pci: refuse if it is not an NVMe controller
+ * or if the kernel is using it, write "vfio-pci" to driver_override, unbind
+ * it from its current driver, ask the kernel to reprobe it, and check that
+ * vfio-pci took it. Binding a device that is already on vfio-pci succeeds
+ * without doing anything.
+ * @force: bind even a function whose PCI class is not 010802h, and even if a
+ *         namespace is mounted, used for swap, held by dm/md or open by a
+ *         process (data loss is then the caller's choice). What it overrides
+ *         is what pnvme_pci_probe() reports (class_code, in_use).
  * Returns 0, or with pnvme_last_error() saying what to do:
  *   -EINVAL  bad address;  -ENODEV  no such device;
- *   -EBUSY   in use (the message names what holds it, e.g.
+ *   -ENOTSUP not an NVMe controller (the message names its class);
+ *   -EBUSY   in use (the message names everything that holds it, e.g.
  *            "nvme0n1p1 is mounted on /mnt");
  *   -ENXIO   the device has no IOMMU group (IOMMU off);
  *   -ENOENT  the vfio-pci driver is not loaded;
@@ -107,7 +117,7 @@ int pnvme_pci_unbind_vfio(const char *bdf);
 
 /**
  * Why controller `bdf` is in use, as pnvme_pci_bind_vfio() would refuse it.
- * @why: receives the reason, or "" if the device looks free (best effort:
+ * @why: receives the reasons ("; " separated), or "" if the device looks free (best effort:
  *       other users' open file descriptors are visible to root only).
  * Returns 1 in use, 0 free, or a negative errno (-ENODEV, -EINVAL).
  */

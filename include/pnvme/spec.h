@@ -657,6 +657,11 @@ struct pnvme_id_ctrl {
 #define PNVME_FLBAS_INDEX(f)   ((unsigned)((f) & 0xfu) | ((unsigned)(((f) >> 5) & 0x3u) << 4))
 #define PNVME_FLBAS_META_EXT   (1u << 4)
 
+/* DPS (NVM 1.0 Figure 97): Protection Information Type in bits 2:0 (0 = off, 1..3) */
+#define PNVME_DPS_PIT_SHIFT    0
+#define PNVME_DPS_PIT_MASK     0x7u
+#define PNVME_DPS_PIP          (1u << 3) /* PI in the first bytes of the metadata, else last */
+
 /* Identify Namespace Data Structure, CNS 00h (NVM 1.0 §4.1.5.1, Figure 97) */
 struct pnvme_id_ns {
 	uint64_t nsze;     /* Namespace Size, in logical blocks */
