@@ -75,6 +75,8 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 	void *dma = NULL;
 	int rc;
 
+	if (!ctrl || !cmd)
+		return pnvme_fail(-EINVAL, "admin command: NULL controller or command");
 	if (ctrl->dead)
 		return pnvme_fail(-ENODEV, "controller is gone");
 	if (len) {
@@ -208,8 +210,11 @@ static int cmd_get_log(struct pnvme_sqe *c, uint8_t lid, uint32_t nsid, uint64_t
 static int cmd_create_q(struct pnvme_ctrl *ctrl, struct pnvme_sqe *c, uint8_t opc,
 			uint16_t qid, uint16_t cqid, uint64_t iova, uint32_t qsize)
 {
-	uint32_t mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+	uint32_t mqes;
 
+	if (!ctrl)
+		return pnvme_fail(-EINVAL, "create queue %u: NULL controller", qid);
+	mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
 	if (qid == 0 || qsize < 2 || qsize > mqes || (iova & (PNVME_PAGE_SIZE - 1)))
 		return pnvme_fail(-EINVAL, "create queue %u: size %u outside 2..%u or ring "
 				  "IOVA 0x%llx not page aligned", qid, qsize, mqes,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pnvme/dma.h>
 #include <pnvme/emu.h>
@@ -16,13 +17,16 @@
 
 #define MAX_XFER_CAP   (2u << 20)   /* one PRP list page per request covers 2 MiB */
 #define MAX_NAMESPACES 1024u        /* active namespaces pnvme tracks */
+#define CTRL_FLAGS     PNVME_CTRL_SHADOW_DB /* every flag pnvme_ctrl_opts knows */
 
 void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
 {
+	if (!opts)
+		return;
 	memset(opts, 0, sizeof(*opts));
 	opts->admin_timeout_ms = 60000;
 	opts->io_timeout_ms = 30000;
-	opts->admin_depth = 32;
+	opts->admin_depth = 31; /* 32-entry admin rings */
 	opts->nr_io_queues = 64;
 	opts->shutdown_timeout_ms = 0;
 }
@@ -289,6 +293,7 @@ static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
 	if (rc)
 		return pnvme_fail(rc, "namespace %u: %s", nsid, pnvme_last_error());
 	ns->nsid = nsid;
+	ns->ctrl = ctrl;
 	return 0;
 }
 
@@ -466,7 +471,7 @@ int ctrl_dbbuf_config(struct pnvme_ctrl *ctrl)
 
 bool pnvme_ctrl_shadow_db(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->dbbuf_on;
+	return ctrl && ctrl->dbbuf_on;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -513,7 +518,8 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 		return rc;
 	ctrl->dma_ready = true;
 
-	aqsize = ctrl->opts.admin_depth;
+	/* admin_depth commands outstanding: one ring entry more (see "Depth", ctrl.h). */
+	aqsize = (uint32_t)ctrl->opts.admin_depth + 1;
 	if (aqsize > PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1)
 		aqsize = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
 	rc = qpair_alloc(ctrl, 0, aqsize, ctrl->opts.admin_timeout_ms, PNVME_QPAIR_DB_IMMEDIATE, 0,
@@ -559,10 +565,14 @@ static void ctrl_free(struct pnvme_ctrl *ctrl)
 
 static int opts_check(struct pnvme_ctrl_opts *o)
 {
-	if (o->admin_depth < 2 || o->admin_depth > 4096)
-		return pnvme_fail(-EINVAL, "admin_depth %u outside 2..4096", o->admin_depth);
+	if (o->flags & ~CTRL_FLAGS)
+		return pnvme_fail(-EINVAL, "ctrl opts: unknown flag bits 0x%x (known: 0x%x)",
+				  o->flags & ~CTRL_FLAGS, CTRL_FLAGS);
+	if (o->admin_depth < 1 || o->admin_depth > PNVME_MAX_QUEUE_ENTRIES - 1)
+		return pnvme_fail(-EINVAL, "ctrl opts: admin_depth %u outside 1..%u", o->admin_depth,
+				  PNVME_MAX_QUEUE_ENTRIES - 1);
 	if (o->admin_timeout_ms == 0 || o->io_timeout_ms == 0)
-		return pnvme_fail(-EINVAL, "timeouts must be non-zero");
+		return pnvme_fail(-EINVAL, "ctrl opts: timeouts must be non-zero");
 	return 0;
 }
 
@@ -677,6 +687,11 @@ int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
 	if (!is_pci_addr(addr, bdf, sizeof(bdf)))
 		return pnvme_fail(-EINVAL, "'%s' is neither a PCI address (0000:01:00.0) nor an "
 				  "emulator spec (emu:...)", addr);
+	/* A device that does not exist says so before VFIO is asked anything. */
+	char path[64];
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);
+	if (access(path, F_OK) != 0)
+		return pnvme_fail(-ENODEV, "no PCI device %s (see `pnvme list`)", bdf);
 	rc = ctrl_new(opts, &ctrl);
 	if (rc)
 		return rc;
@@ -1011,12 +1026,12 @@ int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl)
 
 uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->resets;
+	return ctrl ? ctrl->resets : 0;
 }
 
 bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->dead != 0;
+	return ctrl && ctrl->dead != 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1025,41 +1040,43 @@ bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl)
 
 const struct pnvme_id_ctrl *pnvme_ctrl_id(const struct pnvme_ctrl *ctrl)
 {
-	return &ctrl->id;
+	return ctrl ? &ctrl->id : NULL;
 }
 
 uint64_t pnvme_ctrl_cap(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->cap;
+	return ctrl ? ctrl->cap : 0;
 }
 
 uint32_t pnvme_ctrl_vs(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->vs;
+	return ctrl ? ctrl->vs : 0;
 }
 
 uint16_t pnvme_ctrl_max_io_queues(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->max_io_queues;
+	return ctrl ? ctrl->max_io_queues : 0;
 }
 
 uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->max_xfer;
+	return ctrl ? ctrl->max_xfer : 0;
 }
 
 struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->emu;
+	return ctrl ? ctrl->emu : NULL;
 }
 
 uint32_t pnvme_ctrl_nr_ns(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl->nr_ns;
+	return ctrl ? ctrl->nr_ns : 0;
 }
 
 const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsid)
 {
+	if (!ctrl)
+		return NULL;
 	for (uint32_t i = 0; i < ctrl->nr_ns; i++)
 		if (ctrl->ns[i].nsid == nsid)
 			return &ctrl->ns[i];
@@ -1068,7 +1085,7 @@ const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsi
 
 const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t i)
 {
-	return i < ctrl->nr_ns ? &ctrl->ns[i] : NULL;
+	return ctrl && i < ctrl->nr_ns ? &ctrl->ns[i] : NULL;
 }
 
 int pnvme_dma_alloc(struct pnvme_ctrl *ctrl, size_t size, size_t align, void **buf,

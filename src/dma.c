@@ -743,7 +743,7 @@ static int xlate_full(const struct pnvme_dma *d, uintptr_t p, size_t len,
 
 int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, size_t len, uint64_t *iova)
 {
-	const struct pnvme_dma_page *pg;
+	const struct pnvme_dma_page *pg = NULL;
 
 	return xlate_full(d, (uintptr_t)va, len, &pg, iova);
 }
@@ -751,7 +751,7 @@ int pnvme_dma_xlate(const struct pnvme_dma *d, const void *va, size_t len, uint6
 int pnvme_dma_xlate_fill(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
 			 size_t len, uint64_t *iova)
 {
-	const struct pnvme_dma_page *pg;
+	const struct pnvme_dma_page *pg = NULL;
 	int rc = xlate_full(d, va, len, &pg, iova);
 
 	if (rc == 0)

@@ -2193,7 +2193,7 @@ int pnvme_emu_step(struct pnvme_emu *emu)
 	int n;
 
 	if (emu == NULL)
-		return 0;
+		return pnvme_fail(-EINVAL, "emu step: NULL emulator");
 	emu_lock(emu);
 	step_locked(emu);
 	n = (int)emu->step_posted;
@@ -2396,13 +2396,13 @@ bool pnvme_emu_threaded(const struct pnvme_emu *emu)
 volatile void *pnvme_emu_bar(struct pnvme_emu *emu, size_t *len)
 {
 	if (len != NULL)
-		*len = emu->bar_len;
-	return emu->bar;
+		*len = emu != NULL ? emu->bar_len : 0;
+	return emu != NULL ? emu->bar : NULL;
 }
 
 const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu)
 {
-	return &emu->cfg;
+	return emu != NULL ? &emu->cfg : NULL;
 }
 
 /* Queues whose rings lay in a removed mapping stop being processed; shadow
@@ -2470,7 +2470,7 @@ int pnvme_emu_unmap(struct pnvme_emu *emu, uint64_t iova, size_t len)
 	int rc = -ENOENT;
 
 	if (emu == NULL)
-		return -ENOENT;
+		return pnvme_fail(-EINVAL, "emu unmap: NULL emulator");
 	emu_lock(emu);
 	for (size_t i = 0; i < emu->nr_maps; i++) {
 		if (emu->maps[i].iova == iova && emu->maps[i].len == len) {
@@ -2490,9 +2490,12 @@ int pnvme_emu_unmap(struct pnvme_emu *emu, uint64_t iova, size_t len)
 	return 0;
 }
 
-static int media_check(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, size_t len)
+static int media_check(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, size_t len,
+		       const void *buf)
 {
-	if (emu == NULL || nsid == 0 || nsid > emu->cfg.nr_ns)
+	if (emu == NULL || (buf == NULL && len != 0))
+		return pnvme_fail(-EINVAL, "emu media: NULL %s", emu == NULL ? "emulator" : "buffer");
+	if (nsid == 0 || nsid > emu->cfg.nr_ns)
 		return pnvme_fail(-EINVAL, "emu media: bad nsid %u", nsid);
 	if (off > emu->cfg.ns_size || len > emu->cfg.ns_size - off)
 		return pnvme_fail(-EINVAL, "emu media: range beyond namespace %u", nsid);
@@ -2502,7 +2505,7 @@ static int media_check(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, size_
 int pnvme_emu_media_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, void *buf,
 			 size_t len)
 {
-	int rc = media_check(emu, nsid, off, len);
+	int rc = media_check(emu, nsid, off, len, buf);
 	if (rc != 0)
 		return rc;
 	emu_lock(emu);
@@ -2514,7 +2517,7 @@ int pnvme_emu_media_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, voi
 int pnvme_emu_media_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t off,
 			  const void *buf, size_t len)
 {
-	int rc = media_check(emu, nsid, off, len);
+	int rc = media_check(emu, nsid, off, len, buf);
 	if (rc != 0)
 		return rc;
 	emu_lock(emu);
@@ -2527,8 +2530,9 @@ int pnvme_emu_inject(struct pnvme_emu *emu, const struct pnvme_emu_fault *fault)
 {
 	int rc = -ENOSPC;
 
-	if (emu == NULL || fault == NULL || fault->kind < PNVME_EMU_FAULT_NEVER_READY ||
-	    fault->kind > PNVME_EMU_FAULT_MQES_ZERO)
+	if (emu == NULL || fault == NULL)
+		return pnvme_fail(-EINVAL, "emu inject: NULL %s", emu == NULL ? "emulator" : "fault");
+	if (fault->kind < PNVME_EMU_FAULT_NEVER_READY || fault->kind > PNVME_EMU_FAULT_MQES_ZERO)
 		return pnvme_fail(-EINVAL, "emu inject: unknown fault kind");
 	emu_lock(emu);
 	for (unsigned i = 0; i < EMU_MAX_FAULTS; i++) {

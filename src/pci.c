@@ -178,8 +178,8 @@ int pnvme_pci_bdf_normalize(const char *in, char out[PNVME_PCI_BDF_LEN])
 {
 	unsigned dom = 0, bus, dev, fn;
 	int used = 0;
-	if (!in)
-		return pnvme_fail(-EINVAL, "no PCI address given");
+	if (!in || !out)
+		return pnvme_fail(-EINVAL, "%s", !in ? "no PCI address given" : "pci: NULL output");
 	if (sscanf(in, "%x:%x:%x.%x%n", &dom, &bus, &dev, &fn, &used) == 4 &&
 	    in[used] == '\0') {
 		/* dddd:bb:dd.f */

@@ -13,7 +13,9 @@
 
 #include "ctrl_priv.h"
 
-#define DEFAULT_IO_DEPTH 256u
+/* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
+#define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
+#define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB)
 
 /* ------------------------------------------------------------------------ */
 /* Creation and teardown                                                    */
@@ -182,6 +184,8 @@ void qpair_ring_reset(struct pnvme_qpair *qp)
 
 void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
 {
+	if (!opts)
+		return;
 	memset(opts, 0, sizeof(*opts));
 	opts->depth = 0;
 	opts->timeout_ms = 0;
@@ -195,30 +199,33 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 	struct pnvme_qpair_opts o;
 	struct pnvme_qpair *qp = NULL;
 	uint64_t sq_iova, cq_iova;
-	uint32_t mqes;
+	uint32_t mqes, entries;
 	uint16_t qid = 0;
 	int rc;
 
 	if (!ctrl || !out)
-		return pnvme_fail(-EINVAL, "qpair_create: NULL argument");
-	mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+		return pnvme_fail(-EINVAL, "qpair_create: NULL %s", !ctrl ? "controller" : "out");
 	*out = NULL;
+	/* Queues hold at most CAP.MQES + 1 entries (MQES is 0's based), so depth <= MQES. */
+	mqes = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES);
 	if (opts)
 		o = *opts;
 	else
 		pnvme_qpair_opts_default(&o);
-	if (o.flags & ~(PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB))
-		return pnvme_fail(-EINVAL, "qpair_create: unknown flags 0x%x", o.flags);
+	if (o.flags & ~QPAIR_FLAGS)
+		return pnvme_fail(-EINVAL, "qpair opts: unknown flag bits 0x%x (known: 0x%x)",
+				  o.flags & ~QPAIR_FLAGS, QPAIR_FLAGS);
 	if (o.depth == 0)
 		o.depth = DEFAULT_IO_DEPTH < mqes ? DEFAULT_IO_DEPTH : mqes;
 
-	if (o.depth < 2 || o.depth > mqes)
-		return pnvme_fail(-EINVAL,
-				  "qpair_create: depth %u outside 2..%u (CAP.MQES + 1)",
-				  o.depth, mqes);
-	if (o.depth > PNVME_MAX_QUEUE_ENTRIES)
-		return pnvme_fail(-EINVAL, "qpair_create: depth %u above %u (command ids keep "
-				  "4 bits for a generation)", o.depth, PNVME_MAX_QUEUE_ENTRIES);
+	if (o.depth < 1 || o.depth > mqes)
+		return pnvme_fail(-EINVAL, "qpair_create: depth %u outside 1..%u (CAP.MQES: "
+				  "queues of at most %u entries)", o.depth, mqes, mqes + 1);
+	if (o.depth > PNVME_MAX_QUEUE_ENTRIES - 1)
+		return pnvme_fail(-EINVAL, "qpair_create: depth %u above %u (queues of at most "
+				  "%u entries: command ids keep 4 bits for a generation)", o.depth,
+				  PNVME_MAX_QUEUE_ENTRIES - 1, PNVME_MAX_QUEUE_ENTRIES);
+	entries = o.depth + 1;
 	if (ctrl->dead)
 		return pnvme_fail(-ENODEV, "qpair_create: controller is gone");
 
@@ -242,7 +249,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 				"controller are in use", ctrl->max_io_queues);
 		goto unlock;
 	}
-	rc = qpair_alloc(ctrl, qid, o.depth, o.timeout_ms ? o.timeout_ms : ctrl->opts.io_timeout_ms,
+	rc = qpair_alloc(ctrl, qid, entries, o.timeout_ms ? o.timeout_ms : ctrl->opts.io_timeout_ms,
 			 o.flags, o.max_retries, &qp);
 	if (rc)
 		goto unlock;
@@ -258,7 +265,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, qp->cq_size);
 	if (rc)
 		goto free_qp;
-	rc = pnvme_create_io_sq(ctrl, qid, qid, sq_iova, o.depth);
+	rc = pnvme_create_io_sq(ctrl, qid, qid, sq_iova, entries);
 	if (rc) {
 		(void)pnvme_delete_io_cq(ctrl, qid);
 		goto free_qp;
@@ -326,21 +333,23 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 
 uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp)
 {
-	return qp->qid;
+	return qp ? qp->qid : 0;
 }
 
 uint32_t pnvme_qpair_depth(const struct pnvme_qpair *qp)
 {
-	return qp->nr_trk;
+	return qp ? qp->nr_trk : 0; /* one tracker per slot: entries - 1 */
 }
 
 uint32_t pnvme_qpair_outstanding(const struct pnvme_qpair *qp)
 {
-	return qp->outstanding;
+	return qp ? qp->outstanding : 0;
 }
 
 void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms)
 {
+	if (!qp)
+		return;
 	if (timeout_ms == 0)
 		timeout_ms = qp->ctrl->opts.io_timeout_ms;
 	qp->timeout_ticks = pnvme_ms_to_ticks(timeout_ms);
@@ -354,12 +363,18 @@ void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms)
 
 void pnvme_qpair_get_stats(const struct pnvme_qpair *qp, struct pnvme_qpair_stats *stats)
 {
-	*stats = qp->stats;
+	if (!stats)
+		return;
+	if (qp)
+		*stats = qp->stats;
+	else
+		memset(stats, 0, sizeof(*stats));
 }
 
 void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
 {
-	memset(&qp->stats, 0, sizeof(qp->stats));
+	if (qp)
+		memset(&qp->stats, 0, sizeof(qp->stats));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -428,7 +443,7 @@ static inline void ring_sq(struct pnvme_qpair *qp)
 
 void pnvme_qpair_flush(struct pnvme_qpair *qp)
 {
-	if (qp->sq_tail != qp->sq_db_tail)
+	if (likely(qp != NULL) && qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);
 }
 
@@ -1143,6 +1158,8 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 {
 	int n;
 
+	if (unlikely(qp == NULL))
+		return pnvme_fail(-EINVAL, "pnvme_qpair_poll: NULL queue pair");
 	if (unlikely(qp->in_poll))
 		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
 				  "of the same queue pair");
@@ -1188,6 +1205,8 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 
 bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp)
 {
+	if (!qp)
+		return false;
 	uint16_t status = *(const volatile uint16_t *)&qp->cq[qp->cq_head].status;
 	return (status & 1) == qp->phase;
 }
@@ -1222,6 +1241,26 @@ int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t 
 /* ------------------------------------------------------------------------ */
 /* NVM I/O commands (NVM Command Set 1.0 §3)                                */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * Every I/O call takes a queue pair and a namespace of the same controller
+ * (struct pnvme_ns carries its owner). io_args_ok() is the test, io_args_fail()
+ * the message, out of line since only bad calls get there.
+ */
+static inline bool io_args_ok(const struct pnvme_qpair *qp, const struct pnvme_ns *ns)
+{
+	return likely(qp != NULL && ns != NULL && ns->ctrl == qp->ctrl);
+}
+
+static __attribute__((cold, noinline)) int io_args_fail(const struct pnvme_qpair *qp,
+							const struct pnvme_ns *ns,
+							const char *fn)
+{
+	if (!qp || !ns)
+		return pnvme_fail(-EINVAL, "%s: NULL %s", fn, !qp ? "queue pair" : "namespace");
+	return pnvme_fail(-EINVAL, "%s: namespace belongs to another controller (NSID %u)", fn,
+			  ns->nsid);
+}
 
 static inline int check_range(const struct pnvme_ns *ns, uint64_t slba, uint32_t nlb)
 {
@@ -1338,6 +1377,8 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 	uint64_t end;
 	uint16_t cid;
 
+	if (unlikely(!io_args_ok(qp, ns)))
+		return io_args_fail(qp, ns, opc == PNVME_NVM_READ ? "pnvme_read" : "pnvme_write");
 	/*
 	 * nlb in 1..max_lbas, known flags, [slba, slba + nlb) inside the
 	 * namespace. Namespaces with metadata have fast_lbas 0: the slow path.
@@ -1376,8 +1417,8 @@ int pnvme_read_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, 
 		  uint64_t slba, uint32_t nlb, uint32_t io_flags, uint16_t apptag,
 		  uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg)
 {
-	if (!qp || !ns)
-		return pnvme_fail(-EINVAL, "read_md: NULL queue pair or namespace");
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_read_md");
 	return submit_rw_slow(qp, ns, PNVME_NVM_READ, buf, md, slba, nlb, io_flags, apptag,
 			      apptag_mask, cb, arg);
 }
@@ -1386,8 +1427,8 @@ int pnvme_write_md(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void
 		   const void *md, uint64_t slba, uint32_t nlb, uint32_t io_flags,
 		   uint16_t apptag, uint16_t apptag_mask, pnvme_cmd_cb cb, void *arg)
 {
-	if (!qp || !ns)
-		return pnvme_fail(-EINVAL, "write_md: NULL queue pair or namespace");
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_write_md");
 	return submit_rw_slow(qp, ns, PNVME_NVM_WRITE, buf, md, slba, nlb, io_flags, apptag,
 			      apptag_mask, cb, arg);
 }
@@ -1409,6 +1450,8 @@ static int submit_nodata(struct pnvme_qpair *qp, uint32_t nsid, uint8_t opc, uin
 
 int pnvme_flush(struct pnvme_qpair *qp, const struct pnvme_ns *ns, pnvme_cmd_cb cb, void *arg)
 {
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_flush");
 	return submit_nodata(qp, ns->nsid, PNVME_NVM_FLUSH, 0, 0, 0, cb, arg);
 }
 
@@ -1417,6 +1460,8 @@ int pnvme_write_zeroes(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64
 {
 	const uint32_t ok = PNVME_IO_DEAC | PNVME_IO_FUA | PNVME_IO_LR;
 
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_write_zeroes");
 	if (io_flags & ~ok)
 		return pnvme_fail(-EINVAL, "unsupported Write Zeroes flags 0x%x", io_flags);
 	if (nlb > 65536u)
@@ -1439,6 +1484,8 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 	struct pnvme_sqe *sqe;
 	uint16_t cid;
 
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_dsm");
 	if (!ranges || nr == 0 || nr > PNVME_DSM_MAX_RANGES)
 		return pnvme_fail(-EINVAL, "Dataset Management needs 1..%u ranges, got %u",
 				  PNVME_DSM_MAX_RANGES, nr);
@@ -1469,8 +1516,8 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 int pnvme_io_passthru(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe, void *dma_buf,
 		      size_t len, pnvme_cmd_cb cb, void *arg)
 {
-	if (!sqe)
-		return pnvme_fail(-EINVAL, "io_passthru: NULL command");
+	if (!qp || !sqe)
+		return pnvme_fail(-EINVAL, "io_passthru: NULL %s", !qp ? "queue pair" : "command");
 	return qpair_submit_raw(qp, sqe, dma_buf, len, cb, arg);
 }
 
@@ -1499,8 +1546,11 @@ static void sync_cb(void *arg, int err, const struct pnvme_cqe *cqe)
  */
 #define SYNC_SUBMIT(qp, s, expr)                                                        \
 	do {                                                                            \
-		uint64_t until_ = pnvme_ticks() + (qp)->timeout_ticks;                   \
+		uint64_t until_;                                                        \
 		int rc_;                                                                \
+		if (!(qp))                                                              \
+			return pnvme_fail(-EINVAL, "sync I/O: NULL queue pair");        \
+		until_ = pnvme_ticks() + (qp)->timeout_ticks;                           \
 		if ((qp)->in_poll)                                                      \
 			return pnvme_fail(-EDEADLK, "sync I/O from a completion callback " \
 					  "of the same queue pair");                    \
@@ -1538,6 +1588,8 @@ int pnvme_read_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf
 		    uint64_t slba, uint32_t nlb, uint32_t io_flags)
 {
 	struct sync_req s = { 0 };
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_read_sync");
 	SYNC_SUBMIT(qp, s, pnvme_read(qp, ns, buf, slba, nlb, io_flags, sync_cb, &s));
 	return sync_result(&s);
 }
@@ -1546,6 +1598,8 @@ int pnvme_write_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const vo
 		     uint64_t slba, uint32_t nlb, uint32_t io_flags)
 {
 	struct sync_req s = { 0 };
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_write_sync");
 	SYNC_SUBMIT(qp, s, pnvme_write(qp, ns, buf, slba, nlb, io_flags, sync_cb, &s));
 	return sync_result(&s);
 }

@@ -262,14 +262,14 @@ static void test_open_bad_args(void **state)
 
 	/* Bad options. */
 	pnvme_ctrl_opts_default(&o);
-	assert_int_equal(o.admin_depth, 32);
+	assert_int_equal(o.admin_depth, 31); /* commands outstanding: 32-entry rings */
 	assert_int_equal(o.admin_timeout_ms, 60000);
 	assert_int_equal(o.io_timeout_ms, 30000);
 	assert_int_equal(o.nr_io_queues, 64);
-	o.admin_depth = 1;
+	o.admin_depth = 0;
 	assert_rc(pnvme_ctrl_open("emu:mode=step,size=1M", &o, &ctrl), -EINVAL);
 	assert_last_error_has("admin_depth");
-	o.admin_depth = 4097;
+	o.admin_depth = 4096;
 	assert_rc(pnvme_ctrl_open("emu:mode=step,size=1M", &o, &ctrl), -EINVAL);
 	pnvme_ctrl_opts_default(&o);
 	o.io_timeout_ms = 0;
@@ -810,7 +810,7 @@ static void test_admin_async(void **state)
 	(void)state;
 
 	pnvme_ctrl_opts_default(&o);
-	o.admin_depth = 4; /* 3 commands may be outstanding */
+	o.admin_depth = 3; /* 3 commands may be outstanding */
 	env_open_opts(&e, "size=1M,mn=ASYNC-MODEL,nq=8", &o);
 	assert_ok(pnvme_dma_alloc(e.ctrl, 4096, 0, &idbuf, NULL));
 	assert_ok(pnvme_dma_alloc(e.ctrl, 4096, 0, &logbuf, NULL));
@@ -932,7 +932,7 @@ static void test_admin_timeout(void **state)
 	env_close(&e);
 }
 
-/* admin_depth above CAP.MQES + 1 is capped, not refused. */
+/* admin_depth above CAP.MQES is capped, not refused. */
 static void test_admin_depth_capped(void **state)
 {
 	struct pnvme_ctrl_opts o;
@@ -941,7 +941,7 @@ static void test_admin_depth_capped(void **state)
 	(void)state;
 
 	pnvme_ctrl_opts_default(&o);
-	o.admin_depth = 4096;
+	o.admin_depth = 4095;
 	env_open_opts(&e, "size=1M,mqes=7", &o); /* 8 entries: 7 commands at once */
 	for (int i = 0; i < 7; i++)
 		assert_ok(pnvme_get_features_async(e.ctrl, PNVME_FEAT_NUM_QUEUES, 0, 0, cpl_cb,

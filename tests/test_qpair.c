@@ -7,8 +7,8 @@
  * last tests run the emulator on its own thread.
  *
  * Covers: queue creation limits, data round trips (512 and 4096-byte LBAs,
- * multi-page PRP lists, unaligned buffers), phase wrap at small and large
- * depths, queue full, doorbell stride, out-of-order completions, error status
+ * multi-page PRP lists, unaligned buffers), phase wrap with small and large
+ * rings, queue full, doorbell stride, out-of-order completions, error status
  * propagation, MDTS and argument checks, timeouts, teardown with I/O
  * outstanding, Flush / Write Zeroes / DSM / passthrough, doorbell batching.
  */
@@ -207,7 +207,7 @@ static void test_create_defaults(void **state)
 	assert_int_equal(o.flags, 0);
 	env_open(&e, "size=1M", NULL);
 	assert_int_equal(pnvme_qpair_id(e.qp), 1);
-	assert_int_equal(pnvme_qpair_depth(e.qp), 255); /* 256 entries, one kept free */
+	assert_int_equal(pnvme_qpair_depth(e.qp), 255); /* 256-entry rings, one entry kept free */
 	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
 	assert_false(pnvme_qpair_cq_ready(e.qp));
 	pnvme_qpair_get_stats(e.qp, &st);
@@ -237,15 +237,13 @@ static void test_create_limits(void **state)
 	struct env e;
 	(void)state;
 
-	env_open(&e, "size=1M,mqes=63", NULL); /* 64 entries at most */
+	env_open(&e, "size=1M,mqes=63", NULL); /* 64 entries at most: depth 63 */
 	uint64_t cmds = emu_commands(&e);
 	pnvme_qpair_opts_default(&o);
-	o.depth = 65;
+	o.depth = 64;
 	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
 	assert_null(qp);
 	assert_non_null(strstr(pnvme_last_error(), "depth"));
-	o.depth = 1;
-	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
 	o.depth = 4;
 	o.flags = 0x80;
 	assert_rc(pnvme_qpair_create(e.ctrl, &o, &qp), -EINVAL);
@@ -254,12 +252,12 @@ static void test_create_limits(void **state)
 	assert_int_equal(emu_commands(&e), cmds);
 
 	o.flags = 0;
-	o.depth = 64;
+	o.depth = 63;
 	assert_ok(pnvme_qpair_create(e.ctrl, &o, &qp));
 	assert_int_equal(pnvme_qpair_depth(qp), 63);
 	assert_int_equal(pnvme_qpair_id(qp), 2);
 	assert_ok(pnvme_qpair_destroy(qp));
-	o.depth = 2;
+	o.depth = 1;
 	assert_ok(pnvme_qpair_create(e.ctrl, &o, &qp));
 	assert_int_equal(pnvme_qpair_depth(qp), 1);
 	assert_ok(pnvme_qpair_destroy(qp));
@@ -460,21 +458,24 @@ static void wrap_cb(void *arg, int err, const struct pnvme_cqe *cqe)
 }
 
 /*
- * Keep a queue of `depth` entries full with one-block reads for `total` I/Os:
+ * Keep a queue with rings of `entries` (depth entries - 1) full with one-block
+ * reads for `total` I/Os:
  * each pass submits until -EAGAIN, then steps the device and polls. Every
  * request has its own record, which its callback must hit exactly once.
  */
-static void phase_wrap(uint32_t depth, uint32_t total)
+static void phase_wrap(uint32_t entries, uint32_t total)
 {
 	struct pnvme_qpair_opts o;
 	struct pnvme_qpair_stats st;
 	struct env e;
 	uint32_t sub = 0, done = 0, passes = 0;
 
+	uint32_t depth = entries - 1;
+
 	pnvme_qpair_opts_default(&o);
 	o.depth = depth;
 	env_open(&e, "size=1M,lba=512", &o);
-	assert_int_equal(pnvme_qpair_depth(e.qp), depth - 1);
+	assert_int_equal(pnvme_qpair_depth(e.qp), depth);
 	struct wrap_req *req = calloc(total, sizeof(*req));
 	assert_non_null(req);
 	void *buf = dma_buf(&e, 4096);
@@ -489,11 +490,11 @@ static void phase_wrap(uint32_t depth, uint32_t total)
 			assert_rc(rc, 0);
 			sub++;
 		}
-		/* Full (or everything submitted): exactly depth - 1 in flight. */
+		/* Full (or everything submitted): exactly depth in flight. */
 		uint32_t inflight = sub - done;
 		assert_int_equal(pnvme_qpair_outstanding(e.qp), inflight);
 		if (sub < total)
-			assert_int_equal(inflight, depth - 1);
+			assert_int_equal(inflight, depth);
 		pnvme_qpair_flush(e.qp);
 		(void)pnvme_emu_step(e.emu);
 		/* Bounded by `depth`, so a phase bug that re-reads old entries cannot spin. */
@@ -527,25 +528,25 @@ static void phase_wrap(uint32_t depth, uint32_t total)
 	env_close(&e);
 }
 
-static void test_phase_wrap_depth2(void **state)
+static void test_phase_wrap_ring2(void **state)
 {
 	(void)state;
 	phase_wrap(2, 100000);
 }
 
-static void test_phase_wrap_depth3(void **state)
+static void test_phase_wrap_ring3(void **state)
 {
 	(void)state;
 	phase_wrap(3, 100000);
 }
 
-static void test_phase_wrap_depth4(void **state)
+static void test_phase_wrap_ring4(void **state)
 {
 	(void)state;
 	phase_wrap(4, 100000);
 }
 
-static void test_phase_wrap_depth1024(void **state)
+static void test_phase_wrap_ring1024(void **state)
 {
 	(void)state;
 	phase_wrap(1024, 100000);
@@ -563,7 +564,7 @@ static void queue_full(uint32_t flags)
 	struct env e;
 
 	pnvme_qpair_opts_default(&o);
-	o.depth = 4;
+	o.depth = 3;
 	o.flags = flags;
 	env_open(&e, "size=1M", &o);
 	void *buf = dma_buf(&e, 4096);
@@ -599,7 +600,7 @@ static void queue_full(uint32_t flags)
 		assert_ok(pnvme_read(e.qp, e.ns, buf, (uint64_t)i, 1, 0, cpl_cb, &c[i]));
 	assert_rc(pnvme_read(e.qp, e.ns, buf, 3, 1, 0, cpl_cb, &c[3]), -EAGAIN);
 	reap(&e, 3);
-	/* Sync helpers on a queue of depth 4 work too. */
+	/* Sync helpers on a queue of depth 3 work too. */
 	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 1, 0));
 	pnvme_dma_free(e.ctrl, buf);
 	env_close(&e);
@@ -650,29 +651,29 @@ static void test_doorbell_immediate(void **state)
  * PNVME_QPAIR_LAZY_CQ_DB: the CQ is twice the SQ, the head doorbell is written
  * only every (CQ size - depth) entries, the controller never finds the CQ
  * full, every request completes once with its own data, across many phase
- * wraps of both rings (depth 2, 4, 33, keeping the queue full).
+ * wraps of both rings (SQs of 2, 4, 33 entries, keeping the queue full).
  */
-static void lazy_cq(uint32_t depth, uint32_t total)
+static void lazy_cq(uint32_t entries, uint32_t total)
 {
 	struct pnvme_qpair_opts o;
 	struct pnvme_qpair_stats st;
 	struct env e;
 	uint64_t done = 0, submitted = 0;
-	struct cpl *c = calloc(depth, sizeof(*c));
+	struct cpl *c = calloc(entries, sizeof(*c));
 
 	assert_non_null(c);
 	pnvme_qpair_opts_default(&o);
-	o.depth = depth;
+	o.depth = entries - 1;
 	o.flags = PNVME_QPAIR_LAZY_CQ_DB;
 	env_open(&e, "size=1M,lba=512", &o);
-	uint8_t *buf = dma_buf(&e, (size_t)depth * 512);
+	uint8_t *buf = dma_buf(&e, (size_t)entries * 512);
 	/* Each slot reads its own block, stamped with the slot number first. */
-	for (uint32_t i = 0; i < depth; i++) {
+	for (uint32_t i = 0; i < entries; i++) {
 		memset(buf + (size_t)i * 512, (int)(i + 1), 512);
 		assert_ok(pnvme_write_sync(e.qp, e.ns, buf + (size_t)i * 512, i, 1, 0));
 	}
 	pnvme_qpair_reset_stats(e.qp);
-	uint32_t slots = depth - 1;
+	uint32_t slots = entries - 1;
 	uint64_t rounds = 0;
 	while (done < total) {
 		if (++rounds > 4 * (uint64_t)total)
@@ -704,27 +705,27 @@ static void lazy_cq(uint32_t depth, uint32_t total)
 	}
 	pnvme_qpair_get_stats(e.qp, &st);
 	assert_int_equal(st.completed, total);
-	/* CQ size 2 * depth: one head doorbell per depth + 1 entries at most. */
-	assert_true(st.cq_doorbells <= total / (depth + 1) + 1);
-	assert_true(st.cq_doorbells >= total / (2 * depth) - 1);
+	/* CQ size 2 * entries: one head doorbell per entries + 1 at most. */
+	assert_true(st.cq_doorbells <= total / (entries + 1) + 1);
+	assert_true(st.cq_doorbells >= total / (2 * entries) - 1);
 	free(c);
 	pnvme_dma_free(e.ctrl, buf);
 	env_close(&e);
 }
 
-static void test_lazy_cq_depth2(void **state)
+static void test_lazy_cq_ring2(void **state)
 {
 	(void)state;
 	lazy_cq(2, 20000);
 }
 
-static void test_lazy_cq_depth4(void **state)
+static void test_lazy_cq_ring4(void **state)
 {
 	(void)state;
 	lazy_cq(4, 50000);
 }
 
-static void test_lazy_cq_depth33(void **state)
+static void test_lazy_cq_ring33(void **state)
 {
 	(void)state;
 	lazy_cq(33, 100000);
@@ -1079,7 +1080,7 @@ static void test_bad_arguments(void **state)
 	(void)state;
 
 	pnvme_qpair_opts_default(&o);
-	o.depth = 2; /* one tracker: a leaked tracker would show at once */
+	o.depth = 1; /* one tracker: a leaked tracker would show at once */
 	env_open(&e, "size=1M,lba=512", &o);
 	uint64_t n = e.ns->nlba;
 	uint8_t *buf = dma_buf(&e, 8192);
@@ -1251,7 +1252,7 @@ static void test_late_completion_after_timeout(void **state)
 	(void)state;
 
 	pnvme_qpair_opts_default(&o);
-	o.depth = 2;
+	o.depth = 1; /* the one tracker */
 	o.timeout_ms = 20;
 	env_open(&e, "size=1M", &o);
 	struct pnvme_emu_fault f = {
@@ -1757,17 +1758,17 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_4096),
 		cmocka_unit_test(test_prp_lists),
 		cmocka_unit_test(test_multi_namespace),
-		cmocka_unit_test(test_phase_wrap_depth2),
-		cmocka_unit_test(test_phase_wrap_depth3),
-		cmocka_unit_test(test_phase_wrap_depth4),
-		cmocka_unit_test(test_phase_wrap_depth1024),
+		cmocka_unit_test(test_phase_wrap_ring2),
+		cmocka_unit_test(test_phase_wrap_ring3),
+		cmocka_unit_test(test_phase_wrap_ring4),
+		cmocka_unit_test(test_phase_wrap_ring1024),
 		cmocka_unit_test(test_queue_full_eagain),
 		cmocka_unit_test(test_queue_full_eagain_immediate),
 		cmocka_unit_test(test_doorbell_immediate),
 		cmocka_unit_test(test_doorbell_batched),
-		cmocka_unit_test(test_lazy_cq_depth2),
-		cmocka_unit_test(test_lazy_cq_depth4),
-		cmocka_unit_test(test_lazy_cq_depth33),
+		cmocka_unit_test(test_lazy_cq_ring2),
+		cmocka_unit_test(test_lazy_cq_ring4),
+		cmocka_unit_test(test_lazy_cq_ring33),
 		cmocka_unit_test(test_doorbell_stride_1),
 		cmocka_unit_test(test_doorbell_stride_3),
 		cmocka_unit_test(test_out_of_order_completions),

@@ -1458,7 +1458,7 @@ static void test_reconnect_failure(void **state)
  */
 static void test_abort_admin_queue_full(void **state)
 {
-	const struct env_cfg cfg = { .io_ms = 20, .admin_ms = 100, .admin_depth = 4 };
+	const struct env_cfg cfg = { .io_ms = 20, .admin_ms = 100, .admin_depth = 3 };
 	struct rq r[5];
 	struct rq *rs[] = { &r[0], &r[1], &r[2], &r[3], &r[4] };
 	struct env e;
@@ -1655,7 +1655,7 @@ static void test_cqe_dup_cid_reuse_poll_max(void **state)
  */
 static void sqhd_case(enum pnvme_emu_fault_kind kind)
 {
-	const struct env_cfg cfg = { .io_ms = 50, .admin_ms = 100, .depth = 8 };
+	const struct env_cfg cfg = { .io_ms = 50, .admin_ms = 100, .depth = 7 };
 	struct rq r[7];
 	struct rq *rs[7];
 	struct env e;
@@ -1897,7 +1897,7 @@ static void test_reconnect_reused_slot(void **state)
 	assert_int_equal(pnvme_ctrl_open_emu(emu, NULL, &ctrl), 0);
 	const struct pnvme_ns *ns = pnvme_ctrl_ns_at(ctrl, 0);
 	pnvme_qpair_opts_default(&o);
-	o.depth = 4;
+	o.depth = 3; /* 4-entry rings */
 	assert_int_equal(pnvme_qpair_create(ctrl, &o, &qp), 0);
 	assert_int_equal(pnvme_dma_alloc(ctrl, 8 * 4096, 0, &buf, NULL), 0);
 	char *b = buf;

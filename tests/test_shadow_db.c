@@ -43,8 +43,8 @@ struct env {
 	void *buf[MAX_DEPTH];
 };
 
-/* Emulator from `spec`, controller with `flags`, one queue pair of `depth` - 1 slots. */
-static void env_open(struct env *e, const char *spec, uint32_t flags, uint32_t depth,
+/* Emulator from `spec`, controller with `flags`, one queue pair of `entries` - 1 slots. */
+static void env_open(struct env *e, const char *spec, uint32_t flags, uint32_t entries,
 		     uint32_t qflags)
 {
 	struct pnvme_ctrl_opts co;
@@ -60,7 +60,7 @@ static void env_open(struct env *e, const char *spec, uint32_t flags, uint32_t d
 	e->ns = pnvme_ctrl_ns(e->ctrl, 1);
 	assert_non_null(e->ns);
 	pnvme_qpair_opts_default(&qo);
-	qo.depth = depth;
+	qo.depth = entries - 1;
 	qo.flags = qflags;
 	assert_ok(pnvme_qpair_create(e->ctrl, &qo, &e->qp));
 	for (unsigned i = 0; i < MAX_DEPTH; i++)

@@ -1301,7 +1301,7 @@ static int setup_qctx(struct qctx *q, struct worker *w, struct dev *d, unsigned 
 			return fprintf(stderr, "pnvme-perf: out of memory\n"), 1;
 	}
 	pnvme_qpair_opts_default(&qo);
-	qo.depth = (uint32_t)c->depth + 1;
+	qo.depth = (uint32_t)c->depth; /* -q is the depth: requests outstanding at once */
 	qo.flags = c->qflags;
 	rc = pnvme_qpair_create(d->ctrl, &qo, &q->qp);
 	if (rc) {

@@ -51,7 +51,7 @@ static int run(struct pnvme_ctrl *ctrl, struct pnvme_emu *emu, const struct pnvm
 	int rc;
 
 	pnvme_qpair_opts_default(&qo);
-	qo.depth = depth + 1;
+	qo.depth = depth; /* requests outstanding (the rings have depth + 1 entries) */
 	qo.flags = flags;
 	rc = pnvme_qpair_create(ctrl, &qo, &qp);
 	if (rc) {

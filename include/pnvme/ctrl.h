@@ -5,6 +5,18 @@
  * Threading: a controller may be used from several threads. Admin commands
  * (sync and async) are serialised by a lock inside the controller. I/O queue
  * pairs (pnvme/qpair.h) are NOT thread safe: use each from one thread at a time.
+ *
+ * Arguments: a NULL pointer where an object is required is refused with
+ * -EINVAL and a pnvme_last_error() message (never a crash); getters return
+ * 0 / false / NULL for a NULL controller; pnvme_ctrl_close(NULL) does nothing.
+ * A namespace (struct pnvme_ns) belongs to the controller it came from: using
+ * it with another controller's queue pair is refused with -EINVAL.
+ *
+ * "Depth", here and in pnvme/qpair.h, is the number of commands that may be
+ * outstanding at once on a queue. A queue of depth N has N + 1 submission
+ * queue entries (and at least as many completion queue entries): a ring is
+ * full when its head is one entry past its tail (Base 2.0 §3.3.1), so one
+ * entry always stays free.
  */
 #ifndef PNVME_CTRL_H
 #define PNVME_CTRL_H
@@ -13,11 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pnvme/api.h>
 #include <pnvme/spec.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+PNVME_BEGIN_DECLS
 
 struct pnvme_ctrl;
 struct pnvme_emu;
@@ -46,12 +57,13 @@ typedef void (*pnvme_reset_cb)(void *arg, int err, const char *reason);
 struct pnvme_ctrl_opts {
 	uint32_t admin_timeout_ms; /* per admin command (default 60000, like Linux ADMIN_TIMEOUT) */
 	uint32_t io_timeout_ms;    /* default per I/O command (default 30000, NVME_IO_TIMEOUT) */
-	uint16_t admin_depth;      /* admin queue entries, 2..4096 (default 32) */
+	uint16_t admin_depth;      /* admin commands outstanding at once, 1..4095 (default 31:
+	                              32-entry rings); capped at CAP.MQES */
 	uint16_t nr_io_queues;     /* I/O queue pairs to request with Set Features (default 64) */
 	uint32_t shutdown_timeout_ms; /* CC.SHN wait at close; 0 = max(RTD3E, 5 s) capped at 60 s */
 	pnvme_reset_cb reset_cb;   /* optional: told about every controller reset */
 	void *reset_arg;
-	uint32_t flags;            /* PNVME_CTRL_* */
+	uint32_t flags;            /* PNVME_CTRL_*; other bits are refused (-EINVAL) */
 };
 
 /*
@@ -63,7 +75,7 @@ struct pnvme_ctrl_opts {
  */
 #define PNVME_CTRL_SHADOW_DB (1u << 0)
 
-/** Fill `opts` with the defaults above. */
+/** Fill `opts` with the defaults above. NULL is ignored. */
 void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
 
 /**
@@ -73,10 +85,24 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
  * @opts: NULL for defaults.
  * Brings the controller up (NVMe Base 2.0 §3.5.1), identifies it and its
  * active namespaces and negotiates the number of I/O queues.
- * Returns 0, or: -EINVAL bad address / spec / options; -ENODEV the device
- * reads all ones or is missing; -ETIMEDOUT CSTS.RDY did not follow CC.EN within
- * CAP.TO; -EIO controller fatal status or a failed admin command; -ENOMEM;
- * -EOPNOTSUPP (a PCI address where VFIO support is not built).
+ * Returns 0, or:
+ *   -EINVAL     NULL argument, bad address / emulator spec / options (unknown
+ *               flag bits, depth or timeouts out of range);
+ *   -ENODEV     no PCI device at that address ("no PCI device DDDD:BB:DD.F",
+ *               checked in sysfs before anything touches VFIO), no IOMMU
+ *               group, no driver bound, or registers that read all ones;
+ *   -EBUSY      the device is bound to another driver than vfio-pci (run
+ *               `pnvme bind`), or its VFIO group or device is already open
+ *               (by another process, or by this one: one controller handle
+ *               per device);
+ *   -ENOENT     vfio-pci not loaded (/dev/vfio/vfio missing);
+ *   -EPERM / -EACCES  not root, group not viable, IOMMU refused;
+ *   -ETIMEDOUT  CSTS.RDY did not follow CC.EN within CAP.TO;
+ *   -EIO        controller fatal status or a failed admin command;
+ *   -EPROTO     impossible register values (CAP.MQES 0, BAR0 too small);
+ *   -ENOMEM, -ENOSPC (no usable IOVA window);
+ *   -EOPNOTSUPP VFIO support not built, no type1 IOMMU, NVM command set or
+ *               4 KiB pages unsupported.
  * pnvme_last_error() has the details.
  */
 int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
@@ -102,6 +128,7 @@ int pnvme_ctrl_open_emu(struct pnvme_emu *emu, const struct pnvme_ctrl_opts *opt
  */
 int pnvme_ctrl_close(struct pnvme_ctrl *ctrl);
 
+/* Getters: NULL controller -> NULL / 0 / false. */
 /** Identify Controller data read at open. */
 const struct pnvme_id_ctrl *pnvme_ctrl_id(const struct pnvme_ctrl *ctrl);
 /** CAP register value read at open. */
@@ -155,6 +182,7 @@ struct pnvme_ns {
 	uint64_t ncap;          /* NCAP */
 	uint32_t max_xfer;      /* bytes per command (controller limit) */
 	uint32_t max_lbas;      /* logical blocks per command (max_xfer / block_bytes) */
+	const struct pnvme_ctrl *ctrl; /* the controller it belongs to (I/O calls check it) */
 	uint32_t fast_lbas;     /* private: max_lbas, or 0 where metadata takes the slow path */
 	struct pnvme_id_ns id;  /* Identify Namespace data */
 };
@@ -240,7 +268,8 @@ int pnvme_abort_async(struct pnvme_ctrl *ctrl, uint16_t sqid, uint16_t cid, pnvm
 /*
  * Queue creation and deletion. pnvme_qpair_create() uses these; they are
  * public for tools and tests that drive queues by hand. `qsize` is the number
- * of entries (not 0's based); rings must be physically contiguous DMA memory.
+ * of ring entries (not 0's based, and not a depth: a queue of depth N has
+ * N + 1 entries); rings must be physically contiguous DMA memory.
  */
 int pnvme_create_io_cq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize);
 int pnvme_create_io_sq(struct pnvme_ctrl *ctrl, uint16_t qid, uint16_t cqid, uint64_t iova,
@@ -256,7 +285,5 @@ int pnvme_delete_io_cq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb
 int pnvme_delete_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb cb,
 			     void *arg);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_CTRL_H */

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include <pnvme/api.h>
+
+PNVME_BEGIN_DECLS
 
 struct pnvme_ctrl;
 
@@ -54,7 +54,5 @@ int pnvme_dma_free(struct pnvme_ctrl *ctrl, void *buf);
  */
 int pnvme_dma_iova(const struct pnvme_ctrl *ctrl, const void *buf, size_t len, uint64_t *iova);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_DMA_H */

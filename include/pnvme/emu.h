@@ -59,9 +59,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include <pnvme/api.h>
+
+PNVME_BEGIN_DECLS
 
 struct pnvme_emu;
 
@@ -84,8 +84,11 @@ struct pnvme_emu_config {
 
 /**
  * Parse an emulator spec ("emu" or "emu:k=v,..."; the "emu:" prefix is
- * optional) into `cfg`, starting from the defaults.
- * Returns 0 or -EINVAL (pnvme_last_error() says which option and why).
+ * optional; NULL means "emu") into `cfg`, starting from the defaults.
+ * Returns 0 or -EINVAL (NULL cfg; pnvme_last_error() says which option and why).
+ *
+ * NULL emulator arguments: calls returning an errno refuse them with -EINVAL,
+ * getters return NULL / false, void calls ignore them.
  */
 int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg);
 
@@ -102,7 +105,7 @@ void pnvme_emu_destroy(struct pnvme_emu *emu);
 /**
  * Process whatever is pending once: register changes (CC.EN, CC.SHN), every
  * SQ doorbell, delayed completions. Returns the number of commands completed
- * (>= 0). Call from one thread at a time; in thread mode the emulator thread
+ * (>= 0), or -EINVAL for NULL. Call from one thread at a time; in thread mode the emulator thread
  * also steps it (serialised by an internal lock).
  */
 int pnvme_emu_step(struct pnvme_emu *emu);
@@ -123,12 +126,12 @@ const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu);
  */
 int pnvme_emu_map(struct pnvme_emu *emu, void *vaddr, uint64_t iova, size_t len);
 
-/** Remove a mapping made with exactly this iova and len. Returns 0 or -ENOENT. */
+/** Remove a mapping made with exactly this iova and len. Returns 0, -ENOENT or -EINVAL. */
 int pnvme_emu_unmap(struct pnvme_emu *emu, uint64_t iova, size_t len);
 
 /**
  * Direct access to namespace media for tests and tools: copy `len` bytes at
- * byte offset `off` of namespace `nsid`. Returns 0, -EINVAL (bad nsid/range).
+ * byte offset `off` of namespace `nsid`. Returns 0, -EINVAL (bad nsid/range, NULL buf).
  */
 int pnvme_emu_media_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, void *buf,
 			 size_t len);
@@ -231,7 +234,5 @@ struct pnvme_emu_stats {
 /** Snapshot of the counters. Any thread. */
 void pnvme_emu_get_stats(struct pnvme_emu *emu, struct pnvme_emu_stats *stats);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_EMU_H */

@@ -11,9 +11,9 @@
 
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include <pnvme/api.h>
+
+PNVME_BEGIN_DECLS
 
 enum pnvme_log_level {
 	PNVME_LOG_ERR = 0,
@@ -58,7 +58,5 @@ const char *pnvme_status_str(uint16_t status);
  */
 int pnvme_status_errno(uint16_t status);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_ERROR_H */

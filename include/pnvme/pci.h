@@ -23,9 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include <pnvme/api.h>
+
+PNVME_BEGIN_DECLS
 
 #define PNVME_PCI_BDF_LEN   13u   /* "DDDD:BB:DD.F" and the NUL */
 #define PNVME_PCI_CLASS_NVME 0x010802u /* mass storage / NVM / NVM Express */
@@ -123,7 +123,5 @@ int pnvme_pci_unbind_vfio(const char *bdf);
  */
 int pnvme_pci_in_use(const char *bdf, char *why, size_t len);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_PCI_H */

@@ -2,17 +2,20 @@
 /*
  * pnvme/pnvme.h - umbrella header: a polled user-space NVMe driver.
  *
- *   pnvme/spec.h   NVMe registers, queue entries, identify data, status codes
- *   pnvme/error.h  errors, status strings, logging
- *   pnvme/dma.h    DMA memory
- *   pnvme/ctrl.h   controllers, namespaces, admin commands
- *   pnvme/qpair.h  I/O queue pairs and I/O commands (the hot path)
- *   pnvme/emu.h    the emulated controller
- *   pnvme/pci.h    NVMe controllers on the PCI bus, binding to vfio-pci
+ *   pnvme/api.h      C linkage and symbol visibility (included by the others)
+ *   pnvme/version.h  version numbers, pnvme_version()
+ *   pnvme/spec.h     NVMe registers, queue entries, identify data, status codes
+ *   pnvme/error.h    errors, status strings, logging
+ *   pnvme/dma.h      DMA memory
+ *   pnvme/ctrl.h     controllers, namespaces, admin commands
+ *   pnvme/qpair.h    I/O queue pairs and I/O commands (the hot path)
+ *   pnvme/emu.h      the emulated controller
+ *   pnvme/pci.h      NVMe controllers on the PCI bus, binding to vfio-pci
  */
 #ifndef PNVME_PNVME_H
 #define PNVME_PNVME_H
 
+#include <pnvme/version.h>
 #include <pnvme/spec.h>
 #include <pnvme/error.h>
 #include <pnvme/dma.h>
@@ -20,10 +23,5 @@
 #include <pnvme/qpair.h>
 #include <pnvme/emu.h>
 #include <pnvme/pci.h>
-
-#define PNVME_VERSION_MAJOR 0
-#define PNVME_VERSION_MINOR 1
-#define PNVME_VERSION_PATCH 0
-#define PNVME_VERSION_STRING "0.1.0"
 
 #endif /* PNVME_PNVME_H */

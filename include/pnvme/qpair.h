@@ -4,9 +4,10 @@
  *
  * A queue pair is one I/O submission queue and its own completion queue,
  * polled (interrupts disabled). Threading rule: a queue pair is used by one
- * thread at a time (no locks, no atomics on the I/O path); use one queue pair
- * per thread. Different queue pairs of one controller may be used by
- * different threads concurrently.
+ * thread at a time; use one queue pair per thread. Different queue pairs of
+ * one controller may be used by different threads concurrently. Submitting
+ * and reaping take no lock and no atomic read-modify-write; what else
+ * pnvme_qpair_poll() may do (deadline scans, Aborts, resets) is listed there.
  *
  * Submission copies the 64-byte SQE to sq[tail] and advances the tail. The SQ
  * tail doorbell is written at most once per batch: by pnvme_qpair_flush(), or
@@ -17,7 +18,8 @@
  *
  * Buffers passed to I/O commands must be pnvme DMA memory (pnvme/dma.h) of the
  * queue pair's controller and dword aligned; anything else is refused with
- * -EINVAL before the device sees it. A transfer larger than the namespace's
+ * -EINVAL before the device sees it. So are a NULL queue pair or namespace and
+ * a namespace of another controller. A transfer larger than the namespace's
  * max_xfer is refused with -EINVAL (pnvme does not split requests). LBA
  * ranges outside the namespace are refused with -ERANGE.
  */
@@ -28,12 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pnvme/api.h>
 #include <pnvme/ctrl.h>
 #include <pnvme/spec.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+PNVME_BEGIN_DECLS
 
 struct pnvme_qpair;
 
@@ -48,25 +49,27 @@ struct pnvme_qpair;
 #define PNVME_QPAIR_LAZY_CQ_DB   (1u << 1)
 
 struct pnvme_qpair_opts {
-	uint32_t depth;      /* queue entries, 2..CAP.MQES+1 (default 256, capped to MQES+1);
-	                        one entry stays free, so depth - 1 may be outstanding */
+	uint32_t depth;      /* requests outstanding at once, 1..min(CAP.MQES, 4095); the
+	                        rings get depth + 1 entries (see "Depth" in ctrl.h).
+	                        0: 255 (256-entry rings), capped at CAP.MQES */
 	uint32_t timeout_ms; /* per request deadline; 0 = the controller's io_timeout_ms */
-	uint32_t flags;      /* PNVME_QPAIR_* */
+	uint32_t flags;      /* PNVME_QPAIR_*; other bits are refused (-EINVAL) */
 	uint32_t max_retries; /* resubmit a read/write/flush/write zeroes/DSM up to this many
 	                         times after a controller reset, or after an error status
 	                         without DNR (default 0: fail instead) */
 };
 
-/** Fill `opts` with defaults. */
+/** Fill `opts` with defaults. NULL is ignored. */
 void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts);
 
 /**
  * Create an I/O queue pair (Create I/O CQ, then Create I/O SQ). Rings and
  * per-request PRP list pages are allocated here; nothing is allocated per I/O.
  * @opts: NULL for defaults.
- * Returns 0, -EINVAL (depth < 2 or above CAP.MQES + 1 when given explicitly),
- * -EBUSY (all granted queue ids in use), -ENOMEM, -ENODEV, or the errno of a
- * failed admin command. Thread safe (takes the admin lock).
+ * Returns 0, -EINVAL (NULL ctrl or out; unknown flag bits; depth above
+ * CAP.MQES or 4095 when given explicitly), -EBUSY (all I/O queue ids the
+ * controller granted are in use), -ENOMEM, -ENODEV, or the errno of a failed
+ * admin command. Thread safe (takes the admin lock).
  */
 int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *opts,
 		       struct pnvme_qpair **out);
@@ -80,9 +83,13 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
  */
 int pnvme_qpair_destroy(struct pnvme_qpair *qp);
 
+/* Getters return 0 / false for a NULL queue pair; void calls ignore it. */
 /** Queue identifier (1..). */
 uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp);
-/** Requests that may be outstanding at once (entries - 1). */
+/**
+ * Requests that may be outstanding at once: opts.depth as created (or the
+ * default). Submitting more returns -EAGAIN. The rings have one entry more.
+ */
 uint32_t pnvme_qpair_depth(const struct pnvme_qpair *qp);
 /** Requests submitted and not yet completed. */
 uint32_t pnvme_qpair_outstanding(const struct pnvme_qpair *qp);
@@ -102,16 +109,34 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp);
  * still not in the CQ gets an Abort on the admin queue; if the Abort does
  * not settle it within the admin timeout, if the controller already holds
  * as many Aborts as it accepts (Identify ACL + 1), or if CSTS.CFS is seen,
- * the controller is reset (disabled, re-enabled) and each queue pair reaps
- * its old CQ and re-creates its queues at its next poll after the reset,
- * keeping its handle. A resubmitted command gets a fresh command id.
- * Each request completes exactly once:
- * the expired one with -ETIMEDOUT, the others of a reset resubmitted when
- * max_retries allows and the command is safe to repeat, else -EIO. A device
- * that reads all ones is gone: everything fails with -ENODEV.
- * Returns completions reaped (>= 0), -ENODEV if the controller is gone, -EIO
- * if the queue could not be re-created after a reset, -EDEADLK if called from
- * one of this queue pair's callbacks.
+ * the controller is reset (disabled, re-enabled: one reset at a time, a
+ * failed step retries the whole reset a bounded number of times) and each
+ * queue pair reaps its old CQ and re-creates its queues at its next poll
+ * after the reset, keeping its handle. Each request completes exactly once.
+ * An expired request reports how it ended: if the device completes it after
+ * all (before the Abort reaches it), its callback gets the device's result
+ * (0 on success) and the real CQE, although stats.timeouts counted it; if the
+ * Abort ended it, or the reset found it still outstanding, -ETIMEDOUT (a CQE
+ * the device posts for it later is dropped). The other requests of a reset
+ * are resubmitted, with a fresh command id, when max_retries allows and the
+ * command is safe to repeat, else they fail with -EIO. A device that reads
+ * all ones is gone: everything fails with -ENODEV.
+ *
+ * Cost: reaping takes no lock, makes no system call and does no atomic
+ * read-modify-write; a doorbell write includes one full memory barrier (the
+ * handshake with a controller reset). Slow paths, only while requests are
+ * outstanding: a deadline scan every min(1 ms, timeout / 8) and one CSTS
+ * register read every 100 ms. For an expired request, poll tries the admin lock
+ * (pthread_mutex_trylock: never waits; busy means "again at the next scan")
+ * to post the Abort (a small malloc) and to reap the admin queue. When a reset
+ * is due, the polling thread performs it: it waits for the admin lock and for
+ * the controller (bounded by CAP.TO); and the first poll after any reset
+ * waits for the reset to finish, then re-creates the queue pair's queues with
+ * admin commands under the admin lock.
+ *
+ * Returns completions reaped (>= 0), -EINVAL for NULL, -ENODEV if the
+ * controller is gone, -EIO if the queue could not be re-created after a
+ * reset, -EDEADLK if called from one of this queue pair's callbacks.
  */
 int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max);
 
@@ -225,7 +250,5 @@ int pnvme_dsm_sync(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 int pnvme_io_passthru_sync(struct pnvme_qpair *qp, const struct pnvme_sqe *sqe,
 			   void *dma_buf, size_t len, struct pnvme_cqe *cqe);
 
-#ifdef __cplusplus
-}
-#endif
+PNVME_END_DECLS
 #endif /* PNVME_QPAIR_H */

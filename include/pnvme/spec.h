@@ -22,6 +22,13 @@
 #error "pnvme supports little-endian hosts only"
 #endif
 
+/* Compile-time checks that read the same in C11 and C++11. */
+#ifdef __cplusplus
+#define PNVME_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define PNVME_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 #define PNVME_GET(v, name)   (((v) >> name##_SHIFT) & name##_MASK)
 #define PNVME_SET(name, x)   (((x) & name##_MASK) << name##_SHIFT)
 
@@ -761,58 +768,58 @@ struct pnvme_smart_log {
 /* Compile-time layout checks                                               */
 /* ------------------------------------------------------------------------ */
 
-_Static_assert(sizeof(struct pnvme_sqe) == 64, "SQE is 64 bytes");
-_Static_assert(offsetof(struct pnvme_sqe, nsid) == 4, "SQE NSID at byte 4");
-_Static_assert(offsetof(struct pnvme_sqe, mptr) == 16, "SQE MPTR at byte 16");
-_Static_assert(offsetof(struct pnvme_sqe, prp1) == 24, "SQE PRP1 at byte 24");
-_Static_assert(offsetof(struct pnvme_sqe, prp2) == 32, "SQE PRP2 at byte 32");
-_Static_assert(offsetof(struct pnvme_sqe, cdw10) == 40, "SQE CDW10 at byte 40");
-_Static_assert(offsetof(struct pnvme_sqe, cdw15) == 60, "SQE CDW15 at byte 60");
-_Static_assert(sizeof(struct pnvme_cqe) == 16, "CQE is 16 bytes");
-_Static_assert(offsetof(struct pnvme_cqe, sqhd) == 8, "CQE SQHD at byte 8");
-_Static_assert(offsetof(struct pnvme_cqe, cid) == 12, "CQE CID at byte 12");
-_Static_assert(offsetof(struct pnvme_cqe, status) == 14, "CQE status at byte 14");
-_Static_assert(sizeof(struct pnvme_dsm_range) == 16, "DSM range is 16 bytes");
-_Static_assert(sizeof(struct pnvme_psd) == 32, "power state descriptor is 32 bytes");
-_Static_assert(sizeof(struct pnvme_id_ctrl) == 4096, "Identify Controller is 4 KiB");
-_Static_assert(offsetof(struct pnvme_id_ctrl, mn) == 24, "id_ctrl MN");
-_Static_assert(offsetof(struct pnvme_id_ctrl, mdts) == 77, "id_ctrl MDTS");
-_Static_assert(offsetof(struct pnvme_id_ctrl, ver) == 80, "id_ctrl VER");
-_Static_assert(offsetof(struct pnvme_id_ctrl, fguid) == 112, "id_ctrl FGUID");
-_Static_assert(offsetof(struct pnvme_id_ctrl, oacs) == 256, "id_ctrl OACS");
-_Static_assert(offsetof(struct pnvme_id_ctrl, tnvmcap) == 280, "id_ctrl TNVMCAP");
-_Static_assert(offsetof(struct pnvme_id_ctrl, sanicap) == 328, "id_ctrl SANICAP");
-_Static_assert(offsetof(struct pnvme_id_ctrl, anagrpmax) == 344, "id_ctrl ANAGRPMAX");
-_Static_assert(offsetof(struct pnvme_id_ctrl, megcap) == 368, "id_ctrl MEGCAP");
-_Static_assert(offsetof(struct pnvme_id_ctrl, sqes) == 512, "id_ctrl SQES");
-_Static_assert(offsetof(struct pnvme_id_ctrl, nn) == 516, "id_ctrl NN");
-_Static_assert(offsetof(struct pnvme_id_ctrl, oncs) == 520, "id_ctrl ONCS");
-_Static_assert(offsetof(struct pnvme_id_ctrl, sgls) == 536, "id_ctrl SGLS");
-_Static_assert(offsetof(struct pnvme_id_ctrl, maxcna) == 560, "id_ctrl MAXCNA");
-_Static_assert(offsetof(struct pnvme_id_ctrl, subnqn) == 768, "id_ctrl SUBNQN");
-_Static_assert(offsetof(struct pnvme_id_ctrl, psd) == 2048, "id_ctrl PSD0");
-_Static_assert(offsetof(struct pnvme_id_ctrl, vs) == 3072, "id_ctrl VS");
-_Static_assert(sizeof(struct pnvme_id_ns) == 4096, "Identify Namespace is 4 KiB");
-_Static_assert(offsetof(struct pnvme_id_ns, nlbaf) == 25, "id_ns NLBAF");
-_Static_assert(offsetof(struct pnvme_id_ns, nvmcap) == 48, "id_ns NVMCAP");
-_Static_assert(offsetof(struct pnvme_id_ns, anagrpid) == 92, "id_ns ANAGRPID");
-_Static_assert(offsetof(struct pnvme_id_ns, nguid) == 104, "id_ns NGUID");
-_Static_assert(offsetof(struct pnvme_id_ns, lbaf) == 128, "id_ns LBAF0");
-_Static_assert(offsetof(struct pnvme_id_ns, vs) == 384, "id_ns VS");
-_Static_assert(sizeof(struct pnvme_error_log) == 64, "error log entry is 64 bytes");
-_Static_assert(offsetof(struct pnvme_error_log, lba) == 16, "error log LBA");
-_Static_assert(offsetof(struct pnvme_error_log, cs) == 32, "error log CS");
-_Static_assert(sizeof(struct pnvme_smart_log) == 512, "SMART log is 512 bytes");
-_Static_assert(offsetof(struct pnvme_smart_log, data_units_read) == 32, "SMART DUR");
-_Static_assert(offsetof(struct pnvme_smart_log, warning_temp_time) == 192, "SMART WCTT");
-_Static_assert(offsetof(struct pnvme_smart_log, thm_temp1_trans_count) == 216, "SMART TMT1TC");
-_Static_assert(PNVME_REG_CC == 0x14 && PNVME_REG_CSTS == 0x1c && PNVME_REG_AQA == 0x24,
-	       "register offsets");
-_Static_assert(PNVME_REG_ASQ == 0x28 && PNVME_REG_ACQ == 0x30 && PNVME_REG_CMBSZ == 0x3c,
-	       "register offsets");
-_Static_assert(PNVME_SQ_TDBL(1, 0) == 0x1008 && PNVME_CQ_HDBL(1, 0) == 0x100c,
-	       "doorbell layout, stride 0");
-_Static_assert(PNVME_SQ_TDBL(1, 1) == 0x1010 && PNVME_CQ_HDBL(0, 2) == 0x1010,
-	       "doorbell layout, stride 1 and 2");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_sqe) == 64, "SQE is 64 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, nsid) == 4, "SQE NSID at byte 4");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, mptr) == 16, "SQE MPTR at byte 16");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, prp1) == 24, "SQE PRP1 at byte 24");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, prp2) == 32, "SQE PRP2 at byte 32");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, cdw10) == 40, "SQE CDW10 at byte 40");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sqe, cdw15) == 60, "SQE CDW15 at byte 60");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_cqe) == 16, "CQE is 16 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_cqe, sqhd) == 8, "CQE SQHD at byte 8");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_cqe, cid) == 12, "CQE CID at byte 12");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_cqe, status) == 14, "CQE status at byte 14");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_dsm_range) == 16, "DSM range is 16 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_psd) == 32, "power state descriptor is 32 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_id_ctrl) == 4096, "Identify Controller is 4 KiB");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, mn) == 24, "id_ctrl MN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, mdts) == 77, "id_ctrl MDTS");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, ver) == 80, "id_ctrl VER");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, fguid) == 112, "id_ctrl FGUID");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, oacs) == 256, "id_ctrl OACS");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, tnvmcap) == 280, "id_ctrl TNVMCAP");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, sanicap) == 328, "id_ctrl SANICAP");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, anagrpmax) == 344, "id_ctrl ANAGRPMAX");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, megcap) == 368, "id_ctrl MEGCAP");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, sqes) == 512, "id_ctrl SQES");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, nn) == 516, "id_ctrl NN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, oncs) == 520, "id_ctrl ONCS");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, sgls) == 536, "id_ctrl SGLS");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, maxcna) == 560, "id_ctrl MAXCNA");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, subnqn) == 768, "id_ctrl SUBNQN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, psd) == 2048, "id_ctrl PSD0");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, vs) == 3072, "id_ctrl VS");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_id_ns) == 4096, "Identify Namespace is 4 KiB");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, nlbaf) == 25, "id_ns NLBAF");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, nvmcap) == 48, "id_ns NVMCAP");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, anagrpid) == 92, "id_ns ANAGRPID");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, nguid) == 104, "id_ns NGUID");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, lbaf) == 128, "id_ns LBAF0");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ns, vs) == 384, "id_ns VS");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_error_log) == 64, "error log entry is 64 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_error_log, lba) == 16, "error log LBA");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_error_log, cs) == 32, "error log CS");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_smart_log) == 512, "SMART log is 512 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, data_units_read) == 32, "SMART DUR");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, warning_temp_time) == 192, "SMART WCTT");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, thm_temp1_trans_count) == 216, "SMART TMT1TC");
+PNVME_STATIC_ASSERT(PNVME_REG_CC == 0x14 && PNVME_REG_CSTS == 0x1c && PNVME_REG_AQA == 0x24,
+		    "register offsets");
+PNVME_STATIC_ASSERT(PNVME_REG_ASQ == 0x28 && PNVME_REG_ACQ == 0x30 && PNVME_REG_CMBSZ == 0x3c,
+		    "register offsets");
+PNVME_STATIC_ASSERT(PNVME_SQ_TDBL(1, 0) == 0x1008 && PNVME_CQ_HDBL(1, 0) == 0x100c,
+		    "doorbell layout, stride 0");
+PNVME_STATIC_ASSERT(PNVME_SQ_TDBL(1, 1) == 0x1010 && PNVME_CQ_HDBL(0, 2) == 0x1010,
+		    "doorbell layout, stride 1 and 2");
 
 #endif /* PNVME_SPEC_H */
