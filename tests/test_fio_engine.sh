@@ -3,7 +3,8 @@
 #
 # The fio engine (tools/fio/pnvme_fio.c) run by the fio binary on emulated
 # controllers: write + verify jobs (4k, a bssplit whose 256k I/Os exceed the
-# emulator's 128k MDTS and are split, iodepth_batch, two jobs sharing one
+# emulator's 128k MDTS and are split, iodepth_batch, a queue too small for
+# iodepth (queue-full answered "busy"), two jobs sharing one
 # controller, 4k LBAs with shadow doorbells and lazy CQ doorbells), read,
 # trim and flush jobs, data that outlives its job (a stonewalled read-verify
 # job), and the failures: verify on a fresh controller must fail, and a bad
@@ -18,6 +19,7 @@ so=$2
 work=$3
 rm -rf "$work"
 mkdir -p "$work"
+cd "$work" # fio leaves its verify state files in the working directory
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -93,6 +95,15 @@ iodepth_batch_submit=8
 iodepth_batch_complete_min=4
 iodepth_batch_complete_max=16
 offset=16M
+
+[busy-small-queue]
+# 64k I/Os are 8 commands (mdts=1: 8 KiB) on a 15-deep queue: the engine
+# answers "busy" until a whole I/O fits
+filename=emu\:mqes=15,mdts=1
+rw=randwrite
+bssplit=4k/50:64k/50
+iodepth=64
+iodepth_batch=16
 
 [write-lba4k-shadow]
 filename=emu\:size=32M,lba=4096
