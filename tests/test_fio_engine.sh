@@ -8,7 +8,8 @@
 # controller, 4k LBAs with shadow doorbells and lazy CQ doorbells), read,
 # trim and flush jobs, data that outlives its job (a stonewalled read-verify
 # job), and the failures: verify on a fresh controller must fail, and a bad
-# filename or thread=0 must give a readable message and a non-zero exit.
+# filename, thread=0 or io_submit_mode=offload must give a readable message
+# and a non-zero exit.
 # fio's JSON output is checked: "error": 0 and io_bytes > 0 for every job.
 #
 # usage: test_fio_engine.sh FIO ENGINE_SO WORKDIR
@@ -214,5 +215,6 @@ expect_fail bad-emu-spec "unknown option" --thread --filename='emu\:colour=blue'
 # domain ffff does not exist, so nothing beyond sysfs is touched.
 expect_fail pci-dots "no PCI device ffff:ff:1f.7" --thread --filename=ffff.ff.1f.7
 expect_fail no-thread "needs thread=1" --filename=emu
+expect_fail offload "offloaded submit" --thread --filename=emu --io_submit_mode=offload
 expect_fail bad-nsid "no active namespace 7" --thread --filename=emu --pnvme_nsid=7
 echo "fio engine test passed"

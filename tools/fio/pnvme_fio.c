@@ -686,7 +686,9 @@ static char *pf_errdetails(struct io_u *io_u)
 PF_EXPORT struct ioengine_ops ioengine = {
 	.name = "pnvme",
 	.version = FIO_IOOPS_VERSION,
-	.flags = FIO_RAWIO | FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL | FIO_MEMALIGN,
+	/* FIO_NO_OFFLOAD: io_submit_mode=offload would submit from other threads */
+	.flags = FIO_RAWIO | FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL | FIO_MEMALIGN |
+		 FIO_NO_OFFLOAD,
 	.setup = pf_setup,
 	.init = pf_init,
 	.queue = pf_queue,
