@@ -16,6 +16,11 @@
  *
  * Host memory is reached only through the IOVA table (pnvme_emu_map): a
  * sorted array with a last-hit cache. A miss is a Data Transfer Error.
+ * Queue rings and the DBBUF pages are translated once, for their whole
+ * length, when they are set up; pnvme_emu_unmap() drops those translations
+ * (rings_unmapped()), and every user checks for NULL: a queue whose memory
+ * is gone is never read or written again. Whatever the host writes into the
+ * rings, registers or buffers, every length is checked against its mapping.
  *
  * Shadow doorbells (Doorbell Buffer Config, Base 2.0 §5.8): once configured,
  * every I/O queue also publishes its SQ tail / CQ head in a host memory page,
@@ -585,6 +590,8 @@ static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_
 	volatile struct pnvme_cqe *e;
 	uint16_t sqhd;
 
+	if (unlikely(cq->ring == NULL))         /* its memory was unmapped */
+		return false;
 	if (next == cq->head && (!cq_shadow_poll(emu, cq) || next == cq->head))
 		return false;
 	sqhd = sq->valid ? (uint16_t)sq->head : c->sqhd;
@@ -1633,17 +1640,29 @@ static uint16_t exec_delete_cq(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
-/* Is command `cid` sitting in SQ `sq` between the head and the doorbell? */
+/*
+ * Is command `cid` sitting in SQ `sq` between the head and the doorbell? The
+ * ring is looked up in the IOVA table afresh, for its whole length: a queue
+ * whose ring memory was unmapped has nothing the controller can see (and is
+ * never read through a stale or NULL pointer).
+ */
 static bool sq_holds_unfetched(struct pnvme_emu *emu, struct emu_sq *sq, uint16_t cid)
 {
 	uint32_t tail = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
+	const struct pnvme_sqe *ring;
 
+	if (sq->ring == NULL || sq->size == 0)
+		return false;
+	ring = (const struct pnvme_sqe *)xlate(emu, sq->iova,
+					       (uint64_t)sq->size * sizeof(struct pnvme_sqe));
+	if (ring == NULL)
+		return false;
 	if (sq->sdb_p != NULL && (sq->sdb_used || shadow_load(sq->sdb_p) != sq->sdb))
 		tail = shadow_load(sq->sdb_p);
-	if (sq->ring == NULL || tail >= sq->size)
+	if (tail >= sq->size)
 		tail = sq->tail;
 	for (uint32_t i = sq->head; i != tail; i = i + 1 == sq->size ? 0 : i + 1)
-		if (sq->ring[i].cid == cid)
+		if (ring[i].cid == cid)
 			return true;
 	return false;
 }

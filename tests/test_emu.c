@@ -1924,6 +1924,59 @@ static void test_abort_unfetched(void **state)
 	t_close(t);
 }
 
+/*
+ * An Abort aimed at an SQ whose ring memory was unmapped: commands are left
+ * between head and tail (the CQ is full, so fetching stopped), the ring's
+ * mapping goes away and its memory with it, then the Abort looks for the
+ * command. The controller must not touch the ring (it used to read it through
+ * a NULL pointer): the answer is "not aborted", and it keeps working.
+ */
+static void test_abort_unmapped_sq(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	const uint64_t ring_iova = 0x40000000ull;
+	struct tq *q = &t->q[1];
+	struct pnvme_sqe c;
+	struct pnvme_cqe e;
+	uint16_t cid[3];
+	uint32_t dw0;
+	(void)state;
+
+	/* CQ 1 of two entries (one usable) in the arena, SQ 1 in its own mapping */
+	q->sq = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(q->sq != MAP_FAILED);
+	assert_int_equal(pnvme_emu_map(t->emu, q->sq, ring_iova, 4096), 0);
+	q->cq = t_alloc(t, 4096);
+	q->sqsize = 8;
+	q->cqsize = 2;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, 1, 2, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, 1, 1, 8, ring_iova), ST_OK);
+	for (int i = 0; i < 3; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+		cid[i] = t_submit(t, 1, &c);
+	}
+	pnvme_emu_step(t->emu);          /* one posted, one waiting for room, one unfetched */
+
+	assert_int_equal(pnvme_emu_unmap(t->emu, ring_iova, 4096), 0);
+	munmap(q->sq, 4096);
+	q->sq = NULL;
+	assert_int_equal(t_abort(t, 1, cid[2], &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);  /* not aborted: the ring cannot be read */
+	assert_int_equal(t_abort(t, 1, cid[1], &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);
+
+	/* still alive: the posted completion is there, admin commands work */
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, cid[0]);
+	uint8_t id[4096];
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_SQ, 1), ST_OK);
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_CQ, 1), ST_OK);
+	t_close(t);
+}
+
 static void test_delete_sq_aborts(void **state)
 {
 	struct t *t = t_up("emu:mode=step");
@@ -2586,6 +2639,7 @@ int main(void)
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_abort_unfetched),
+		cmocka_unit_test(test_abort_unmapped_sq),
 		cmocka_unit_test(test_delete_sq_aborts),
 		cmocka_unit_test(test_fault_never_ready_after_bringup),
 		cmocka_unit_test(test_fault_all_ones_mid_io),
