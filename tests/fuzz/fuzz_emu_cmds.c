@@ -53,7 +53,8 @@ enum op {
 	OP_SQDB,       /* qid val(2): write the SQ tail doorbell */
 	OP_CQDB,       /* qid val(2): write the CQ head doorbell */
 	OP_SUBMIT,     /* qid fix sqe(64): put the SQE at our tail, ring unless fix bit 5 */
-	OP_CREATE,     /* qid sqreg cqreg size flags: Create I/O CQ + SQ on the admin queue */
+	OP_CREATE,     /* qid sqreg cqreg size flags: Create I/O CQ + SQ on the admin queue
+			* (SQ entries 2 + size % 255, CQ entries 2 + flags >> 3) */
 	OP_STEP,       /* n: step n % 8 + 1 times */
 	OP_REAP,       /* qid: consume new CQEs, write the head doorbell */
 	OP_UNMAP,      /* idx: remove a mapping */
@@ -64,6 +65,7 @@ enum op {
 	OP_SHADOW,     /* qid which val(2): write a shadow doorbell entry */
 	OP_FAULT,      /* kind qid opc skip count status(2): arm a fault (no delays) */
 	OP_CLEAR,      /* disarm every fault */
+	OP_ABORT,      /* sqid cid: an Abort of (sqid % (NQ + 2), cid) on the admin queue */
 	OP_COUNT
 };
 
@@ -270,7 +272,8 @@ static void op_db(struct in *in, bool sq)
 
 /*
  * fix bits: 0 PRP1 and 1 PRP2 folded into the arena (2: page aligned),
- * 3 NSID 1, 4 no flags (no fused, PRPs), 5 do not ring.
+ * 3 NSID 1, 4 no flags (no fused, PRPs), 5 do not ring, 6 CID below 256 (so
+ * that OP_ABORT can name it).
  */
 static void op_submit(struct in *in)
 {
@@ -288,6 +291,8 @@ static void op_submit(struct in *in)
 		c.nsid = 1;
 	if (fix & 16u)
 		c.flags = 0;
+	if (fix & 64u)
+		c.cid &= 0xffu;
 	submit(qid, &c, !(fix & 32u));
 }
 
@@ -295,16 +300,17 @@ static void op_create(struct in *in)
 {
 	uint8_t a[5];
 	struct pnvme_sqe c;
-	uint32_t qid, size;
+	uint32_t qid, size, cqsize;
 
 	if (!take(in, a, sizeof(a)))
 		return;
 	qid = 1u + a[0] % NQ;
 	size = 2u + a[3] % 255u;
+	cqsize = 2u + (a[4] >> 3);
 	memset(&c, 0, sizeof(c));
 	c.opc = PNVME_ADM_CREATE_CQ;
 	c.cid = next_cid++;
-	c.cdw10 = qid | (size - 1u) << 16;
+	c.cdw10 = qid | (cqsize - 1u) << 16;
 	c.cdw11 = PNVME_CREATE_CQ_PC | ((a[4] & 1u) ? PNVME_CREATE_CQ_IEN : 0);
 	c.prp1 = reg_iova(a[2] % NREG);
 	submit(0, &c, !(a[4] & 2u));
@@ -318,7 +324,8 @@ static void op_create(struct in *in)
 	q[qid].on = true;
 	q[qid].sqreg = a[1] % NREG;
 	q[qid].cqreg = a[2] % NREG;
-	q[qid].sqsize = q[qid].cqsize = size;
+	q[qid].sqsize = size;
+	q[qid].cqsize = cqsize;
 	q[qid].tail = q[qid].head = 0;
 	q[qid].phase = 1;
 }
@@ -446,6 +453,20 @@ static void op_fault(struct in *in)
 	(void)pnvme_emu_inject(emu, &f);
 }
 
+static void op_abort(struct in *in)
+{
+	uint8_t a[2];
+	struct pnvme_sqe c;
+
+	if (!take(in, a, 2))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_ABORT;
+	c.cid = next_cid++;
+	c.cdw10 = (uint32_t)(a[0] % (NQ + 2)) | (uint32_t)a[1] << 16;
+	submit(0, &c, true);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -521,6 +542,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_SHADOW:  op_shadow(&in); break;
 		case OP_FAULT:   op_fault(&in); break;
 		case OP_CLEAR:   pnvme_emu_clear_faults(emu); break;
+		case OP_ABORT:   op_abort(&in); break;
 		default: break;
 		}
 	}

@@ -132,7 +132,7 @@ write("fuzz_identify", {
 
 # --- fuzz_emu_cmds: configuration, reserved byte, then operations -------------
 (OP_REG32, OP_ENABLE, OP_SQDB, OP_CQDB, OP_SUBMIT, OP_CREATE, OP_STEP, OP_REAP, OP_UNMAP,
- OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR) = range(16)
+ OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT) = range(17)
 REG_SIZE = 16 << 10
 
 
@@ -152,7 +152,8 @@ def enable(sqreg=0, cqreg=1, size=30):
     return op(OP_ENABLE, sqreg, cqreg, size, size, 1) + op(OP_STEP, 0)
 
 
-def create(qid, sqreg, cqreg, size, flags=0):      # size: entries - 2
+def create(qid, sqreg, cqreg, size, flags=0):      # size: entries - 2, SQ and CQ (<= 33)
+    flags |= min(size, 31) << 3
     return op(OP_CREATE, qid - 1, sqreg, cqreg, size, flags) + op(OP_STEP, 1) + op(OP_REAP, 0)
 
 
@@ -198,6 +199,13 @@ write("fuzz_emu_cmds", {
                          op(OP_UNMAP, 10) +
                          submit(0, sqe(0x08, 0x77, 0, cdw=(1 | 3 << 16, 0, 0, 0, 0, 0))) +
                          step() + op(OP_REAP, 0) + op(OP_REAP, 1),
+    # the same with OP_ABORT and small CIDs (SUBMIT fix bit 6)
+    "abort_op": bytes([0x00, 0]) + enable() + create(1, 14, 15, 2, flags=0) +
+                submit(1, rw(RD, 0x101, 0, 1, riova(4)), fix=0x50) + step() +
+                submit(1, rw(RD, 0x102, 0, 1, riova(4)), fix=0x50) +
+                submit(1, rw(RD, 0x103, 0, 1, riova(4)), fix=0x50) + step() +
+                op(OP_ABORT, 1, 3) + step() + op(OP_REAP, 0) + op(OP_UNMAP, 14) +
+                op(OP_ABORT, 1, 2) + step() + op(OP_REAP, 0),
     # the CQ ring unmapped while completions wait for room, then mapped again
     "unmap_cq": bytes([0x00, 0]) + enable() + create(1, 12, 13, 0) +
                 submit(1, rw(WR, 1, 0, 1, riova(4))) + submit(1, rw(WR, 2, 0, 1, riova(4))) +
