@@ -19,9 +19,11 @@
  * that no input runs long.
  *
  * Input: byte 0 picks the configuration (bit 0: lba=4096, 1: ns=2, 2: dbbuf=1,
- * 3-4: dstrd, 5-6: mdts - 1), byte 1 is reserved (0), then operations, each
- * an opcode byte (modulo OP_COUNT) and its arguments (enum op below says
- * which); the input ends at the first operation that does not fit.
+ * 3-4: dstrd, 5-6: mdts - 1), byte 1 the metadata format (bits 0-2: ms from
+ * {0, 8, 8, 16, 16, 32, 64, 8}, 3: ext=1, 4-5: pi, 6: pil=1; combinations
+ * the spec refuses are cut down to what it takes), then operations, each an
+ * opcode byte (modulo OP_COUNT) and its arguments (enum op below says which);
+ * the input ends at the first operation that does not fit.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,10 +56,12 @@ enum op {
 	OP_CQDB,       /* qid val(2): write the CQ head doorbell */
 	OP_SUBMIT,     /* qid fix sqe(64): put the SQE at our tail, ring unless fix bit 5 */
 	OP_CREATE,     /* qid sqreg cqreg size flags: Create I/O CQ + SQ on the admin queue
-			* (SQ entries 2 + size % 255, CQ entries 2 + flags >> 3) */
+			* (SQ entries 2 + size % 255, CQ entries from flags bits 3-7:
+			* 2..5 mostly, so that it fills up) */
 	OP_STEP,       /* n: step n % 8 + 1 times */
 	OP_REAP,       /* qid: consume new CQEs, write the head doorbell */
-	OP_UNMAP,      /* idx: remove a mapping */
+	OP_UNMAP,      /* idx: remove a mapping; bit 7: the one holding queue idx % (NQ + 1)'s
+			* SQ ring (bit 6: CQ ring) */
 	OP_MAP,        /* reg n: map regions reg .. reg + n % 4 as one mapping */
 	OP_POKE,       /* reg off(2) len data: write host memory */
 	OP_PRPLIST,    /* reg off(2) n raw(8 each): PRP entries folded into the arena */
@@ -66,6 +70,7 @@ enum op {
 	OP_FAULT,      /* kind qid opc skip count status(2): arm a fault (no delays) */
 	OP_CLEAR,      /* disarm every fault */
 	OP_ABORT,      /* sqid cid: an Abort of (sqid % (NQ + 2), cid) on the admin queue */
+	OP_IO,         /* qid sel nlb reg mreg: a well-formed I/O command, cheaply (op_io) */
 	OP_COUNT
 };
 
@@ -144,6 +149,16 @@ static void map_remove(uint32_t idx)
 
 	if (nr_maps == 0)
 		return;
+	if (idx & 0x80u) {
+		/* the mapping that holds a queue's ring, if it is still mapped */
+		const struct hq *h = &q[(idx & 0x3fu) % (NQ + 1)];
+		uint32_t reg = (idx & 0x40u) ? h->cqreg : h->sqreg;
+		for (idx = 0; idx < nr_maps; idx++)
+			if (reg - maps[idx].reg < maps[idx].n)
+				break;
+		if (idx == nr_maps)
+			return;
+	}
 	idx %= nr_maps;
 	m = maps[idx];
 	nr_maps--;
@@ -273,7 +288,7 @@ static void op_db(struct in *in, bool sq)
 /*
  * fix bits: 0 PRP1 and 1 PRP2 folded into the arena (2: page aligned),
  * 3 NSID 1, 4 no flags (no fused, PRPs), 5 do not ring, 6 CID below 256 (so
- * that OP_ABORT can name it).
+ * that OP_ABORT can name it), 7 MPTR folded into the arena (dword aligned).
  */
 static void op_submit(struct in *in)
 {
@@ -293,6 +308,8 @@ static void op_submit(struct in *in)
 		c.flags = 0;
 	if (fix & 64u)
 		c.cid &= 0xffu;
+	if (fix & 128u)
+		c.mptr = fold(c.mptr) & ~(uint64_t)3u;
 	submit(qid, &c, !(fix & 32u));
 }
 
@@ -306,7 +323,7 @@ static void op_create(struct in *in)
 		return;
 	qid = 1u + a[0] % NQ;
 	size = 2u + a[3] % 255u;
-	cqsize = 2u + (a[4] >> 3);
+	cqsize = (a[4] & 0x80u) ? 2u + ((a[4] >> 3) & 0xfu) * 2u : 2u + ((a[4] >> 3) & 3u);
 	memset(&c, 0, sizeof(c));
 	c.opc = PNVME_ADM_CREATE_CQ;
 	c.cid = next_cid++;
@@ -453,6 +470,36 @@ static void op_fault(struct in *in)
 	(void)pnvme_emu_inject(emu, &f);
 }
 
+/*
+ * A Read, Write, Write Zeroes or Flush (sel bits 0-1) with PRINFO sel bits
+ * 2-5, NSID 2 if bit 6, not rung if bit 7; nlb + 1 blocks from SLBA mreg, data
+ * in region reg (PRP2 its second page), MPTR at region mreg, a CID below 256,
+ * ILBRT = SLBA, LBAT 0 under a full mask.
+ */
+static void op_io(struct in *in)
+{
+	static const uint8_t opc[4] = {
+		PNVME_NVM_READ, PNVME_NVM_WRITE, PNVME_NVM_WRITE_ZEROES, PNVME_NVM_FLUSH,
+	};
+	uint8_t a[5];
+	struct pnvme_sqe c;
+
+	if (!take(in, a, sizeof(a)))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.opc = opc[a[1] & 3u];
+	c.cid = (uint16_t)(next_cid++ & 0xffu);
+	c.nsid = (a[1] & 0x40u) ? 2 : 1;
+	c.prp1 = reg_iova(a[3] % NREG);
+	c.prp2 = c.prp1 + 4096;
+	c.mptr = reg_iova(a[4] % NREG);
+	c.cdw10 = a[4];
+	c.cdw12 = a[2] | (uint32_t)((a[1] >> 2) & 0xfu) << 26;
+	c.cdw14 = a[4];
+	c.cdw15 = 0xffffu << 16;
+	submit(a[0] % (NQ + 1), &c, !(a[1] & 0x80u));
+}
+
 static void op_abort(struct in *in)
 {
 	uint8_t a[2];
@@ -482,15 +529,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size };
-	char spec[160];
+	static const unsigned ms_sel[8] = { 0, 8, 8, 16, 16, 32, 64, 8 };
+	char spec[200];
 	uint8_t cfg[2] = { 0, 0 };
+	unsigned ms, ext, pi, pil;
 
 	if (!take(&in, cfg, sizeof(cfg)))
 		return 0;
+	ms = ms_sel[cfg[1] & 7u];
+	ext = ms ? (cfg[1] >> 3) & 1u : 0;
+	pi = ms ? (cfg[1] >> 4) & 3u : 0;
+	pil = pi ? (cfg[1] >> 6) & 1u : 0;
 	snprintf(spec, sizeof(spec),
-		 "emu:mode=step,size=1M,mqes=255,nq=%u,lba=%u,ns=%u,dbbuf=%u,dstrd=%u,mdts=%u",
+		 "emu:mode=step,size=1M,mqes=255,nq=%u,lba=%u,ns=%u,dbbuf=%u,dstrd=%u,mdts=%u,"
+		 "ms=%u,ext=%u,pi=%u,pil=%u",
 		 NQ, (cfg[0] & 1u) ? 4096u : 512u, (cfg[0] & 2u) ? 2u : 1u, (cfg[0] >> 2) & 1u,
-		 (cfg[0] >> 3) & 3u, 1u + ((cfg[0] >> 5) & 3u));
+		 (cfg[0] >> 3) & 3u, 1u + ((cfg[0] >> 5) & 3u), ms, ext, pi, pil);
 	if (pnvme_emu_create(spec, &emu) != 0) {
 		fprintf(stderr, "fuzz_emu_cmds: %s: %s\n", spec, pnvme_last_error());
 		abort();
@@ -543,6 +597,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_FAULT:   op_fault(&in); break;
 		case OP_CLEAR:   pnvme_emu_clear_faults(emu); break;
 		case OP_ABORT:   op_abort(&in); break;
+		case OP_IO:      op_io(&in); break;
 		default: break;
 		}
 	}

@@ -35,6 +35,9 @@ write("fuzz_emu_spec", {
     "empty_opt": b"emu:,",
     "mqes0": b"emu:mqes=0,dstrd=9",
     "twice": b"emu:size=8M,size=3",
+    "meta": b"emu:ms=16,ext=1,pi=2,pil=1",
+    "meta_bad": b"emu:pi=1,ms=0,pil=1",
+    "meta_huge": b"emu:ns=32,size=16T,ms=64",
 })
 
 
@@ -132,7 +135,7 @@ write("fuzz_identify", {
 
 # --- fuzz_emu_cmds: configuration, reserved byte, then operations -------------
 (OP_REG32, OP_ENABLE, OP_SQDB, OP_CQDB, OP_SUBMIT, OP_CREATE, OP_STEP, OP_REAP, OP_UNMAP,
- OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT) = range(17)
+ OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT, OP_IO) = range(18)
 REG_SIZE = 16 << 10
 
 
@@ -152,8 +155,8 @@ def enable(sqreg=0, cqreg=1, size=30):
     return op(OP_ENABLE, sqreg, cqreg, size, size, 1) + op(OP_STEP, 0)
 
 
-def create(qid, sqreg, cqreg, size, flags=0):      # size: entries - 2, SQ and CQ (<= 33)
-    flags |= min(size, 31) << 3
+def create(qid, sqreg, cqreg, size, flags=0):      # size: entries - 2 (the CQ's rounded)
+    flags |= size << 3 if size < 4 else 0x80 | (min(size // 2, 15) << 3)
     return op(OP_CREATE, qid - 1, sqreg, cqreg, size, flags) + op(OP_STEP, 1) + op(OP_REAP, 0)
 
 
@@ -237,6 +240,29 @@ write("fuzz_emu_cmds", {
              submit(0, sqe(0x00, 0x63, 0, cdw=(1, 0, 0, 0, 0, 0))) +
              submit(0, sqe(0x04, 0x64, 0, cdw=(1, 0, 0, 0, 0, 0))) + step(2) + op(OP_REAP, 0) +
              create(1, 2, 3, 30),
+    # metadata, extended LBAs with PI type 1: PRACT write, checked read, a bad guard
+    "pi_ext": bytes([0x00, 0x19]) + IO +
+              submit(1, rw(WR, 1, 8, 4, riova(4), 0, 1 << 29)) +
+              submit(1, sqe(WR, 2, 1, riova(5), 0, (8, 0, 3 | 0x7 << 26, 0, 8, 0xffff0000))) +
+              submit(1, sqe(RD, 3, 1, riova(6), 0, (8, 0, 3 | 0xf << 26, 0, 8, 0xffff0000))) +
+              step(2) + op(OP_REAP, 1),
+    # separate metadata (ms=16, PI type 3 first), MPTR in the arena and unmapped
+    "pi_sep": bytes([0x00, 0x73]) + IO +
+              submit(1, sqe(WR, 1, 1, riova(4), 0, (0, 0, 1 | 1 << 29, 0, 5, 9),
+                            mptr=riova(8, 64))) +
+              submit(1, sqe(RD, 2, 1, riova(5), 0, (0, 0, 1 | 0x7 << 26, 0, 5, 0xffff0009),
+                            mptr=riova(8, 128))) +
+              op(OP_UNMAP, 8) +
+              submit(1, sqe(RD, 3, 1, riova(5), 0, (0, 0, 1, 0, 0, 0), mptr=riova(8))) +
+              submit(1, sqe(WZ, 4, 1, 0, 0, (0, 0, 7 | 1 << 29, 0, 0, 0))) +
+              step(2) + op(OP_REAP, 1),
+    # short I/O ops on a PI type 2 namespace with 16 bytes of separate metadata:
+    # PRACT write, checked read, Write Zeroes, Flush, then the SQ ring unmapped
+    "io_op": bytes([0x00, 0x23]) + enable() + create(1, 2, 3, 6) +
+             op(OP_IO, 1, 0x21, 7, 4, 9) + op(OP_IO, 1, 0x1c, 7, 5, 9) +
+             op(OP_IO, 1, 0x02, 3, 0, 9) + op(OP_IO, 1, 0x03, 0, 0, 0) + step(2) +
+             op(OP_REAP, 1) + op(OP_IO, 1, 0x00, 1, 4, 9) + op(OP_UNMAP, 2) +
+             op(OP_ABORT, 1, 4) + step() + op(OP_REAP, 0),
     # registers: shutdown, CC toggled, AQA pointing outside the arena, BAR poked
     "regs": bytes([0x18, 0]) + enable() +
             op(OP_REG32, u16(5), u32(0x00464001)) + step(2) +
