@@ -16,6 +16,11 @@
  *
  * Host memory is reached only through the IOVA table (pnvme_emu_map): a
  * sorted array with a last-hit cache. A miss is a Data Transfer Error.
+ * Queue rings and the DBBUF pages are translated once, for their whole
+ * length, when they are set up; pnvme_emu_unmap() drops those translations
+ * (rings_unmapped()), and every user checks for NULL: a queue whose memory
+ * is gone is never read or written again. Whatever the host writes into the
+ * rings, registers or buffers, every length is checked against its mapping.
  *
  * Shadow doorbells (Doorbell Buffer Config, Base 2.0 §5.8): once configured,
  * every I/O queue also publishes its SQ tail / CQ head in a host memory page,
@@ -46,6 +51,7 @@
 
 #include <pnvme/emu.h>
 
+#include "emu_pi.h"
 #include "internal.h"
 
 #define EMU_NN            32u   /* Identify NN: NSIDs 1..ns are active */
@@ -84,6 +90,8 @@
 #define ST_LOG_INVALID    ST_DNR(PNVME_SCT_CMD, PNVME_SC_LOG_PAGE_INVALID)
 #define ST_QDEL_INVALID   ST_DNR(PNVME_SCT_CMD, PNVME_SC_QUEUE_DELETION_INVALID)
 #define ST_NOT_SAVEABLE   ST_DNR(PNVME_SCT_CMD, PNVME_SC_FEATURE_NOT_SAVEABLE)
+#define ST_INVALID_PI     ST_DNR(PNVME_SCT_CMD, PNVME_SC_INVALID_PI)
+#define ST_PI_ERROR(sc)   ST_DNR(PNVME_SCT_MEDIA, sc)   /* guard / apptag / reftag check */
 
 /* How a fault mangles a completion when it is written (enum emu_cpl_fx bits). */
 enum emu_cpl_fx {
@@ -158,6 +166,8 @@ struct emu_ns {
 	uint8_t *media;
 	uint64_t nlba;
 	uint64_t bytes;
+	uint8_t *meta;          /* ms bytes per LBA (NULL: ms = 0); PI tuples stored inverted */
+	uint64_t meta_bytes;
 };
 
 struct emu_map {
@@ -199,6 +209,7 @@ struct pnvme_emu {
 	size_t nr_maps;
 	struct emu_ns *ns;
 	uint32_t lba_shift;
+	uint32_t ms;                        /* metadata bytes per LBA (0: none) */
 	uint32_t hi_qid;                    /* highest qid that may be valid */
 	uint32_t nr_cmd_faults;             /* armed faults that match commands */
 	uint32_t nr_aborts;
@@ -219,6 +230,7 @@ struct pnvme_emu {
 	size_t maps_cap;
 	size_t bar_len;
 	struct pnvme_emu_config cfg;
+	struct emu_pi_fmt pif;              /* protection format (cfg.pi != 0) */
 	uint32_t cc;                        /* CC as last seen */
 	uint32_t csts;                      /* CSTS as the controller sets it */
 	bool enabled;
@@ -585,6 +597,8 @@ static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_
 	volatile struct pnvme_cqe *e;
 	uint16_t sqhd;
 
+	if (unlikely(cq->ring == NULL))         /* its memory was unmapped */
+		return false;
 	if (next == cq->head && (!cq_shadow_poll(emu, cq) || next == cq->head))
 		return false;
 	sqhd = sq->valid ? (uint16_t)sq->head : c->sqhd;
@@ -987,25 +1001,81 @@ static void queues_reset(struct pnvme_emu *emu)
 /* Media                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void media_zero(struct pnvme_emu *emu, struct emu_ns *ns, uint64_t off, uint64_t len)
+/* Zero [off, off + len) of a media area (`base` is page aligned in RAM mode). */
+static void zero_range(struct pnvme_emu *emu, uint8_t *base, uint64_t off, uint64_t len)
 {
 	if (emu->file_map == NULL && len >= 16 * (uint64_t)PNVME_PAGE_SIZE) {
 		/* anonymous memory: give whole pages back, they read as zeroes */
 		uint64_t a = ALIGN_UP(off, (uint64_t)PNVME_PAGE_SIZE);
 		uint64_t b = (off + len) & ~PAGE_MASK_;
-		if (madvise(ns->media + a, (size_t)(b - a), MADV_DONTNEED) == 0) {
-			memset(ns->media + off, 0, (size_t)(a - off));
-			memset(ns->media + b, 0, (size_t)(off + len - b));
+		if (madvise(base + a, (size_t)(b - a), MADV_DONTNEED) == 0) {
+			memset(base + off, 0, (size_t)(a - off));
+			memset(base + b, 0, (size_t)(off + len - b));
 			return;
 		}
 	}
-	memset(ns->media + off, 0, (size_t)len);
+	memset(base + off, 0, (size_t)len);
+}
+
+static void media_zero(struct pnvme_emu *emu, struct emu_ns *ns, uint64_t off, uint64_t len)
+{
+	zero_range(emu, ns->media, off, len);
+}
+
+/*
+ * Blocks [slba, slba + nlb) become deallocated in the metadata as well: the
+ * non-PI bytes read as zeroes, the PI tuple as all ones (stored inverted:
+ * zeroes), which disables checking (NVM 1.0 §3.2.3.2.1, Deallocated or Unwritten
+ * Logical Blocks).
+ */
+static void meta_zero(struct pnvme_emu *emu, struct emu_ns *ns, uint64_t slba, uint64_t nlb)
+{
+	if (ns->meta != NULL)
+		zero_range(emu, ns->meta, slba * emu->ms, nlb * emu->ms);
+}
+
+/* msync a file-backed range (the start rounded down to its page). */
+static void sync_range(const uint8_t *p, uint64_t len)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)PAGE_MASK_;
+
+	if (len != 0 && msync((void *)a, (size_t)len + ((uintptr_t)p - a), MS_SYNC) != 0)
+		log_warn("emu: msync: %s", strerror(errno));
 }
 
 static void media_sync(struct pnvme_emu *emu, struct emu_ns *ns)
 {
-	if (emu->file_map != NULL && msync(ns->media, (size_t)ns->bytes, MS_SYNC) != 0)
-		log_warn("emu: msync: %s", strerror(errno));
+	if (emu->file_map == NULL)
+		return;
+	sync_range(ns->media, ns->bytes);
+	if (ns->meta != NULL)
+		sync_range(ns->meta, ns->meta_bytes);
+}
+
+/*
+ * One block's metadata as the host sees it, to and from the medium. On a PI
+ * namespace the tuple is kept inverted, so that zero-filled media (never
+ * written, deallocated, a new backing file) reads as the all-ones tuple of a
+ * deallocated block.
+ */
+static void meta_load(const struct pnvme_emu *emu, const struct emu_ns *ns, uint64_t lba,
+		      uint8_t *mb)
+{
+	memcpy(mb, ns->meta + lba * emu->ms, emu->ms);
+	if (emu->cfg.pi)
+		for (unsigned k = 0; k < EMU_PI_SIZE; k++)
+			mb[emu->pif.pil + k] ^= 0xffu;
+}
+
+static void meta_store(const struct pnvme_emu *emu, struct emu_ns *ns, uint64_t lba,
+		       const uint8_t *mb)
+{
+	uint8_t *m = ns->meta + lba * emu->ms;
+
+	memcpy(m, mb, emu->ms);
+	if (emu->cfg.pi)
+		for (unsigned k = 0; k < EMU_PI_SIZE; k++)
+			m[emu->pif.pil + k] ^= 0xffu;
 }
 
 static struct emu_ns *ns_get(struct pnvme_emu *emu, uint32_t nsid)
@@ -1032,6 +1102,151 @@ static inline uint32_t cmd_nlb(const struct pnvme_sqe *c)
 static inline bool lba_range_bad(const struct emu_ns *ns, uint64_t slba, uint64_t nlb)
 {
 	return slba >= ns->nlba || nlb > ns->nlba - slba;
+}
+
+/* PRINFO of a Read / Write / Write Zeroes: 0 on a namespace without PI (ignored there). */
+static inline unsigned cmd_prinfo(const struct pnvme_emu *emu, const struct pnvme_sqe *c)
+{
+	return emu->cfg.pi ? (c->cdw12 >> EMU_PRINFO_SHIFT) & EMU_PRINFO_MASK : 0;
+}
+
+/*
+ * Metadata bytes per block that cross the bus: none when PRACT = 1 and the
+ * metadata is the 8-byte PI tuple alone (the controller inserts / strips it,
+ * NVM 1.0 §5.3), else all of them.
+ */
+static inline uint32_t cmd_host_ms(const struct pnvme_emu *emu, const struct pnvme_sqe *c)
+{
+	if ((cmd_prinfo(emu, c) & EMU_PRINFO_PRACT) && emu->ms == EMU_PI_SIZE)
+		return 0;
+	return emu->ms;
+}
+
+/* A byte stream over a command's PRPs: copy any length, pulling segments as needed. */
+struct prp_stream {
+	struct prp_iter it;
+	uint8_t *va;
+	size_t n;
+};
+
+static uint16_t stream_copy(struct pnvme_emu *emu, struct prp_stream *x, uint8_t *buf,
+			    size_t len, bool to_host)
+{
+	while (len) {
+		size_t c;
+		if (x->n == 0) {
+			uint16_t st;
+			if (x->it.left == 0)
+				return ST_XFER_ERROR;
+			st = prp_next(emu, &x->it, &x->va, &x->n);
+			if (st)
+				return st;
+		}
+		c = len < x->n ? len : x->n;
+		if (to_host)
+			memcpy(x->va, buf, c);
+		else
+			memcpy(buf, x->va, c);
+		x->va += c;
+		x->n -= c;
+		buf += c;
+		len -= c;
+	}
+	return 0;
+}
+
+/*
+ * NVM 1.0 §3.2.4 Read, §3.2.6 Write on a namespace with metadata (§5.2), block
+ * by block. Extended LBAs (FLBAS bit 4): each block's metadata follows its
+ * data in the PRP buffer. Separate: MPTR is one contiguous buffer (PSDT 0,
+ * dword aligned) of nlb * ms bytes, translated whole. With PI (§5.3):
+ * PRACT = 1 generates the tuple on a write (guard over the data, apptag
+ * LBAT, reftag ILBRT + i, ILBRT alone for type 3) and, when ms = 8, moves no
+ * metadata at all; PRACT = 0 checks what the host sent as PRCHK asks; reads
+ * check the stored tuple as PRCHK asks. A failed check stops the command at
+ * that block (the blocks before it were transferred).
+ */
+static uint16_t exec_rw_meta(struct pnvme_emu *emu, struct emu_req *req)
+{
+	const struct pnvme_sqe *c = &req->cmd;
+	uint64_t slba = cmd_slba(c);
+	uint32_t nlb = cmd_nlb(c), lba = emu->cfg.lba_size;
+	bool write = c->opc == PNVME_NVM_WRITE, ext = emu->cfg.ext;
+	unsigned prinfo = cmd_prinfo(emu, c), prchk = prinfo & EMU_PRCHK_MASK;
+	bool pract = prinfo & EMU_PRINFO_PRACT;
+	uint32_t hms = cmd_host_ms(emu, c);
+	uint32_t ilbrt = c->cdw14;
+	uint16_t lbat = (uint16_t)c->cdw15, lbatm = (uint16_t)(c->cdw15 >> 16);
+	uint8_t *mbuf = NULL, *data = emu->scratch;
+	uint8_t mb[64];
+	struct prp_stream x;
+	uint16_t st = 0;
+
+	_Static_assert(sizeof(emu->scratch) >= 4096, "one block of data in scratch");
+	req->err_lba = slba;
+	/* NVM 1.0 §5.3: type 1 with reftag checking wants ILBRT = SLBA's low 32 bits */
+	if (emu->cfg.pi == 1 && (prchk & EMU_PRCHK_REFTAG) && ilbrt != (uint32_t)slba)
+		return ST_INVALID_PI;
+	if (!ext && hms != 0) {
+		if (c->mptr & 3u)
+			return ST_INVALID_FIELD;
+		mbuf = xlate(emu, c->mptr, (uint64_t)nlb * hms);
+		if (mbuf == NULL)
+			return ST_XFER_ERROR;
+	}
+	prp_init(&x.it, c, (uint64_t)nlb * (lba + (ext ? hms : 0)));
+	x.n = 0;
+	for (uint32_t i = 0; i < nlb; i++) {
+		uint64_t l = slba + i;
+		uint8_t *media = req->ns->media + (l << emu->lba_shift);
+		uint32_t rt = emu->cfg.pi == 3 ? ilbrt : ilbrt + i;
+		uint8_t sc = 0;
+
+		req->err_lba = l;
+		if (write) {
+			st = stream_copy(emu, &x, data, lba, false);
+			if (st == 0 && ext && hms)
+				st = stream_copy(emu, &x, mb, hms, false);
+			if (st)
+				return st;
+			if (mbuf != NULL)
+				memcpy(mb, mbuf + (size_t)i * hms, hms);
+			if (hms == 0)
+				memset(mb, 0, emu->ms);
+			if (pract)
+				emu_pi_generate(&emu->pif, data, mb, lbat, rt);
+			else if (prchk)
+				sc = emu_pi_check(&emu->pif, data, mb, prchk, lbat, lbatm, rt);
+			if (sc)
+				return ST_PI_ERROR(sc);
+			memcpy(media, data, lba);
+			meta_store(emu, req->ns, l, mb);
+		} else {
+			meta_load(emu, req->ns, l, mb);
+			if (prchk)
+				sc = emu_pi_check(&emu->pif, media, mb, prchk, lbat, lbatm, rt);
+			if (sc)
+				return ST_PI_ERROR(sc);
+			st = stream_copy(emu, &x, media, lba, true);
+			if (st == 0 && ext && hms)
+				st = stream_copy(emu, &x, mb, hms, true);
+			if (st)
+				return st;
+			if (mbuf != NULL)
+				memcpy(mbuf + (size_t)i * hms, mb, hms);
+		}
+	}
+	req->err_lba = 0;
+	if (write) {
+		emu->host_writes++;
+		emu->sectors_written += ((uint64_t)nlb * lba) >> 9;
+		emu->st.write_bytes += (uint64_t)nlb * lba;
+	} else {
+		emu->host_reads++;
+		emu->sectors_read += ((uint64_t)nlb * lba) >> 9;
+		emu->st.read_bytes += (uint64_t)nlb * lba;
+	}
+	return 0;
 }
 
 /* NVM 1.0 §3.2.4 Read, §3.2.6 Write: data between media and the PRPs. */
@@ -1070,12 +1285,35 @@ static uint16_t exec_rw(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
-/* NVM 1.0 §3.2.8 Write Zeroes: zeroes whether DEAC asks to deallocate or not. */
+/*
+ * NVM 1.0 §3.2.8 Write Zeroes: zeroes whether DEAC asks to deallocate or not.
+ * Metadata other than PI reads as zeroes afterwards; the PI tuple is
+ * generated (PRACT = 1: guard of the zeroes, apptag LBAT, reftag ILBRT + i or
+ * ILBRT for type 3) or all zeroes (PRACT = 0). PRCHK must be 0 (else Invalid
+ * Protection Information, as QEMU's controller answers).
+ */
 static uint16_t exec_write_zeroes(struct pnvme_emu *emu, struct emu_req *req)
 {
-	uint64_t slba = cmd_slba(&req->cmd);
-	media_zero(emu, req->ns, slba << emu->lba_shift,
-		   (uint64_t)cmd_nlb(&req->cmd) << emu->lba_shift);
+	const struct pnvme_sqe *c = &req->cmd;
+	uint64_t slba = cmd_slba(c);
+	uint32_t nlb = cmd_nlb(c);
+	unsigned prinfo = cmd_prinfo(emu, c);
+
+	if (prinfo & EMU_PRCHK_MASK)
+		return ST_INVALID_PI;
+	media_zero(emu, req->ns, slba << emu->lba_shift, (uint64_t)nlb << emu->lba_shift);
+	meta_zero(emu, req->ns, slba, nlb);
+	if (emu->cfg.pi != 0) {
+		uint8_t mb[64];
+		memset(emu->scratch, 0, emu->cfg.lba_size);
+		for (uint32_t i = 0; i < nlb; i++) {
+			memset(mb, 0, emu->ms);
+			if (prinfo & EMU_PRINFO_PRACT)
+				emu_pi_generate(&emu->pif, emu->scratch, mb, (uint16_t)c->cdw15,
+						emu->cfg.pi == 3 ? c->cdw14 : c->cdw14 + i);
+			meta_store(emu, req->ns, slba + i, mb);
+		}
+	}
 	return 0;
 }
 
@@ -1099,10 +1337,13 @@ static uint16_t exec_dsm(struct pnvme_emu *emu, struct emu_req *req)
 	if (!(req->cmd.cdw11 & PNVME_DSM_AD))
 		return 0;
 	/* deallocated blocks read back as zeroes (Identify Namespace DLFEAT) */
-	for (uint32_t i = 0; i < nr; i++)
-		if (r[i].nlb)
+	for (uint32_t i = 0; i < nr; i++) {
+		if (r[i].nlb) {
 			media_zero(emu, req->ns, r[i].slba << emu->lba_shift,
 				   (uint64_t)r[i].nlb << emu->lba_shift);
+			meta_zero(emu, req->ns, r[i].slba, r[i].nlb);
+		}
+	}
 	return 0;
 }
 
@@ -1133,13 +1374,21 @@ static uint16_t parse_io(struct pnvme_emu *emu, struct emu_req *req)
 			return ST_INVALID_NS;
 		slba = cmd_slba(c);
 		nlb = cmd_nlb(c);
-		if (unlikely(((uint64_t)nlb << emu->lba_shift) > emu->max_xfer))
-			return ST_INVALID_FIELD;
+		if (unlikely(emu->ms != 0)) {
+			/* MDTS counts the metadata only when it is in the data buffer */
+			uint64_t per = emu->cfg.lba_size + (emu->cfg.ext ? cmd_host_ms(emu, c) : 0);
+			if ((uint64_t)nlb * per > emu->max_xfer)
+				return ST_INVALID_FIELD;
+			req->execute = exec_rw_meta;
+		} else {
+			if (unlikely(((uint64_t)nlb << emu->lba_shift) > emu->max_xfer))
+				return ST_INVALID_FIELD;
+			req->execute = exec_rw;
+		}
 		if (unlikely(lba_range_bad(req->ns, slba, nlb))) {
 			req->err_lba = slba;
 			return ST_LBA_RANGE;
 		}
-		req->execute = exec_rw;
 		return 0;
 	case PNVME_NVM_WRITE_ZEROES:
 		req->ns = ns_get(emu, c->nsid);
@@ -1241,10 +1490,20 @@ static void identify_ns(struct pnvme_emu *emu, uint32_t nsid, struct pnvme_id_ns
 	id->nguid[0] = 0x70;              /* 'p' */
 	memcpy(&id->nguid[4], emu->cfg.sn, 8);
 	memcpy(&id->nguid[12], &nsid, 4);
-	id->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, emu->lba_shift);
+	id->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, emu->lba_shift) |
+		      PNVME_SET(PNVME_LBAF_MS, emu->ms);
+	/* NVM 1.0 Figure 97: FLBAS bit 4, MC, DPC, DPS (one format: only what it is) */
+	if (emu->cfg.ext)
+		id->flbas = PNVME_FLBAS_META_EXT;
+	if (emu->ms != 0)
+		id->mc = emu->cfg.ext ? 1u : 2u;        /* bit 0 extended, bit 1 separate */
+	if (emu->cfg.pi != 0) {
+		id->dpc = (uint8_t)((1u << (emu->cfg.pi - 1)) | (emu->cfg.pi_first ? 1u << 3 : 1u << 4));
+		id->dps = (uint8_t)(emu->cfg.pi | (emu->cfg.pi_first ? 1u << 3 : 0));
+	}
 	if (fault_armed(emu, PNVME_EMU_FAULT_ID_FLBAS_RANGE)) {
 		/* index 3 with NLBAF 0; LBAF3 itself looks fine, so only the NLBAF check catches it */
-		id->flbas = EMU_BAD_FLBAS;
+		id->flbas = (uint8_t)(EMU_BAD_FLBAS | (id->flbas & PNVME_FLBAS_META_EXT));
 		id->lbaf[EMU_BAD_FLBAS] = id->lbaf[0];
 	}
 	if (fault_armed(emu, PNVME_EMU_FAULT_ID_LBADS_ZERO)) {
@@ -1633,17 +1892,29 @@ static uint16_t exec_delete_cq(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
-/* Is command `cid` sitting in SQ `sq` between the head and the doorbell? */
+/*
+ * Is command `cid` sitting in SQ `sq` between the head and the doorbell? The
+ * ring is looked up in the IOVA table afresh, for its whole length: a queue
+ * whose ring memory was unmapped has nothing the controller can see (and is
+ * never read through a stale or NULL pointer).
+ */
 static bool sq_holds_unfetched(struct pnvme_emu *emu, struct emu_sq *sq, uint16_t cid)
 {
 	uint32_t tail = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
+	const struct pnvme_sqe *ring;
 
+	if (sq->ring == NULL || sq->size == 0)
+		return false;
+	ring = (const struct pnvme_sqe *)xlate(emu, sq->iova,
+					       (uint64_t)sq->size * sizeof(struct pnvme_sqe));
+	if (ring == NULL)
+		return false;
 	if (sq->sdb_p != NULL && (sq->sdb_used || shadow_load(sq->sdb_p) != sq->sdb))
 		tail = shadow_load(sq->sdb_p);
-	if (sq->ring == NULL || tail >= sq->size)
+	if (tail >= sq->size)
 		tail = sq->tail;
 	for (uint32_t i = sq->head; i != tail; i = i + 1 == sq->size ? 0 : i + 1)
-		if (sq->ring[i].cid == cid)
+		if (ring[i].cid == cid)
 			return true;
 	return false;
 }
@@ -2247,10 +2518,16 @@ static void *emu_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Namespace media. RAM: one anonymous mapping per namespace, and one for its
+ * metadata. File: the namespaces' data back to back (ns * size bytes), then
+ * their metadata back to back (ns * nlba * ms bytes), nlba * ms per namespace.
+ */
 static int media_open(struct pnvme_emu *emu)
 {
 	const struct pnvme_emu_config *c = &emu->cfg;
-	uint64_t total = c->ns_size * c->nr_ns;
+	uint64_t meta = c->ns_size / c->lba_size * c->ms;
+	uint64_t total = (c->ns_size + meta) * c->nr_ns;
 
 	if (total > SIZE_MAX)
 		return pnvme_fail(-ENOMEM, "emu: namespaces too large");
@@ -2269,8 +2546,12 @@ static int media_open(struct pnvme_emu *emu)
 			return pnvme_fail(-errno, "emu: mmap %s: %s", c->file, strerror(errno));
 		emu->file_map = p;
 		emu->file_len = (size_t)total;
-		for (uint32_t i = 0; i < c->nr_ns; i++)
+		for (uint32_t i = 0; i < c->nr_ns; i++) {
 			emu->ns[i].media = (uint8_t *)p + (size_t)(c->ns_size * i);
+			if (meta != 0)
+				emu->ns[i].meta = (uint8_t *)p + (size_t)(c->ns_size * c->nr_ns) +
+						  (size_t)(meta * i);
+		}
 	} else {
 		for (uint32_t i = 0; i < c->nr_ns; i++) {
 			void *p = mmap(NULL, (size_t)c->ns_size, PROT_READ | PROT_WRITE,
@@ -2278,11 +2559,20 @@ static int media_open(struct pnvme_emu *emu)
 			if (p == MAP_FAILED)
 				return pnvme_fail(-ENOMEM, "emu: no memory for namespace %u", i + 1);
 			emu->ns[i].media = p;
+			if (meta == 0)
+				continue;
+			p = mmap(NULL, (size_t)meta, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (p == MAP_FAILED)
+				return pnvme_fail(-ENOMEM, "emu: no memory for namespace %u metadata",
+						  i + 1);
+			emu->ns[i].meta = p;
 		}
 	}
 	for (uint32_t i = 0; i < c->nr_ns; i++) {
 		emu->ns[i].bytes = c->ns_size;
 		emu->ns[i].nlba = c->ns_size >> emu->lba_shift;
+		emu->ns[i].meta_bytes = meta;
 	}
 	return 0;
 }
@@ -2308,6 +2598,11 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 	emu->fd = -1;
 	emu->dstrd = cfg.dstrd;
 	emu->lba_shift = (uint32_t)__builtin_ctz(cfg.lba_size);
+	emu->ms = cfg.ms;
+	emu->pif.type = cfg.pi;
+	emu->pif.lba_size = cfg.lba_size;
+	emu->pif.ms = cfg.ms;
+	emu->pif.pil = cfg.pi_first || cfg.ms < EMU_PI_SIZE ? 0 : cfg.ms - EMU_PI_SIZE;
 	emu->max_xfer = cfg.mdts ? (uint64_t)PNVME_PAGE_SIZE << cfg.mdts : UINT64_MAX;
 	emu->created_ns = now_ns();
 	pthread_mutex_init(&emu->lock, NULL);
@@ -2343,9 +2638,9 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 		}
 		emu->thread_started = true;
 	}
-	log_debug("emu: created (%u x %llu bytes, lba %u, nq %u, %s)", cfg.nr_ns,
-		  (unsigned long long)cfg.ns_size, cfg.lba_size, cfg.nr_io_queues,
-		  cfg.threaded ? "thread" : "step");
+	log_debug("emu: created (%u x %llu bytes, lba %u, ms %u%s, pi %u, nq %u, %s)", cfg.nr_ns,
+		  (unsigned long long)cfg.ns_size, cfg.lba_size, cfg.ms, cfg.ext ? " extended" : "",
+		  cfg.pi, cfg.nr_io_queues, cfg.threaded ? "thread" : "step");
 	*out = emu;
 	return 0;
 fail:
@@ -2365,9 +2660,12 @@ void pnvme_emu_destroy(struct pnvme_emu *emu)
 		msync(emu->file_map, emu->file_len, MS_SYNC);
 		munmap(emu->file_map, emu->file_len);
 	} else if (emu->ns != NULL) {
-		for (uint32_t i = 0; i < emu->cfg.nr_ns; i++)
+		for (uint32_t i = 0; i < emu->cfg.nr_ns; i++) {
 			if (emu->ns[i].media != NULL)
 				munmap(emu->ns[i].media, (size_t)emu->cfg.ns_size);
+			if (emu->ns[i].meta != NULL)
+				munmap(emu->ns[i].meta, (size_t)emu->ns[i].meta_bytes);
+		}
 	}
 	if (emu->fd >= 0)
 		close(emu->fd);
@@ -2522,6 +2820,44 @@ int pnvme_emu_media_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t off,
 		return rc;
 	emu_lock(emu);
 	memcpy(emu->ns[nsid - 1].media + off, buf, len);
+	emu_unlock(emu);
+	return 0;
+}
+
+static int meta_check(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, uint32_t nlb)
+{
+	if (emu == NULL || nsid == 0 || nsid > emu->cfg.nr_ns)
+		return pnvme_fail(-EINVAL, "emu metadata: bad nsid %u", nsid);
+	if (emu->ms == 0)
+		return pnvme_fail(-EINVAL, "emu metadata: the namespaces have none (ms=0)");
+	if (lba > emu->ns[nsid - 1].nlba || nlb > emu->ns[nsid - 1].nlba - lba)
+		return pnvme_fail(-EINVAL, "emu metadata: blocks beyond namespace %u", nsid);
+	return 0;
+}
+
+int pnvme_emu_meta_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, void *buf,
+			uint32_t nlb)
+{
+	int rc = meta_check(emu, nsid, lba, nlb);
+	if (rc != 0)
+		return rc;
+	emu_lock(emu);
+	for (uint32_t i = 0; i < nlb; i++)
+		meta_load(emu, &emu->ns[nsid - 1], lba + i, (uint8_t *)buf + (size_t)i * emu->ms);
+	emu_unlock(emu);
+	return 0;
+}
+
+int pnvme_emu_meta_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, const void *buf,
+			 uint32_t nlb)
+{
+	int rc = meta_check(emu, nsid, lba, nlb);
+	if (rc != 0)
+		return rc;
+	emu_lock(emu);
+	for (uint32_t i = 0; i < nlb; i++)
+		meta_store(emu, &emu->ns[nsid - 1], lba + i,
+			   (const uint8_t *)buf + (size_t)i * emu->ms);
 	emu_unlock(emu);
 	return 0;
 }

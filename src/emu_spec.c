@@ -9,7 +9,9 @@
  * its last value. Values cannot contain commas (not even file paths).
  *
  * Options and defaults (pnvme/emu.h documents each): size=64M lba=512 ns=1
- * mqes=1023 mdts=5 dstrd=0 to=4 nq=64 dbbuf=1 mode=thread file= (RAM) sn= mn=.
+ * mqes=1023 mdts=5 dstrd=0 to=4 nq=64 dbbuf=1 ms=0 ext=0 pi=0 pil=0
+ * mode=thread file= (RAM) sn= mn=. The metadata options must agree: ext=1
+ * needs ms > 0, pi=1..3 needs ms >= 8, pil=1 needs pi.
  * dbbuf=0|1 offers Doorbell Buffer Config (shadow doorbells, OACS bit 8), on
  * by default as in QEMU's controller.
  */
@@ -37,6 +39,10 @@ static const struct pnvme_emu_config emu_defaults = {
 	.sn = "PNVME-EMU-0001",
 	.mn = "pnvme emulated NVMe controller",
 	.dbbuf = true,
+	.ms = 0,
+	.ext = false,
+	.pi = 0,
+	.pi_first = false,
 };
 
 /*
@@ -150,6 +156,27 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 			cfg->dbbuf = x != 0;
 		return rc;
 	}
+	if (key_is(k, kn, "ms")) {
+		uint32_t x = 0;
+		int rc = num_opt(k, kn, v, vn, 0, 64, &x);
+		if (rc == 0 && x != 0 && x != 8 && x != 16 && x != 32 && x != 64)
+			rc = pnvme_fail(-EINVAL,
+					"emu spec: option 'ms': %u is not 0, 8, 16, 32 or 64", x);
+		if (rc == 0)
+			cfg->ms = x;
+		return rc;
+	}
+	if (key_is(k, kn, "ext") || key_is(k, kn, "pil")) {
+		uint32_t x = 0;
+		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
+		if (rc == 0 && k[0] == 'e')
+			cfg->ext = x != 0;
+		else if (rc == 0)
+			cfg->pi_first = x != 0;
+		return rc;
+	}
+	if (key_is(k, kn, "pi"))
+		return num_opt(k, kn, v, vn, 0, 3, &cfg->pi);
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;
@@ -220,5 +247,19 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 				  (unsigned long long)cfg->ns_size, cfg->lba_size);
 	if (cfg->ns_size > UINT64_MAX / cfg->nr_ns)
 		return pnvme_fail(-EINVAL, "emu spec: option 'size': ns * size overflows");
+	/* NVM 1.0 §5.2, §5.3: PI lives in the metadata, 8 bytes of it */
+	if (cfg->ext && cfg->ms == 0)
+		return pnvme_fail(-EINVAL, "emu spec: option 'ext': extended LBAs need ms > 0");
+	if (cfg->pi != 0 && cfg->ms < 8)
+		return pnvme_fail(-EINVAL,
+				  "emu spec: option 'pi': protection type %u needs ms >= 8 (ms=%u)",
+				  cfg->pi, cfg->ms);
+	if (cfg->pi_first && cfg->pi == 0)
+		return pnvme_fail(-EINVAL, "emu spec: option 'pil': PI location needs pi=1, 2 or 3");
+	if (cfg->ms != 0) {
+		uint64_t meta = cfg->ns_size / cfg->lba_size * cfg->ms;
+		if (meta > UINT64_MAX / cfg->nr_ns - cfg->ns_size)
+			return pnvme_fail(-EINVAL, "emu spec: option 'size': size with metadata overflows");
+	}
 	return 0;
 }

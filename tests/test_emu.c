@@ -625,6 +625,648 @@ static void test_identify_ns(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Metadata and end-to-end protection (NVM 1.0 §5.2, §5.3)                   */
+/* ------------------------------------------------------------------------ */
+
+#define PRACT      (1u << 29)
+#define PRCHK_G    (1u << 28)
+#define PRCHK_A    (1u << 27)
+#define PRCHK_R    (1u << 26)
+#define PRCHK_ALL  (PRCHK_G | PRCHK_A | PRCHK_R)
+#define ST_PI(sc)  ST(PNVME_SCT_MEDIA, sc)
+
+/* CRC-16 T10-DIF bit by bit (polynomial 8BB7h, init 0, MSB first): the test's own. */
+static uint16_t crc_t10dif(uint16_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	for (size_t i = 0; i < len; i++) {
+		crc ^= (uint16_t)(p[i] << 8);
+		for (int b = 0; b < 8; b++)
+			crc = (uint16_t)((crc & 0x8000u) ? (unsigned)(crc << 1) ^ 0x8bb7u : (unsigned)(crc << 1));
+	}
+	return crc;
+}
+
+/* The tuple at `t`, big-endian. */
+static void pi_get(const uint8_t *t, uint16_t *guard, uint16_t *app, uint32_t *ref)
+{
+	*guard = (uint16_t)(t[0] << 8 | t[1]);
+	*app = (uint16_t)(t[2] << 8 | t[3]);
+	*ref = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+}
+
+static void pi_put(uint8_t *t, uint16_t guard, uint16_t app, uint32_t ref)
+{
+	t[0] = (uint8_t)(guard >> 8);
+	t[1] = (uint8_t)guard;
+	t[2] = (uint8_t)(app >> 8);
+	t[3] = (uint8_t)app;
+	t[4] = (uint8_t)(ref >> 24);
+	t[5] = (uint8_t)(ref >> 16);
+	t[6] = (uint8_t)(ref >> 8);
+	t[7] = (uint8_t)ref;
+}
+
+/* Read / Write with metadata: MPTR, CDW12 PRINFO bits, CDW14 ILBRT, CDW15 LBATM:LBAT. */
+static uint16_t t_rwm(struct t *t, uint8_t opc, uint64_t slba, uint32_t nlb, void *buf,
+		      size_t len, uint64_t mptr, uint32_t prinfo, uint32_t ilbrt, uint16_t lbat,
+		      uint16_t lbatm)
+{
+	struct pnvme_sqe c;
+
+	t_rw_sqe(t, &c, opc, 1, slba, nlb, buf, len);
+	c.mptr = mptr;
+	c.cdw12 |= prinfo;
+	c.cdw14 = ilbrt;
+	c.cdw15 = (uint32_t)lbatm << 16 | lbat;
+	return t_cmd(t, 1, &c, NULL);
+}
+
+/* A buffer ending exactly at the end of the arena mapping: one byte more faults. */
+static void *t_tail(struct t *t, size_t len)
+{
+	uint8_t *p = t->arena + ARENA_SIZE - len;
+	assert_true(t->used <= ARENA_SIZE - ALIGN_UP(len, (size_t)4096));
+	memset(p, 0, len);
+	return p;
+}
+
+static void test_meta_parse(void **state)
+{
+	struct pnvme_emu_config c;
+	(void)state;
+
+	assert_int_equal(pnvme_emu_parse("emu", &c), 0);
+	assert_int_equal(c.ms, 0);
+	assert_false(c.ext);
+	assert_int_equal(c.pi, 0);
+	assert_false(c.pi_first);
+	assert_int_equal(pnvme_emu_parse("emu:ms=16,ext=1,pi=3,pil=1", &c), 0);
+	assert_int_equal(c.ms, 16);
+	assert_true(c.ext);
+	assert_int_equal(c.pi, 3);
+	assert_true(c.pi_first);
+	assert_int_equal(pnvme_emu_parse("emu:ms=64,pi=2,pil=0,ext=0", &c), 0);
+	assert_int_equal(c.ms, 64);
+	assert_false(c.ext);
+	assert_false(c.pi_first);
+	assert_int_equal(pnvme_emu_parse("emu:ms=8", &c), 0);
+	assert_int_equal(pnvme_emu_parse("emu:ms=32,pi=1", &c), 0);
+
+	expect_bad("emu:ms=12", "ms");
+	expect_bad("emu:ms=128", "ms");
+	expect_bad("emu:ms=x", "ms");
+	expect_bad("emu:ext=2", "ext");
+	expect_bad("emu:ext=1", "ext");               /* extended LBAs without metadata */
+	expect_bad("emu:pi=4,ms=8", "pi");
+	expect_bad("emu:pi=1", "pi");                 /* PI without metadata */
+	expect_bad("emu:pi=2,ms=0", "ms >= 8");
+	expect_bad("emu:pil=1", "pil");               /* a PI location without PI */
+	expect_bad("emu:pil=1,ms=8", "pil");
+	expect_bad("emu:pil=2,ms=8,pi=1", "pil");
+}
+
+static void test_meta_identify(void **state)
+{
+	struct pnvme_id_ns *id = malloc(sizeof(*id));
+	struct t *t;
+	(void)state;
+
+	t = t_up("emu:mode=step,size=1M,ms=16,ext=1,pi=2,pil=1");
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_MS), 16);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_LBADS), 9);
+	assert_int_equal(id->flbas, PNVME_FLBAS_META_EXT);
+	assert_int_equal(PNVME_FLBAS_INDEX(id->flbas), 0);
+	assert_int_equal(id->mc, 1);                  /* extended */
+	assert_int_equal(id->dpc, (1u << 1) | (1u << 3));   /* type 2, first 8 bytes */
+	assert_int_equal(id->dps, 2u | (1u << 3));
+	assert_int_equal(id->nsze, (1u << 20) / 512);
+	t_close(t);
+
+	t = t_up("emu:mode=step,size=1M,lba=4096,ms=8,pi=1");
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_MS), 8);
+	assert_int_equal(PNVME_GET(id->lbaf[0], PNVME_LBAF_LBADS), 12);
+	assert_int_equal(id->flbas, 0);
+	assert_int_equal(id->mc, 2);                  /* separate */
+	assert_int_equal(id->dpc, (1u << 0) | (1u << 4));   /* type 1, last 8 bytes */
+	assert_int_equal(id->dps, 1);
+	t_close(t);
+
+	t = t_up("emu:mode=step,size=1M");
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_NS, 1, id), ST_OK);
+	assert_int_equal(id->lbaf[0], 9u << 16);
+	assert_int_equal(id->flbas | id->mc | id->dpc | id->dps, 0);
+	t_close(t);
+	free(id);
+}
+
+/* Extended LBAs: data and metadata interleaved in the PRP buffer, both kept per LBA. */
+static void test_meta_extended(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=8,ext=1,mdts=1");
+	size_t len = 4 * 520;
+	uint8_t *w = t_alloc(t, 3 * 4096), *r = t_alloc(t, 3 * 4096);
+	uint8_t data[512], meta[8];
+	uint64_t mptr_unused = 0x7000000000ull;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	/* start 3 KiB into a page: the 2080 bytes cross a page boundary */
+	w += 3072;
+	r += 3072;
+	fill(w, len, 9);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 100, 4, w, len, mptr_unused, 0, 0, 0, 0), ST_OK);
+	for (uint32_t i = 0; i < 4; i++) {
+		assert_int_equal(pnvme_emu_media_read(t->emu, 1, (100 + i) * 512ull, data, 512), 0);
+		assert_memory_equal(data, w + i * 520, 512);
+		assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 100 + i, meta, 1), 0);
+		assert_memory_equal(meta, w + i * 520 + 512, 8);
+	}
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 100, 4, r, len, mptr_unused, 0, 0, 0, 0), ST_OK);
+	assert_memory_equal(r, w, len);
+	/* the transfer is nlb * 520 bytes: ending at the mapping's end is fine, one more is not */
+	uint8_t *tail = t_tail(t, len);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 100, 4, tail, len, 0, 0, 0, 0, 0), ST_OK);
+	assert_memory_equal(tail, w, len);
+	uint8_t *over = t_tail(t, len - 8);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 100, 4, over, len - 8, 0, 0, 0,
+						 0, 0)),
+			 ST(0, PNVME_SC_DATA_XFER_ERROR));
+	/* MDTS (8 KiB) counts the metadata: 15 blocks fit (7800 bytes), 16 do not (8320) */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 0, 15, r, 15 * 520, 0, 0, 0, 0, 0), ST_OK);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 0, 16, r, 16 * 520, 0, 0, 0, 0,
+						 0)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	t_close(t);
+
+	/* 4 KiB LBAs with 64 bytes each, through a PRP list */
+	t = t_up("emu:mode=step,size=1M,lba=4096,ms=64,ext=1");
+	t_ioq(t, 1, 16);
+	len = 3 * (4096 + 64);
+	w = t_alloc(t, len);
+	r = t_alloc(t, len);
+	fill(w, len, 3);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 7, 3, w, len, 0, 0, 0, 0, 0), ST_OK);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 7, 3, r, len, 0, 0, 0, 0, 0), ST_OK);
+	assert_memory_equal(r, w, len);
+	uint8_t m64[64];
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 9, m64, 1), 0);
+	assert_memory_equal(m64, w + 2 * 4160 + 4096, 64);
+	/* PRINFO means nothing without PI: PRACT does not strip anything here */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 7, 3, r, len, 0, PRACT | PRCHK_ALL, 1, 2, 3),
+			 ST_OK);
+	assert_memory_equal(r, w, len);
+	t_close(t);
+}
+
+/* Separate metadata: PRPs carry the data, MPTR one contiguous metadata buffer. */
+static void test_meta_separate(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=16");
+	uint8_t *w = t_alloc(t, 8192), *r = t_alloc(t, 8192);
+	uint8_t *mw = t_alloc(t, 4096), *mr = t_alloc(t, 4096);
+	uint8_t meta[16 * 16];
+	struct pnvme_emu_stats st;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, 8192, 5);
+	fill(mw, 256, 6);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 30, 16, w, 8192, t_iova(t, mw), 0, 0, 0, 0),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 30, meta, 16), 0);
+	assert_memory_equal(meta, mw, 256);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 30, 16, r, 8192, t_iova(t, mr), 0, 0, 0, 0),
+			 ST_OK);
+	assert_memory_equal(r, w, 8192);
+	assert_memory_equal(mr, mw, 256);
+	/* the data buffer is nlb * 512 bytes: no metadata in it */
+	uint8_t *tail = t_tail(t, 8192);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 30, 16, tail, 8192, t_iova(t, mr), 0, 0, 0, 0),
+			 ST_OK);
+	assert_memory_equal(tail, w, 8192);
+
+	/* MPTR at an unmapped IOVA: Data Transfer Error, nothing written */
+	fill(w, 512, 77);
+	pnvme_emu_get_stats(t->emu, &st);
+	uint64_t errs = st.dma_errors;
+	uint16_t s = t_rwm(t, PNVME_NVM_WRITE, 0, 1, w, 512, 0x7000000000ull, 0, 0, 0, 0);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST(0, PNVME_SC_DATA_XFER_ERROR));
+	assert_true(PNVME_STATUS_IS_DNR(s));
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_true(st.dma_errors > errs);
+	uint8_t d[512], zero[512] = { 0 };
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 0, d, 512), 0);
+	assert_memory_equal(d, zero, 512);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 0, 1, r, 512, 0, 0, 0, 0, 0)),
+			 ST(0, PNVME_SC_DATA_XFER_ERROR));
+	/* an MPTR range running past its mapping: 4 blocks need 64 bytes, 48 are mapped */
+	uint8_t *mt = t_tail(t, 48);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 30, 4, r, 2048, t_iova(t, mt),
+						 0, 0, 0, 0)),
+			 ST(0, PNVME_SC_DATA_XFER_ERROR));
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 30, 3, r, 1536, t_iova(t, mt), 0, 0, 0, 0), ST_OK);
+	assert_memory_equal(mt, mw, 48);
+	/* MPTR not dword aligned: Invalid Field */
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 30, 1, r, 512,
+						 t_iova(t, mr) + 2, 0, 0, 0, 0)),
+			 ST(0, PNVME_SC_INVALID_FIELD));
+	/* MDTS counts the data only: 5 = 128 KiB of data plus 4 KiB of metadata */
+	uint8_t *big = t_alloc(t, 128 << 10), *bigm = t_alloc(t, 4096);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 0, 256, big, 128 << 10, t_iova(t, bigm), 0, 0, 0,
+			       0),
+			 ST_OK);
+	/* deallocate: data and metadata read zeroes */
+	struct pnvme_dsm_range *rg = t_alloc(t, 4096);
+	struct pnvme_sqe c;
+	rg->nlb = 16;
+	rg->slba = 30;
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_DSM;
+	c.nsid = 1;
+	c.cdw11 = PNVME_DSM_AD;
+	c.prp1 = t_iova(t, rg);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 30, meta, 16), 0);
+	uint8_t zm[256] = { 0 };
+	assert_memory_equal(meta, zm, 256);
+	/* no metadata accessors on a namespace without metadata, nor past the end */
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 2047, meta, 2), -EINVAL);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 2, 0, meta, 1), -EINVAL);
+	t_close(t);
+	t = t_up("emu:mode=step,size=1M");
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 0, meta, 1), -EINVAL);
+	t_close(t);
+}
+
+/* PRACT = 1: the controller generates PI on writes and, with ms = 8, strips it on reads. */
+static void test_pi_pract(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=8,pi=1");
+	uint8_t *w = t_alloc(t, 4096), *r = t_alloc(t, 4096), *m = t_alloc(t, 4096);
+	uint8_t meta[8 * 4];
+	uint16_t g, a;
+	uint32_t ref;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, 2048, 21);
+	/* no metadata crosses the bus: MPTR is not used (an unmapped one is fine) */
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 10, 4, w, 2048, 0x7000000000ull, PRACT | PRCHK_R,
+			       10, 0x1234, 0xffff),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 10, meta, 4), 0);
+	for (uint32_t i = 0; i < 4; i++) {
+		pi_get(meta + 8 * i, &g, &a, &ref);
+		assert_int_equal(g, crc_t10dif(0, w + 512 * i, 512));
+		assert_int_equal(a, 0x1234);
+		assert_int_equal(ref, 10 + i);
+	}
+	/* read it back: checked, stripped */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 10, 4, r, 2048, 0, PRACT | PRCHK_ALL, 10, 0x1234,
+			       0xffff),
+			 ST_OK);
+	assert_memory_equal(r, w, 2048);
+	/* PRACT = 0: the tuples come to the MPTR buffer */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 10, 4, r, 2048, t_iova(t, m), PRCHK_ALL, 10,
+			       0x1234, 0xffff),
+			 ST_OK);
+	assert_memory_equal(m, meta, 32);
+	t_close(t);
+
+	/* extended: with PRACT the PRPs carry data only, both ways */
+	t = t_up("emu:mode=step,size=1M,ms=8,ext=1,pi=2");
+	t_ioq(t, 1, 16);
+	uint8_t *wt = t_tail(t, 2048);
+	fill(wt, 2048, 22);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 50, 4, wt, 2048, 0, PRACT, 0xabcd0000u, 7, 0),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 53, meta, 1), 0);
+	pi_get(meta, &g, &a, &ref);
+	assert_int_equal(g, crc_t10dif(0, wt + 3 * 512, 512));
+	assert_int_equal(a, 7);
+	assert_int_equal(ref, 0xabcd0003u);            /* type 2: ILBRT + i, any ILBRT */
+	uint8_t *copy = malloc(2048);
+	memcpy(copy, wt, 2048);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 50, 4, wt, 2048, 0, PRACT | PRCHK_ALL,
+			       0xabcd0000u, 7, 0xffff),
+			 ST_OK);
+	assert_memory_equal(wt, copy, 2048);
+	/* without PRACT the tuple travels after each block's data */
+	uint8_t *x = t_alloc(t, 4 * 520);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 50, 4, x, 4 * 520, 0, PRCHK_ALL, 0xabcd0000u, 7,
+			       0xffff),
+			 ST_OK);
+	for (uint32_t i = 0; i < 4; i++) {
+		assert_memory_equal(x + 520 * i, copy + 512 * i, 512);
+		pi_get(x + 520 * i + 512, &g, &a, &ref);
+		assert_int_equal(ref, 0xabcd0000u + i);
+	}
+	free(copy);
+	t_close(t);
+
+	/* type 3: the reference tag is ILBRT for every block */
+	t = t_up("emu:mode=step,size=1M,ms=8,pi=3");
+	t_ioq(t, 1, 16);
+	w = t_alloc(t, 4096);
+	r = t_alloc(t, 4096);
+	fill(w, 1536, 23);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 5, 3, w, 1536, 0, PRACT, 77, 9, 0), ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 5, meta, 3), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		pi_get(meta + 8 * i, &g, &a, &ref);
+		assert_int_equal(ref, 77);
+		assert_int_equal(a, 9);
+	}
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 5, 3, r, 1536, 0, PRACT | PRCHK_ALL, 77, 9, 0xffff),
+			 ST_OK);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 5, 3, r, 1536, 0,
+						 PRACT | PRCHK_R, 78, 9, 0xffff)),
+			 ST_PI(PNVME_SC_REFTAG_CHECK));
+	t_close(t);
+}
+
+/* PI in 16 bytes of metadata: where the tuple sits and what the guard covers. */
+static void test_pi_location(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=16,pi=1");
+	uint8_t *w = t_alloc(t, 4096), *m = t_alloc(t, 4096), *r = t_alloc(t, 4096);
+	uint8_t meta[32];
+	uint16_t g, a;
+	uint32_t ref;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, 1024, 31);
+	fill(m, 32, 32);
+	/* pil=0: the tuple is the last 8 bytes; ms > 8, so the host's metadata comes too */
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 2, 2, w, 1024, t_iova(t, m), PRACT, 2, 0x42, 0),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 2, meta, 2), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		assert_memory_equal(meta + 16 * i, m + 16 * i, 8);     /* untouched */
+		pi_get(meta + 16 * i + 8, &g, &a, &ref);
+		/* the guard covers the data and the 8 metadata bytes in front of the tuple */
+		assert_int_equal(g, crc_t10dif(crc_t10dif(0, w + 512 * i, 512), m + 16 * i, 8));
+		assert_int_equal(a, 0x42);
+		assert_int_equal(ref, 2 + i);
+	}
+	/* ms > 8: PRACT does not strip on read, the metadata comes back whole */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 2, 2, r, 1024, t_iova(t, m) + 1024,
+			       PRACT | PRCHK_ALL, 2, 0x42, 0xffff),
+			 ST_OK);
+	assert_memory_equal(m + 1024, meta, 32);
+	/* a changed non-PI metadata byte breaks the guard */
+	meta[3] ^= 1;
+	assert_int_equal(pnvme_emu_meta_write(t->emu, 1, 2, meta, 1), 0);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 2, 1, r, 512, t_iova(t, m),
+						 PRCHK_G, 2, 0, 0)),
+			 ST_PI(PNVME_SC_GUARD_CHECK));
+	t_close(t);
+
+	/* pil=1: the tuple is the first 8 bytes, the guard covers the data only */
+	t = t_up("emu:mode=step,size=1M,ms=16,pi=1,pil=1");
+	t_ioq(t, 1, 16);
+	w = t_alloc(t, 4096);
+	m = t_alloc(t, 4096);
+	fill(w, 1024, 31);
+	fill(m, 32, 32);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 2, 2, w, 1024, t_iova(t, m), PRACT, 2, 0x42, 0),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 2, meta, 2), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		pi_get(meta + 16 * i, &g, &a, &ref);
+		assert_int_equal(g, crc_t10dif(0, w + 512 * i, 512));
+		assert_int_equal(ref, 2 + i);
+		assert_memory_equal(meta + 16 * i + 8, m + 16 * i + 8, 8);
+	}
+	t_close(t);
+}
+
+/* PRCHK: guard, application tag and reference tag errors, and the escapes. */
+static void test_pi_errors(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=8,pi=1");
+	uint8_t *w = t_alloc(t, 4096), *m = t_alloc(t, 4096), *r = t_alloc(t, 4096);
+	uint8_t meta[8];
+	uint16_t s;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, 512, 41);
+	uint16_t good = crc_t10dif(0, w, 512);
+	/* the host's own PI, checked on write */
+	pi_put(m, good, 0x1111, 20);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 20, 1, w, 512, t_iova(t, m), PRCHK_ALL, 20,
+			       0x1111, 0xffff),
+			 ST_OK);
+	pi_put(m, (uint16_t)(good ^ 1), 0x1111, 20);
+	s = t_rwm(t, PNVME_NVM_WRITE, 20, 1, w, 512, t_iova(t, m), PRCHK_ALL, 20, 0x1111, 0xffff);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST_PI(PNVME_SC_GUARD_CHECK));
+	assert_true(PNVME_STATUS_IS_DNR(s));
+	/* ... not checked when PRCHK does not ask */
+	pi_put(m, (uint16_t)(good ^ 1), 0x1111, 21);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 21, 1, w, 512, t_iova(t, m), PRCHK_A | PRCHK_R, 21,
+			       0x1111, 0xffff),
+			 ST_OK);
+	pi_put(m, good, 0x1112, 20);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_WRITE, 20, 1, w, 512, t_iova(t, m),
+						 PRCHK_ALL, 20, 0x1111, 0xffff)),
+			 ST_PI(PNVME_SC_APPTAG_CHECK));
+	/* LBATM masks the application tag check */
+	pi_put(m, good, 0x1112, 23);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 23, 1, w, 512, t_iova(t, m), PRCHK_ALL, 23,
+			       0x1111, 0xfff0),
+			 ST_OK);
+	pi_put(m, good, 0x1111, 19);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_WRITE, 20, 1, w, 512, t_iova(t, m),
+						 PRCHK_ALL, 20, 0x1111, 0xffff)),
+			 ST_PI(PNVME_SC_REFTAG_CHECK));
+	/* type 1 with reftag checking: ILBRT must be SLBA's low 32 bits */
+	pi_put(m, good, 0x1111, 19);
+	s = t_rwm(t, PNVME_NVM_WRITE, 20, 1, w, 512, t_iova(t, m), PRCHK_R, 19, 0x1111, 0xffff);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST(PNVME_SCT_CMD, PNVME_SC_INVALID_PI));
+	assert_true(PNVME_STATUS_IS_DNR(s));
+	/* apptag FFFFh: nothing is checked for that block (types 1 and 2) */
+	pi_put(m, 0, 0xffff, 0);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 22, 1, w, 512, t_iova(t, m), PRCHK_ALL, 22,
+			       0x1111, 0xffff),
+			 ST_OK);
+
+	/* reads check the stored tuple */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 20, 1, r, 512, t_iova(t, m), PRCHK_ALL, 20, 0x1111,
+			       0xffff),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 20, meta, 1), 0);
+	meta[0] ^= 0x80;                           /* corrupt the guard on the medium */
+	assert_int_equal(pnvme_emu_meta_write(t->emu, 1, 20, meta, 1), 0);
+	s = t_rwm(t, PNVME_NVM_READ, 20, 1, r, 512, t_iova(t, m), PRCHK_G, 20, 0, 0);
+	assert_int_equal(PNVME_STATUS_CODE(s), ST_PI(PNVME_SC_GUARD_CHECK));
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 20, 1, r, 512, t_iova(t, m), PRCHK_A | PRCHK_R, 20,
+			       0x1111, 0xffff),
+			 ST_OK);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 20, 1, r, 512, 0,
+						 PRACT | PRCHK_A, 20, 0x2222, 0xffff)),
+			 ST_PI(PNVME_SC_APPTAG_CHECK));
+	/* the second block of a read fails its reftag check (expected 21, stored 21: fine; 22 is escaped) */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 21, 2, r, 1024, t_iova(t, m), PRCHK_R, 21, 0, 0),
+			 ST_OK);
+	pi_put(meta, good, 0x1111, 99);
+	assert_int_equal(pnvme_emu_meta_write(t->emu, 1, 22, meta, 1), 0);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 21, 2, r, 1024, t_iova(t, m),
+						 PRCHK_R, 21, 0, 0)),
+			 ST_PI(PNVME_SC_REFTAG_CHECK));
+	/* never written blocks: the tuple reads all ones, nothing is checked */
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 500, 2, r, 1024, t_iova(t, m), PRCHK_ALL, 500, 5,
+			       0xffff),
+			 ST_OK);
+	uint8_t ones[16];
+	memset(ones, 0xff, sizeof(ones));
+	assert_memory_equal(m, ones, 16);
+	/* the error log names the failing LBA */
+	struct pnvme_sqe c = { .opc = PNVME_ADM_GET_LOG_PAGE };
+	struct pnvme_error_log *el = t_alloc(t, 4096);
+	c.cdw10 = PNVME_LOG_ERROR | (uint32_t)(sizeof(*el) / 4 - 1) << 16;
+	c.prp1 = t_iova(t, el);
+	assert_int_equal(t_cmd(t, 0, &c, NULL), ST_OK);
+	assert_int_equal(el->lba, 22);
+	t_close(t);
+
+	/* type 3: apptag FFFFh alone does not escape, with reftag FFFFFFFFh it does */
+	t = t_up("emu:mode=step,size=1M,ms=8,pi=3");
+	t_ioq(t, 1, 16);
+	w = t_alloc(t, 4096);
+	m = t_alloc(t, 4096);
+	fill(w, 512, 43);
+	pi_put(m, 0, 0xffff, 5);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_WRITE, 1, 1, w, 512, t_iova(t, m),
+						 PRCHK_G, 5, 0, 0)),
+			 ST_PI(PNVME_SC_GUARD_CHECK));
+	pi_put(m, 0, 0xffff, 0xffffffffu);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 1, 1, w, 512, t_iova(t, m), PRCHK_ALL, 5, 0, 0xffff),
+			 ST_OK);
+	/* no ILBRT = SLBA rule for type 3 */
+	pi_put(m, crc_t10dif(0, w, 512), 3, 1000);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 1, 1, w, 512, t_iova(t, m), PRCHK_ALL, 1000, 3,
+			       0xffff),
+			 ST_OK);
+	t_close(t);
+}
+
+/* Write Zeroes and PI: PRACT generates the tuple, else it is all zeroes. */
+static void test_pi_write_zeroes(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=16,pi=1");
+	uint8_t *w = t_alloc(t, 4096), *m = t_alloc(t, 4096), *r = t_alloc(t, 4096);
+	uint8_t meta[16 * 4], zero[16] = { 0 };
+	struct pnvme_sqe c;
+	uint16_t g, a;
+	uint32_t ref;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(w, 2048, 51);
+	fill(m, 64, 52);
+	assert_int_equal(t_rwm(t, PNVME_NVM_WRITE, 40, 4, w, 2048, t_iova(t, m), PRACT, 40, 1, 0),
+			 ST_OK);
+	/* PRACT = 1 */
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 40, 2, NULL, 0);
+	c.cdw12 |= PRACT;
+	c.cdw14 = 40;
+	c.cdw15 = 0x55;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 40, meta, 2), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		assert_memory_equal(meta + 16 * i, zero, 8);
+		pi_get(meta + 16 * i + 8, &g, &a, &ref);
+		assert_int_equal(g, 0);                 /* CRC of zeroes */
+		assert_int_equal(a, 0x55);
+		assert_int_equal(ref, 40 + i);
+	}
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 40, 2, r, 1024, t_iova(t, m), PRCHK_ALL, 40, 0x55,
+			       0xffff),
+			 ST_OK);
+	/* PRACT = 0: an all-zero tuple; the guard still matches, the tags do not */
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 42, 2, NULL, 0);
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 42, meta, 2), 0);
+	assert_memory_equal(meta, zero, 16);
+	assert_memory_equal(meta + 16, zero, 16);
+	assert_int_equal(t_rwm(t, PNVME_NVM_READ, 42, 2, r, 1024, t_iova(t, m), PRCHK_G, 0, 0, 0),
+			 ST_OK);
+	assert_int_equal(PNVME_STATUS_CODE(t_rwm(t, PNVME_NVM_READ, 42, 2, r, 1024, t_iova(t, m),
+						 PRCHK_A, 0, 1, 0xffff)),
+			 ST_PI(PNVME_SC_APPTAG_CHECK));
+	/* PRCHK in Write Zeroes: Invalid Protection Information */
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE_ZEROES, 1, 42, 2, NULL, 0);
+	c.cdw12 |= PRCHK_G;
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)),
+			 ST(PNVME_SCT_CMD, PNVME_SC_INVALID_PI));
+	t_close(t);
+}
+
+/* A file-backed namespace keeps its metadata after the data, across emulators. */
+static void test_meta_file(void **state)
+{
+	char path[] = "/tmp/pnvme_emu_meta_XXXXXX";
+	char spec[160];
+	int fd = mkstemp(path);
+	uint8_t *w, *r, meta[8];
+	struct t *t;
+	(void)state;
+
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "emu:mode=step,size=1M,ns=2,ms=8,pi=1,file=%s", path);
+	t = t_up(spec);
+	t_ioq(t, 1, 8);
+	w = t_alloc(t, 4096);
+	fill(w, 4096, 61);
+	uint8_t *want = malloc(4096);
+	memcpy(want, w, 4096);
+	struct pnvme_sqe c;
+	t_rw_sqe(t, &c, PNVME_NVM_WRITE, 2, 8, 8, w, 4096);
+	c.cdw12 |= PRACT;
+	c.cdw14 = 8;
+	c.cdw15 = 0xbeef;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	t_close(t);
+
+	/* size: 2 x (1 MiB data + 2048 blocks x 8 bytes); ns 2's tuple of LBA 9 */
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	assert_int_equal(ftell(f), 2 * ((1 << 20) + 2048 * 8));
+	assert_int_equal(fseek(f, (2 << 20) + 2048 * 8 + 9 * 8, SEEK_SET), 0);
+	assert_int_equal(fread(meta, 1, 8, f), 8);
+	fclose(f);
+	for (int i = 0; i < 8; i++)
+		meta[i] ^= 0xff;                    /* stored inverted */
+	uint16_t g, a;
+	uint32_t ref;
+	pi_get(meta, &g, &a, &ref);
+	assert_int_equal(g, crc_t10dif(0, want + 512, 512));
+	assert_int_equal(a, 0xbeef);
+	assert_int_equal(ref, 9);
+
+	t = t_up(spec);
+	t_ioq(t, 1, 8);
+	r = t_alloc(t, 4096);
+	t_rw_sqe(t, &c, PNVME_NVM_READ, 2, 8, 8, r, 4096);
+	c.cdw12 |= PRACT | PRCHK_ALL;
+	c.cdw14 = 8;
+	c.cdw15 = 0xffffu << 16 | 0xbeef;
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_memory_equal(r, want, 4096);
+	t_close(t);
+	free(want);
+	unlink(path);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Queues                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -1924,6 +2566,59 @@ static void test_abort_unfetched(void **state)
 	t_close(t);
 }
 
+/*
+ * An Abort aimed at an SQ whose ring memory was unmapped: commands are left
+ * between head and tail (the CQ is full, so fetching stopped), the ring's
+ * mapping goes away and its memory with it, then the Abort looks for the
+ * command. The controller must not touch the ring (it used to read it through
+ * a NULL pointer): the answer is "not aborted", and it keeps working.
+ */
+static void test_abort_unmapped_sq(void **state)
+{
+	struct t *t = t_up("emu:mode=step");
+	uint8_t *buf = t_alloc(t, 4096);
+	const uint64_t ring_iova = 0x40000000ull;
+	struct tq *q = &t->q[1];
+	struct pnvme_sqe c;
+	struct pnvme_cqe e;
+	uint16_t cid[3];
+	uint32_t dw0;
+	(void)state;
+
+	/* CQ 1 of two entries (one usable) in the arena, SQ 1 in its own mapping */
+	q->sq = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(q->sq != MAP_FAILED);
+	assert_int_equal(pnvme_emu_map(t->emu, q->sq, ring_iova, 4096), 0);
+	q->cq = t_alloc(t, 4096);
+	q->sqsize = 8;
+	q->cqsize = 2;
+	q->phase = 1;
+	assert_int_equal(t_create_cq(t, 1, 2, t_iova(t, q->cq)), ST_OK);
+	assert_int_equal(t_create_sq(t, 1, 1, 8, ring_iova), ST_OK);
+	for (int i = 0; i < 3; i++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+		cid[i] = t_submit(t, 1, &c);
+	}
+	pnvme_emu_step(t->emu);          /* one posted, one waiting for room, one unfetched */
+
+	assert_int_equal(pnvme_emu_unmap(t->emu, ring_iova, 4096), 0);
+	munmap(q->sq, 4096);
+	q->sq = NULL;
+	assert_int_equal(t_abort(t, 1, cid[2], &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);  /* not aborted: the ring cannot be read */
+	assert_int_equal(t_abort(t, 1, cid[1], &dw0), ST_OK);
+	assert_int_equal(dw0 & 1u, 1u);
+
+	/* still alive: the posted completion is there, admin commands work */
+	assert_true(t_reap(t, 1, &e));
+	assert_int_equal(e.cid, cid[0]);
+	uint8_t id[4096];
+	assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_SQ, 1), ST_OK);
+	assert_int_equal(t_delete(t, PNVME_ADM_DELETE_CQ, 1), ST_OK);
+	t_close(t);
+}
+
 static void test_delete_sq_aborts(void **state)
 {
 	struct t *t = t_up("emu:mode=step");
@@ -2560,6 +3255,15 @@ int main(void)
 		cmocka_unit_test(test_enable_bad),
 		cmocka_unit_test(test_identify_ctrl),
 		cmocka_unit_test(test_identify_ns),
+		cmocka_unit_test(test_meta_parse),
+		cmocka_unit_test(test_meta_identify),
+		cmocka_unit_test(test_meta_extended),
+		cmocka_unit_test(test_meta_separate),
+		cmocka_unit_test(test_pi_pract),
+		cmocka_unit_test(test_pi_location),
+		cmocka_unit_test(test_pi_errors),
+		cmocka_unit_test(test_pi_write_zeroes),
+		cmocka_unit_test(test_meta_file),
 		cmocka_unit_test(test_queues),
 		cmocka_unit_test(test_queue_entry_sizes),
 		cmocka_unit_test(test_rw_roundtrip),
@@ -2586,6 +3290,7 @@ int main(void)
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_abort_unfetched),
+		cmocka_unit_test(test_abort_unmapped_sq),
 		cmocka_unit_test(test_delete_sq_aborts),
 		cmocka_unit_test(test_fault_never_ready_after_bringup),
 		cmocka_unit_test(test_fault_all_ones_mid_io),

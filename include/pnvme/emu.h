@@ -16,7 +16,7 @@
  *
  * Spec string (every option has a default; "emu" alone is valid):
  *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
- *       dbbuf=1,mode=thread,file=PATH,sn=...,mn=...
+ *       dbbuf=1,ms=0,ext=0,pi=0,pil=0,mode=thread,file=PATH,sn=...,mn=...
  *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
  *          must be a multiple of the LBA size
  *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
@@ -29,11 +29,55 @@
  *   dbbuf  1: offer Doorbell Buffer Config (OACS bit 8, NVMe Base 2.0 §5.8),
  *          shadow doorbells with EventIdx for the I/O queues; 0: not offered,
  *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller)
+ *   ms     metadata bytes per LBA: 0, 8, 16, 32 or 64 (default 0: none);
+ *          Identify Namespace LBAF0.MS
+ *   ext    1: metadata in extended LBAs, right after each LBA's data in the
+ *          data buffer (FLBAS bit 4, MC bit 0); 0: a separate buffer at MPTR
+ *          (MC bit 1) (default 0; ext=1 needs ms > 0)
+ *   pi     end-to-end protection type, DPS bits 2:0: 0 none, 1, 2 or 3
+ *          (default 0; needs ms >= 8); DPC reports that type only
+ *   pil    PI location, DPS bit 3: 0 = last 8 bytes of the metadata (default,
+ *          as QEMU's pil=0), 1 = first 8 bytes (needs pi)
  *   mode   thread | step (default thread)
  *   file   back the namespaces with this file (created if missing, grown to
- *          ns * size); default is anonymous RAM
+ *          ns * (size + size / lba * ms)); default is anonymous RAM
  *   sn, mn serial and model number strings
  * Errors: -EINVAL with pnvme_last_error() naming the bad option.
+ *
+ * Metadata (ms > 0, NVM Command Set 1.0 §5.2): Read and Write move nlb *
+ * (lba + ms) bytes through the PRPs with ext=1 (data of LBA 0, its metadata,
+ * data of LBA 1, ...; MDTS counts it all), or nlb * lba bytes through the
+ * PRPs and nlb * ms bytes at MPTR with ext=0: one contiguous buffer (PSDT 0),
+ * dword aligned (else Invalid Field in Command), translated whole through the
+ * IOVA table (a miss, or a buffer running past its mapping, is a Data
+ * Transfer Error). Metadata is stored per LBA: RAM mode in a second anonymous
+ * mapping per namespace; with file=, after all the namespaces' data (ns i's
+ * metadata at ns * size + i * (size / lba * ms)). Deallocated blocks (never
+ * written, Dataset Management deallocate) read metadata as zeroes and the PI
+ * tuple as all ones (FFh), which disables checking.
+ *
+ * Protection information (pi=1..3, NVM 1.0 §5.3): an 8-byte tuple in the
+ * metadata, big-endian: guard = CRC-16 T10-DIF (polynomial 8BB7h, initial 0,
+ * not reflected) over the LBA data, and over the metadata bytes in front of
+ * the tuple when pil=0 and ms > 8; application tag; reference tag. CDW12
+ * PRINFO bits 29:26 = PRACT, PRCHK guard, apptag, reftag; CDW14 = ILBRT;
+ * CDW15 = LBATM << 16 | LBAT. Write with PRACT=1: the controller generates
+ * the tuple (apptag LBAT, reftag ILBRT + i for block i, ILBRT for every
+ * block with type 3), and with ms=8 no metadata crosses the bus (extended:
+ * nlb * lba bytes in the PRPs; separate: MPTR unused). Write with PRACT=0:
+ * the host's tuple is checked as PRCHK asks, then stored. Read: the stored
+ * tuple is checked as PRCHK asks; PRACT=1 with ms=8 strips it (nothing
+ * transferred). A tuple with apptag FFFFh (types 1, 2), or FFFFh and reftag
+ * FFFFFFFFh (type 3), is not checked. Apptag check: (tag & LBATM) == (LBAT &
+ * LBATM); reftag check: tag == expected reftag as above (type 3 too, as
+ * QEMU). Failures complete with SCT 2h (Media and Data Integrity), SC 82h
+ * guard, 83h application tag, 84h reference tag check error, DNR set; the
+ * blocks before the failing one were transferred. Type 1 with PRCHK reftag
+ * and ILBRT != SLBA bits 31:0: Invalid Protection Information (SCT 1h, SC
+ * 81h, DNR). Write Zeroes: data and non-PI metadata zeroes; PRACT=1
+ * generates the tuple for the zeroes (guard 0, apptag LBAT, reftag as
+ * above), PRACT=0 stores an all-zero tuple; PRCHK != 0 is Invalid Protection
+ * Information (as QEMU). PRINFO is ignored when pi=0.
  *
  * Shadow doorbells (dbbuf=1): Doorbell Buffer Config takes PRP1 = the shadow
  * doorbell page and PRP2 = the EventIdx page, each one 4 KiB page, page
@@ -80,6 +124,10 @@ struct pnvme_emu_config {
 	char     sn[21];
 	char     mn[41];
 	bool     dbbuf;      /* offer Doorbell Buffer Config (OACS bit 8) */
+	uint32_t ms;         /* metadata bytes per LBA: 0, 8, 16, 32 or 64 */
+	bool     ext;        /* metadata in extended LBAs (FLBAS bit 4), else via MPTR */
+	uint32_t pi;         /* end-to-end protection type (DPS 2:0): 0 none, 1..3 */
+	bool     pi_first;   /* PI in the first 8 bytes of metadata (DPS bit 3), else last */
 };
 
 /**
@@ -137,6 +185,17 @@ int pnvme_emu_media_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, voi
 			 size_t len);
 int pnvme_emu_media_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t off,
 			  const void *buf, size_t len);
+
+/**
+ * Direct access to the metadata of blocks [lba, lba + nlb) of namespace
+ * `nsid`, ms bytes per block, as the host sees it (the PI tuple big-endian;
+ * a deallocated block's tuple all FFh). Returns 0, -EINVAL (no metadata,
+ * bad nsid or range). Any thread.
+ */
+int pnvme_emu_meta_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, void *buf,
+			uint32_t nlb);
+int pnvme_emu_meta_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, const void *buf,
+			 uint32_t nlb);
 
 /* ------------------------------------------------------------------------ */
 /* Fault injection                                                          */

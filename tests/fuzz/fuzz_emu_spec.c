@@ -60,6 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(strnlen(cfg.file, sizeof(cfg.file)) < sizeof(cfg.file));
 		check(str_ok(cfg.sn, sizeof(cfg.sn)));
 		check(str_ok(cfg.mn, sizeof(cfg.mn)));
+		check(cfg.ms == 0 || cfg.ms == 8 || cfg.ms == 16 || cfg.ms == 32 || cfg.ms == 64);
+		check(!cfg.ext || cfg.ms != 0);
+		check(cfg.pi <= 3 && (cfg.pi == 0 || cfg.ms >= 8));
+		check(!cfg.pi_first || cfg.pi != 0);
+		check(cfg.ns_size + cfg.ns_size / cfg.lba_size * cfg.ms <= UINT64_MAX / cfg.nr_ns);
 	} else {
 		check(rc == -EINVAL);
 		check(pnvme_last_error()[0] != '\0');

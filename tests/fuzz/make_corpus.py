@@ -35,6 +35,9 @@ write("fuzz_emu_spec", {
     "empty_opt": b"emu:,",
     "mqes0": b"emu:mqes=0,dstrd=9",
     "twice": b"emu:size=8M,size=3",
+    "meta": b"emu:ms=16,ext=1,pi=2,pil=1",
+    "meta_bad": b"emu:pi=1,ms=0,pil=1",
+    "meta_huge": b"emu:ns=32,size=16T,ms=64",
 })
 
 
@@ -127,4 +130,145 @@ write("fuzz_identify", {
     "emu_one": emu(1, 0, 2048, 5, (0, 1), (1, 0), (2, 0)),
     "emu_many": emu(4, 3, 64, 0, (2, 1), (0, 4), (0, 5), (3, 1)),
     "emu_mdts9": emu(2, 1, 1000, 9, (0, 2), (2, 0xfffffffe)),
+})
+
+
+# --- fuzz_emu_cmds: configuration, reserved byte, then operations -------------
+(OP_REG32, OP_ENABLE, OP_SQDB, OP_CQDB, OP_SUBMIT, OP_CREATE, OP_STEP, OP_REAP, OP_UNMAP,
+ OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT, OP_IO) = range(18)
+REG_SIZE = 16 << 10
+
+
+def riova(reg, off=0):                 # IOVA of a region of the harness arena
+    return 0x100000 + reg * REG_SIZE + off
+
+
+def sqe(opc, cid=0, nsid=1, prp1=0, prp2=0, cdw=(0, 0, 0, 0, 0, 0), flags=0, mptr=0):
+    return struct.pack("<BBHIIIQQQ6I", opc, flags, cid, nsid, 0, 0, mptr, prp1, prp2, *cdw)
+
+
+def op(code, *args):
+    return bytes([code]) + b"".join(a if isinstance(a, bytes) else bytes([a]) for a in args)
+
+
+def enable(sqreg=0, cqreg=1, size=30):
+    return op(OP_ENABLE, sqreg, cqreg, size, size, 1) + op(OP_STEP, 0)
+
+
+def create(qid, sqreg, cqreg, size, flags=0):      # size: entries - 2 (the CQ's rounded)
+    flags |= size << 3 if size < 4 else 0x80 | (min(size // 2, 15) << 3)
+    return op(OP_CREATE, qid - 1, sqreg, cqreg, size, flags) + op(OP_STEP, 1) + op(OP_REAP, 0)
+
+
+def submit(qid, c, fix=0x10):         # fix 0x10: flags 0, PRPs as given
+    return op(OP_SUBMIT, qid, fix, c)
+
+
+def rw(opc, cid, slba, nlb, prp1, prp2=0, cdw12=0, nsid=1):
+    return sqe(opc, cid, nsid, prp1, prp2, (slba, 0, (nlb - 1) | cdw12, 0, 0, 0))
+
+
+def step(n=1):
+    return op(OP_STEP, n - 1)
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+RD, WR, WZ, DSM, FLUSH = 0x02, 0x01, 0x08, 0x09, 0x00
+IO = enable() + create(1, 2, 3, 14)
+write("fuzz_emu_cmds", {
+    # write and read one page, reap both
+    "io": bytes([0x04, 0]) + IO +
+          submit(1, rw(WR, 1, 0, 8, riova(4))) + step() + op(OP_REAP, 1) +
+          submit(1, rw(RD, 2, 0, 8, riova(5))) + step() + op(OP_REAP, 1),
+    # 12 KiB through a PRP list, 4 KiB LBAs, two namespaces
+    "prplist": bytes([0x03, 0]) + IO +
+               op(OP_PRPLIST, 7, u16(0), 2, struct.pack("<QQ", riova(6, 4096) - 0x100000,
+                                                         riova(6, 8192) - 0x100000)) +
+               submit(1, rw(WR, 1, 0, 3, riova(6), riova(7))) + step() + op(OP_REAP, 1) +
+               submit(1, rw(RD, 2, 1, 3, riova(6), riova(7), nsid=2)) + step(),
+    # an Abort aimed at an SQ whose ring was unmapped, with commands left
+    # between head and tail (the CQ is full): read through NULL before the fix
+    "abort_unmapped_sq": bytes([0x00, 0]) + enable() + create(1, 10, 11, 0) +
+                         submit(1, rw(RD, 1, 0, 1, riova(4))) + step() +
+                         submit(1, rw(RD, 2, 0, 1, riova(4))) + step() +
+                         submit(1, rw(RD, 3, 0, 1, riova(4))) + step() +
+                         op(OP_UNMAP, 10) +
+                         submit(0, sqe(0x08, 0x77, 0, cdw=(1 | 3 << 16, 0, 0, 0, 0, 0))) +
+                         step() + op(OP_REAP, 0) + op(OP_REAP, 1),
+    # the same with OP_ABORT and small CIDs (SUBMIT fix bit 6)
+    "abort_op": bytes([0x00, 0]) + enable() + create(1, 14, 15, 2, flags=0) +
+                submit(1, rw(RD, 0x101, 0, 1, riova(4)), fix=0x50) + step() +
+                submit(1, rw(RD, 0x102, 0, 1, riova(4)), fix=0x50) +
+                submit(1, rw(RD, 0x103, 0, 1, riova(4)), fix=0x50) + step() +
+                op(OP_ABORT, 1, 3) + step() + op(OP_REAP, 0) + op(OP_UNMAP, 14) +
+                op(OP_ABORT, 1, 2) + step() + op(OP_REAP, 0),
+    # the CQ ring unmapped while completions wait for room, then mapped again
+    "unmap_cq": bytes([0x00, 0]) + enable() + create(1, 12, 13, 0) +
+                submit(1, rw(WR, 1, 0, 1, riova(4))) + submit(1, rw(WR, 2, 0, 1, riova(4))) +
+                step(2) + op(OP_UNMAP, 13) + op(OP_REAP, 1) + step(2) +
+                op(OP_MAP, 13, 0) + op(OP_CQDB, 1, u16(1)) + step(2),
+    # shadow doorbells: config, tail published in the shadow entry only
+    "dbbuf": bytes([0x0c, 0]) + IO + op(OP_DBBUF, 20, 21) + step() + op(OP_REAP, 0) +
+             submit(1, rw(WR, 1, 0, 1, riova(4)), fix=0x30) + op(OP_SHADOW, 1, 0, u16(1)) +
+             step() + op(OP_REAP, 1) + op(OP_SHADOW, 1, 1, u16(1)) + op(OP_UNMAP, 20) +
+             submit(1, rw(RD, 2, 0, 1, riova(5))) + step(),
+    # Dataset Management ranges, Write Zeroes, Flush of every namespace
+    "dsm_wz": bytes([0x00, 0]) + IO +
+              op(OP_POKE, 8, u16(0), 32, struct.pack("<IIQIIQ", 0, 16, 0, 0, 8, 1000)) +
+              submit(1, sqe(DSM, 1, 1, riova(8), 0, (1, 4, 0, 0, 0, 0))) +
+              submit(1, rw(WZ, 2, 100, 50, 0)) +
+              submit(1, sqe(FLUSH, 3, 0xffffffff)) + step(2) + op(OP_REAP, 1),
+    # faults: delayed and duplicated completions, reordering, then an Abort
+    "faults": bytes([0x00, 0]) + IO +
+              op(OP_FAULT, 5, 1, 0xff, 0, 0, u16(0)) + op(OP_FAULT, 11, 0x80, 0xff, 0, 1, u16(0)) +
+              op(OP_FAULT, 7, 0, 0, 0, 0, u16(0)) +
+              submit(1, rw(RD, 1, 0, 1, riova(4))) + submit(1, rw(RD, 2, 0, 1, riova(4))) +
+              submit(0, sqe(0x08, 0x70, 0, cdw=(1 | 2 << 16, 0, 0, 0, 0, 0))) +
+              step(3) + op(OP_REAP, 0) + op(OP_REAP, 1) + op(OP_CLEAR),
+    # admin commands: identify, log pages, features, delete and re-create
+    "admin": bytes([0x00, 0]) + IO +
+             submit(0, sqe(0x06, 0x60, 0, riova(9), 0, (1, 0, 0, 0, 0, 0))) +
+             submit(0, sqe(0x02, 0x61, 0, riova(9), 0, (0x0002 | 127 << 16, 0, 0, 0, 0, 0))) +
+             submit(0, sqe(0x09, 0x62, 0, cdw=(0x07, 0x00030003, 0, 0, 0, 0))) +
+             submit(0, sqe(0x00, 0x63, 0, cdw=(1, 0, 0, 0, 0, 0))) +
+             submit(0, sqe(0x04, 0x64, 0, cdw=(1, 0, 0, 0, 0, 0))) + step(2) + op(OP_REAP, 0) +
+             create(1, 2, 3, 30),
+    # metadata, extended LBAs with PI type 1: PRACT write, checked read, a bad guard
+    "pi_ext": bytes([0x00, 0x19]) + IO +
+              submit(1, rw(WR, 1, 8, 4, riova(4), 0, 1 << 29)) +
+              submit(1, sqe(WR, 2, 1, riova(5), 0, (8, 0, 3 | 0x7 << 26, 0, 8, 0xffff0000))) +
+              submit(1, sqe(RD, 3, 1, riova(6), 0, (8, 0, 3 | 0xf << 26, 0, 8, 0xffff0000))) +
+              step(2) + op(OP_REAP, 1),
+    # separate metadata (ms=16, PI type 3 first), MPTR in the arena and unmapped
+    "pi_sep": bytes([0x00, 0x73]) + IO +
+              submit(1, sqe(WR, 1, 1, riova(4), 0, (0, 0, 1 | 1 << 29, 0, 5, 9),
+                            mptr=riova(8, 64))) +
+              submit(1, sqe(RD, 2, 1, riova(5), 0, (0, 0, 1 | 0x7 << 26, 0, 5, 0xffff0009),
+                            mptr=riova(8, 128))) +
+              op(OP_UNMAP, 8) +
+              submit(1, sqe(RD, 3, 1, riova(5), 0, (0, 0, 1, 0, 0, 0), mptr=riova(8))) +
+              submit(1, sqe(WZ, 4, 1, 0, 0, (0, 0, 7 | 1 << 29, 0, 0, 0))) +
+              step(2) + op(OP_REAP, 1),
+    # short I/O ops on a PI type 2 namespace with 16 bytes of separate metadata:
+    # PRACT write, checked read, Write Zeroes, Flush, then the SQ ring unmapped
+    "io_op": bytes([0x00, 0x23]) + enable() + create(1, 2, 3, 6) +
+             op(OP_IO, 1, 0x21, 7, 4, 9) + op(OP_IO, 1, 0x1c, 7, 5, 9) +
+             op(OP_IO, 1, 0x02, 3, 0, 9) + op(OP_IO, 1, 0x03, 0, 0, 0) + step(2) +
+             op(OP_REAP, 1) + op(OP_IO, 1, 0x00, 1, 4, 9) + op(OP_UNMAP, 2) +
+             op(OP_ABORT, 1, 4) + step() + op(OP_REAP, 0),
+    # registers: shutdown, CC toggled, AQA pointing outside the arena, BAR poked
+    "regs": bytes([0x18, 0]) + enable() +
+            op(OP_REG32, u16(5), u32(0x00464001)) + step(2) +
+            op(OP_REG32, u16(5), u32(0)) + step() +
+            op(OP_REG32, u16(8), u32(0x0fff0fff)) + op(OP_REG32, u16(9), u32(0x7ffff000)) +
+            op(OP_REG32, u16(5), u32(0x00460001)) + step() +
+            op(OP_REG32, u16(0x8000 | 0x400), u32(0xffffffff)) + op(OP_SQDB, 0, u16(0xffff)) +
+            step(),
 })
