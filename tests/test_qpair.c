@@ -1071,6 +1071,72 @@ static void test_buffer_bounds(void **state)
 	env_close(&e);
 }
 
+/*
+ * Namespaces with metadata: extended LBAs size transfers and MDTS by
+ * data + metadata; separate metadata needs a bounded buffer of its own;
+ * protection flags only where the namespace has PI.
+ */
+static void test_metadata_sizes_and_refusals(void **state)
+{
+	struct cpl c = { 0 };
+	struct env e;
+	(void)state;
+
+	/* Extended, 512 + 8 bytes, MDTS 2^1 x 4 KiB = 8 KiB: 15 blocks per command, not 16. */
+	env_open(&e, "size=1M,ms=8,ext=1,mdts=1", NULL);
+	assert_int_equal(e.ns->ms, 8);
+	assert_int_equal(e.ns->md_ext, 1);
+	assert_int_equal(e.ns->block_bytes, 520);
+	assert_int_equal(e.ns->max_lbas, 8192 / 520);
+	uint8_t *buf = dma_buf(&e, 16 * 520);
+	uint8_t *md = dma_buf(&e, 64);
+	fill(buf, 15 * 520, 3);
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, 15, 0));
+	assert_rc(pnvme_write(e.qp, e.ns, buf, 0, 16, 0, cpl_cb, &c), -EINVAL); /* over MDTS */
+	/* A buffer holding 4 blocks of data only is short of their metadata. */
+	uint8_t *data_only = dma_buf(&e, 4 * 512);
+	assert_rc(pnvme_read(e.qp, e.ns, data_only, 0, 4, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("by 32 bytes");
+	/* No separate buffer on an extended format; no PI flags without PI. */
+	assert_rc(pnvme_read_md(e.qp, e.ns, buf, md, 0, 1, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 0, 1, PNVME_IO_PRACT, cpl_cb, &c), -EINVAL);
+	memset(buf + 15 * 520, 0, 520);
+	uint8_t *back = dma_buf(&e, 15 * 520);
+	assert_ok(pnvme_read_sync(e.qp, e.ns, back, 0, 15, 0));
+	assert_memory_equal(back, buf, 15 * 520);
+	env_close(&e);
+
+	/* Separate metadata with PI type 1. */
+	env_open(&e, "size=1M,ms=8,pi=1", NULL);
+	assert_int_equal(e.ns->md_ext, 0);
+	assert_int_equal(e.ns->pi_type, 1);
+	assert_int_equal(e.ns->block_bytes, 512);
+	buf = dma_buf(&e, 4096);
+	md = dma_buf(&e, 8 * 8);
+	assert_rc(pnvme_read(e.qp, e.ns, buf, 0, 1, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("separate buffer");
+	assert_rc(pnvme_read_md(e.qp, e.ns, buf, md, 0, 9, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	assert_last_error_has("metadata");
+	assert_rc(pnvme_read_md(e.qp, e.ns, buf, md + 2, 0, 1, 0, 0, 0, cpl_cb, &c), -EINVAL);
+	/* PRACT with PI-only metadata moves none: no buffer needed, one refused. */
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, 8, PNVME_IO_PRACT));
+	assert_rc(pnvme_write_md(e.qp, e.ns, buf, md, 0, 8, PNVME_IO_PRACT, 0, 0, cpl_cb, &c),
+		  -EINVAL);
+	/* The controller generated the PI; reading it back checks guard and reference tag. */
+	assert_ok(pnvme_read_md(e.qp, e.ns, buf, md, 0, 8, PNVME_IO_PRCHK_GUARD |
+				PNVME_IO_PRCHK_REF, 0, 0, cpl_cb, &c));
+	reap(&e, 1);
+	assert_int_equal(c.err, 0);
+	/* A wrong application tag checked: the NVMe status reaches the callback. */
+	memset(&c, 0, sizeof(c));
+	assert_ok(pnvme_read_md(e.qp, e.ns, buf, md, 0, 1, PNVME_IO_PRCHK_APP, 0x1234, 0xffff,
+				cpl_cb, &c));
+	reap(&e, 1);
+	assert_int_not_equal(c.err, 0);
+	assert_int_equal(PNVME_CQE_STATUS(&c.cqe) & 0x7ff, PNVME_STATUS(PNVME_SCT_MEDIA, PNVME_SC_APPTAG_CHECK));
+	env_close(&e);
+}
+
 static void test_bad_arguments(void **state)
 {
 	struct pnvme_qpair_opts o;
@@ -1776,6 +1842,7 @@ int main(void)
 		cmocka_unit_test(test_mdts_limit),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_buffer_bounds),
+		cmocka_unit_test(test_metadata_sizes_and_refusals),
 		cmocka_unit_test(test_timeout_dropped_completion),
 		cmocka_unit_test(test_late_completion_after_timeout),
 		cmocka_unit_test(test_close_with_io_outstanding),

@@ -41,16 +41,19 @@
 #define MD_SALT   0x4d45544144415441ull /* metadata bytes follow their own pattern */
 
 /* CRC-16 T10-DIF: polynomial 0x8BB7, initial value 0, not reflected. */
-static uint16_t crc16_t10dif(const uint8_t *p, size_t len)
+static uint16_t crc16_t10dif_cont(uint16_t crc, const uint8_t *p, size_t len)
 {
-	uint16_t crc = 0;
-
 	for (size_t i = 0; i < len; i++) {
 		crc ^= (uint16_t)(p[i] << 8);
 		for (int b = 0; b < 8; b++)
 			crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x8bb7 : crc << 1);
 	}
 	return crc;
+}
+
+static uint16_t crc16_t10dif(const uint8_t *p, size_t len)
+{
+	return crc16_t10dif_cont(0, p, len);
 }
 
 /* The PI tuple, big-endian: guard, application tag, reference tag. */
@@ -73,9 +76,15 @@ static void md_block(uint64_t seed, uint32_t nsid, uint32_t lba_size, uint32_t m
 	pattern_fill_seed(seed, nsid, lba * lba_size, data, lba_size);
 	if (ms >= 8)
 		pattern_fill_seed(seed ^ MD_SALT, nsid, lba * ms, md, ms & ~7u);
+	/*
+	 * The guard covers the data and, with the PI in the last 8 bytes, the
+	 * metadata bytes before it (NVM 1.0c §5.2.1: PI formats).
+	 */
 	if (pi_type)
-		pi_put(md + (pi_first ? 0 : ms - 8), crc16_t10dif(data, lba_size), MD_APPTAG,
-		       (uint32_t)lba);
+		pi_put(md + (pi_first ? 0 : ms - 8),
+		       crc16_t10dif_cont(crc16_t10dif_cont(0, data, lba_size), md,
+					 pi_first ? 0 : ms - 8),
+		       MD_APPTAG, (uint32_t)lba);
 }
 
 struct mdio {
@@ -216,9 +225,12 @@ static void md_pi_checks(struct mdio *m)
 		(ns->md_ext ? m->buf + ns->lba_size : m->md)[pi + bad[k].byte] ^= 0x5a;
 		rc = mdio_rw(m, true, lba, 1, bad[k].flag, !ns->md_ext);
 		uint16_t status = m->status;
-		bool status_ok = rc != 0 && status == PNVME_STATUS(PNVME_SCT_MEDIA, bad[k].sc);
+		/* SCT and SC; a controller may set DNR too */
+		bool status_ok = rc != 0 &&
+				 (status & 0x7ffu) == PNVME_STATUS(PNVME_SCT_MEDIA, bad[k].sc);
 		uint64_t changed = 1;
-		if (mdio_rw(m, false, lba, 1, PNVME_IO_PRCHK_ALL, !ns->md_ext) == 0)
+		if (mdio_rw(m, false, lba, 1, ns->pi_type == 3 ? PNVME_IO_PRCHK_GUARD :
+			    PNVME_IO_PRCHK_ALL, !ns->md_ext) == 0)
 			changed = md_stage(m, lba, 1, true);
 		snprintf(name, sizeof(name), "md-ns%u-pi-%s-error", ns->nsid, bad[k].name);
 		check(status_ok && changed == 0, name, "bad %s written with its check on: %s (%s), "
@@ -240,7 +252,8 @@ static void md_pi_checks(struct mdio *m)
 		rc1 = rc1 ? rc1 : m->err;
 		memset(m->md, 0, ns->ms);
 		memset(m->buf, 0, ns->block_bytes);
-		rc2 = mdio_rw(m, false, lba, 1, PNVME_IO_PRCHK_GUARD | PNVME_IO_PRCHK_REF, !ns->md_ext);
+		rc2 = mdio_rw(m, false, lba, 1, PNVME_IO_PRCHK_GUARD |
+			      (ns->pi_type == 3 ? 0 : PNVME_IO_PRCHK_REF), !ns->md_ext);
 		if (rc2 == 0) {
 			const uint8_t *got = ns->md_ext ? m->buf + ns->lba_size : m->md;
 			uint8_t want[8];
@@ -322,7 +335,12 @@ int cmd_md(const char *dev)
 			break;
 		}
 		md_refusals(&m, ctrl);
-		md_whole(&m, ns->pi_type ? PNVME_IO_PRCHK_ALL : 0);
+		/*
+		 * Type 3 has no per-block reference tag: every block carries the
+		 * same one, so the LBA-based tags here are checked only for types 1 and 2.
+		 */
+		md_whole(&m, ns->pi_type == 0 ? 0 : ns->pi_type == 3
+			 ? PNVME_IO_PRCHK_GUARD | PNVME_IO_PRCHK_APP : PNVME_IO_PRCHK_ALL);
 		if (ns->pi_type)
 			md_pi_checks(&m);
 		pnvme_dma_free(ctrl, m.buf);
