@@ -307,6 +307,21 @@ else
 fi
 unset PNVME_SYSFS_ROOT
 
+# Namespaces with metadata: format, metadata size, PI type and place.
+out=$("$PNVME" id-ns "emu:size=1M,ms=16,pi=2,pil=1" -n 1 2>&1)
+if echo "$out" | grep -q 'separate buffer' && echo "$out" | grep -q 'protection information type 2, in the first' &&
+   echo "$out" | grep -q '512 data + 16 metadata bytes.*(in use)'; then
+	ok "id-ns shows separate metadata and PI type 2 (first bytes)"
+else
+	bad "id-ns metadata: $out"
+fi
+out=$("$PNVME" id-ns "emu:size=1M,ms=8,ext=1" -n 1 2>&1)
+if echo "$out" | grep -qi 'extended' && echo "$out" | grep -q '512 data + 8 metadata bytes'; then
+	ok "id-ns shows an extended-LBA format"
+else
+	bad "id-ns extended: $out"
+fi
+
 json_verdicts
 [ "$fails" = 0 ] && echo "all passed" || echo "$fails failed"
 [ "$fails" = 0 ]
