@@ -77,7 +77,7 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 
 	if (!ctrl || !cmd)
 		return pnvme_fail(-EINVAL, "admin command: NULL controller or command");
-	if (ctrl->dead)
+	if (ctrl_is_dead(ctrl))
 		return pnvme_fail(-ENODEV, "controller is gone");
 	if (len) {
 		if (!buf)

@@ -204,7 +204,9 @@ static int ctrl_enable(struct pnvme_ctrl *ctrl)
 	if (rc)
 		return rc;
 
-	/* Step 2: admin queue attributes and base addresses. */
+	/* Step 2: admin queue attributes and base addresses (and, where the device
+	 * polls them, doorbells that read 0 again: see pnvme_backend.db_polled). */
+	qpair_db_zero(aq);
 	if (pnvme_dma_xlate(&ctrl->dma, aq->sq_mem, 1, &asq) ||
 	    pnvme_dma_xlate(&ctrl->dma, aq->cq_mem, 1, &acq))
 		return pnvme_fail(-EFAULT, "admin queue rings are not DMA mapped");
@@ -610,7 +612,7 @@ static int ctrl_finish_open(struct pnvme_ctrl *ctrl, struct pnvme_ctrl **out)
 		char msg[256];
 		/* Keep the reason: teardown may overwrite the last error. */
 		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
-		if (!ctrl->dead && ctrl->bar)
+		if (!ctrl_is_dead(ctrl) && ctrl->bar)
 			(void)ctrl_disable(ctrl);
 		ctrl_free(ctrl);
 		return pnvme_fail(rc, "%s", msg);
@@ -767,7 +769,7 @@ int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
 				  "of the same controller: close it after the poll returns");
 	while (ctrl->qpairs)
 		(void)pnvme_qpair_destroy(ctrl->qpairs);
-	if (!ctrl->dead) {
+	if (!ctrl_is_dead(ctrl)) {
 		rc = ctrl_shutdown(ctrl);
 		if (rc == 0 || rc == -ETIMEDOUT) {
 			/* Leave the controller disabled: nothing may DMA into freed memory. */
@@ -794,7 +796,9 @@ int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
  * barrier), so writers that come later see it and write nothing; one already
  * inside leaves after a handful of instructions. There is no give-up: a
  * doorbell must not reach a controller being disabled, however long its
- * writer is descheduled.
+ * writer is descheduled. The full barrier below is the protocol's (Dekker:
+ * each side stores its word, full barrier, loads the other's); the acquire
+ * load of db_busy pairs with db_leave()'s release store.
  */
 static void wait_doorbell_writers(struct pnvme_ctrl *ctrl)
 {
@@ -860,8 +864,7 @@ static int reset_attempt(struct pnvme_ctrl *ctrl, uint32_t nq, bool *enabled)
 	*enabled = true;
 	if (aq->sq_tail != 0) {
 		/* Commands callbacks posted while the controller was disabled: announce them. */
-		pnvme_wmb();
-		*aq->sq_db = aq->sq_tail;
+		db_write(aq->sq_db, aq->sq_tail); /* release: the SQEs come first */
 		aq->sq_db_tail = aq->sq_tail;
 	}
 	rc = pnvme_set_features(ctrl, PNVME_FEAT_NUM_QUEUES, 0,
@@ -921,8 +924,8 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 		pthread_mutex_unlock(&ctrl->admin_lock);
 		return pnvme_fail(-ENODEV, "controller is gone");
 	}
-	ctrl->resets++;
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&ctrl->resets, 1, __ATOMIC_RELAXED); /* pnvme_ctrl_resets() reads it */
+	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
 	log_warn("resetting the controller: %s", why);
 	wait_doorbell_writers(ctrl);
 	for (attempt = 1;; attempt++) {
@@ -937,7 +940,7 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 		}
 	}
 	/* Requests raised during the reset (its own admin timeouts) are covered by it. */
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
 	if (rc) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
@@ -1026,12 +1029,12 @@ int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl)
 
 uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl ? ctrl->resets : 0;
+	return ctrl ? __atomic_load_n(&ctrl->resets, __ATOMIC_RELAXED) : 0;
 }
 
 bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl)
 {
-	return ctrl && ctrl->dead != 0;
+	return ctrl && ctrl_is_dead(ctrl);
 }
 
 /* ------------------------------------------------------------------------ */

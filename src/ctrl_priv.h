@@ -71,14 +71,15 @@ struct pnvme_qpair {
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
 	struct pnvme_dma_cache xl; /* run of the last buffer translated */
-	volatile uint32_t *sdb_sq; /* shadow SQ tail doorbell, NULL without DBBUF */
-	const volatile uint32_t *ei_sq; /* controller's EventIdx for it */
-	volatile uint32_t *sdb_cq;
-	const volatile uint32_t *ei_cq;
-	const volatile uint32_t *ctrl_gen; /* controller reset generation */
-	const volatile int *ctrl_dead;
+	uint32_t *sdb_sq;      /* shadow SQ tail doorbell, NULL without DBBUF (atomics) */
+	const uint32_t *ei_sq; /* controller's EventIdx for it (atomics) */
+	uint32_t *sdb_cq;
+	const uint32_t *ei_cq;
+	/* (shared words below: read and written with __atomic builtins only) */
+	const uint32_t *ctrl_gen; /* controller reset generation */
+	const int *ctrl_dead;  /* controller's dead flag, or our `stopped` */
 	uint32_t gen;          /* generation our queues were created in */
-	volatile int db_busy;  /* inside a doorbell write (handshake with a reset) */
+	int db_busy;           /* inside a doorbell write (handshake with a reset) */
 	/* hot: completion */
 	struct pnvme_cqe *cq;
 	volatile uint32_t *cq_db;
@@ -96,7 +97,7 @@ struct pnvme_qpair {
 	struct pnvme_ctrl *ctrl;
 	uint16_t qid;
 	int err;               /* sticky error (failed re-creation, being destroyed) */
-	int stopped;           /* 1 once err is set: ctrl_dead points here then */
+	int stopped;           /* 1 once err is set: ctrl_dead points here then (atomic) */
 	uint32_t max_retries;
 	uint32_t nr_expired;   /* EXPIRED trackers */
 	uint32_t warned;       /* hostile-CQE kinds already reported */
@@ -142,13 +143,18 @@ struct pnvme_ctrl {
 	uint64_t cap;
 	uint32_t vs;
 	uint32_t dstrd;
-	volatile int dead;         /* state is CTRL_DEAD (the submit paths' one load) */
+	/*
+	 * Shared between threads without a lock, so read and written with
+	 * __atomic builtins only (ThreadSanitizer checks that): dead, state,
+	 * gen, admin_gen and resets.
+	 */
+	int dead;                  /* state is CTRL_DEAD (the submit paths' one load) */
 	int state;                 /* enum ctrl_state, through ctrl_change_state() only */
-	volatile uint32_t gen;     /* bumped when a reset starts, when it ends, and by death */
-	volatile uint32_t admin_gen; /* the admin queue's doorbell gate: moved when a reset
-				      * (attempt) starts, the admin queue follows it once
-				      * the controller is enabled again */
-	uint32_t resets;
+	uint32_t gen;              /* bumped when a reset starts, when it ends, and by death */
+	uint32_t admin_gen;        /* the admin queue's doorbell gate: moved when a reset
+				    * (attempt) starts, the admin queue follows it once
+				    * the controller is enabled again */
+	uint32_t resets;           /* pnvme_ctrl_resets(): written under the admin lock */
 	/*
 	 * A reset requested while this thread is inside an admin poll (an admin
 	 * timeout, or an I/O queue's ladder run from an admin callback): run
@@ -189,6 +195,11 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 		uint32_t flags, uint32_t max_retries, struct pnvme_qpair **out);
 /** Empty both rings (host side) and the CQ memory, for a fresh queue on the device. */
 void qpair_ring_reset(struct pnvme_qpair *qp);
+/**
+ * Zero the queue pair's doorbell registers where the device polls them
+ * (pnvme_backend.db_polled): before the device creates the queue.
+ */
+void qpair_db_zero(struct pnvme_qpair *qp);
 /** Point the queue pair at its shadow doorbells (or none) and zero them. */
 void qpair_shadow_setup(struct pnvme_qpair *qp);
 void qpair_free(struct pnvme_qpair *qp);
@@ -219,6 +230,31 @@ bool ctrl_change_state(struct pnvme_ctrl *ctrl, enum ctrl_state to);
 static inline enum ctrl_state ctrl_state(const struct pnvme_ctrl *ctrl)
 {
 	return (enum ctrl_state)__atomic_load_n(&ctrl->state, __ATOMIC_ACQUIRE);
+}
+/* The controller is dead (any thread; a flag, nothing is read on its strength). */
+static inline bool ctrl_is_dead(const struct pnvme_ctrl *ctrl)
+{
+	return __atomic_load_n(&ctrl->dead, __ATOMIC_RELAXED) != 0;
+}
+/* The submit paths' "controller gone or queue pair stopped?" load. */
+static inline bool qpair_gone_flag(const struct pnvme_qpair *qp)
+{
+	return __atomic_load_n(qp->ctrl_dead, __ATOMIC_RELAXED) != 0;
+}
+/* The generation a queue pair follows (the controller's, or the admin gate). */
+static inline uint32_t qpair_ctrl_gen(const struct pnvme_qpair *qp)
+{
+	return __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
+}
+/*
+ * A CQE's status word (phase tag in bit 0), which the controller writes last
+ * (a release store in the emulator): an acquire load, so the rest of the
+ * entry read after it is the entry the phase tag announced (Base 2.0
+ * §4.2.4). A plain 16-bit move on x86.
+ */
+static inline uint16_t cqe_status_load(const struct pnvme_cqe *cqe)
+{
+	return __atomic_load_n(&cqe->status, __ATOMIC_ACQUIRE);
 }
 /**
  * Ask for a reset because of something seen in generation `gen`: decided

@@ -297,13 +297,11 @@ static inline void reg_write(struct pnvme_emu *emu, size_t off, uint32_t v)
 	mmio_write32(emu->bar, off, v);
 }
 
-/* Doorbells are read with acquire semantics: the SQEs the host wrote before
- * ringing must be visible once the new tail is. */
+/* Doorbells are read with acquire semantics (mmio_read32): the SQEs the host
+ * wrote before ringing (a release store) are visible once the new tail is. */
 static inline uint32_t db_read(const struct pnvme_emu *emu, size_t off)
 {
-	uint32_t v = mmio_read32(emu->bar, off);
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return v;
+	return mmio_read32(emu->bar, off);
 }
 
 /*
@@ -328,10 +326,33 @@ static void csts_update(struct pnvme_emu *emu)
 	reg_write(emu, PNVME_REG_CSTS, v);
 }
 
-static void doorbells_clear(struct pnvme_emu *emu, uint32_t qid)
+/*
+ * Every 32-bit word of BAR0 set to `v` (reset values, surprise removal): word
+ * by word with atomic stores, since the host may be reading any register.
+ */
+static void bar_fill(struct pnvme_emu *emu, uint32_t v)
 {
-	reg_write(emu, PNVME_SQ_TDBL(qid, emu->dstrd), 0);
-	reg_write(emu, PNVME_CQ_HDBL(qid, emu->dstrd), 0);
+	for (size_t off = 0; off + 4 <= emu->bar_len; off += 4)
+		__atomic_store_n((volatile uint32_t *)(emu->bar + off), v, __ATOMIC_RELAXED);
+}
+
+/*
+ * The doorbell registers belong to the host: the controller only reads them,
+ * and sees a write as a value different from the one it saw last (sq->db,
+ * cq->db, its own copy). A new queue (Create I/O Queue, or the admin queue
+ * at enable) starts from the value the register holds then, whatever an
+ * earlier queue with this id left there; so a host whose first write could
+ * repeat that value zeroes the register before creating the queue (the
+ * library does, for this transport: struct pnvme_backend.db_polled).
+ */
+static inline uint32_t sq_db_now(const struct pnvme_emu *emu, uint32_t qid)
+{
+	return db_read(emu, PNVME_SQ_TDBL(qid, emu->dstrd));
+}
+
+static inline uint32_t cq_db_now(const struct pnvme_emu *emu, uint32_t qid)
+{
+	return db_read(emu, PNVME_CQ_HDBL(qid, emu->dstrd));
 }
 
 static bool fault_armed(const struct pnvme_emu *emu, enum pnvme_emu_fault_kind k);
@@ -361,7 +382,7 @@ static void cap_write(struct pnvme_emu *emu)
 /* Base 2.0 §3.1.4: the reset values of the properties this controller has. */
 static void regs_init(struct pnvme_emu *emu)
 {
-	memset((void *)emu->bar, 0, emu->bar_len);
+	bar_fill(emu, 0);
 	cap_write(emu);
 	reg_write(emu, PNVME_REG_VS, PNVME_VS(2, 0, 0));
 	emu->cc = 0;
@@ -587,8 +608,8 @@ static bool cq_shadow_poll(struct pnvme_emu *emu, struct emu_cq *cq)
 	return cq_head_take(emu, cq, v);
 }
 
-/* Write one CQE if the ring has room: body, release fence, then the status
- * word with the phase tag (the host polls it from another thread). A CQ that
+/* Write one CQE if the ring has room: body, then the status word with the
+ * phase tag, a release store (the host polls it from another thread). A CQ that
  * looks full may have room the host announced in its shadow entry only. */
 static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_cpl *c)
 {
@@ -615,8 +636,9 @@ static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_
 	e->sqhd = sqhd;
 	e->sqid = c->sqid;
 	e->cid = unlikely(c->fx & FX_BAD_CID) ? (uint16_t)EMU_BAD_CID : c->cid;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	e->status = (uint16_t)((uint16_t)(c->status << 1) | cq->phase);
+	/* Release: the host's acquire load of the phase tag sees the body too. */
+	__atomic_store_n(&e->status, (uint16_t)((uint16_t)(c->status << 1) | cq->phase),
+			 __ATOMIC_RELEASE);
 	cq->tail = next;
 	if (next == 0)
 		cq->phase ^= 1u;
@@ -986,7 +1008,6 @@ static void queues_reset(struct pnvme_emu *emu)
 	for (uint32_t q = 0; q <= emu->cfg.nr_io_queues; q++) {
 		memset(&emu->sqs[q], 0, sizeof(emu->sqs[q]));
 		cq_destroy(&emu->cqs[q]);
-		doorbells_clear(emu, q);
 	}
 	emu->hi_qid = 0;
 	emu->nr_delayed = 0;
@@ -1791,8 +1812,7 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 	cq->qid = (uint16_t)qid;
 	cq->iova = c->prp1;
 	cq->valid = true;
-	doorbells_clear(emu, qid);
-	emu->sqs[qid].db = 0;
+	cq->db = cq_db_now(emu, qid);           /* head 0: the host's next write shows */
 	cq_shadow_attach(emu, cq, false);
 	emu->io_queues_created = true;
 	if (qid > emu->hi_qid)
@@ -1834,7 +1854,7 @@ static uint16_t exec_create_sq(struct pnvme_emu *emu, struct emu_req *req)
 	sq->iova = c->prp1;
 	sq->valid = true;
 	emu->cqs[cqid].nr_sqs++;
-	reg_write(emu, PNVME_SQ_TDBL(qid, emu->dstrd), 0);
+	sq->db = sq_db_now(emu, qid);           /* tail 0: the host's next write shows */
 	sq_shadow_attach(emu, sq, false);
 	emu->io_queues_created = true;
 	if (qid > emu->hi_qid)
@@ -1872,7 +1892,6 @@ static uint16_t exec_delete_sq(struct pnvme_emu *emu, struct emu_req *req)
 	}
 	aborts_drop_sq(emu, (uint16_t)qid);
 	sq_destroy(emu, sq);
-	reg_write(emu, PNVME_SQ_TDBL(qid, emu->dstrd), 0);
 	hi_qid_update(emu);
 	return 0;
 }
@@ -1887,7 +1906,6 @@ static uint16_t exec_delete_cq(struct pnvme_emu *emu, struct emu_req *req)
 	if (emu->cqs[qid].nr_sqs != 0)
 		return ST_QDEL_INVALID;
 	cq_destroy(&emu->cqs[qid]);
-	reg_write(emu, PNVME_CQ_HDBL(qid, emu->dstrd), 0);
 	hi_qid_update(emu);
 	return 0;
 }
@@ -1900,7 +1918,9 @@ static uint16_t exec_delete_cq(struct pnvme_emu *emu, struct emu_req *req)
  */
 static bool sq_holds_unfetched(struct pnvme_emu *emu, struct emu_sq *sq, uint16_t cid)
 {
-	uint32_t tail = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
+	uint32_t db = sq_db_now(emu, sq->qid);
+	/* A register value not taken yet is the newest tail (sq_tail_fetch()). */
+	uint32_t tail = db != sq->db && !sq->sdb_used ? db : sq->tail;
 	const struct pnvme_sqe *ring;
 
 	if (sq->ring == NULL || sq->size == 0)
@@ -2115,7 +2135,7 @@ static void sq_tail_take(struct pnvme_emu *emu, struct emu_sq *sq, uint32_t v)
  */
 static void sq_tail_fetch(struct pnvme_emu *emu, struct emu_sq *sq)
 {
-	uint32_t db = db_read(emu, PNVME_SQ_TDBL(sq->qid, emu->dstrd));
+	uint32_t db = sq_db_now(emu, sq->qid);
 	uint32_t v = sq->tail;
 	bool moved = false;
 
@@ -2215,7 +2235,7 @@ static void sq_process(struct pnvme_emu *emu, struct emu_sq *sq)
  */
 static bool cq_process(struct pnvme_emu *emu, struct emu_cq *cq)
 {
-	uint32_t db = db_read(emu, PNVME_CQ_HDBL(cq->qid, emu->dstrd));
+	uint32_t db = cq_db_now(emu, cq->qid);
 	uint32_t v = cq->head;
 	bool moved = false, rung = false;
 
@@ -2306,6 +2326,8 @@ static void ctrl_enable(struct pnvme_emu *emu)
 	emu->sqs[0].size = sqs;
 	emu->sqs[0].iova = asq;
 	emu->sqs[0].valid = true;
+	emu->sqs[0].db = sq_db_now(emu, 0);      /* (see sq_db_now()) */
+	emu->cqs[0].db = cq_db_now(emu, 0);
 	emu->cqs[0].ring = cring;
 	emu->cqs[0].size = cqs;
 	emu->cqs[0].iova = acq;
@@ -2366,8 +2388,8 @@ static bool cc_process(struct pnvme_emu *emu)
 
 	if (cc == old)
 		return false;
-	/* AQA/ASQ/ACQ were written before CC: read them only after CC */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* AQA/ASQ/ACQ (and the rings) were written before CC: the acquire load of
+	 * CC above orders our reads of them after it */
 	emu->cc = cc;
 	if (PNVME_GET(old, PNVME_CC_EN) && !PNVME_GET(cc, PNVME_CC_EN))
 		ctrl_disable(emu);
@@ -2389,7 +2411,7 @@ static void gone_process(struct pnvme_emu *emu)
 	uint32_t cc;
 
 	if (fault_armed(emu, PNVME_EMU_FAULT_ALL_ONES)) {
-		memset((void *)emu->bar, 0xff, emu->bar_len);
+		bar_fill(emu, UINT32_MAX);
 		return;
 	}
 	cc = reg_read(emu, PNVME_REG_CC);
@@ -2892,7 +2914,7 @@ int pnvme_emu_inject(struct pnvme_emu *emu, const struct pnvme_emu_fault *fault)
 		case PNVME_EMU_FAULT_ALL_ONES:
 			emu->gone = true;
 			emu->running = false;
-			memset((void *)emu->bar, 0xff, emu->bar_len);
+			bar_fill(emu, UINT32_MAX);
 			break;
 		case PNVME_EMU_FAULT_MQES_ZERO:
 			emu->cap_dirty = true;       /* CAP changes at the next step */

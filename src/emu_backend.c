@@ -68,5 +68,6 @@ int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be)
 	be->bar_len = len;
 	be->iova_base = EMU_IOVA_BASE;
 	be->iova_end = EMU_IOVA_END;
+	be->db_polled = true;
 	return 0;
 }

@@ -106,14 +106,31 @@ uint64_t pnvme_now_ms(void);
 #define pnvme_cpu_relax() __asm__ volatile("" ::: "memory")
 #endif
 
+/*
+ * Register access is a single 32-bit atomic load or store of the volatile
+ * location: a plain move on x86 (ldar / stlr on arm64), one bus access, and
+ * for the emulated controller, whose registers are memory another thread
+ * reads and writes, a well-defined C11 access that ThreadSanitizer sees.
+ * Loads acquire and stores release: what was written to memory before a
+ * register write (SQEs before a tail doorbell, rings before CC.EN) is
+ * visible to a thread that reads the register afterwards, and a register
+ * read orders the memory reads after it. Where the protocol needs a full
+ * barrier (the doorbell handshake, shadow doorbells) it is issued beside.
+ */
 static inline uint32_t mmio_read32(const volatile uint8_t *bar, size_t off)
 {
-	return *(const volatile uint32_t *)(bar + off);
+	return __atomic_load_n((const volatile uint32_t *)(bar + off), __ATOMIC_ACQUIRE);
 }
 
 static inline void mmio_write32(volatile uint8_t *bar, size_t off, uint32_t v)
 {
-	*(volatile uint32_t *)(bar + off) = v;
+	__atomic_store_n((volatile uint32_t *)(bar + off), v, __ATOMIC_RELEASE);
+}
+
+/* A doorbell register, through the pointer a queue pair keeps (release store). */
+static inline void db_write(volatile uint32_t *db, uint32_t v)
+{
+	__atomic_store_n(db, v, __ATOMIC_RELEASE);
 }
 
 /* 64-bit registers as two 32-bit accesses: low dword first, then high. */
@@ -159,6 +176,14 @@ struct pnvme_backend {
 	size_t bar_len;
 	uint64_t iova_base;     /* device-usable IOVA window [iova_base, iova_end) */
 	uint64_t iova_end;
+	/*
+	 * The device sees a doorbell write only as a new value in memory it polls
+	 * (the emulator), not as a bus write: the host zeroes a queue's doorbell
+	 * registers before the device creates the queue, so that its first write
+	 * always shows. (A real controller resets its doorbells itself and must
+	 * not see writes for a queue that does not exist: false there.)
+	 */
+	bool db_polled;
 };
 
 /* ------------------------------------------------------------------------ */

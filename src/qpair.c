@@ -124,7 +124,7 @@ void qpair_free(struct pnvme_qpair *qp)
 static void qpair_stop(struct pnvme_qpair *qp, int err)
 {
 	qp->err = err;
-	qp->stopped = 1;
+	__atomic_store_n(&qp->stopped, 1, __ATOMIC_RELAXED);
 	qp->ctrl_dead = &qp->stopped;
 }
 
@@ -167,8 +167,16 @@ void qpair_shadow_setup(struct pnvme_qpair *qp)
 	qp->sdb_cq = &ctrl->dbbuf[cq];
 	qp->ei_sq = &ctrl->eventidx[sq];
 	qp->ei_cq = &ctrl->eventidx[cq];
-	*qp->sdb_sq = 0;
-	*qp->sdb_cq = 0;
+	__atomic_store_n(qp->sdb_sq, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(qp->sdb_cq, 0, __ATOMIC_RELAXED);
+}
+
+void qpair_db_zero(struct pnvme_qpair *qp)
+{
+	if (qp->ctrl->be.db_polled) {
+		db_write(qp->sq_db, 0);
+		db_write(qp->cq_db, 0);
+	}
 }
 
 void qpair_ring_reset(struct pnvme_qpair *qp)
@@ -226,7 +234,7 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 				  "%u entries: command ids keep 4 bits for a generation)", o.depth,
 				  PNVME_MAX_QUEUE_ENTRIES - 1, PNVME_MAX_QUEUE_ENTRIES);
 	entries = o.depth + 1;
-	if (ctrl->dead)
+	if (ctrl_is_dead(ctrl))
 		return pnvme_fail(-ENODEV, "qpair_create: controller is gone");
 
 	pthread_mutex_lock(&ctrl->admin_lock);
@@ -259,8 +267,10 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 		goto free_qp;
 	}
 
-	/* Shadow entries start from zero before the device may look at them. */
+	/* Shadow entries (and a polled device's doorbells) start from zero before
+	 * the device may look at them. */
 	qpair_shadow_setup(qp);
+	qpair_db_zero(qp);
 	/* Base 2.0 §3.3.1.2: a completion queue must exist before its submission queue. */
 	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, qp->cq_size);
 	if (rc)
@@ -298,7 +308,8 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 	ctrl = qp->ctrl;
 	pnvme_qpair_flush(qp);
 	pthread_mutex_lock(&ctrl->admin_lock);
-	if (!ctrl->dead && qp->gen == ctrl->gen && !qp->err) {
+	if (!ctrl_is_dead(ctrl) && qp->gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) &&
+	    !qp->err) {
 		/*
 		 * Base 2.0 §3.3.1.3: delete the SQ first; the controller aborts what
 		 * it had not completed. Reap what it posted, then delete the CQ.
@@ -387,15 +398,20 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
  * moved past the controller's EventIdx (the index it asked to hear about):
  * (u16)(new - eventidx - 1) < (u16)(new - old), the virtio event rule.
  */
-static inline bool shadow_db_update(volatile uint32_t *sdb, const volatile uint32_t *ei,
-				    uint32_t value)
+static inline bool shadow_db_update(uint32_t *sdb, const uint32_t *ei, uint32_t value)
 {
-	uint16_t old = (uint16_t)*sdb;
+	/* Only this thread stores the shadow entry: a relaxed load reads our last value. */
+	uint16_t old = (uint16_t)__atomic_load_n(sdb, __ATOMIC_RELAXED);
 
-	*sdb = value;
-	/* The controller must see the shadow value before we read its EventIdx. */
+	/* Release: the SQEs (or the consumed CQEs) it announces come first. */
+	__atomic_store_n(sdb, value, __ATOMIC_RELEASE);
+	/*
+	 * Full barrier: the controller must see the shadow value before we read
+	 * its EventIdx (it stores EventIdx, full barrier, loads the shadow
+	 * value: one of the two sides sees the other's store).
+	 */
 	pnvme_mb();
-	uint16_t event = (uint16_t)*ei;
+	uint16_t event = (uint16_t)__atomic_load_n(ei, __ATOMIC_RELAXED);
 	return (uint16_t)((uint16_t)value - event - 1) < (uint16_t)((uint16_t)value - old);
 }
 
@@ -410,10 +426,11 @@ static inline bool shadow_db_update(volatile uint32_t *sdb, const volatile uint3
  */
 static inline bool db_enter(struct pnvme_qpair *qp)
 {
-	qp->db_busy = 1;
+	__atomic_store_n(&qp->db_busy, 1, __ATOMIC_RELAXED);
+	/* The full barrier of the handshake (store db_busy, then load the generation). */
 	pnvme_mb();
-	if (unlikely(qp->gen != *qp->ctrl_gen)) {
-		qp->db_busy = 0;
+	if (unlikely(qp->gen != __atomic_load_n(qp->ctrl_gen, __ATOMIC_RELAXED))) {
+		__atomic_store_n(&qp->db_busy, 0, __ATOMIC_RELEASE);
 		return false;
 	}
 	return true;
@@ -435,7 +452,7 @@ static inline void ring_sq(struct pnvme_qpair *qp)
 		return;
 	qp->sq_db_tail = qp->sq_tail;
 	if (!qp->sdb_sq || shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail)) {
-		*qp->sq_db = qp->sq_tail;
+		db_write(qp->sq_db, qp->sq_tail); /* release: the SQEs come first */
 		qp->stats.sq_doorbells++;
 	}
 	db_leave(qp);
@@ -550,7 +567,7 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	struct pnvme_sqe *sqe;
 	uint16_t cid;
 
-	if (unlikely(*qp->ctrl_dead))
+	if (unlikely(qpair_gone_flag(qp)))
 		return qpair_gone(qp);
 	if (len > qp->ctrl->max_xfer)
 		return pnvme_fail(-EINVAL, "transfer of %zu bytes exceeds the controller's "
@@ -769,13 +786,13 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 {
 	uint32_t head = qp->cq_head;
 	uint32_t limit = max ? max : UINT32_MAX;
-	uint32_t sqhd = UINT32_MAX;
+	uint32_t sqhd = 0;
 	uint16_t phase = qp->phase;
 	int n = 0;
 
 	for (;;) {
 		struct pnvme_cqe *cqe = &qp->cq[head];
-		uint16_t status = *(volatile uint16_t *)&cqe->status;
+		uint16_t status = cqe_status_load(cqe);
 
 		/* The entry is new when its phase tag matches ours. */
 		if ((status & 1) != phase)
@@ -784,6 +801,9 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		 * The device writes the entry before flipping its phase tag; without
 		 * this barrier the loads of CID and SQHD below could be satisfied
 		 * before the status load above and see the previous pass's values.
+		 * (The acquire load orders them for the CPUs; on arm64 the barrier
+		 * also orders them against the device, an outer-shareable observer.
+		 * On x86 both are free.)
 		 */
 		pnvme_rmb();
 		uint16_t cid = cqe->cid;
@@ -822,9 +842,13 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		if (unlikely((uint32_t)n == limit))
 			break;
 	}
-	if (sqhd != UINT32_MAX)
-		sqhd_update(qp, sqhd);
+	/*
+	 * The head moved iff an entry was consumed (at most cq_size - 1 can be:
+	 * the device sees our head doorbell only after this loop), and then
+	 * `sqhd` is the last entry's.
+	 */
 	if (head != qp->cq_head) {
+		sqhd_update(qp, sqhd);
 		qp->cq_head = head;
 		qp->phase = phase;
 		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch (or later). */
@@ -833,7 +857,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 		if (unreported >= qp->cq_db_every && likely(db_enter(qp))) {
 			qp->cq_db_head = head;
 			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
-				*qp->cq_db = head;
+				db_write(qp->cq_db, head); /* release: our CQE reads come first */
 				qp->stats.cq_doorbells++;
 			}
 			db_leave(qp);
@@ -930,7 +954,7 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		qp->next_health = now + pnvme_ms_to_ticks(100);
 		uint32_t csts = mmio_read32(ctrl->bar, PNVME_REG_CSTS);
 		if (unlikely(csts == UINT32_MAX)) {
-			if (!ctrl->dead)
+			if (!ctrl_is_dead(ctrl))
 				log_err("controller registers read all ones: device removed");
 			ctrl_mark_dead(ctrl);
 			return;
@@ -1003,7 +1027,7 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 	/* Decided under the admin lock (deferred when polled from an admin callback). */
 	if (why)
 		ctrl_request_reset(ctrl, gen, why);
-	if (qp->gen != *qp->ctrl_gen)
+	if (qp->gen != qpair_ctrl_gen(qp))
 		(void)qpair_reconnect(qp);
 }
 
@@ -1104,6 +1128,7 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	}
 	qpair_ring_reset(qp);
 	qpair_shadow_setup(qp);
+	qpair_db_zero(qp);
 	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
 	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
 		rc = -EFAULT;
@@ -1164,7 +1189,7 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
 				  "of the same queue pair");
 	qp->in_poll = 1;
-	if (unlikely(qp->gen != *qp->ctrl_gen || qp->err)) {
+	if (unlikely(qp->gen != qpair_ctrl_gen(qp) || qp->err)) {
 		int rc = qp->err ? qp->err : qpair_reconnect(qp);
 		if (rc > 0) {
 			/* A reset runs on this thread, below us: the queues wait for its end. */
@@ -1191,7 +1216,7 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 			check_deadlines(qp, now);
 	}
 	qp->in_poll = 0;
-	if (unlikely(*qp->ctrl_dead)) {
+	if (unlikely(qpair_gone_flag(qp))) {
 		/* Nothing more will come from the device: fail what is left. */
 		if (qp->outstanding || qp->nr_expired) {
 			qp->in_poll = 1;
@@ -1207,8 +1232,7 @@ bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp)
 {
 	if (!qp)
 		return false;
-	uint16_t status = *(const volatile uint16_t *)&qp->cq[qp->cq_head].status;
-	return (status & 1) == qp->phase;
+	return (cqe_status_load(&qp->cq[qp->cq_head]) & 1) == qp->phase;
 }
 
 /*
@@ -1348,7 +1372,7 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 				  ns->ms == 0 ? "no metadata" : ns->md_ext ? "extended LBAs: "
 				  "metadata is in the data buffer" : "PRACT with PI-only metadata");
 	}
-	if (unlikely(*qp->ctrl_dead))
+	if (unlikely(qpair_gone_flag(qp)))
 		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
 	if (!sqe)
@@ -1386,7 +1410,7 @@ static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns
 	if (unlikely(nlb - 1 >= ns->fast_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
 		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba))
 		return submit_rw_slow(qp, ns, opc, buf, NULL, slba, nlb, io_flags, 0, 0, cb, arg);
-	if (unlikely(*qp->ctrl_dead))
+	if (unlikely(qpair_gone_flag(qp)))
 		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
 	if (unlikely(!sqe))
@@ -1495,7 +1519,7 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 		if (ranges[i].nlb && check_range(ns, ranges[i].slba, ranges[i].nlb))
 			return -ERANGE;
 	}
-	if (unlikely(*qp->ctrl_dead))
+	if (unlikely(qpair_gone_flag(qp)))
 		return qpair_gone(qp);
 	sqe = sqe_get(qp, &trk, &cid);
 	if (!sqe)

@@ -114,6 +114,18 @@ static void t_step(struct t *t)
 		usleep(50);
 }
 
+/*
+ * The emulator sees a doorbell write as a value different from the one it
+ * saw last, and a new queue starts from what the register holds: like the
+ * library, zero a queue's doorbells before the queue is created, so that
+ * the first write always shows.
+ */
+static void t_db_zero(struct t *t, uint16_t qid)
+{
+	wr32(t, PNVME_SQ_TDBL(qid, t->dstrd), 0);
+	wr32(t, PNVME_CQ_HDBL(qid, t->dstrd), 0);
+}
+
 /* Set up the admin queue registers (Base 2.0 §3.5.1 steps 3-4), not CC. */
 static void t_admin_regs(struct t *t, uint32_t depth)
 {
@@ -124,6 +136,7 @@ static void t_admin_regs(struct t *t, uint32_t depth)
 	q->sqsize = q->cqsize = depth;
 	q->tail = q->head = 0;
 	q->phase = 1;
+	t_db_zero(t, 0);
 	wr32(t, PNVME_REG_AQA, PNVME_SET(PNVME_AQA_ASQS, depth - 1) |
 			       PNVME_SET(PNVME_AQA_ACQS, depth - 1));
 	mmio_write64(t->bar, PNVME_REG_ASQ, t_iova(t, q->sq));
@@ -155,8 +168,7 @@ static uint16_t t_submit(struct t *t, uint16_t qid, struct pnvme_sqe *c)
 	c->cid = q->cid++;
 	memcpy(&q->sq[q->tail], c, sizeof(*c));
 	q->tail = (uint16_t)((q->tail + 1u) % q->sqsize);
-	pnvme_wmb();
-	wr32(t, PNVME_SQ_TDBL(qid, t->dstrd), q->tail);
+	wr32(t, PNVME_SQ_TDBL(qid, t->dstrd), q->tail); /* a release store */
 	return c->cid;
 }
 
@@ -166,9 +178,9 @@ static bool t_reap(struct t *t, uint16_t qid, struct pnvme_cqe *out)
 	struct tq *q = &t->q[qid];
 	volatile struct pnvme_cqe *e = &q->cq[q->head];
 
-	if ((e->status & 1u) != q->phase)
+	/* acquire: the emulator stores the status word (phase) last, with release */
+	if ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1u) != q->phase)
 		return false;
-	pnvme_rmb();
 	memcpy(out, (const void *)e, sizeof(*out));
 	q->head = (uint16_t)((q->head + 1u) % q->cqsize);
 	if (q->head == 0)
@@ -280,6 +292,7 @@ static void t_ioq(struct t *t, uint16_t qid, uint32_t size)
 	q->sqsize = q->cqsize = size;
 	q->tail = q->head = 0;
 	q->phase = 1;
+	t_db_zero(t, qid);
 	assert_int_equal(t_create_cq(t, qid, size, t_iova(t, q->cq)), ST_OK);
 	assert_int_equal(t_create_sq(t, qid, qid, size, t_iova(t, q->sq)), ST_OK);
 }
@@ -1762,6 +1775,7 @@ static void test_cq_full(void **state)
 	q->sqsize = 16;
 	q->cqsize = 4;
 	q->phase = 1;
+	t_db_zero(t, 1);
 	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
 	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
 	for (int i = 0; i < 10; i++) {
@@ -1866,11 +1880,11 @@ static volatile uint32_t *dbb(struct t *t, uint32_t *page, uint32_t idx)
 static bool t_shadow_ring(struct t *t, uint32_t idx, uint32_t v, size_t reg)
 {
 	volatile uint32_t *sdb = dbb(t, t->dbs, idx);
-	uint16_t old = (uint16_t)*sdb;
+	uint16_t old = (uint16_t)__atomic_load_n(sdb, __ATOMIC_RELAXED);
 
-	*sdb = v;
+	__atomic_store_n(sdb, v, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t ev = (uint16_t)*dbb(t, t->eis, idx);
+	uint16_t ev = (uint16_t)__atomic_load_n(dbb(t, t->eis, idx), __ATOMIC_RELAXED);
 	if ((uint16_t)((uint16_t)v - ev - 1) < (uint16_t)((uint16_t)v - old)) {
 		wr32(t, reg, v);
 		return true;
@@ -1886,8 +1900,8 @@ static uint16_t t_post_shadow(struct t *t, uint16_t qid, struct pnvme_sqe *c)
 	c->cid = q->cid++;
 	memcpy(&q->sq[q->tail], c, sizeof(*c));
 	q->tail = (uint16_t)((q->tail + 1u) % q->sqsize);
-	pnvme_wmb();
-	*dbb(t, t->dbs, 2u * qid) = q->tail;
+	/* release: the SQE comes first (the emulator loads the entry with acquire) */
+	__atomic_store_n(dbb(t, t->dbs, 2u * qid), q->tail, __ATOMIC_RELEASE);
 	return c->cid;
 }
 
@@ -1897,14 +1911,14 @@ static bool t_reap_shadow(struct t *t, uint16_t qid, struct pnvme_cqe *out)
 	struct tq *q = &t->q[qid];
 	volatile struct pnvme_cqe *e = &q->cq[q->head];
 
-	if ((e->status & 1u) != q->phase)
+	/* acquire: the emulator stores the status word (phase) last, with release */
+	if ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1u) != q->phase)
 		return false;
-	pnvme_rmb();
 	memcpy(out, (const void *)e, sizeof(*out));
 	q->head = (uint16_t)((q->head + 1u) % q->cqsize);
 	if (q->head == 0)
 		q->phase ^= 1u;
-	*dbb(t, t->dbs, 2u * qid + 1u) = q->head;
+	__atomic_store_n(dbb(t, t->dbs, 2u * qid + 1u), q->head, __ATOMIC_RELEASE);
 	return true;
 }
 
@@ -2049,6 +2063,7 @@ static void test_dbbuf_cq_full(void **state)
 	q->sqsize = 16;
 	q->cqsize = 4;
 	q->phase = 1;
+	t_db_zero(t, 1);
 	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
 	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
 	pnvme_emu_step(t->emu);
@@ -2593,6 +2608,7 @@ static void test_abort_unmapped_sq(void **state)
 	q->sqsize = 8;
 	q->cqsize = 2;
 	q->phase = 1;
+	t_db_zero(t, 1);
 	assert_int_equal(t_create_cq(t, 1, 2, t_iova(t, q->cq)), ST_OK);
 	assert_int_equal(t_create_sq(t, 1, 1, 8, ring_iova), ST_OK);
 	for (int i = 0; i < 3; i++) {
@@ -2883,6 +2899,7 @@ static void test_fault_cqe_dup(void **state)
 	q->cqsize = 4;
 	q->tail = q->head = 0;
 	q->phase = 1;
+	t_db_zero(t, 1);
 	assert_int_equal(t_create_cq(t, 1, 4, t_iova(t, q->cq)), ST_OK);
 	assert_int_equal(t_create_sq(t, 1, 1, 16, t_iova(t, q->sq)), ST_OK);
 	assert_int_equal(fault(t, PNVME_EMU_FAULT_CQE_DUP, 1, PNVME_EMU_ANY_OPC, 0, 2, 0, 0), 0);
