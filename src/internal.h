@@ -339,6 +339,15 @@ int pnvme_chr_opener(const char *path, char *out, size_t len);
 /** The last component of the target of symbolic link `path` (pci.c). 0 / -errno. */
 int pnvme_link_base(const char *path, char *out, size_t len);
 
+/*
+ * Test hook, NULL unless a unit test sets it (not exported from the shared
+ * library): called by an I/O queue pair's deadline scan (qpair.c) right
+ * before it asks for a controller reset, with no lock held. test_soak delays
+ * there to widen the window in which another thread's reset runs.
+ */
+struct pnvme_ctrl;
+extern void (*pnvme_test_reset_request_hook)(struct pnvme_ctrl *ctrl);
+
 struct pnvme_emu;
 /** Fill `be` for an existing emulator (emu_backend.c). */
 int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be);

@@ -388,6 +388,8 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
 		memset(&qp->stats, 0, sizeof(qp->stats));
 }
 
+void (*pnvme_test_reset_request_hook)(struct pnvme_ctrl *ctrl);
+
 /* ------------------------------------------------------------------------ */
 /* Submission                                                               */
 /* ------------------------------------------------------------------------ */
@@ -1025,8 +1027,11 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		pthread_mutex_unlock(&ctrl->admin_lock);
 	}
 	/* Decided under the admin lock (deferred when polled from an admin callback). */
-	if (why)
+	if (why) {
+		if (unlikely(pnvme_test_reset_request_hook != NULL))
+			pnvme_test_reset_request_hook(ctrl);
 		ctrl_request_reset(ctrl, gen, why);
+	}
 	if (qp->gen != qpair_ctrl_gen(qp))
 		(void)qpair_reconnect(qp);
 }

@@ -29,6 +29,15 @@
  * makes all of them do one or the other. PNVME_SOAK_FAULTS limits
  * the faults to a comma-separated list of the names printed (e.g.
  * "drop,reset"). The figures are printed.
+ *
+ * test_soak_reset_window runs it again with timeouts and resets only
+ * ("drop,delay,reset") and a delay right before each reset request of a
+ * worker's deadline scan (a library test hook, see widen_reset_window()):
+ * the request is made while another thread runs a reset, inside that
+ * reset's admin poll. Such a request must be folded into that reset, never
+ * start one inside it (a second reset inside the first fails the first one's
+ * Set Features and leaves the controller dead). PNVME_SOAK_WINDOW_SECONDS
+ * sets its length (default 3), PNVME_SOAK_WINDOW_FAULTS its faults.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -47,6 +56,8 @@
 #include <cmocka.h>
 
 #include <pnvme/pnvme.h>
+
+#include "ctrl_priv.h" /* pnvme_test_reset_request_hook, the generation */
 
 #define LBA      512u
 #define WORKERS  3
@@ -466,7 +477,70 @@ static void reset_cb(void *arg, int err, const char *reason)
 		__atomic_add_fetch(&g_resets_ok, 1, __ATOMIC_RELAXED);
 }
 
-static void test_soak(void **state)
+/*
+ * The widened window. A worker's deadline scan is about to ask for a reset;
+ * the hook delays that request until another thread's reset is running and
+ * that thread is inside its admin poll: it submits an Asynchronous Event
+ * Request (the emulator holds it), asks the resetter thread for a
+ * pnvme_ctrl_reset(), and returns once the AER's callback runs, which the
+ * reset does on its own thread when it fails the admin commands in flight
+ * (inside the admin poll, admin lock held). The callback stays there
+ * HOLD_MS, so the worker's request is made while another thread is inside
+ * an admin poll of a reset, every time (bounded: 500 ms, then it goes on).
+ */
+#define HOLD_MS 20
+
+static struct {
+	struct pnvme_ctrl *ctrl;
+	int want;          /* a reset was asked for */
+	int in_cb;         /* the held AER's callback is running */
+	int stop;
+	int failures;      /* resets of the resetter that failed */
+	int hits;          /* requests made inside another thread's reset */
+} g_win;
+
+static void *resetter_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&g_win.stop, __ATOMIC_ACQUIRE)) {
+		if (__atomic_exchange_n(&g_win.want, 0, __ATOMIC_ACQ_REL)) {
+			if (pnvme_ctrl_reset(g_win.ctrl) != 0)
+				__atomic_add_fetch(&g_win.failures, 1, __ATOMIC_RELAXED);
+		} else {
+			usleep(200);
+		}
+	}
+	return NULL;
+}
+
+static void held_aer_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	(void)arg;
+	(void)err;
+	(void)cqe;
+	__atomic_store_n(&g_win.in_cb, 1, __ATOMIC_RELEASE);
+	usleep(HOLD_MS * 1000);
+	__atomic_store_n(&g_win.in_cb, 0, __ATOMIC_RELEASE);
+}
+
+static void widen_reset_window(struct pnvme_ctrl *ctrl)
+{
+	struct pnvme_sqe aer = { .opc = PNVME_ADM_ASYNC_EVENT };
+	double until = now_s() + 0.5;
+
+	if (pnvme_admin_submit(ctrl, &aer, NULL, 0, held_aer_cb, NULL) != 0)
+		return;
+	__atomic_store_n(&g_win.want, 1, __ATOMIC_RELEASE);
+	while (now_s() < until) {
+		if (__atomic_load_n(&g_win.in_cb, __ATOMIC_ACQUIRE)) {
+			__atomic_add_fetch(&g_win.hits, 1, __ATOMIC_RELAXED);
+			return;
+		}
+		usleep(50);
+	}
+}
+
+static void run_soak(double secs, const char *kinds, bool widen)
 {
 	static struct worker w[WORKERS];
 	struct faulter f;
@@ -475,10 +549,11 @@ static void test_soak(void **state)
 	struct pnvme_emu *emu;
 	struct pnvme_ctrl *ctrl;
 	volatile int stop = 0;
-	const char *env = getenv("PNVME_SOAK_SECONDS");
-	double secs = env && *env ? atof(env) : 10.0;
 	const char *rf = getenv("PNVME_SOAK_REFILL_IN_CB");
-	(void)state;
+
+	pthread_t rt;
+
+	g_resets_ok = g_resets_failed = 0;
 
 	assert_int_equal(pnvme_emu_create("emu:size=16M,lba=512,mode=thread", &emu), 0);
 	pnvme_ctrl_opts_default(&co);
@@ -489,6 +564,12 @@ static void test_soak(void **state)
 	const struct pnvme_ns *ns = pnvme_ctrl_ns(ctrl, 1);
 	assert_non_null(ns);
 	assert_true(ns->nlba >= (uint64_t)WORKERS * RANGE);
+	memset(&g_win, 0, sizeof(g_win));
+	if (widen) {
+		g_win.ctrl = ctrl;
+		assert_int_equal(pthread_create(&rt, NULL, resetter_main, NULL), 0);
+		pnvme_test_reset_request_hook = widen_reset_window; /* before the workers start */
+	}
 
 	for (int i = 0; i < WORKERS; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -511,7 +592,6 @@ static void test_soak(void **state)
 	f.stop = &stop;
 	for (int i = 0; i < WORKERS; i++)
 		f.qids[i] = (uint16_t)(i + 1);
-	const char *kinds = getenv("PNVME_SOAK_FAULTS");
 	for (int k = 0; k < F_KINDS; k++) {
 		const char *p = kinds ? strstr(kinds, fault_name[k]) : NULL;
 		/* "status" must not match inside "status+dnr" */
@@ -525,9 +605,14 @@ static void test_soak(void **state)
 		usleep(20000);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(ft, NULL), 0);
+	if (widen) {
+		__atomic_store_n(&g_win.stop, 1, __ATOMIC_RELEASE);
+		assert_int_equal(pthread_join(rt, NULL), 0);
+	}
 	pnvme_emu_clear_faults(emu);
 	for (int i = 0; i < WORKERS; i++)
 		assert_int_equal(pthread_join(wt[i], NULL), 0);
+	pnvme_test_reset_request_hook = NULL;
 	double elapsed = now_s() - t0;
 
 	/* Exactly once, and the media as the completions say. */
@@ -601,6 +686,9 @@ static void test_soak(void **state)
 	       (unsigned long long)aborts, (unsigned long long)timeouts,
 	       (unsigned long long)reconnects, (unsigned long long)bad, (unsigned long long)badsq,
 	       maxlat * 1e3);
+	if (widen)
+		printf("soak: %d reset request(s) made during another thread's reset (test hook), "
+		       "%d reset(s) asked for by the hook failed\n", g_win.hits, g_win.failures);
 	for (int i = 0; i < WORKERS; i++)
 		if (w[i].failures)
 			printf("soak: worker %d: %d problem(s), first: %s\n", i, w[i].failures,
@@ -611,6 +699,7 @@ static void test_soak(void **state)
 	pnvme_emu_destroy(emu);
 
 	assert_int_equal(f.reset_failures, 0);
+	assert_int_equal(g_win.failures, 0);
 	assert_int_equal(g_resets_failed, 0);
 	assert_int_equal(lost, 0);
 	assert_int_equal(dup, 0);
@@ -624,10 +713,33 @@ static void test_soak(void **state)
 		fail_msg("a request took %.0f ms", maxlat * 1e3);
 }
 
+static double env_secs(const char *name, double dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? atof(v) : dflt;
+}
+
+static void test_soak(void **state)
+{
+	(void)state;
+	run_soak(env_secs("PNVME_SOAK_SECONDS", 10.0), getenv("PNVME_SOAK_FAULTS"), false);
+}
+
+/* Reset requests made while another thread resets the controller: folded in, never nested. */
+static void test_soak_reset_window(void **state)
+{
+	(void)state;
+	const char *k = getenv("PNVME_SOAK_WINDOW_FAULTS");
+	run_soak(env_secs("PNVME_SOAK_WINDOW_SECONDS", 3.0), k && *k ? k : "drop,delay,reset", true);
+	/* (the run must have exercised the window) */
+	assert_true(g_win.hits > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_soak),
+		cmocka_unit_test(test_soak_reset_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
