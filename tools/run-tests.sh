@@ -4,13 +4,17 @@
 # Build pnvme and run every test suite:
 #   1. build/       gcc, tests on: unit (cmocka), examples, install check
 #   2. build-asan/  clang (gcc if clang is missing), ASan + UBSan: unit tests
-#   3. build-fuzz/  libFuzzer targets, a short run each (tests/fuzz/run.sh)
+#   3. build-tsan/  clang, ThreadSanitizer: unit tests (shorter soak), pnvme-perf with
+#                   2 workers x 2 queue pairs on one and on two emulated controllers;
+#                   halt_on_error=1, suppressions in tools/tsan.supp
+#   4. build-fuzz/  libFuzzer targets, a short run each (tests/fuzz/run.sh)
 #      (build/ also runs the QEMU guest tests, ctest label vm: real VFIO in a guest)
 # Each suite runs even if an earlier one failed; the script prints every
 # ctest summary at the end and exits non-zero if anything failed.
 #
-# Environment: JOBS (default 2), CC (compiler of build/), SKIP_ASAN=1, SKIP_VM=1 (configure
-# build/ without the vm tests), SKIP_FUZZ=1, FUZZ_SECONDS (default 20 per target).
+# Environment: JOBS (default 2), CC (compiler of build/), SKIP_ASAN=1, SKIP_TSAN=1,
+# SKIP_VM=1 (configure build/ without the vm tests), SKIP_FUZZ=1, FUZZ_SECONDS (default 20
+# per target).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -74,7 +78,22 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	fi
 fi
 
-# 3. A short fuzz run (libFuzzer, clang): CQE processing, identify parsing, emu specs.
+# 3. ThreadSanitizer (clang only): what threads share is locked or atomic. Not here:
+# the fio engine (fio is not instrumented), valgrind, the QEMU guest tests and the
+# fuzzers (other sanitizers); each is its own stage or build.
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+	if command -v clang >/dev/null 2>&1; then
+		export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tools/tsan.supp}
+		if build "tsan" build-tsan -DPNVME_TSAN=ON -DCMAKE_C_COMPILER=clang -DPNVME_VM_TESTS=OFF \
+			-DPNVME_FIO_ENGINE=OFF; then
+			run_ctest "tsan" build-tsan -L 'unit|tsan'
+		fi
+	else
+		summary+=("tsan: SKIPPED (no clang)")
+	fi
+fi
+
+# 4. A short fuzz run (libFuzzer, clang): CQE processing, identify parsing, emu specs.
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 	echo "=== fuzz: tests/fuzz/run.sh ${FUZZ_SECONDS:-20}"
 	set +e

@@ -95,6 +95,17 @@
  * zeroes nothing in the host's page (the host zeroes its entries; a stale
  * value found there at creation is not taken as a doorbell). CC.EN = 0
  * forgets the configuration.
+ *
+ * Registers are shared memory: access them with 32-bit atomic loads and
+ * stores (the library's own accessors acquire and release). Doorbell
+ * registers belong to the host, the controller never writes them (not at
+ * CC.EN changes, not at queue creation or deletion): it sees a write as a
+ * value different from the last one it saw, and a queue it creates (the
+ * admin queue at CC.EN = 1, an I/O queue at Create I/O Queue) starts from
+ * the value the register holds then. So a host zeroes a queue's doorbell
+ * registers before creating the queue, or its first write may repeat the
+ * old value and go unseen (the library does this itself). A CQE's status
+ * word (phase tag) is stored last, with release semantics.
  */
 #ifndef PNVME_EMU_H
 #define PNVME_EMU_H
@@ -161,7 +172,7 @@ int pnvme_emu_step(struct pnvme_emu *emu);
 /** True if the emulator runs on its own thread. */
 bool pnvme_emu_threaded(const struct pnvme_emu *emu);
 
-/** BAR0: the register window (registers + doorbells) and its length. */
+/** BAR0: the register window (registers + doorbells) and its length (see above). */
 volatile void *pnvme_emu_bar(struct pnvme_emu *emu, size_t *len);
 
 /** The configuration the emulator was built with. */
