@@ -250,6 +250,12 @@ static void op_enable(struct in *in)
 	step(1);
 	memset(q, 0, sizeof(q));
 	dbbuf = false;
+	/* The doorbells are ours: zero them before the controller creates the
+	 * queues, so that our first write shows (pnvme/emu.h). */
+	for (uint32_t i = 0; i <= NQ; i++) {
+		wr(PNVME_SQ_TDBL(i, dstrd), 0);
+		wr(PNVME_CQ_HDBL(i, dstrd), 0);
+	}
 	q[0].on = true;
 	q[0].sqreg = a[0] % NREG;
 	q[0].cqreg = a[1] % NREG;
@@ -324,6 +330,8 @@ static void op_create(struct in *in)
 	qid = 1u + a[0] % NQ;
 	size = 2u + a[3] % 255u;
 	cqsize = (a[4] & 0x80u) ? 2u + ((a[4] >> 3) & 0xfu) * 2u : 2u + ((a[4] >> 3) & 3u);
+	wr(PNVME_SQ_TDBL(qid, dstrd), 0);     /* before the controller creates it */
+	wr(PNVME_CQ_HDBL(qid, dstrd), 0);
 	memset(&c, 0, sizeof(c));
 	c.opc = PNVME_ADM_CREATE_CQ;
 	c.cid = next_cid++;
