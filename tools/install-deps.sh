@@ -9,8 +9,9 @@
 #   tools/install-deps.sh --check  exit 0 if nothing is missing, 1 otherwise
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev clang libclang-rt-14-dev
-	valgrind)
+# libisal-dev: ISA-L's CRC32C for the NVMe/TCP header and data digests.
+packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev libisal-dev clang
+	libclang-rt-14-dev valgrind)
 vm_packages=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs xz-utils)
 bench_packages=(fio)
 
