@@ -178,6 +178,7 @@ static void expect_fail(struct conn *c, const uint8_t *s, size_t n, enum pnvme_t
 	/* Stuck: more bytes give the same error and reach no callback. */
 	unsigned h = c->n_hdr, d = c->n_done;
 	assert_int_equal(pnvme_tcp_rx_feed(&c->rx, s, n), err);
+	assert_int_equal(pnvme_tcp_rx_feed(&c->rx, s, 0), err);
 	assert_int_equal(c->n_hdr, h);
 	assert_int_equal(c->n_done, d);
 }

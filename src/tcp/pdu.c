@@ -651,6 +651,8 @@ int pnvme_tcp_rx_feed(struct pnvme_tcp_rx *rx, const void *buf, size_t len)
 	const uint8_t *p = buf;
 	int ret = 0;
 
+	if (rx->state == PNVME_TCP_RXS_ERROR)
+		return rx->error.err;
 	while (len > 0) {
 		uint32_t n = rx->need;
 
