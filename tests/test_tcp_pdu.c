@@ -80,7 +80,8 @@ static int on_hdr(void *arg, struct pnvme_tcp_rx *rx, struct pnvme_tcp_rx_pdu *p
 	return 0;
 }
 
-static int on_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx_pdu *pdu, int ddgst)
+static int on_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx_pdu *pdu,
+		   int ddgst)
 {
 	struct conn *c = arg;
 	struct ev *e = &c->ev[c->n_done];

@@ -325,23 +325,30 @@ PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icreq, pfv) == 8, "ICReq PFV at by
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icreq, hpda) == 10, "ICReq HPDA at byte 10");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icreq, dgst) == 11, "ICReq DGST at byte 11");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icreq, maxr2t) == 12, "ICReq MAXR2T at byte 12");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_icresp) == PNVME_TCP_ICRESP_HLEN, "ICResp is 128 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_icresp) == PNVME_TCP_ICRESP_HLEN,
+		    "ICResp is 128 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icresp, cpda) == 10, "ICResp CPDA at byte 10");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icresp, dgst) == 11, "ICResp DGST at byte 11");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icresp, maxh2cdata) == 12, "ICResp MAXH2CDATA at byte 12");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_term_req) == PNVME_TCP_TERM_REQ_HLEN, "TermReq header is 24 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_icresp, maxh2cdata) == 12,
+		    "ICResp MAXH2CDATA at byte 12");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_term_req) == PNVME_TCP_TERM_REQ_HLEN,
+		    "TermReq header is 24 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_term_req, fes) == 8, "TermReq FES at byte 8");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_term_req, fei) == 10, "TermReq FEI at byte 10");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_capsule_cmd) == PNVME_TCP_CMD_HLEN, "CapsuleCmd header is 72 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_capsule_cmd) == PNVME_TCP_CMD_HLEN,
+		    "CapsuleCmd header is 72 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_capsule_cmd, sqe) == 8, "CapsuleCmd SQE at byte 8");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_capsule_resp) == PNVME_TCP_RESP_HLEN, "CapsuleResp is 24 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_capsule_resp) == PNVME_TCP_RESP_HLEN,
+		    "CapsuleResp is 24 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_capsule_resp, cqe) == 8, "CapsuleResp CQE at byte 8");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_h2c_data) == PNVME_TCP_DATA_HLEN, "H2CData header is 24 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_h2c_data) == PNVME_TCP_DATA_HLEN,
+		    "H2CData header is 24 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_h2c_data, cccid) == 8, "H2CData CCCID at byte 8");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_h2c_data, ttag) == 10, "H2CData TTAG at byte 10");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_h2c_data, datao) == 12, "H2CData DATAO at byte 12");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_h2c_data, datal) == 16, "H2CData DATAL at byte 16");
-PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_c2h_data) == PNVME_TCP_DATA_HLEN, "C2HData header is 24 bytes");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_tcp_c2h_data) == PNVME_TCP_DATA_HLEN,
+		    "C2HData header is 24 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_c2h_data, cccid) == 8, "C2HData CCCID at byte 8");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_c2h_data, datao) == 12, "C2HData DATAO at byte 12");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_tcp_c2h_data, datal) == 16, "C2HData DATAL at byte 16");
@@ -354,17 +361,24 @@ PNVME_STATIC_ASSERT(sizeof(struct pnvme_sgl_desc) == 16, "SGL descriptor is 16 b
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_sgl_desc, length) == 8, "SGL length at byte 8");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_sgl_desc, id) == 15, "SGL identifier at byte 15");
 PNVME_STATIC_ASSERT(sizeof(struct pnvme_fabrics_connect) == 64, "Connect SQE is 64 bytes");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, fctype) == 4, "Connect FCTYPE at byte 4");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, fctype) == 4,
+		    "Connect FCTYPE at byte 4");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, sgl1) == 24, "Connect SGL1 at byte 24");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, recfmt) == 40, "Connect RECFMT at byte 40");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, recfmt) == 40,
+		    "Connect RECFMT at byte 40");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, qid) == 42, "Connect QID at byte 42");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, sqsize) == 44, "Connect SQSIZE at byte 44");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, cattr) == 46, "Connect CATTR at byte 46");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, sqsize) == 44,
+		    "Connect SQSIZE at byte 44");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, cattr) == 46,
+		    "Connect CATTR at byte 46");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect, kato) == 48, "Connect KATO at byte 48");
 PNVME_STATIC_ASSERT(sizeof(struct pnvme_fabrics_connect_data) == 1024, "Connect data is 1 KiB");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, cntlid) == 16, "Connect data CNTLID");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, subnqn) == 256, "Connect data SUBNQN");
-PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, hostnqn) == 512, "Connect data HOSTNQN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, cntlid) == 16,
+		    "Connect data CNTLID");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, subnqn) == 256,
+		    "Connect data SUBNQN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_connect_data, hostnqn) == 512,
+		    "Connect data HOSTNQN");
 PNVME_STATIC_ASSERT(sizeof(struct pnvme_fabrics_prop_set) == 64, "Property Set SQE is 64 bytes");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_prop_set, attrib) == 40, "Property Set ATTRIB");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_prop_set, ofst) == 44, "Property Set OFST");

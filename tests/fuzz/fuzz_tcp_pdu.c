@@ -97,7 +97,8 @@ static int on_hdr(void *arg, struct pnvme_tcp_rx *rx, struct pnvme_tcp_rx_pdu *p
 	return 0;
 }
 
-static int on_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx_pdu *pdu, int ddgst)
+static int on_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx_pdu *pdu,
+		   int ddgst)
 {
 	struct harness *h = arg;
 
