@@ -174,12 +174,15 @@ static void md_whole(struct mdio *m, uint32_t pflags)
 			 * QEMU 7.2 gives each block's data of an extended-LBA command its
 			 * own I/O vector element (two where it crosses a 4 KiB IOMMU
 			 * page) and fails beyond IOV_MAX (1024) with EINVAL ("aio
-			 * failed", Write Fault); and its metadata transfer of such a
-			 * command, 8-byte pieces through dma_blk_io's 512-byte alignment,
-			 * moved wrong bytes near the end of the image in two boots of
-			 * three for commands with over 512 bytes of metadata. Keep
-			 * extended-LBA commands at 48 blocks here (the emulator takes
-			 * them at MDTS: tests/vm/md-emu.sh).
+			 * failed", Write Fault). With 256-block commands its metadata
+			 * transfer (8-byte pieces through dma_blk_io, which works in
+			 * 512-byte units) also went wrong for the namespace's last
+			 * command, whose metadata ends 488 bytes before the end of the
+			 * image: the last 192 blocks' metadata, once when written (the
+			 * image differed) and once when read back (the image was right).
+			 * With at most 48 blocks (384 bytes of metadata) per command it
+			 * passed. The emulator takes extended-LBA commands at MDTS
+			 * (tests/vm/md-emu.sh).
 			 */
 			if (ns->md_ext && nlb > g_md_ext_max)
 				nlb = g_md_ext_max;
