@@ -619,8 +619,13 @@ static void test_soak(void **state)
 	for (int i = 0; i < WORKERS; i++)
 		if (w[i].failures)
 			fail_msg("worker %d: %s", i, w[i].msg);
-	/* Each try is bounded by deadline + admin timeout (+ a reset); retries add tries. */
-	if (maxlat > 4 * (0.050 + 0.100) + 2.0)
+	/*
+	 * Each try is bounded by deadline + admin timeout (+ a reset); retries add
+	 * tries. The slack is large: six threads share the cores with whatever
+	 * else runs (over 1 s seen with two suites on two busy cores); a request
+	 * stuck until something unrelated frees it still shows.
+	 */
+	if (maxlat > 4 * (0.050 + 0.100) + 5.0)
 		fail_msg("a request took %.0f ms", maxlat * 1e3);
 }
 
