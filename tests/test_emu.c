@@ -6,8 +6,10 @@
  * puts SQEs into rings inside an arena mapped with pnvme_emu_map(), rings
  * doorbells, steps the emulator and checks the CQEs (phase, status, cid, sqhd).
  */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +116,27 @@ static void t_step(struct t *t)
 		usleep(50);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Guard of a loop waiting for the device, `i` steps in, started at `t0`: in
+ * step mode a number of steps; in thread mode wall-clock time, and plenty of
+ * it: the emulator thread may not get a core for a while on a busy machine.
+ */
+#define THREAD_WAIT_S 10.0
+
+static bool t_waiting(const struct t *t, long i, long max_steps, double t0)
+{
+	if (!pnvme_emu_threaded(t->emu))
+		return i < max_steps;
+	return now_s() - t0 < THREAD_WAIT_S;
+}
+
 /*
  * The emulator sees a doorbell write as a value different from the one it
  * saw last, and a new queue starts from what the register holds: like the
@@ -147,7 +170,8 @@ static void t_enable(struct t *t)
 {
 	t_admin_regs(t, 32);
 	wr32(t, PNVME_REG_CC, CC_ENABLE);
-	for (int i = 0; i < 20000 && !(rd32(t, PNVME_REG_CSTS) & 1u); i++)
+	double t0 = now_s();
+	for (long i = 0; t_waiting(t, i, 20000, t0) && !(rd32(t, PNVME_REG_CSTS) & 1u); i++)
 		t_step(t);
 	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 3u, 1u);  /* RDY, no CFS */
 }
@@ -155,7 +179,8 @@ static void t_enable(struct t *t)
 static void t_disable(struct t *t)
 {
 	wr32(t, PNVME_REG_CC, 0);
-	for (int i = 0; i < 20000 && (rd32(t, PNVME_REG_CSTS) & 1u); i++)
+	double t0 = now_s();
+	for (long i = 0; t_waiting(t, i, 20000, t0) && (rd32(t, PNVME_REG_CSTS) & 1u); i++)
 		t_step(t);
 	assert_int_equal(rd32(t, PNVME_REG_CSTS) & 1u, 0u);
 }
@@ -191,7 +216,8 @@ static bool t_reap(struct t *t, uint16_t qid, struct pnvme_cqe *out)
 
 static bool t_wait(struct t *t, uint16_t qid, struct pnvme_cqe *out)
 {
-	for (int i = 0; i < 40000; i++) {
+	double t0 = now_s();
+	for (long i = 0; t_waiting(t, i, 40000, t0); i++) {
 		if (t_reap(t, qid, out))
 			return true;
 		t_step(t);
@@ -2214,8 +2240,14 @@ static void test_dbbuf_thread(void **state)
 		t_rw_sqe(t, &c, i & 1 ? PNVME_NVM_READ : PNVME_NVM_WRITE, 1, i % 64, 1, buf, 512);
 		uint16_t cid = t_post_shadow(t, 1, &c);
 		bool got = false;
-		for (int n = 0; n < 2000000 && !(got = t_reap_shadow(t, 1, &e)); n++)
-			pnvme_cpu_relax();
+		double t0 = now_s();
+		/* a spin bounded by time, not by a count of pauses (a few ms) */
+		for (long n = 0; t_waiting(t, 0, 0, t0) && !(got = t_reap_shadow(t, 1, &e)); n++) {
+			if ((n & 1023) == 1023)
+				sched_yield(); /* the emulator thread may need this core */
+			else
+				pnvme_cpu_relax();
+		}
 		assert_true(got);
 		assert_int_equal(e.cid, cid);
 		assert_int_equal(PNVME_CQE_STATUS(&e), ST_OK);

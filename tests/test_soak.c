@@ -4,7 +4,7 @@
  *
  * A threaded emulator (emu:size=16M,mode=thread) and three worker threads,
  * each with its own queue pair (max_retries 3, timeout 50 ms; controller
- * admin timeout 100 ms) and its own disjoint LBA range, issue random reads
+ * admin timeout 500 ms) and its own disjoint LBA range, issue random reads
  * and writes (1..8 blocks, up to 16 in flight, never two in flight on one
  * block). Meanwhile a fault thread arms a random fault every 10-40 ms: a
  * lost completion, a held completion (10-200 ms), an error status without
@@ -30,14 +30,15 @@
  * the faults to a comma-separated list of the names printed (e.g.
  * "drop,reset"). The figures are printed.
  *
- * test_soak_reset_window runs it again with timeouts and resets only
- * ("drop,delay,reset") and a delay right before each reset request of a
- * worker's deadline scan (a library test hook, see widen_reset_window()):
- * the request is made while another thread runs a reset, inside that
- * reset's admin poll. Such a request must be folded into that reset, never
- * start one inside it (a second reset inside the first fails the first one's
- * Set Features and leaves the controller dead). PNVME_SOAK_WINDOW_SECONDS
- * sets its length (default 3), PNVME_SOAK_WINDOW_FAULTS its faults.
+ * test_soak_reset_window runs it again with injected timeouts only
+ * ("drop,delay": a reset fault would settle them first) and a delay right
+ * before each reset request of a worker's deadline scan (a library test
+ * hook, see widen_reset_window()): the request is made while another thread
+ * runs a reset, inside that reset's admin poll. Such a request must be
+ * folded into that reset, never start one inside it (a second reset inside
+ * the first fails the first one's Set Features and leaves the controller
+ * dead). PNVME_SOAK_WINDOW_SECONDS sets its length (default 3),
+ * PNVME_SOAK_WINDOW_FAULTS its faults.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -557,7 +558,13 @@ static void run_soak(double secs, const char *kinds, bool widen)
 
 	assert_int_equal(pnvme_emu_create("emu:size=16M,lba=512,mode=thread", &emu), 0);
 	pnvme_ctrl_opts_default(&co);
-	co.admin_timeout_ms = 100;
+	/*
+	 * The admin timeout also bounds the Create I/O CQ/SQ of every reconnect:
+	 * with 100 ms, an emulator thread kept off the cores that long by a busy
+	 * machine made a reconnect fail (queue pair stopped, -EIO from then on)
+	 * or a reset fail (controller dead).
+	 */
+	co.admin_timeout_ms = 500;
 	co.io_timeout_ms = 50;
 	co.reset_cb = reset_cb;
 	assert_int_equal(pnvme_ctrl_open_emu(emu, &co, &ctrl), 0);
@@ -708,8 +715,13 @@ static void run_soak(double secs, const char *kinds, bool widen)
 	for (int i = 0; i < WORKERS; i++)
 		if (w[i].failures)
 			fail_msg("worker %d: %s", i, w[i].msg);
-	/* Each try is bounded by deadline + admin timeout (+ a reset); retries add tries. */
-	if (maxlat > 4 * (0.050 + 0.100) + 2.0)
+	/*
+	 * Each try is bounded by deadline + admin timeout (+ a reset); retries add
+	 * tries. The slack is large: six threads share the cores with whatever
+	 * else runs (over 1 s seen with two suites on two busy cores); a request
+	 * stuck until something unrelated frees it still shows.
+	 */
+	if (maxlat > 4 * (0.050 + 0.500) + 5.0)
 		fail_msg("a request took %.0f ms", maxlat * 1e3);
 }
 
@@ -730,7 +742,7 @@ static void test_soak_reset_window(void **state)
 {
 	(void)state;
 	const char *k = getenv("PNVME_SOAK_WINDOW_FAULTS");
-	run_soak(env_secs("PNVME_SOAK_WINDOW_SECONDS", 3.0), k && *k ? k : "drop,delay,reset", true);
+	run_soak(env_secs("PNVME_SOAK_WINDOW_SECONDS", 3.0), k && *k ? k : "drop,delay", true);
 	/* (the run must have exercised the window) */
 	assert_true(g_win.hits > 0);
 }

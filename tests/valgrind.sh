@@ -22,7 +22,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
 	exit 77
 fi
 if [ $# -eq 0 ]; then
-	set -- test_ctrl test_qpair test_emu test_dma test_log test_status test_recovery test_soak
+	set -- test_ctrl test_qpair test_emu test_dma test_log test_status test_recovery test_soak \
+		test_tcp_pdu test_api
 fi
 
 export PNVME_SOAK_SECONDS="${PNVME_SOAK_SECONDS:-3}"

@@ -16,8 +16,10 @@
 # CMake looks for it. See fetch_fio_source below.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev clang libclang-rt-14-dev
-	valgrind fio dpkg-dev python3)
+# libisal-dev: ISA-L's CRC32C for the NVMe/TCP header and data digests.
+# fio, dpkg-dev, python3: the fio engine (fio's source package, configured).
+packages=(build-essential cmake pkg-config libcmocka-dev libpci-dev libisal-dev clang
+	libclang-rt-14-dev valgrind fio dpkg-dev python3)
 vm_packages=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs xz-utils)
 
 want=("${packages[@]}")

@@ -271,4 +271,82 @@ write("fuzz_emu_cmds", {
             op(OP_REG32, u16(5), u32(0x00460001)) + step() +
             op(OP_REG32, u16(0x8000 | 0x400), u32(0xffffffff)) + op(OP_SQDB, 0, u16(0xffff)) +
             step(),
+# --- fuzz_tcp_pdu: 4 config bytes, then a raw stream or build records ---------
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def pdu(ptype, psh, data=b"", flags=0, hd=False, dd=False, pda=0):
+    """One PDU as TCP 1.0 lays it out: CH, PSH, HDGST, pad to PDO, data, DDGST."""
+    hlen = 8 + len(psh)
+    hl = hlen + (4 if hd else 0)
+    flags |= (1 if hd else 0) | (2 if dd and data else 0)
+    align = (pda + 1) * 4
+    pdo = (hl + align - 1) // align * align if data else 0
+    plen = (pdo if data else hl) + len(data) + (4 if dd and data else 0)
+    hdr = struct.pack("<BBBBI", ptype, flags, hlen, pdo, plen) + psh
+    out = hdr + (struct.pack("<I", crc32c(hdr)) if hd else b"")
+    if data:
+        out += bytes(pdo - hl) + data + (struct.pack("<I", crc32c(data)) if dd else b"")
+    return out
+
+
+def term(ptype, fes, fei, err):   # TermReq: no digests, error data after the header
+    hdr = struct.pack("<BBBBIHI10x", ptype, 0, 24, 0, 24 + len(err), fes, fei)
+    return hdr + err
+
+
+ICREQ = pdu(0, struct.pack("<HBBI112x", 0, 0, 3, 0))
+ICRESP = pdu(1, struct.pack("<HBBI112x", 0, 0, 3, 65536))
+SQE = struct.pack("<BBHI", 1, 0x40, 7, 1) + bytes(16) + struct.pack("<QI3xB", 0, 64, 1) + bytes(24)
+CQE = struct.pack("<IIHHHH", 0, 0, 1, 1, 7, 0)
+DATA = bytes(range(64))
+
+
+def c2h(data, off=0, flags=0x0c, **kw):
+    return pdu(7, struct.pack("<HHII4x", 7, 0, off, len(data)), data, flags, **kw)
+
+
+def h2c(data, off=0, flags=0x04, **kw):
+    return pdu(6, struct.pack("<HHII4x", 7, 3, off, len(data)), data, flags, **kw)
+
+
+def r2t(off, length, **kw):
+    return pdu(9, struct.pack("<HHII4x", 7, 3, off, length), **kw)
+
+
+def rec(op, length=0, a=0, b=0):      # built-mode record: op, u16 len, u32 a, u16 b
+    return struct.pack("<BHIH", op, length, a, b)
+
+
+HOST, HD, DD = 0x01, 0x02, 0x04
+write("fuzz_tcp_pdu", {
+    "host_plain": bytes([HOST, 0, 1, 0]) + ICRESP + pdu(5, CQE) + c2h(DATA) + r2t(0, 4096) +
+                  term(3, 1, 2, DATA[:8]),
+    "host_digests": bytes([HOST | HD | DD, 0, 2, 0]) + ICRESP + pdu(5, CQE, hd=True) +
+                    c2h(DATA, flags=0, hd=True, dd=True) +
+                    c2h(DATA, off=64, hd=True, dd=True) + r2t(64, 64, hd=True),
+    "host_pda3": bytes([HOST | HD | DD, 3, 3, 0]) + ICRESP +
+                 c2h(DATA, hd=True, dd=True, pda=3),
+    "target_plain": bytes([0, 0, 4, 0]) + ICREQ + pdu(4, SQE) + pdu(4, SQE, DATA) +
+                    h2c(DATA) + term(2, 4, 0, b""),
+    "target_digests": bytes([HD | DD, 0, 5, 0]) + ICREQ + pdu(4, SQE, DATA, hd=True, dd=True) +
+                      h2c(DATA, hd=True, dd=True),
+    "target_limit": bytes([0, 0, 6, 0]) + ICREQ + h2c(bytes(5000)),      # > MAXH2CDATA
+    "target_maxpl": bytes([0x80, 0, 6, 0]) + ICREQ + h2c(bytes(5000)),   # > maximum PLEN
+    "term_first": bytes([HOST, 0, 7, 0]) + term(3, 2, 0, ICRESP[:24]),
+    "bad_type": bytes([HOST, 0, 8, 0]) + ICRESP + pdu(4, SQE),
+    "built_host": bytes([HOST | HD | DD, 1, 9, 1]) + rec(1, 0, 65536, 0x0300) + rec(3, 0, 0x55) +
+                  rec(5, 100, 0, 0x0107) + rec(5, 50, 100, 0x0307) + rec(6, 512, 0x00030000, 7) +
+                  rec(7, 24, 2, 0x0100),
+    "built_target": bytes([HD, 2, 10, 1]) + rec(0, 0, 0, 0x0300) + rec(2, 64, 0x11) +
+                    rec(4, 4096, 0x00030000, 0x0007) + rec(4, 4097, 4096, 1) + rec(9, 80, 0x40),
+    "built_other_digests": bytes([HOST | HD, 0, 11, 3]) + rec(1, 0, 8192, 0x0100) + rec(3),
+    "built_raw": bytes([HOST, 0, 12, 1]) + rec(1, 0, 8192) + rec(8, 8) + bytes([5, 0, 24, 0]) +
+                 struct.pack("<I", 24),
 })
