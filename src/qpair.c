@@ -8,6 +8,7 @@
  * head (reported in each CQE's SQHD) and the CQ tail (found through the phase
  * tag, which the controller inverts on every pass through the CQ).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,13 +202,81 @@ void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
 	opts->max_retries = 0;
 }
 
+/* Creations of one queue pair's queues a reset may interrupt before it gives up. */
+#define QPAIR_CREATE_TRIES 4u
+
+/*
+ * Create the queue pair's CQ, then its SQ (Base 2.0 §3.3.1.2: a completion
+ * queue must exist before its submission queue), on a live controller, with
+ * the admin lock held. On success *gen is the controller generation the
+ * queues exist in.
+ *
+ * A reset can run inside these two commands, on this thread: when an admin
+ * command times out (one of ours, or another thread's Abort that our wait
+ * reaps), the admin wait runs the reset before it returns. The reset's
+ * CC.EN = 0 deleted every I/O queue (Base 2.0 §3.7.2), so what the commands
+ * answered no longer describes the device (a Delete I/O CQ after a failed
+ * Create I/O SQ would then fail with Invalid Queue Identifier): the queues
+ * are created again, in the new generation. Only a refusal in an unchanged
+ * generation, a dead controller, or resets inside QPAIR_CREATE_TRIES tries
+ * in a row end it. Returns 0, -ENODEV (dead), or the errno of the refusal.
+ */
+static int queues_create(struct pnvme_qpair *qp, uint32_t *gen_out)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+	uint64_t sq_iova, cq_iova;
+	char why[256];
+	int rc;
+
+	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
+	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova))
+		return pnvme_fail(-EFAULT, "queue rings are not DMA mapped");
+	for (unsigned try = 1;; try++) {
+		uint32_t gen = __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE);
+		enum ctrl_state st = ctrl_state(ctrl);
+
+		if (st == CTRL_DEAD)
+			return pnvme_fail(-ENODEV, "controller is gone");
+		if (st != CTRL_LIVE)
+			return pnvme_fail(-EBUSY, "controller is %s", st == CTRL_DELETING ?
+					  "being closed" : "being reset by this thread");
+		/* Shadow entries (and a polled device's doorbells) start from zero
+		 * before the device may look at them. */
+		qpair_shadow_setup(qp);
+		qpair_db_zero(qp);
+		rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->cq_size);
+		if (rc == 0) {
+			rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
+			if (rc && gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
+				/* Refused: take the CQ back, keep the refusal's message. */
+				snprintf(why, sizeof(why), "%s", pnvme_last_error());
+				(void)pnvme_delete_io_cq(ctrl, qp->qid);
+				rc = pnvme_fail(rc, "%s", why);
+			}
+		}
+		if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
+			if (rc == 0)
+				*gen_out = gen;
+			return rc;
+		}
+		/* A reset ran inside: the queues (if any) are gone with it. */
+		snprintf(why, sizeof(why), "%s", rc ? pnvme_last_error()
+						       : "both created, then deleted by the reset");
+		if (try == QPAIR_CREATE_TRIES)
+			return pnvme_fail(rc ? rc : -EIO, "queue %u: the controller was reset during "
+					  "each of %u tries to create its queues (last: %s)",
+					  qp->qid, QPAIR_CREATE_TRIES, why);
+		log_notice("queue %u: the controller was reset while its queues were being "
+			   "created (%s): creating them again", qp->qid, why);
+	}
+}
+
 int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *opts,
 		       struct pnvme_qpair **out)
 {
 	struct pnvme_qpair_opts o;
 	struct pnvme_qpair *qp = NULL;
-	uint64_t sq_iova, cq_iova;
-	uint32_t mqes, entries;
+	uint32_t mqes, entries, gen;
 	uint16_t qid = 0;
 	int rc;
 
@@ -261,26 +330,18 @@ int pnvme_qpair_create(struct pnvme_ctrl *ctrl, const struct pnvme_qpair_opts *o
 			 o.flags, o.max_retries, &qp);
 	if (rc)
 		goto unlock;
-	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
-	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
-		rc = pnvme_fail(-EFAULT, "queue rings are not DMA mapped");
-		goto free_qp;
-	}
-
-	/* Shadow entries (and a polled device's doorbells) start from zero before
-	 * the device may look at them. */
-	qpair_shadow_setup(qp);
-	qpair_db_zero(qp);
-	/* Base 2.0 §3.3.1.2: a completion queue must exist before its submission queue. */
-	rc = pnvme_create_io_cq(ctrl, qid, cq_iova, qp->cq_size);
-	if (rc)
-		goto free_qp;
-	rc = pnvme_create_io_sq(ctrl, qid, qid, sq_iova, entries);
-	if (rc) {
-		(void)pnvme_delete_io_cq(ctrl, qid);
-		goto free_qp;
-	}
+	/*
+	 * A reset run inside the creation may call the reset callback, which
+	 * may create a queue pair: the identifier is taken from here on. The
+	 * queues exist in the generation queues_create() returns.
+	 */
 	ctrl->qid_used[qid] = 1;
+	rc = queues_create(qp, &gen);
+	if (rc) {
+		ctrl->qid_used[qid] = 0;
+		goto free_qp;
+	}
+	qp->gen = gen;
 	qp->next = ctrl->qpairs;
 	ctrl->qpairs = qp;
 	pthread_mutex_unlock(&ctrl->admin_lock);
@@ -317,14 +378,24 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 		 * The queue pair is stopped before that last reap: a callback that
 		 * submits gets -ECANCELED instead of ringing the deleted SQ.
 		 */
+		uint32_t gen = qp->gen;
 		rc = pnvme_delete_io_sq(ctrl, qp->qid);
 		qpair_stop(qp, -ECANCELED);
 		qp->in_poll = 1;
 		(void)reap(qp, 0);
 		qp->in_poll = 0;
-		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
-		if (!rc)
-			rc = rc2;
+		if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
+			rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
+			if (!rc)
+				rc = rc2;
+		}
+		/*
+		 * A reset run inside these admin waits (an admin command timed
+		 * out, the Delete itself or another thread's) disabled the
+		 * controller, which deleted both queues: done, unless it died.
+		 */
+		if (gen != __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) && !ctrl_is_dead(ctrl))
+			rc = 0;
 	}
 	/* Callbacks run below may try to submit: they get -ECANCELED. */
 	qpair_stop(qp, -ECANCELED);
@@ -1045,7 +1116,6 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 	bool *keep_retry = NULL;
 	int *fail_err = NULL;
 	uint32_t nk = 0, nf = 0;
-	uint64_t sq_iova, cq_iova;
 	enum ctrl_state st;
 	int rc = 0;
 
@@ -1084,7 +1154,6 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 		pthread_mutex_unlock(&ctrl->admin_lock);
 		return 1;
 	}
-	qp->gen = gen;
 	qp->stats.reconnects++;
 	keep = malloc((size_t)qp->nr_trk * sizeof(*keep));
 	keep_cid = malloc((size_t)qp->nr_trk * sizeof(*keep_cid));
@@ -1132,20 +1201,28 @@ static int qpair_reconnect(struct pnvme_qpair *qp)
 		}
 	}
 	qpair_ring_reset(qp);
-	qpair_shadow_setup(qp);
-	qpair_db_zero(qp);
-	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
-	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova)) {
-		rc = -EFAULT;
+	/*
+	 * The queue pair joins the new generation only once its queues exist
+	 * in it: until then its doorbells stay held (db_enter), also for
+	 * anything a callback run inside the admin waits below submits. A reset
+	 * run inside them (an admin timeout) means creating them again, in the
+	 * generation after it (queues_create); the requests wait meanwhile.
+	 */
+	rc = queues_create(qp, &gen);
+	if (rc == -ENODEV && ctrl_is_dead(ctrl)) {
+		/* The reset run inside gave up on the device. */
+		qp->gen = qpair_ctrl_gen(qp);
 		pthread_mutex_unlock(&ctrl->admin_lock);
-		goto fail_everything;
+		qpair_fail_all(qp, -ENODEV);
+		free(keep);
+		free(keep_cid);
+		free(keep_retry);
+		free(fail_cid);
+		free(fail_err);
+		return -ENODEV;
 	}
-	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->cq_size);
-	if (rc == 0) {
-		rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
-		if (rc)
-			(void)pnvme_delete_io_cq(ctrl, qp->qid);
-	}
+	if (rc == 0)
+		qp->gen = gen;
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	if (rc)
 		goto fail_everything;

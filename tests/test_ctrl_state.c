@@ -651,6 +651,195 @@ static void test_admin_doorbell_held_during_reset(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A reset inside a queue pair's (re)creation or deletion                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * After a reset the queue pair re-creates its queues at its next poll. The
+ * completion of its Create I/O SQ (or CQ) is lost: the admin timeout resets
+ * the controller again, inside the re-creation and on its thread, which
+ * deletes every I/O queue. The queue pair must create its queues again
+ * after that reset, not delete a CQ that no longer exists (Invalid Queue
+ * Identifier) and stop for good with -EIO on a healthy controller. The
+ * doorbelled write is retried and the unsent read goes out: each completes
+ * once, successfully.
+ */
+static void test_reset_during_reconnect(void **state)
+{
+	static const uint8_t opcs[] = { PNVME_ADM_CREATE_SQ, PNVME_ADM_CREATE_CQ };
+	const struct env_cfg cfg = { .admin_ms = 100, .retries = { 3 } };
+	(void)state;
+
+	watchdog(120, "test_reset_during_reconnect: the re-creation never ended");
+	for (unsigned k = 0; k < ARRAY_SIZE(opcs); k++) {
+		uint8_t blk[8 * LBA];
+		struct rq w, r;
+		struct rq *rs[] = { &w, &r };
+		struct env e;
+
+		env_open(&e, &cfg);
+		for (uint32_t i = 0; i < 8; i++)
+			block_fill(blk + i * LBA, 820 + i, 73);
+		assert_ok(pnvme_emu_media_write(e.emu, 1, 820 * LBA, blk, sizeof(blk)));
+		rq_prep(&e, e.qp[0], &w, true, 800, 8, 71);
+		assert_ok(rq_submit(&w));
+		pnvme_qpair_flush(e.qp[0]); /* doorbelled, not fetched */
+		struct pnvme_emu_fault drop = fault(PNVME_EMU_FAULT_DROP_CPL, 0, opcs[k], 0, 1);
+		assert_ok(pnvme_emu_inject(e.emu, &drop));
+		assert_ok(pnvme_ctrl_reset(e.ctrl));
+		rq_prep(&e, e.qp[0], &r, false, 820, 8, 73);
+		assert_ok(rq_submit(&r)); /* unsent: the doorbell is held until the re-creation */
+		int rc = drive(&e, rs, 2, 10.0);
+		if (rc < 0)
+			fail_msg("Create I/O %s completion lost during the re-creation: the poll "
+				 "returned %d (%s: %s); the queue pair must create its queues again "
+				 "after the reset that timeout ran", opcs[k] == PNVME_ADM_CREATE_SQ ?
+				 "SQ" : "CQ", rc, strerror(-rc), pnvme_last_error());
+		check_err(&w, 0);
+		check_err(&r, 0);
+		if (!r.data_ok_at_cb)
+			fail_msg("the read completed without its data");
+		for (uint32_t i = 0; i < 8; i++) {
+			assert_ok(pnvme_emu_media_read(e.emu, 1, (800 + i) * LBA, blk, LBA));
+			assert_true(block_is(blk, 800 + i, 71));
+		}
+		assert_false(pnvme_ctrl_is_dead(e.ctrl));
+		assert_int_equal(pnvme_ctrl_resets(e.ctrl), 2);
+		assert_int_equal(g_reset_calls, 2);
+		assert_int_equal(g_reset_err, 0);
+		assert_int_equal(stats_of(e.qp[0]).reconnects, 1);
+		check_usable(&e, e.qp[0], 310 + k);
+		rq_free(&e, &w);
+		rq_free(&e, &r);
+		env_close(&e, 0);
+	}
+	watchdog_off();
+}
+
+/*
+ * The same reset, inside pnvme_qpair_create: the Create I/O SQ completion of
+ * a second queue pair is lost. The creation goes on after the reset and
+ * succeeds (not -ETIMEDOUT); both queue pairs work afterwards.
+ */
+static void test_reset_during_qpair_create(void **state)
+{
+	const struct env_cfg cfg = { .admin_ms = 100 };
+	struct pnvme_qpair_opts o;
+	struct env e;
+	(void)state;
+
+	watchdog(60, "test_reset_during_qpair_create: the creation never ended");
+	env_open(&e, &cfg);
+	struct pnvme_emu_fault drop = fault(PNVME_EMU_FAULT_DROP_CPL, 0, PNVME_ADM_CREATE_SQ, 0, 1);
+	assert_ok(pnvme_emu_inject(e.emu, &drop));
+	pnvme_qpair_opts_default(&o);
+	assert_ok(pnvme_qpair_create(e.ctrl, &o, &e.qp[1]));
+	assert_int_equal(pnvme_ctrl_resets(e.ctrl), 1);
+	assert_int_equal(g_reset_err, 0);
+	check_usable(&e, e.qp[1], 312);
+	check_usable(&e, e.qp[0], 313);
+	assert_int_equal(stats_of(e.qp[1]).reconnects, 0);
+	assert_int_equal(pnvme_ctrl_resets(e.ctrl), 1);
+	watchdog_off();
+	env_close(&e, 0);
+}
+
+/*
+ * And inside pnvme_qpair_destroy: the completion of its Delete I/O SQ (or
+ * CQ) is lost. The reset that timeout runs deleted both queues: the destroy
+ * succeeded (0, not -ETIMEDOUT), its held read completed once, the queue
+ * identifier can be used again and the other queue pair works.
+ */
+static void test_reset_during_destroy(void **state)
+{
+	static const uint8_t opcs[] = { PNVME_ADM_DELETE_SQ, PNVME_ADM_DELETE_CQ };
+	const struct env_cfg cfg = { .admin_ms = 100, .nqp = 2 };
+	(void)state;
+
+	watchdog(60, "test_reset_during_destroy: the destroy never ended");
+	for (unsigned k = 0; k < ARRAY_SIZE(opcs); k++) {
+		struct pnvme_qpair_opts o;
+		struct rq r;
+		struct env e;
+
+		env_open(&e, &cfg);
+		uint16_t qid = pnvme_qpair_id(e.qp[0]);
+		struct pnvme_emu_fault hold = fault(PNVME_EMU_FAULT_DELAY_CPL, qid, PNVME_NVM_READ,
+						    0, 1);
+		hold.delay_us = 100000000ull;
+		assert_ok(pnvme_emu_inject(e.emu, &hold));
+		rq_prep(&e, e.qp[0], &r, false, 900, 1, 0);
+		assert_ok(rq_submit(&r));
+		pnvme_qpair_flush(e.qp[0]);
+		(void)pnvme_emu_step(e.emu); /* held by the device */
+		struct pnvme_emu_fault drop = fault(PNVME_EMU_FAULT_DROP_CPL, 0, opcs[k], 0, 1);
+		assert_ok(pnvme_emu_inject(e.emu, &drop));
+		int rc = pnvme_qpair_destroy(e.qp[0]);
+		e.qp[0] = NULL;
+		if (rc != 0)
+			fail_msg("Delete I/O %s completion lost: destroy returned %d (%s: %s); the "
+				 "reset its timeout ran deleted the queues, so the destroy is done",
+				 opcs[k] == PNVME_ADM_DELETE_SQ ? "SQ" : "CQ", rc, strerror(-rc),
+				 pnvme_last_error());
+		assert_int_equal(r.calls, 1);
+		assert_true(r.err != 0);
+		assert_false(pnvme_ctrl_is_dead(e.ctrl));
+		assert_int_equal(pnvme_ctrl_resets(e.ctrl), 1);
+		assert_int_equal(g_reset_err, 0);
+		check_usable(&e, e.qp[1], 314 + k);
+		pnvme_qpair_opts_default(&o);
+		assert_ok(pnvme_qpair_create(e.ctrl, &o, &e.qp[0]));
+		assert_int_equal(pnvme_qpair_id(e.qp[0]), qid);
+		check_usable(&e, e.qp[0], 316 + k);
+		rq_free(&e, &r);
+		env_close(&e, 0);
+	}
+	watchdog_off();
+}
+
+/*
+ * The other side: a controller that really refuses the queue (Create I/O SQ
+ * fails with a status, no reset in between) ends the queue pair. Its CQ is
+ * deleted again, the doorbelled write completes once with -EIO, polls
+ * return -EIO, no further reset runs, and the queue identifier is usable
+ * once the stopped queue pair is destroyed.
+ */
+static void test_reconnect_refused_stops_qpair(void **state)
+{
+	const struct env_cfg cfg = { .retries = { 3 } };
+	struct pnvme_qpair_opts o;
+	struct rq w;
+	struct rq *rs[] = { &w };
+	struct env e;
+	(void)state;
+
+	env_open(&e, &cfg);
+	uint16_t qid = pnvme_qpair_id(e.qp[0]);
+	rq_prep(&e, e.qp[0], &w, true, 950, 8, 81);
+	assert_ok(rq_submit(&w));
+	pnvme_qpair_flush(e.qp[0]);
+	struct pnvme_emu_fault refuse = fault(PNVME_EMU_FAULT_STATUS, 0, PNVME_ADM_CREATE_SQ, 0, 1);
+	refuse.status = PNVME_STATUS(PNVME_SCT_CMD, PNVME_SC_QUEUE_SIZE) | PNVME_STATUS_DNR;
+	assert_ok(pnvme_emu_inject(e.emu, &refuse));
+	assert_ok(pnvme_ctrl_reset(e.ctrl));
+	int rc = drive(&e, rs, 1, 5.0);
+	assert_rc(rc, -EIO);
+	check_err(&w, -EIO);
+	assert_rc(pnvme_qpair_poll(e.qp[0], 0), -EIO);
+	assert_rc(rq_submit(&w), -EIO);
+	assert_int_equal(w.calls, 1);
+	assert_false(pnvme_ctrl_is_dead(e.ctrl));
+	assert_int_equal(pnvme_ctrl_resets(e.ctrl), 1);
+	assert_ok(pnvme_qpair_destroy(e.qp[0]));
+	pnvme_qpair_opts_default(&o);
+	assert_ok(pnvme_qpair_create(e.ctrl, &o, &e.qp[0]));
+	assert_int_equal(pnvme_qpair_id(e.qp[0]), qid);
+	check_usable(&e, e.qp[0], 318);
+	rq_free(&e, &w);
+	env_close(&e, 0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Threads: the doorbell handshake, reaping after the disable               */
 /* ------------------------------------------------------------------------ */
 
@@ -949,6 +1138,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_reset_retries_bounded, teardown),
 		cmocka_unit_test_teardown(test_reset_callback_polls_qpair, teardown),
 		cmocka_unit_test_teardown(test_admin_doorbell_held_during_reset, teardown),
+		cmocka_unit_test_teardown(test_reset_during_reconnect, teardown),
+		cmocka_unit_test_teardown(test_reset_during_qpair_create, teardown),
+		cmocka_unit_test_teardown(test_reset_during_destroy, teardown),
+		cmocka_unit_test_teardown(test_reconnect_refused_stops_qpair, teardown),
 		cmocka_unit_test_teardown(test_doorbell_handshake_no_give_up, teardown),
 		cmocka_unit_test_teardown(test_reap_after_disable, teardown),
 		cmocka_unit_test_teardown(test_abort_limit, teardown),
