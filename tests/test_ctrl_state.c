@@ -36,17 +36,7 @@
 #define LBA      512u
 #define SCRATCH  1900u   /* usability checks write here (size=1M: 2048 blocks) */
 
-#define assert_rc(expr, want)                                                          \
-	do {                                                                           \
-		int rc_ = (expr);                                                      \
-		int want_ = (want);                                                    \
-		if (rc_ != want_)                                                      \
-			fail_msg("%s returned %d (%s), expected %d (%s); last error: %s", \
-				 #expr, rc_, strerror(rc_ < 0 ? -rc_ : rc_), want_,     \
-				 strerror(want_ < 0 ? -want_ : want_),                  \
-				 pnvme_last_error());                                   \
-	} while (0)
-#define assert_ok(expr) assert_rc(expr, 0)
+#include "test_helpers.h"
 
 static double now_s(void)
 {

@@ -90,17 +90,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-#define assert_rc(expr, want)                                                          \
-	do {                                                                           \
-		int rc_ = (expr);                                                      \
-		int want_ = (want);                                                    \
-		if (rc_ != want_)                                                      \
-			fail_msg("%s returned %d (%s), expected %d (%s); last error: %s", \
-				 #expr, rc_, strerror(rc_ < 0 ? -rc_ : rc_), want_,     \
-				 strerror(want_ < 0 ? -want_ : want_),                  \
-				 pnvme_last_error());                                   \
-	} while (0)
-#define assert_ok(expr) assert_rc(expr, 0)
+#include "test_helpers.h"
 
 /* Library log sink: count messages, keep them quiet unless asked. */
 static unsigned g_log_err, g_log_warn;
