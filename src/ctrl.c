@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ctrl.c - controller life cycle: open, bring-up (NVMe Base 2.0 §3.5.1),
- * identify, namespaces, shutdown (§3.6.1), and the DMA entry points.
+ * identify, namespaces, shutdown (§3.6.1), and the DMA entry points. The
+ * controller state machine and resets are in reset.c.
  */
 #include <ctype.h>
 #include <sched.h>
@@ -62,84 +63,6 @@ void ctrl_mark_dead(struct pnvme_ctrl *ctrl)
 	(void)ctrl_change_state(ctrl, CTRL_DEAD);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Controller state                                                         */
-/* ------------------------------------------------------------------------ */
-
-static const char *state_name(enum ctrl_state st)
-{
-	static const char *const names[] = {
-		[CTRL_NEW] = "new", [CTRL_LIVE] = "live", [CTRL_RESETTING] = "resetting",
-		[CTRL_CONNECTING] = "connecting", [CTRL_DELETING] = "deleting",
-		[CTRL_DEAD] = "dead",
-	};
-	return (unsigned)st < ARRAY_SIZE(names) ? names[st] : "?";
-}
-
-/* The edges of enum ctrl_state (ctrl_priv.h). */
-static bool state_edge(enum ctrl_state from, enum ctrl_state to)
-{
-	switch (to) {
-	case CTRL_LIVE:
-		return from == CTRL_NEW || from == CTRL_CONNECTING;
-	case CTRL_RESETTING:
-		return from == CTRL_LIVE || from == CTRL_CONNECTING;
-	case CTRL_CONNECTING:
-		return from == CTRL_RESETTING;
-	case CTRL_DELETING:
-		return from == CTRL_LIVE;
-	case CTRL_DEAD:
-		return from != CTRL_DEAD;
-	case CTRL_NEW:
-		break;
-	}
-	return false;
-}
-
-/*
- * Every edge but DEAD is taken by the thread holding the admin lock; DEAD may
- * also come from an I/O thread that reads all ones, hence the compare and
- * exchange. The generation moves when a reset starts (I/O queue pairs stop
- * ringing doorbells: see db_enter() in qpair.c), when it ends (they re-create
- * their queues) and at death. The admin queue has its own gate, admin_gen:
- * closed from the start of each reset attempt until the controller is
- * enabled again, so that nothing a callback posts meanwhile is rung into a
- * disabled controller.
- */
-bool ctrl_change_state(struct pnvme_ctrl *ctrl, enum ctrl_state to)
-{
-	int from = __atomic_load_n(&ctrl->state, __ATOMIC_ACQUIRE);
-
-	do {
-		if (!state_edge((enum ctrl_state)from, to))
-			return false;
-	} while (!__atomic_compare_exchange_n(&ctrl->state, &from, (int)to, false,
-					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-	switch (to) {
-	case CTRL_RESETTING:
-		__atomic_add_fetch(&ctrl->admin_gen, 1, __ATOMIC_SEQ_CST);
-		if (from == CTRL_LIVE)
-			__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_SEQ_CST);
-		break;
-	case CTRL_CONNECTING:
-		/* The admin queue is touched under the admin lock only: a plain store. */
-		ctrl->adminq->gen = __atomic_load_n(&ctrl->admin_gen, __ATOMIC_RELAXED);
-		break;
-	case CTRL_LIVE:
-		if (from == CTRL_CONNECTING)
-			__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_RELEASE);
-		break;
-	case CTRL_DEAD:
-		__atomic_store_n(&ctrl->dead, 1, __ATOMIC_RELEASE);
-		__atomic_add_fetch(&ctrl->gen, 1, __ATOMIC_RELEASE);
-		break;
-	default:
-		break;
-	}
-	log_debug("controller state %s -> %s", state_name((enum ctrl_state)from), state_name(to));
-	return true;
-}
-
 /*
  * Wait until CSTS.RDY == rdy, bounded by CAP.TO (500 ms units, Base 2.0
  * §3.1.4.1). While waiting for ready, CSTS.CFS means the controller failed.
@@ -169,7 +92,7 @@ static int wait_ready(struct pnvme_ctrl *ctrl, unsigned rdy)
 }
 
 /* Base 2.0 §3.7.2: controller reset by CC.EN 1 -> 0, then wait for CSTS.RDY = 0. */
-static int ctrl_disable(struct pnvme_ctrl *ctrl)
+int ctrl_disable(struct pnvme_ctrl *ctrl)
 {
 	uint32_t cc = reg_read(ctrl, PNVME_REG_CC);
 	int64_t csts = ctrl_read_csts(ctrl);
@@ -191,7 +114,7 @@ static int ctrl_disable(struct pnvme_ctrl *ctrl)
  * Steps 7-9 (identify, I/O command set configuration, number of queues)
  * follow in ctrl_identify() and ctrl_set_queues().
  */
-static int ctrl_enable(struct pnvme_ctrl *ctrl)
+int ctrl_enable(struct pnvme_ctrl *ctrl)
 {
 	struct pnvme_qpair *aq = ctrl->adminq;
 	uint64_t asq, acq;
@@ -784,257 +707,6 @@ int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
 		qpair_fail_all(ctrl->adminq, -ECANCELED);
 	ctrl_free(ctrl);
 	return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Reset (recovery)                                                         */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Wait until no queue pair is inside a doorbell write: the other half of the
- * db_enter() handshake in qpair.c. The generation moved before (full
- * barrier), so writers that come later see it and write nothing; one already
- * inside leaves after a handful of instructions. There is no give-up: a
- * doorbell must not reach a controller being disabled, however long its
- * writer is descheduled. The full barrier below is the protocol's (Dekker:
- * each side stores its word, full barrier, loads the other's); the acquire
- * load of db_busy pairs with db_leave()'s release store.
- */
-static void wait_doorbell_writers(struct pnvme_ctrl *ctrl)
-{
-	pnvme_mb();
-	for (struct pnvme_qpair *q = ctrl->qpairs; q; q = q->next) {
-		uint64_t warn_at = pnvme_ticks() + pnvme_ms_to_ticks(1000);
-		bool warned = false;
-		unsigned spins = 0;
-
-		while (__atomic_load_n(&q->db_busy, __ATOMIC_ACQUIRE)) {
-			if (!warned && (int64_t)(pnvme_ticks() - warn_at) >= 0) {
-				log_warn("queue %u has been inside a doorbell write for 1 s: the reset "
-					 "waits for it before disabling the controller", q->qid);
-				warned = true;
-			}
-			if ((++spins & 63u) == 0)
-				sched_yield();
-			else
-				pnvme_cpu_relax();
-		}
-	}
-}
-
-/*
- * One attempt at Base 2.0 §3.7.2, controller reset: CC.EN 1 -> 0 (wait
- * CSTS.RDY = 0), then the initialization of §3.5.1 again with the same admin
- * rings, then the admin commands of bring-up steps 9 and after (Number of
- * Queues, Doorbell Buffer Config). Admin commands in flight fail with -EIO.
- * Returns 0, or the errno of the step that failed; *enabled tells whether
- * the controller came back (the failure was an admin command's).
- */
-static int reset_attempt(struct pnvme_ctrl *ctrl, uint32_t nq, bool *enabled)
-{
-	struct pnvme_qpair *aq = ctrl->adminq;
-	uint32_t dw0 = 0;
-	int rc;
-
-	*enabled = false;
-	rc = ctrl_disable(ctrl);
-	if (rc == 0) {
-		/* Disabled: nothing can DMA into the buffers of timed-out commands now. */
-		for (uint32_t i = 0; i < ctrl->nr_quarantine; i++)
-			pnvme_dma_free_raw(&ctrl->dma, ctrl->quarantine[i]);
-		ctrl->nr_quarantine = 0;
-	}
-	/*
-	 * Empty the admin ring before the callbacks of its failed commands run,
-	 * so a callback that submits again lands in the fresh ring. Its doorbell
-	 * is held (the admin gate closed when this attempt began) until the
-	 * controller is enabled again and reads the ring from the start.
-	 */
-	qpair_ring_reset(aq);
-	aq->in_poll++;
-	qpair_fail_all(aq, -EIO);
-	aq->in_poll--;
-	if (rc)
-		return rc;
-	rc = ctrl_enable(ctrl);
-	if (rc)
-		return rc;
-	if (!ctrl_change_state(ctrl, CTRL_CONNECTING))
-		return pnvme_fail(-ENODEV, "the controller died during the reset");
-	*enabled = true;
-	if (aq->sq_tail != 0) {
-		/* Commands callbacks posted while the controller was disabled: announce them. */
-		db_write(aq->sq_db, aq->sq_tail); /* release: the SQEs come first */
-		aq->sq_db_tail = aq->sq_tail;
-	}
-	rc = pnvme_set_features(ctrl, PNVME_FEAT_NUM_QUEUES, 0,
-				PNVME_SET(PNVME_NUMQ_NSQ, nq ? nq - 1 : 0) |
-				PNVME_SET(PNVME_NUMQ_NCQ, nq ? nq - 1 : 0), 0, &dw0);
-	if (rc == 0 && nq && (PNVME_GET(dw0, PNVME_NUMQ_NSQ) + 1 < nq ||
-			      PNVME_GET(dw0, PNVME_NUMQ_NCQ) + 1 < nq))
-		rc = pnvme_fail(-EIO, "after reset the controller grants fewer queues");
-	if (rc == 0)
-		rc = ctrl_dbbuf_config(ctrl);
-	return rc;
-}
-
-/*
- * Reset the controller (LIVE -> RESETTING -> CONNECTING -> LIVE). I/O queue
- * pairs stop ringing doorbells when the reset starts (the generation moves
- * before CC.EN = 0: touching queues while the controller resets is what the
- * spec forbids and some devices punish) and re-create their queues
- * themselves at their next poll once it ended (their owners may be polling
- * them right now: no other thread touches them). The reset owns the admin
- * lock throughout: a request from another thread waits for it and then finds
- * the generation moved (nothing to do); one from this thread (a callback, a
- * timeout of the reset's own admin commands) is folded into it. A failed
- * admin command after the controller came back starts the whole reset over,
- * up to CTRL_RESET_ATTEMPTS times; a controller that does not come back
- * within CAP.TO (or is gone) is declared dead at once, as Linux does.
- */
-int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
-{
-	uint32_t nq = ctrl->max_io_queues;
-	unsigned attempt;
-	enum ctrl_state st;
-	bool enabled;
-	int rc;
-
-	pthread_mutex_lock(&ctrl->admin_lock);
-	st = ctrl_state(ctrl);
-	if (st == CTRL_RESETTING || st == CTRL_CONNECTING) {
-		/* Only the owner's thread gets the (recursive) lock now: fold it in. */
-		log_info("reset requested during a reset (%s): folded into it", why);
-		pthread_mutex_unlock(&ctrl->admin_lock);
-		return 0;
-	}
-	if (st != CTRL_LIVE) {
-		pthread_mutex_unlock(&ctrl->admin_lock);
-		if (st == CTRL_DEAD)
-			return pnvme_fail(-ENODEV, "controller is gone");
-		return pnvme_fail(-EBUSY, "no reset while the controller is being %s (%s)",
-				  st == CTRL_NEW ? "opened" : "closed", why);
-	}
-	if (__atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) != seen_gen) {
-		/* Another thread reset it since the caller looked. */
-		pthread_mutex_unlock(&ctrl->admin_lock);
-		return 0;
-	}
-	if (!ctrl_change_state(ctrl, CTRL_RESETTING)) {
-		pthread_mutex_unlock(&ctrl->admin_lock);
-		return pnvme_fail(-ENODEV, "controller is gone");
-	}
-	__atomic_add_fetch(&ctrl->resets, 1, __ATOMIC_RELAXED); /* pnvme_ctrl_resets() reads it */
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
-	log_warn("resetting the controller: %s", why);
-	wait_doorbell_writers(ctrl);
-	for (attempt = 1;; attempt++) {
-		rc = reset_attempt(ctrl, nq, &enabled);
-		if (rc == 0 || !enabled || attempt == CTRL_RESET_ATTEMPTS)
-			break;
-		log_warn("controller reset, attempt %u of %u: %s; starting over", attempt,
-			 CTRL_RESET_ATTEMPTS, pnvme_last_error());
-		if (!ctrl_change_state(ctrl, CTRL_RESETTING)) {
-			rc = pnvme_fail(-ENODEV, "the controller died during the reset");
-			break;
-		}
-	}
-	/* Requests raised during the reset (its own admin timeouts) are covered by it. */
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
-	if (rc) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
-		log_err("controller reset failed (%s): giving up on the device", msg);
-		/* It may still be running: stop its DMA before anyone's buffers are freed. */
-		if (ctrl->be.ops->bus_master)
-			(void)ctrl->be.ops->bus_master(ctrl->be.ctx, false);
-		ctrl_mark_dead(ctrl);
-		rc = pnvme_fail(-ENODEV, "controller reset failed (%s)", msg);
-	} else {
-		(void)ctrl_change_state(ctrl, CTRL_LIVE);
-		log_notice("controller reset complete%s", attempt > 1 ? " (after a retry)" : "");
-	}
-	if (ctrl->opts.reset_cb) {
-		ctrl->in_reset_cb = true;
-		ctrl->opts.reset_cb(ctrl->opts.reset_arg, rc, why);
-		ctrl->in_reset_cb = false;
-	}
-	pthread_mutex_unlock(&ctrl->admin_lock);
-	return rc;
-}
-
-void ctrl_defer_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why)
-{
-	ctrl->reset_req_why = why;
-	__atomic_store_n(&ctrl->reset_req_gen, gen, __ATOMIC_RELAXED);
-	__atomic_store_n(&ctrl->reset_pending, 1, __ATOMIC_RELEASE);
-}
-
-/*
- * A reset request from the library itself (admin lock held): run it unless
- * the generation moved since it was raised (a reset finished since: it
- * covered the request) or the controller is not live (a reset in progress on
- * this thread covers it; bring-up and close fail or finish on their own; a
- * dead controller needs none).
- */
-static void reset_if_current(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why)
-{
-	enum ctrl_state st = ctrl_state(ctrl);
-
-	if (st != CTRL_LIVE || gen != __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
-		log_debug("reset request (%s) dropped: %s", why,
-			  st == CTRL_LIVE ? "a reset finished since it was raised"
-					  : state_name(st));
-		return;
-	}
-	(void)ctrl_recover(ctrl, gen, why);
-}
-
-void ctrl_request_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why)
-{
-	pthread_mutex_lock(&ctrl->admin_lock);
-	/* Under the (recursive) lock only this thread's own admin poll can show. */
-	if (ctrl->adminq->in_poll)
-		ctrl_defer_reset(ctrl, gen, why); /* its poller runs it after the poll */
-	else
-		reset_if_current(ctrl, gen, why);
-	pthread_mutex_unlock(&ctrl->admin_lock);
-}
-
-void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl)
-{
-	if (ctrl->adminq->in_poll || !__atomic_load_n(&ctrl->reset_pending, __ATOMIC_ACQUIRE))
-		return;
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
-	reset_if_current(ctrl, __atomic_load_n(&ctrl->reset_req_gen, __ATOMIC_RELAXED),
-			 ctrl->reset_req_why);
-}
-
-int pnvme_ctrl_reset(struct pnvme_ctrl *ctrl)
-{
-	int rc;
-
-	if (!ctrl)
-		return pnvme_fail(-EINVAL, "ctrl_reset: NULL controller");
-	/* Under the (recursive) lock only this thread's own admin poll can show. */
-	pthread_mutex_lock(&ctrl->admin_lock);
-	if (ctrl->adminq->in_poll)
-		rc = pnvme_fail(-EDEADLK, "ctrl_reset from an admin completion callback");
-	else
-		rc = ctrl_recover(ctrl, __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE),
-				  "requested by the application");
-	pthread_mutex_unlock(&ctrl->admin_lock);
-	return rc;
-}
-
-uint32_t pnvme_ctrl_resets(const struct pnvme_ctrl *ctrl)
-{
-	return ctrl ? __atomic_load_n(&ctrl->resets, __ATOMIC_RELAXED) : 0;
-}
-
-bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl)
-{
-	return ctrl && ctrl_is_dead(ctrl);
 }
 
 /* ------------------------------------------------------------------------ */

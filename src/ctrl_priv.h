@@ -208,7 +208,11 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 void qpair_fail_all(struct pnvme_qpair *qp, int err);
 int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t *lock);
 
-/* ctrl.c */
+/* ctrl.c (bring-up, registers) and reset.c (state machine, recovery) */
+/** Base 2.0 §3.7.2: CC.EN 1 -> 0, then wait (CAP.TO) for CSTS.RDY = 0. 0 / -errno. */
+int ctrl_disable(struct pnvme_ctrl *ctrl);
+/** Base 2.0 §3.5.1 steps 1-6: admin queue registers, CC, wait for CSTS.RDY = 1. 0 / -errno. */
+int ctrl_enable(struct pnvme_ctrl *ctrl);
 /** Read CSTS; mark the controller dead on all ones. Returns CSTS or -ENODEV. */
 int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl);
 /** The device is gone: every queue pair fails its requests with -ENODEV. */
