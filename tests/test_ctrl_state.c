@@ -217,29 +217,6 @@ static uint32_t bar_read(struct env *e, size_t off)
 	return __atomic_load_n((volatile uint32_t *)(bar + off), __ATOMIC_ACQUIRE);
 }
 
-/* Block contents f(lba, seed); seed 0: zeroes. */
-static void block_fill(uint8_t *b, uint64_t lba, uint32_t seed)
-{
-	if (seed == 0) {
-		memset(b, 0, LBA);
-		return;
-	}
-	uint32_t x = seed * 2654435761u ^ (uint32_t)lba * 40503u ^ 0x5bd1e995u;
-	memcpy(b, &lba, 8);
-	memcpy(b + 8, &seed, 4);
-	for (unsigned i = 12; i < LBA; i++) {
-		x = x * 1103515245u + 12345u;
-		b[i] = (uint8_t)(x >> 16);
-	}
-}
-
-static bool block_is(const uint8_t *b, uint64_t lba, uint32_t seed)
-{
-	uint8_t want[LBA];
-	block_fill(want, lba, seed);
-	return memcmp(b, want, LBA) == 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -264,7 +241,7 @@ struct rq {
 static bool rq_data_ok(const struct rq *r)
 {
 	for (uint32_t i = 0; i < r->nlb; i++)
-		if (!block_is(r->buf + (size_t)i * LBA, r->lba + i, r->seed))
+		if (!test_block_is(r->buf + (size_t)i * LBA, LBA, r->lba + i, r->seed))
 			return false;
 	return true;
 }
@@ -298,7 +275,7 @@ static void rq_prep(struct env *e, struct pnvme_qpair *qp, struct rq *r, bool wr
 	assert_ok(pnvme_dma_alloc(e->ctrl, (size_t)nlb * LBA, 0, (void **)&r->buf, NULL));
 	if (write)
 		for (uint32_t i = 0; i < nlb; i++)
-			block_fill(r->buf + (size_t)i * LBA, lba + i, seed);
+			test_block_fill(r->buf + (size_t)i * LBA, LBA, lba + i, seed);
 	else
 		memset(r->buf, 0xa5, (size_t)nlb * LBA);
 }
@@ -425,7 +402,7 @@ static void test_retry_fresh_cid(void **state)
 
 	env_open(&e, &cfg);
 	for (uint32_t i = 0; i < 8; i++)
-		block_fill(blk + i * LBA, 64 + i, 31);
+		test_block_fill(blk + i * LBA, LBA, 64 + i, 31);
 	assert_ok(pnvme_emu_media_write(e.emu, 1, 64 * LBA, blk, sizeof(blk)));
 	uint16_t qid = pnvme_qpair_id(e.qp[0]);
 	struct pnvme_emu_fault st = fault(PNVME_EMU_FAULT_STATUS, qid, PNVME_NVM_READ, 0, 1);
@@ -669,7 +646,7 @@ static void test_reset_during_reconnect(void **state)
 
 		env_open(&e, &cfg);
 		for (uint32_t i = 0; i < 8; i++)
-			block_fill(blk + i * LBA, 820 + i, 73);
+			test_block_fill(blk + i * LBA, LBA, 820 + i, 73);
 		assert_ok(pnvme_emu_media_write(e.emu, 1, 820 * LBA, blk, sizeof(blk)));
 		rq_prep(&e, e.qp[0], &w, true, 800, 8, 71);
 		assert_ok(rq_submit(&w));
@@ -691,7 +668,7 @@ static void test_reset_during_reconnect(void **state)
 			fail_msg("the read completed without its data");
 		for (uint32_t i = 0; i < 8; i++) {
 			assert_ok(pnvme_emu_media_read(e.emu, 1, (800 + i) * LBA, blk, LBA));
-			assert_true(block_is(blk, 800 + i, 71));
+			assert_true(test_block_is(blk, LBA, 800 + i, 71));
 		}
 		assert_false(pnvme_ctrl_is_dead(e.ctrl));
 		assert_int_equal(pnvme_ctrl_resets(e.ctrl), 2);
@@ -959,7 +936,7 @@ static void test_reap_after_disable(void **state)
 	uint8_t b[LBA];
 	for (uint32_t i = 0; i < 8; i++) {
 		assert_ok(pnvme_emu_media_read(e.emu, 1, (400 + i) * LBA, b, LBA));
-		assert_true(block_is(b, 400 + i, 61));
+		assert_true(test_block_is(b, LBA, 400 + i, 61));
 	}
 	assert_int_equal(stats_of(e.qp[1]).retries, 0);
 	check_usable(&e, e.qp[1], 306);

@@ -134,28 +134,6 @@ static void reset_cb(void *arg, int err, const char *reason)
 /* Block contents: f(lba, seed); seed 0 is the zeroes of a fresh namespace  */
 /* ------------------------------------------------------------------------ */
 
-static void block_fill(uint8_t *b, uint64_t lba, uint32_t seed)
-{
-	if (seed == 0) {
-		memset(b, 0, LBA);
-		return;
-	}
-	uint32_t x = seed * 2654435761u ^ (uint32_t)lba * 40503u ^ 0x5bd1e995u;
-	memcpy(b, &lba, 8);
-	memcpy(b + 8, &seed, 4);
-	for (unsigned i = 12; i < LBA; i++) {
-		x = x * 1103515245u + 12345u;
-		b[i] = (uint8_t)(x >> 16);
-	}
-}
-
-static bool block_is(const uint8_t *b, uint64_t lba, uint32_t seed)
-{
-	uint8_t want[LBA];
-	block_fill(want, lba, seed);
-	return memcmp(b, want, LBA) == 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Environment                                                              */
 /* ------------------------------------------------------------------------ */
@@ -279,7 +257,7 @@ static void rq_cb(void *arg, int err, const struct pnvme_cqe *cqe);
 static bool rq_data_ok(const struct rq *r)
 {
 	for (uint32_t i = 0; i < r->nlb; i++)
-		if (!block_is(r->buf + (size_t)i * LBA, r->lba + i, r->seed))
+		if (!test_block_is(r->buf + (size_t)i * LBA, LBA, r->lba + i, r->seed))
 			return false;
 	return true;
 }
@@ -299,7 +277,7 @@ static void rq_prep(struct env *e, struct pnvme_qpair *qp, struct rq *r, bool wr
 	assert_ok(pnvme_dma_alloc(e->ctrl, (size_t)nlb * LBA, 0, (void **)&r->buf, NULL));
 	if (write)
 		for (uint32_t i = 0; i < nlb; i++)
-			block_fill(r->buf + (size_t)i * LBA, lba + i, seed);
+			test_block_fill(r->buf + (size_t)i * LBA, LBA, lba + i, seed);
 	else
 		memset(r->buf, 0xa5, (size_t)nlb * LBA);
 }
@@ -463,8 +441,8 @@ static void check_media(struct env *e, const struct rq *r, uint32_t old_seed, bo
 
 	for (uint32_t i = 0; i < r->nlb; i++) {
 		assert_ok(pnvme_emu_media_read(e->emu, 1, (r->lba + i) * LBA, b, LBA));
-		bool is_new = block_is(b, r->lba + i, r->seed);
-		bool is_old = block_is(b, r->lba + i, old_seed);
+		bool is_new = test_block_is(b, LBA, r->lba + i, r->seed);
+		bool is_old = test_block_is(b, LBA, r->lba + i, old_seed);
 		if (r->err == 0 ? !is_new : !(is_old || (either_ok && is_new)))
 			bad++;
 	}
@@ -1649,7 +1627,7 @@ static void dup_reuse_case(bool via_poll_max)
 	/* the data R1 will read */
 	uint8_t blk[8 * LBA];
 	for (uint32_t i = 0; i < 8; i++)
-		block_fill(blk + i * LBA, 600 + i, 1801);
+		test_block_fill(blk + i * LBA, LBA, 600 + i, 1801);
 	assert_ok(pnvme_emu_media_write(e.emu, 1, 600 * LBA, blk, sizeof(blk)));
 
 	struct pnvme_emu_fault f = fault(PNVME_EMU_FAULT_CQE_DUP, pnvme_qpair_id(e.qp[0]),

@@ -58,6 +58,8 @@
 
 #include <pnvme/pnvme.h>
 
+#include "test_helpers.h"
+
 #include "ctrl_priv.h" /* pnvme_test_reset_request_hook, the generation */
 
 #define LBA      512u
@@ -82,22 +84,6 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
-/* Block content: seed 0 is zeroes (never written). */
-static void block_fill(uint8_t *b, uint64_t lba, uint32_t seed)
-{
-	if (seed == 0) {
-		memset(b, 0, LBA);
-		return;
-	}
-	uint32_t x = seed * 2654435761u ^ (uint32_t)lba * 40503u ^ 0x5bd1e995u;
-	memcpy(b, &lba, 8);
-	memcpy(b + 8, &seed, 4);
-	for (unsigned i = 12; i < LBA; i++) {
-		x = x * 1103515245u + 12345u;
-		b[i] = (uint8_t)(x >> 16);
-	}
-}
-
 /* The seed a block was written with, if it is a well-formed block of `lba`; else -1. */
 static int64_t block_seed(const uint8_t *b, uint64_t lba)
 {
@@ -113,7 +99,7 @@ static int64_t block_seed(const uint8_t *b, uint64_t lba)
 				return -1;
 		return 0;
 	}
-	block_fill(want, lba, seed);
+	test_block_fill(want, LBA, lba, seed);
 	return memcmp(want, b, LBA) == 0 ? (int64_t)seed : -1;
 }
 
@@ -308,7 +294,7 @@ static bool start_one(struct worker *w, struct slot *s)
 	if (write) {
 		s->seed = ((uint32_t)(w->idx + 1) << 24) | (++w->next_seed & 0xffffffu);
 		for (uint32_t i = 0; i < nlb; i++)
-			block_fill(s->buf + (size_t)i * LBA, s->lba + i, s->seed);
+			test_block_fill(s->buf + (size_t)i * LBA, LBA, s->lba + i, s->seed);
 	} else {
 		memset(s->buf, 0xa5, (size_t)nlb * LBA);
 	}
