@@ -108,6 +108,19 @@ static void mdio_done(void *arg, int err, const struct pnvme_cqe *cqe)
 	m->done = true;
 }
 
+/* Wait for the command a submit call returning `rc` posted: its result. */
+static int mdio_wait(struct mdio *m, int rc)
+{
+	if (rc)
+		return rc;
+	while (!m->done) {
+		rc = pnvme_qpair_poll(m->qp, 0);
+		if (rc < 0)
+			return rc;
+	}
+	return m->err;
+}
+
 /* One command, waited for. io_flags get the PRCHK bits on PI namespaces. */
 static int mdio_rw(struct mdio *m, bool write, uint64_t slba, uint32_t nlb, uint32_t flags,
 		   bool with_md)
@@ -121,14 +134,7 @@ static int mdio_rw(struct mdio *m, bool write, uint64_t slba, uint32_t nlb, uint
 	else
 		rc = pnvme_read_md(m->qp, m->ns, m->buf, with_md ? m->md : NULL, slba, nlb, flags,
 				   MD_APPTAG, 0xffff, mdio_done, m);
-	if (rc)
-		return rc;
-	while (!m->done) {
-		rc = pnvme_qpair_poll(m->qp, 0);
-		if (rc < 0)
-			return rc;
-	}
-	return m->err;
+	return mdio_wait(m, rc);
 }
 
 /* Lay out (or compare) nlb blocks at slba in the command's buffers. */
@@ -257,15 +263,13 @@ static void md_pi_checks(struct mdio *m)
 	/* PRACT with PI-only metadata: the controller inserts the tuple, then strips it. */
 	if (ns->ms == 8) {
 		uint64_t lba = 9;
-		int rc1, rc2, rc3 = -1;
+		int rc1, rc2, rc3;
 		bool pi_ok = false, data_ok = false;
 
 		md_stage(m, lba, 1, false); /* one block: its data leads the buffer */
 		m->done = false;
-		rc1 = pnvme_write(m->qp, ns, m->buf, lba, 1, PNVME_IO_PRACT, mdio_done, m);
-		while (rc1 == 0 && !m->done)
-			(void)pnvme_qpair_poll(m->qp, 0);
-		rc1 = rc1 ? rc1 : m->err;
+		rc1 = mdio_wait(m, pnvme_write(m->qp, ns, m->buf, lba, 1, PNVME_IO_PRACT, mdio_done,
+						  m));
 		memset(m->md, 0, ns->ms);
 		memset(m->buf, 0, ns->block_bytes);
 		rc2 = mdio_rw(m, false, lba, 1, PNVME_IO_PRCHK_GUARD |
@@ -282,11 +286,8 @@ static void md_pi_checks(struct mdio *m)
 		}
 		memset(m->buf, 0, ns->block_bytes);
 		m->done = false;
-		rc3 = pnvme_read(m->qp, ns, m->buf, lba, 1, PNVME_IO_PRACT | PNVME_IO_PRCHK_GUARD,
-				 mdio_done, m);
-		while (rc3 == 0 && !m->done)
-			(void)pnvme_qpair_poll(m->qp, 0);
-		rc3 = rc3 ? rc3 : m->err;
+		rc3 = mdio_wait(m, pnvme_read(m->qp, ns, m->buf, lba, 1,
+					      PNVME_IO_PRACT | PNVME_IO_PRCHK_GUARD, mdio_done, m));
 		data_ok = rc3 == 0 && memcmp(m->buf, m->want_d, ns->lba_size) == 0;
 		snprintf(name, sizeof(name), "md-ns%u-pi-pract", ns->nsid);
 		check(rc1 == 0 && rc2 == 0 && pi_ok && data_ok, name, "PRACT write %d, PI as the "
