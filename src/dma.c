@@ -59,7 +59,6 @@ struct pnvme_dma_chunk {
 	size_t len;        /* bytes, a multiple of 2 MiB */
 	bool huge;         /* backed by hugetlb pages */
 	bool large;        /* a single allocation of more than 2 MiB */
-	size_t bytes;      /* large runs: the size asked for */
 	struct pnvme_dma_page **pages; /* one descriptor per 2 MiB page */
 	/* Sub-allocation state, small (single-chunk) runs only. */
 	unsigned nfree;    /* free granules (pages[0]->clean: never handed out, still zero) */
@@ -442,7 +441,6 @@ static void run_destroy(struct pnvme_dma *d, struct pnvme_dma_chunk *c,
 /* Record a large run's one allocation of `bytes` in its page descriptors. */
 static void run_set_large(struct pnvme_dma_chunk *c, size_t bytes)
 {
-	c->bytes = bytes;
 	for (size_t k = 0; k < c->len >> PNVME_CHUNK_SHIFT; k++) {
 		size_t from = k << PNVME_CHUNK_SHIFT; /* this page's offset in the run */
 
