@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_ctrl.c - controller life cycle and admin commands (src/ctrl.c,
- * src/admin.c), driven against the emulated controller in step mode so every
+ * test_ctrl.c - controller life cycle and admin commands (src/core/ctrl.c,
+ * src/core/admin.c), driven against the emulated controller in step mode so every
  * run is deterministic: the library steps the emulator whenever it busy-waits
  * (sync calls); async tests step it by hand between submit and reap.
  *

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_ctrl_state.c - one reset at a time, and no stale commands: the
- * controller state machine (src/ctrl.c ctrl_change_state, ctrl_recover,
+ * controller state machine (src/core/ctrl.c ctrl_change_state, ctrl_recover,
  * ctrl_request_reset / ctrl_run_pending_reset), and the recovery parts of
- * src/qpair.c that depend on it (retry command ids, Abort Command Limit,
+ * src/pcie/qpair.c that depend on it (retry command ids, Abort Command Limit,
  * reaping after the disable, the doorbell/reset handshake, destroy and close
  * from callbacks). Stepped emulators with faults armed; a few cases reach
- * into the queue pair (src/ctrl_priv.h) to hold a doorbell write open.
+ * into the queue pair (src/core/ctrl_priv.h) to hold a doorbell write open.
  *
  * Timing: no upper bound here is tighter than seconds; where a case needs
  * an interleaving of threads it waits for a state it can see (a generation
@@ -31,7 +31,7 @@
 
 #include <pnvme/pnvme.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 #define LBA      512u
 #define SCRATCH  1900u   /* usability checks write here (size=1M: 2048 blocks) */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_qpair.c - I/O queue pairs and NVM I/O commands (src/qpair.c), driven
+ * test_qpair.c - I/O queue pairs and NVM I/O commands (src/pcie/qpair.c), driven
  * against the emulated controller. Most tests use step mode, so the device
  * runs only when the test says so: submit (and flush), pnvme_emu_step(), then
  * poll. Sync helpers step it themselves through the library's wait hook. The

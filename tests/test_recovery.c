@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_recovery.c - the fault matrix for the recovery ladder (src/qpair.c
- * check_deadlines / start_abort / qpair_reconnect, src/ctrl.c ctrl_recover),
+ * test_recovery.c - the fault matrix for the recovery ladder (src/pcie/qpair.c
+ * check_deadlines / start_abort / qpair_reconnect, src/core/ctrl.c ctrl_recover),
  * driven against stepped emulators with faults armed.
  *
  * Every case checks the same four things:

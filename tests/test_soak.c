@@ -60,7 +60,7 @@
 
 #include "test_helpers.h"
 
-#include "ctrl_priv.h" /* pnvme_test_reset_request_hook, the generation */
+#include "core/ctrl_priv.h" /* pnvme_test_reset_request_hook, the generation */
 
 #define LBA      512u
 #define WORKERS  3

@@ -4,7 +4,7 @@
 # test_tool_pnvme.sh PNVME - the pnvme tool against the emulated controller
 # (no hardware, no root): output, JSON, exit codes 0 / 1 / 2, error messages.
 # bind and unbind run against a fake sysfs tree in a temporary directory
-# (PNVME_SYSFS_ROOT, a test-only switch of src/pci.c); its PCI functions are
+# (PNVME_SYSFS_ROOT, a test-only switch of src/pcie/pci.c); its PCI functions are
 # in domain ffff, which no real machine has, so a tool that ignored the switch
 # would find no such device and touch nothing.
 set -u

@@ -27,7 +27,7 @@
 
 #include <pnvme/pnvme.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -104,18 +104,18 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 	CC=${CC:-gcc}
 	CFLAGS=(-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -I"$SRC/include" -I"$SRC/src")
 	objs=()
-	for f in "$SRC"/src/*.c; do
-		o=$WORK/build/$(basename "$f" .c).o
+	for f in $(find "$SRC/src" -name '*.c' | sort); do
+		o=$WORK/build/$(basename "$(dirname "$f")")_$(basename "$f" .c).o
 		$CC "${CFLAGS[@]}" "${PCI_FLAGS[@]}" -c "$f" -o "$o" || die "compiling $f failed"
 		objs+=("$o")
 	done
 	ar rcs "$WORK/build/libpnvme.a" "${objs[@]}"
-	$CC "${CFLAGS[@]}" "$SRC/tools/pnvme.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
+	$CC "${CFLAGS[@]}" "$SRC/tools/pnvme.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal -lpthread \
 		-o "$WORK/build/pnvme" || die "linking pnvme failed"
-	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$HERE/vmtest_md.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lpthread \
+	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$HERE/vmtest_md.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal -lpthread \
 		-o "$WORK/build/vmtest" || die "linking vmtest failed"
 	if [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; then
-		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-perf.c" "$WORK/build/libpnvme.a" $PCI_LIBS \
+		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-perf.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal \
 			-lpthread -lm -o "$WORK/build/pnvme-perf" || die "linking pnvme-perf failed"
 		PERF_BIN=$WORK/build/pnvme-perf
 	fi

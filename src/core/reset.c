@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 /* ------------------------------------------------------------------------ */
 /* Controller state                                                         */

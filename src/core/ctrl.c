@@ -14,7 +14,7 @@
 #include <pnvme/dma.h>
 #include <pnvme/emu.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 #define MAX_XFER_CAP   (2u << 20)   /* one PRP list page per request covers 2 MiB */
 #define MAX_NAMESPACES 1024u        /* active namespaces pnvme tracks */

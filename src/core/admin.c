@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 /* Data direction from the opcode's two low bits (Base 2.0 §5, Figure 138). */
 static inline bool opc_to_host(uint8_t opc)

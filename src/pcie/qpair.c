@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctrl_priv.h"
+#include "core/ctrl_priv.h"
 
 /* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
