@@ -3,7 +3,7 @@
  * emu_pi.h - end-to-end data protection for the emulated controller (NVM
  * Command Set 1.0 §5.3): the 8-byte protection information tuple, its CRC-16
  * guard, and the checks PRCHK asks for. Pure functions over one logical
- * block's data and metadata; emu.c moves the bytes.
+ * block's data and metadata; emu_nvm.c moves the bytes.
  */
 #ifndef PNVME_EMU_PI_H
 #define PNVME_EMU_PI_H

@@ -32,7 +32,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* emu.c, internal: replace Identify data (CNS 0, 1, 2); NULL restores. */
+/* emu_admin.c, internal: replace Identify data (CNS 0, 1, 2); NULL restores. */
 int pnvme_emu_identify_override(struct pnvme_emu *emu, uint32_t cns, const void *data);
 
 #define ID_SIZE      4096u
