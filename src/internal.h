@@ -333,7 +333,7 @@ unsigned long pnvme_bar_guard_fired(void);
 
 /**
  * "pid N (comm)" of another process holding character device `path` open, by
- * device number (pci.c; best effort, root sees all). 0, or -ENOENT if none.
+ * device number (pci_usage.c; best effort, root sees all). 0, or -ENOENT if none.
  */
 int pnvme_chr_opener(const char *path, char *out, size_t len);
 /** The last component of the target of symbolic link `path` (pci.c). 0 / -errno. */

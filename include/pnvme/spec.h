@@ -628,7 +628,14 @@ struct pnvme_id_ctrl {
 	uint8_t  rsvd564[204];
 	char     subnqn[256];
 	uint8_t  rsvd1024[768];
-	uint8_t  nvmeof[256];  /* NVMe over Fabrics attributes (1792..2047) */
+	/* NVMe over Fabrics attributes (Base 2.0 Figure 275, bytes 1792..2047) */
+	uint32_t ioccsz;       /* I/O Queue Command Capsule Supported Size, 16-byte units */
+	uint32_t iorcsz;       /* I/O Queue Response Capsule Supported Size, 16-byte units */
+	uint16_t icdoff;       /* In Capsule Data Offset, 16-byte units past the SQE */
+	uint8_t  fcatt;        /* Fabrics Controller Attributes (bit 0: static model) */
+	uint8_t  msdbd;        /* Maximum SGL Data Block Descriptors */
+	uint16_t ofcs;         /* Optional Fabric Commands Support */
+	uint8_t  rsvd1806[242];
 	struct pnvme_psd psd[32];
 	uint8_t  vs[1024];
 };
@@ -797,6 +804,8 @@ PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, oncs) == 520, "id_ctrl ONCS")
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, sgls) == 536, "id_ctrl SGLS");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, maxcna) == 560, "id_ctrl MAXCNA");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, subnqn) == 768, "id_ctrl SUBNQN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, ioccsz) == 1792, "id_ctrl IOCCSZ");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, icdoff) == 1800, "id_ctrl ICDOFF");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, psd) == 2048, "id_ctrl PSD0");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, vs) == 3072, "id_ctrl VS");
 PNVME_STATIC_ASSERT(sizeof(struct pnvme_id_ns) == 4096, "Identify Namespace is 4 KiB");

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/ctrl_priv.h"
+#include "tcp/host.h"
 
 /* Data direction from the opcode's two low bits (Base 2.0 §5, Figure 138). */
 static inline bool opc_to_host(uint8_t opc)
@@ -44,6 +45,8 @@ int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl)
 	if (!ctrl)
 		return pnvme_fail(-EINVAL, "process_admin: NULL controller");
 	pthread_mutex_lock(&ctrl->admin_lock);
+	if (ctrl->tcp && !ctrl->adminq->in_poll)
+		tcp_keep_alive(ctrl);
 	rc = pnvme_qpair_poll(ctrl->adminq, 0);
 	ctrl_run_pending_reset(ctrl);
 	pthread_mutex_unlock(&ctrl->admin_lock);

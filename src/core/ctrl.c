@@ -13,8 +13,10 @@
 
 #include <pnvme/dma.h>
 #include <pnvme/emu.h>
+#include <pnvme/tcp_spec.h>
 
 #include "core/ctrl_priv.h"
+#include "tcp/host.h"
 
 #define MAX_XFER_CAP   (2u << 20)   /* one PRP list page per request covers 2 MiB */
 #define MAX_NAMESPACES 1024u        /* active namespaces pnvme tracks */
@@ -33,23 +35,16 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Register helpers                                                         */
+/* Registers, through the transport (MMIO, or Property Get/Set)             */
 /* ------------------------------------------------------------------------ */
-
-static inline uint32_t reg_read(struct pnvme_ctrl *ctrl, size_t off)
-{
-	return mmio_read32(ctrl->bar, off);
-}
-
-static inline void reg_write(struct pnvme_ctrl *ctrl, size_t off, uint32_t v)
-{
-	mmio_write32(ctrl->bar, off, v);
-}
 
 int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl)
 {
-	uint32_t csts = reg_read(ctrl, PNVME_REG_CSTS);
+	uint32_t csts;
+	int rc = ctrl->tr->reg_read32(ctrl, PNVME_REG_CSTS, &csts);
 
+	if (rc)
+		return rc;
 	if (csts == UINT32_MAX) {
 		ctrl_mark_dead(ctrl);
 		return pnvme_fail(-ENODEV, "controller registers read all ones: the device is "
@@ -92,15 +87,21 @@ static int wait_ready(struct pnvme_ctrl *ctrl, unsigned rdy)
 }
 
 /* Base 2.0 §3.7.2: controller reset by CC.EN 1 -> 0, then wait for CSTS.RDY = 0. */
-int ctrl_disable(struct pnvme_ctrl *ctrl)
+int ctrl_cc_disable(struct pnvme_ctrl *ctrl)
 {
-	uint32_t cc = reg_read(ctrl, PNVME_REG_CC);
-	int64_t csts = ctrl_read_csts(ctrl);
+	uint32_t cc;
+	int64_t csts;
+	int rc = ctrl->tr->reg_read32(ctrl, PNVME_REG_CC, &cc);
 
+	if (rc)
+		return rc;
+	csts = ctrl_read_csts(ctrl);
 	if (csts < 0)
 		return (int)csts;
 	if (PNVME_GET(cc, PNVME_CC_EN)) {
-		reg_write(ctrl, PNVME_REG_CC, cc & ~PNVME_SET(PNVME_CC_EN, 1u));
+		rc = ctrl->tr->reg_write32(ctrl, PNVME_REG_CC, cc & ~PNVME_SET(PNVME_CC_EN, 1u));
+		if (rc)
+			return rc;
 		/* Let the device see EN=0 even when RDY already reads 0 (failed enable). */
 		ctrl_wait_hook(ctrl);
 	} else if (!PNVME_GET((uint32_t)csts, PNVME_CSTS_RDY)) {
@@ -109,36 +110,32 @@ int ctrl_disable(struct pnvme_ctrl *ctrl)
 	return wait_ready(ctrl, 0);
 }
 
+int ctrl_disable(struct pnvme_ctrl *ctrl)
+{
+	return ctrl->tr->disable(ctrl);
+}
+
 /*
- * Base 2.0 §3.5.1, Memory-based Controller Initialization (PCIe), steps 1-6.
- * Steps 7-9 (identify, I/O command set configuration, number of queues)
- * follow in ctrl_identify() and ctrl_set_queues().
+ * Controller initialization: Base 2.0 §3.5.1 (memory-based, PCIe) steps 1-6,
+ * §3.5.2 (message-based, fabrics) steps 1-4. The transport does what comes
+ * before the controller configuration (PCIe: wait for CSTS.RDY = 0, admin
+ * queue attributes and base addresses; fabrics: connect the admin queue);
+ * then the same steps over registers or properties. Identify, the I/O
+ * command set and the number of queues follow in ctrl_identify() and
+ * ctrl_set_queues().
  */
 int ctrl_enable(struct pnvme_ctrl *ctrl)
 {
-	struct pnvme_qpair *aq = ctrl->adminq;
-	uint64_t asq, acq;
-	uint32_t css = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_CSS);
-	uint32_t cc;
+	uint32_t css, cc;
 	int rc;
 
-	/* Step 1: wait for any previous reset to finish (CSTS.RDY = 0). */
-	rc = ctrl_disable(ctrl);
+	/* PCIe steps 1-2 / fabrics steps 1-2. */
+	rc = ctrl->tr->admin_setup(ctrl);
 	if (rc)
 		return rc;
 
-	/* Step 2: admin queue attributes and base addresses (and, where the device
-	 * polls them, doorbells that read 0 again: see pnvme_backend.db_polled). */
-	qpair_db_zero(aq);
-	if (pnvme_dma_xlate(&ctrl->dma, aq->sq_mem, 1, &asq) ||
-	    pnvme_dma_xlate(&ctrl->dma, aq->cq_mem, 1, &acq))
-		return pnvme_fail(-EFAULT, "admin queue rings are not DMA mapped");
-	reg_write(ctrl, PNVME_REG_AQA, PNVME_SET(PNVME_AQA_ASQS, aq->qsize - 1) |
-				       PNVME_SET(PNVME_AQA_ACQS, aq->qsize - 1));
-	mmio_write64(ctrl->bar, PNVME_REG_ASQ, asq);
-	mmio_write64(ctrl->bar, PNVME_REG_ACQ, acq);
-
 	/* Step 3: the NVM command set must be supported. */
+	css = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_CSS);
 	if (!(css & PNVME_CAP_CSS_NVM))
 		return pnvme_fail(-EOPNOTSUPP, "controller does not support the NVM command set "
 				  "(CAP.CSS 0x%x)", css);
@@ -150,10 +147,13 @@ int ctrl_enable(struct pnvme_ctrl *ctrl)
 	cc = PNVME_SET(PNVME_CC_CSS, PNVME_CC_CSS_NVM) | PNVME_SET(PNVME_CC_MPS, 0u) |
 	     PNVME_SET(PNVME_CC_AMS, PNVME_CC_AMS_RR) | PNVME_SET(PNVME_CC_IOSQES, 6u) |
 	     PNVME_SET(PNVME_CC_IOCQES, 4u);
-	reg_write(ctrl, PNVME_REG_CC, cc);
+	rc = ctrl->tr->reg_write32(ctrl, PNVME_REG_CC, cc);
 
 	/* Step 5: enable. */
-	reg_write(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_EN, 1u));
+	if (rc == 0)
+		rc = ctrl->tr->reg_write32(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_EN, 1u));
+	if (rc)
+		return rc;
 
 	/* Step 6: wait for CSTS.RDY = 1. */
 	return wait_ready(ctrl, 1);
@@ -219,6 +219,9 @@ static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
 		return pnvme_fail(rc, "namespace %u: %s", nsid, pnvme_last_error());
 	ns->nsid = nsid;
 	ns->ctrl = ctrl;
+	/* Fabrics queue pairs take the slow path: SGLs, any memory (tcp/host.h). */
+	if (ctrl->tcp)
+		ns->fast_lbas = 0;
 	return 0;
 }
 
@@ -268,12 +271,17 @@ static int ctrl_identify(struct pnvme_ctrl *ctrl)
 	rc = pnvme_identify(ctrl, PNVME_ID_CNS_CTRL, 0, &ctrl->id);
 	if (rc)
 		return rc;
+	/* CNTRLTYPE 2: a discovery controller (Base 2.0 §3.1.3.3): no namespaces. */
+	ctrl->discovery = ctrl->id.cntrltype == 2 ||
+			  (ctrl->tcp && strcmp(ctrl->tcp->o.subnqn, PNVME_DISCOVERY_NQN) == 0);
 	/* MDTS is a power of two in units of CAP.MPSMIN (4 KiB here); 0 = no limit. */
 	ctrl->max_xfer = MAX_XFER_CAP;
 	if (ctrl->id.mdts && ctrl->id.mdts < 20 &&
 	    (PNVME_PAGE_SIZE << ctrl->id.mdts) < MAX_XFER_CAP)
 		ctrl->max_xfer = PNVME_PAGE_SIZE << ctrl->id.mdts;
 
+	if (ctrl->discovery)
+		return 0;
 	/* Active namespace IDs (CNS 02h, NVMe 1.1+), 1024 per call, ascending. */
 	list = malloc(PNVME_IDENTIFY_DATA_SIZE);
 	if (!list)
@@ -338,7 +346,8 @@ static int ctrl_set_queues(struct pnvme_ctrl *ctrl)
 		if (n > want)
 			n = want;
 		/* Only queues whose doorbells lie inside BAR0 are usable. */
-		while (n && PNVME_CQ_HDBL(n, ctrl->dstrd) + sizeof(uint32_t) > ctrl->be.bar_len)
+		while (n && !ctrl->tcp &&
+		       PNVME_CQ_HDBL(n, ctrl->dstrd) + sizeof(uint32_t) > ctrl->be.bar_len)
 			n--;
 		ctrl->max_io_queues = (uint16_t)n;
 	}
@@ -408,45 +417,29 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 	uint32_t aqsize;
 	int rc;
 
-	ctrl->bar = ctrl->be.bar;
-	ctrl->cap = mmio_read64(ctrl->bar, PNVME_REG_CAP);
-	ctrl->vs = mmio_read32(ctrl->bar, PNVME_REG_VS);
-	if (ctrl->cap == UINT64_MAX || ctrl->vs == UINT32_MAX) {
-		ctrl_mark_dead(ctrl);
-		return pnvme_fail(-ENODEV, "controller registers read all ones: the device is "
-				  "gone or not responding");
-	}
-	ctrl->dstrd = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_DSTRD);
-	if (PNVME_CQ_HDBL(0, ctrl->dstrd) + sizeof(uint32_t) > ctrl->be.bar_len)
-		return pnvme_fail(-EPROTO, "BAR0 (%zu bytes) too small for the admin doorbells "
-				  "(CAP.DSTRD %u)", ctrl->be.bar_len, ctrl->dstrd);
-	if (PNVME_GET(ctrl->cap, PNVME_CAP_MQES) == 0)
-		return pnvme_fail(-EPROTO, "CAP.MQES is 0: queues of one entry cannot work");
 	ctrl->admin_timeout_ticks = pnvme_ms_to_ticks(ctrl->opts.admin_timeout_ms);
-
-	/*
-	 * Whatever state the last owner left (a killed process leaves queues
-	 * running): disable the controller before the device may DMA again and
-	 * before our memory is mapped at IOVAs its old queues might still use.
-	 */
-	rc = ctrl_disable(ctrl);
+	rc = ctrl->tr->probe(ctrl);
 	if (rc)
 		return rc;
-	if (ctrl->be.ops->bus_master) {
-		rc = ctrl->be.ops->bus_master(ctrl->be.ctx, true);
-		if (rc)
-			return rc;
-	}
-
+	ctrl->probed = true;
 	rc = pnvme_dma_init(&ctrl->dma, &ctrl->be);
 	if (rc)
 		return rc;
 	ctrl->dma_ready = true;
 
-	/* admin_depth commands outstanding: one ring entry more (see "Depth", ctrl.h). */
+	/*
+	 * admin_depth commands outstanding: one ring entry more (see "Depth",
+	 * ctrl.h), capped at CAP.MQES on PCIe; a fabrics admin queue is sized
+	 * before its CAP can be read: at most 32 entries there (the admin queue
+	 * depth NVMe over Fabrics targets accept, e.g. Linux's NVMET_AQ_DEPTH).
+	 */
 	aqsize = (uint32_t)ctrl->opts.admin_depth + 1;
-	if (aqsize > PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1)
+	if (ctrl->tcp) {
+		if (aqsize > 32)
+			aqsize = 32;
+	} else if (aqsize > PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1) {
 		aqsize = (uint32_t)PNVME_GET(ctrl->cap, PNVME_CAP_MQES) + 1;
+	}
 	rc = qpair_alloc(ctrl, 0, aqsize, ctrl->opts.admin_timeout_ms, PNVME_QPAIR_DB_IMMEDIATE, 0,
 			 &ctrl->adminq);
 	if (rc)
@@ -456,8 +449,15 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 		return rc;
 	ctrl->max_xfer = PNVME_PAGE_SIZE; /* until Identify tells MDTS */
 	rc = ctrl_identify(ctrl);
+	if (rc == 0 && ctrl->tcp)
+		rc = tcp_ctrl_identified(ctrl);
 	if (rc)
 		return rc;
+	if (ctrl->discovery) {
+		/* A discovery controller: no namespaces, no I/O queues (Base 2.0 §3.1.3.3). */
+		ctrl->qid_used = calloc(1, 1);
+		return ctrl->qid_used ? 0 : pnvme_fail(-ENOMEM, "out of memory");
+	}
 	rc = ctrl_set_queues(ctrl);
 	if (rc)
 		return rc;
@@ -477,8 +477,8 @@ static void ctrl_free(struct pnvme_ctrl *ctrl)
 		qpair_free(ctrl->adminq);
 	if (ctrl->dma_ready)
 		pnvme_dma_fini(&ctrl->dma);
-	if (ctrl->be.ops && ctrl->be.ops->close)
-		ctrl->be.ops->close(ctrl->be.ctx);
+	if (ctrl->tr)
+		ctrl->tr->close(ctrl);
 	if (ctrl->owns_emu)
 		pnvme_emu_destroy(ctrl->emu);
 	pthread_mutex_destroy(&ctrl->admin_lock);
@@ -535,7 +535,7 @@ static int ctrl_finish_open(struct pnvme_ctrl *ctrl, struct pnvme_ctrl **out)
 		char msg[256];
 		/* Keep the reason: teardown may overwrite the last error. */
 		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
-		if (!ctrl_is_dead(ctrl) && ctrl->bar)
+		if (!ctrl_is_dead(ctrl) && ctrl->probed)
 			(void)ctrl_disable(ctrl);
 		ctrl_free(ctrl);
 		return pnvme_fail(rc, "%s", msg);
@@ -558,6 +558,7 @@ int pnvme_ctrl_open_emu(struct pnvme_emu *emu, const struct pnvme_ctrl_opts *opt
 	if (rc)
 		return rc;
 	ctrl->emu = emu;
+	ctrl->tr = &pnvme_pcie_ops;
 	rc = pnvme_emu_backend_init(emu, &ctrl->be);
 	if (rc) {
 		ctrl_free(ctrl);
@@ -609,9 +610,20 @@ int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
 		*out = ctrl;
 		return 0;
 	}
+	if (strncmp(addr, "tcp:", 4) == 0) {
+		rc = ctrl_new(opts, &ctrl);
+		if (rc)
+			return rc;
+		rc = tcp_ctrl_open(addr, ctrl);
+		if (rc) {
+			ctrl_free(ctrl);
+			return rc;
+		}
+		return ctrl_finish_open(ctrl, out);
+	}
 	if (!is_pci_addr(addr, bdf, sizeof(bdf)))
-		return pnvme_fail(-EINVAL, "'%s' is neither a PCI address (0000:01:00.0) nor an "
-				  "emulator spec (emu:...)", addr);
+		return pnvme_fail(-EINVAL, "'%s' is neither a PCI address (0000:01:00.0), an "
+				  "emulator spec (emu:...) nor an NVMe/TCP address (tcp:HOST:PORT/NQN)", addr);
 	/* A device that does not exist says so before VFIO is asked anything. */
 	char path[64];
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);
@@ -620,6 +632,7 @@ int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
 	rc = ctrl_new(opts, &ctrl);
 	if (rc)
 		return rc;
+	ctrl->tr = &pnvme_pcie_ops;
 	rc = pnvme_vfio_backend_open(bdf, &ctrl->be);
 	if (rc) {
 		ctrl_free(ctrl);
@@ -634,6 +647,7 @@ static int ctrl_shutdown(struct pnvme_ctrl *ctrl)
 	uint64_t ms = ctrl->opts.shutdown_timeout_ms;
 	uint64_t deadline;
 	uint32_t cc;
+	int rc;
 
 	if (ms == 0) {
 		ms = ctrl->id.rtd3e / 1000u; /* RTD3E is in microseconds */
@@ -642,9 +656,13 @@ static int ctrl_shutdown(struct pnvme_ctrl *ctrl)
 		if (ms > 60000)
 			ms = 60000;
 	}
-	cc = reg_read(ctrl, PNVME_REG_CC);
+	rc = ctrl->tr->reg_read32(ctrl, PNVME_REG_CC, &cc);
+	if (rc)
+		return rc;
 	cc &= ~PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_MASK);
-	reg_write(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_NORMAL));
+	rc = ctrl->tr->reg_write32(ctrl, PNVME_REG_CC, cc | PNVME_SET(PNVME_CC_SHN, PNVME_CC_SHN_NORMAL));
+	if (rc)
+		return rc;
 	deadline = pnvme_now_ms() + ms;
 	for (;;) {
 		int64_t csts = ctrl_read_csts(ctrl);

@@ -68,6 +68,7 @@ struct pnvme_qpair {
 	uint32_t nr_free;
 	uint32_t flags;
 	struct pnvme_tracker *trk;
+	struct pnvme_tcp_queue *tq; /* NVMe/TCP: the connection carrying the rings; NULL on PCIe */
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
 	struct pnvme_dma_cache xl; /* run of the last buffer translated */
@@ -134,10 +135,59 @@ enum ctrl_state {
 	CTRL_DEAD,
 };
 
+/*
+ * The transport seam (like Linux's nvme_ctrl_ops / SPDK's transport ops):
+ * what differs between a memory-based controller on PCIe (VFIO or the
+ * emulator) and a message-based one on a fabric (NVMe/TCP). The controller
+ * core (bring-up, identify, admin commands, state machine, recovery) runs
+ * the same numbered steps over either; queue pairs keep the same SQ/CQ ring
+ * model, and the PCIe submit and completion paths use it with no
+ * indirection at all. A TCP queue pair carries the ring's entries to the
+ * controller in capsules (src/tcp/): its qp->tq is non-NULL, which only the
+ * slow paths and the poll test.
+ */
+struct pnvme_transport_ops {
+	const char *name; /* "pcie", "tcp" */
+	/* Controller registers: MMIO (Base 2.0 §3.1.4), or properties through
+	 * Property Get/Set (§6.5, §6.6). 0 / -errno. */
+	int (*reg_read32)(struct pnvme_ctrl *ctrl, uint32_t off, uint32_t *val);
+	int (*reg_read64)(struct pnvme_ctrl *ctrl, uint32_t off, uint64_t *val);
+	int (*reg_write32)(struct pnvme_ctrl *ctrl, uint32_t off, uint32_t val);
+	/*
+	 * First contact, before any DMA memory exists: PCIe reads CAP/VS, checks
+	 * BAR0 and disables the controller a previous owner left running; a
+	 * fabric has nothing to do yet (its registers exist once connected).
+	 */
+	int (*probe)(struct pnvme_ctrl *ctrl);
+	/*
+	 * Everything before CC.EN = 1: on PCIe, disable and program AQA/ASQ/ACQ
+	 * (Base 2.0 §3.5.1 steps 1-2); on a fabric, a new association: connect
+	 * the admin queue and send its Connect (§3.5.2 steps 1-2).
+	 */
+	int (*admin_setup)(struct pnvme_ctrl *ctrl);
+	/* End the controller's operation: CC.EN = 0 and wait (PCIe), or drop the
+	 * association (fabrics: the admin connection closes). 0 / -errno. */
+	int (*disable)(struct pnvme_ctrl *ctrl);
+	/* Create an I/O queue pair's queues on the controller: Create I/O CQ + SQ
+	 * (PCIe), or a connection and a Connect (fabrics). Admin lock held. */
+	int (*queue_create)(struct pnvme_qpair *qp);
+	/* Delete them: Delete I/O SQ + CQ, or Disconnect/close. Admin lock held. */
+	int (*queue_delete)(struct pnvme_qpair *qp);
+	/* Release transport resources of the controller (at close). */
+	void (*close)(struct pnvme_ctrl *ctrl);
+};
+
+extern const struct pnvme_transport_ops pnvme_pcie_ops; /* pcie/pcie.c */
+extern const struct pnvme_transport_ops pnvme_tcp_ops;  /* tcp/tcp_ctrl.c */
+
 /* Attempts of one reset before the controller is declared dead. */
 #define CTRL_RESET_ATTEMPTS 3u
 
+struct pnvme_tcp_ctrl;
+struct pnvme_tcp_queue;
+
 struct pnvme_ctrl {
+	const struct pnvme_transport_ops *tr;
 	struct pnvme_backend be;
 	volatile uint8_t *bar;
 	uint64_t cap;
@@ -186,8 +236,11 @@ struct pnvme_ctrl {
 	uint8_t *qid_used;         /* [max_io_queues + 1] */
 	struct pnvme_qpair *qpairs;
 	struct pnvme_emu *emu;
+	struct pnvme_tcp_ctrl *tcp; /* NVMe/TCP: address, options, association */
 	bool owns_emu;
 	bool dma_ready;
+	bool probed;               /* the transport's probe succeeded: disable at failure */
+	bool discovery;            /* a discovery controller (Identify CNTRLTYPE 2) */
 };
 
 /* qpair.c */
@@ -210,8 +263,10 @@ int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t 
 
 /* ctrl.c (bring-up, registers) and reset.c (state machine, recovery) */
 /** Base 2.0 §3.7.2: CC.EN 1 -> 0, then wait (CAP.TO) for CSTS.RDY = 0. 0 / -errno. */
+int ctrl_cc_disable(struct pnvme_ctrl *ctrl);
+/** The transport's disable: ctrl_cc_disable() on PCIe, the association dropped on fabrics. */
 int ctrl_disable(struct pnvme_ctrl *ctrl);
-/** Base 2.0 §3.5.1 steps 1-6: admin queue registers, CC, wait for CSTS.RDY = 1. 0 / -errno. */
+/** Base 2.0 §3.5.1 steps 1-6 / §3.5.2 steps 1-4: admin queue, CC, wait for CSTS.RDY = 1. */
 int ctrl_enable(struct pnvme_ctrl *ctrl);
 /** Read CSTS; mark the controller dead on all ones. Returns CSTS or -ENODEV. */
 int64_t ctrl_read_csts(struct pnvme_ctrl *ctrl);
@@ -283,6 +338,14 @@ static inline void ctrl_wait_hook(struct pnvme_ctrl *ctrl)
 {
 	ctrl->be.ops->wait(ctrl->be.ctx);
 }
+
+/* tcp/tcp_ctrl.c: fabrics reconnection policy (0 on PCIe) */
+uint32_t ctrl_loss_tmo_ms(const struct pnvme_ctrl *ctrl);
+uint32_t ctrl_reconnect_delay_ms(const struct pnvme_ctrl *ctrl);
+/** After Identify: fabrics limits (in-capsule size), discovery controllers. */
+int tcp_ctrl_identified(struct pnvme_ctrl *ctrl);
+/* qpair.c: the PCIe transport's queue deletion (Delete I/O SQ, reap, Delete I/O CQ) */
+int pcie_queue_delete(struct pnvme_qpair *qp);
 
 /* admin.c */
 int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, size_t len,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/ctrl_priv.h"
@@ -234,13 +235,34 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
 	log_warn("resetting the controller: %s", why);
 	wait_doorbell_writers(ctrl);
+	uint64_t loss_at = ctrl->tcp ? pnvme_now_ms() + ctrl_loss_tmo_ms(ctrl) : 0;
 	for (attempt = 1;; attempt++) {
 		rc = reset_attempt(ctrl, nq, &enabled);
-		if (rc == 0 || !enabled || attempt == CTRL_RESET_ATTEMPTS)
+		if (rc == 0)
 			break;
-		log_warn("controller reset, attempt %u of %u: %s; starting over", attempt,
-			 CTRL_RESET_ATTEMPTS, pnvme_last_error());
-		if (!ctrl_change_state(ctrl, CTRL_RESETTING)) {
+		if (ctrl->tcp) {
+			/*
+			 * Fabrics: reconnect every reconnect_delay until the controller
+			 * loss timeout (as Linux's nvme_tcp_reconnect_or_remove), however
+			 * the attempt failed; the association is gone either way.
+			 */
+			uint64_t now = pnvme_now_ms(), delay = ctrl_reconnect_delay_ms(ctrl);
+			if (now >= loss_at || ctrl_is_dead(ctrl))
+				break;
+			if (now + delay > loss_at)
+				delay = loss_at - now;
+			log_warn("reconnect %u failed (%s): next try in %llu ms", attempt,
+				 pnvme_last_error(), (unsigned long long)delay);
+			(void)ctrl_disable(ctrl);
+			struct timespec ts = { (time_t)(delay / 1000), (long)(delay % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+		} else {
+			if (!enabled || attempt == CTRL_RESET_ATTEMPTS)
+				break;
+			log_warn("controller reset, attempt %u of %u: %s; starting over", attempt,
+				 CTRL_RESET_ATTEMPTS, pnvme_last_error());
+		}
+		if (ctrl_state(ctrl) != CTRL_RESETTING && !ctrl_change_state(ctrl, CTRL_RESETTING)) {
 			rc = pnvme_fail(-ENODEV, "the controller died during the reset");
 			break;
 		}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/ctrl_priv.h"
+#include "tcp/host.h"
 
 /* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
@@ -60,8 +61,15 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	 */
 	qp->ctrl_gen = qid ? &ctrl->gen : &ctrl->admin_gen;
 	qp->gen = __atomic_load_n(qp->ctrl_gen, __ATOMIC_ACQUIRE);
-	qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
-	qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
+	if (ctrl->tcp) {
+		/* The rings travel in capsules: doorbells are memory the TCP queue reads. */
+		rc = tcp_queue_alloc(qp);
+		if (rc)
+			goto fail;
+	} else {
+		qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
+		qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
+	}
 	pnvme_qpair_set_timeout(qp, timeout_ms);
 
 	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qsize * sizeof(struct pnvme_sqe),
@@ -108,6 +116,8 @@ void qpair_free(struct pnvme_qpair *qp)
 {
 	if (!qp)
 		return;
+	if (qp->tq)
+		tcp_queue_free(qp);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->sq_mem);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->cq_mem);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->prp_mem);
@@ -224,13 +234,9 @@ void pnvme_qpair_opts_default(struct pnvme_qpair_opts *opts)
 static int queues_create(struct pnvme_qpair *qp, uint32_t *gen_out)
 {
 	struct pnvme_ctrl *ctrl = qp->ctrl;
-	uint64_t sq_iova, cq_iova;
 	char why[256];
 	int rc;
 
-	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
-	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova))
-		return pnvme_fail(-EFAULT, "queue rings are not DMA mapped");
 	for (unsigned try = 1;; try++) {
 		uint32_t gen = __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE);
 		enum ctrl_state st = ctrl_state(ctrl);
@@ -240,20 +246,7 @@ static int queues_create(struct pnvme_qpair *qp, uint32_t *gen_out)
 		if (st != CTRL_LIVE)
 			return pnvme_fail(-EBUSY, "controller is %s", st == CTRL_DELETING ?
 					  "being closed" : "being reset by this thread");
-		/* Shadow entries (and a polled device's doorbells) start from zero
-		 * before the device may look at them. */
-		qpair_shadow_setup(qp);
-		qpair_db_zero(qp);
-		rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->cq_size);
-		if (rc == 0) {
-			rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);
-			if (rc && gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
-				/* Refused: take the CQ back, keep the refusal's message. */
-				snprintf(why, sizeof(why), "%s", pnvme_last_error());
-				(void)pnvme_delete_io_cq(ctrl, qp->qid);
-				rc = pnvme_fail(rc, "%s", why);
-			}
-		}
+		rc = ctrl->tr->queue_create(qp);
 		if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
 			if (rc == 0)
 				*gen_out = gen;
@@ -356,10 +349,43 @@ unlock:
 
 static int reap(struct pnvme_qpair *qp, uint32_t max);
 
+/*
+ * PCIe: Base 2.0 §3.3.1.3, delete the SQ first; the controller aborts what
+ * it had not completed. Reap what it posted, then delete the CQ. (After a
+ * reset the queues exist on the device only once re-created.) The queue
+ * pair is stopped before that last reap: a callback that submits gets
+ * -ECANCELED instead of ringing the deleted SQ. Admin lock held.
+ */
+int pcie_queue_delete(struct pnvme_qpair *qp)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+	uint32_t gen = qp->gen;
+	int rc, rc2;
+
+	rc = pnvme_delete_io_sq(ctrl, qp->qid);
+	qpair_stop(qp, -ECANCELED);
+	qp->in_poll = 1;
+	(void)reap(qp, 0);
+	qp->in_poll = 0;
+	if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
+		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
+		if (!rc)
+			rc = rc2;
+	}
+	/*
+	 * A reset run inside these admin waits (an admin command timed out,
+	 * the Delete itself or another thread's) disabled the controller,
+	 * which deleted both queues: done, unless it died.
+	 */
+	if (gen != __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) && !ctrl_is_dead(ctrl))
+		rc = 0;
+	return rc;
+}
+
 int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 {
 	struct pnvme_ctrl *ctrl;
-	int rc = 0, rc2;
+	int rc = 0;
 
 	if (!qp)
 		return 0;
@@ -370,33 +396,8 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 	pnvme_qpair_flush(qp);
 	pthread_mutex_lock(&ctrl->admin_lock);
 	if (!ctrl_is_dead(ctrl) && qp->gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) &&
-	    !qp->err) {
-		/*
-		 * Base 2.0 §3.3.1.3: delete the SQ first; the controller aborts what
-		 * it had not completed. Reap what it posted, then delete the CQ.
-		 * (After a reset the queues exist on the device only once re-created.)
-		 * The queue pair is stopped before that last reap: a callback that
-		 * submits gets -ECANCELED instead of ringing the deleted SQ.
-		 */
-		uint32_t gen = qp->gen;
-		rc = pnvme_delete_io_sq(ctrl, qp->qid);
-		qpair_stop(qp, -ECANCELED);
-		qp->in_poll = 1;
-		(void)reap(qp, 0);
-		qp->in_poll = 0;
-		if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
-			rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
-			if (!rc)
-				rc = rc2;
-		}
-		/*
-		 * A reset run inside these admin waits (an admin command timed
-		 * out, the Delete itself or another thread's) disabled the
-		 * controller, which deleted both queues: done, unless it died.
-		 */
-		if (gen != __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE) && !ctrl_is_dead(ctrl))
-			rc = 0;
-	}
+	    !qp->err)
+		rc = ctrl->tr->queue_delete(qp);
 	/* Callbacks run below may try to submit: they get -ECANCELED. */
 	qpair_stop(qp, -ECANCELED);
 	qp->in_poll = 1;
@@ -533,8 +534,11 @@ static inline void ring_sq(struct pnvme_qpair *qp)
 
 void pnvme_qpair_flush(struct pnvme_qpair *qp)
 {
-	if (likely(qp != NULL) && qp->sq_tail != qp->sq_db_tail)
+	if (likely(qp != NULL) && qp->sq_tail != qp->sq_db_tail) {
 		ring_sq(qp);
+		if (unlikely(qp->tq != NULL))
+			tcp_queue_flush(qp); /* the capsules leave now */
+	}
 }
 
 /*
@@ -653,7 +657,10 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	*sqe = *cmd;
 	sqe->cid = cid;
 	sqe->flags = (uint8_t)(sqe->flags & ~(PNVME_SQE_PSDT_MASK << PNVME_SQE_PSDT_SHIFT));
-	if (len) {
+	if (qp->tq) {
+		/* Fabrics: SGLs only, any memory of the caller's (tcp/host.h). */
+		tcp_sqe_data(sqe, dma_buf, len);
+	} else if (len) {
 		int rc = build_prps(qp, trk, dma_buf, len, sqe);
 
 		if (rc != 0) {
@@ -664,6 +671,8 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	/* len == 0: PRP1/PRP2 stay as the caller set them (e.g. queue ring IOVAs). */
 	trk->opc = cmd->opc;
 	sqe_post(qp, trk, sqe, cb, arg);
+	if (unlikely(qp->tq != NULL) && (qp->flags & PNVME_QPAIR_DB_IMMEDIATE))
+		tcp_queue_flush(qp);
 	return 0;
 }
 
@@ -720,6 +729,9 @@ static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool ke
 
 void qpair_fail_all(struct pnvme_qpair *qp, int err)
 {
+	/* TCP: no PDU of these requests may be sent (or land) once they complete. */
+	if (qp->tq)
+		tcp_queue_close(qp);
 	for (uint32_t i = 0; i < qp->nr_trk; i++) {
 		struct pnvme_tracker *trk = &qp->trk[i];
 		if (trk->state == TRK_ACTIVE || trk->state == TRK_ABORTING) {
@@ -1022,7 +1034,7 @@ static void check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 	bool aborting = false, over_acl = false;
 
 	qp->next_check = now + qp->check_ticks;
-	if ((int64_t)(now - qp->next_health) >= 0) {
+	if (!qp->tq && (int64_t)(now - qp->next_health) >= 0) {
 		/* One register read per 100 ms tells a removed or failed device apart. */
 		qp->next_health = now + pnvme_ms_to_ticks(100);
 		uint32_t csts = mmio_read32(ctrl->bar, PNVME_REG_CSTS);
@@ -1261,6 +1273,34 @@ fail_everything:
 	return -EIO;
 }
 
+/*
+ * NVMe/TCP: move the ring's entries over the connection and post what came
+ * back to the CQ (tcp/tcp_queue.c); keep the association alive. A failed
+ * connection resets (reconnects) the controller, as any transport error
+ * does on fabrics (Linux's nvme_tcp_error_recovery): the admin queue defers
+ * it to its poller, an I/O queue asks now and re-creates its queue at its
+ * next poll.
+ */
+static __attribute__((cold, noinline)) void tcp_poll(struct pnvme_qpair *qp)
+{
+	struct pnvme_ctrl *ctrl = qp->ctrl;
+	int rc = tcp_queue_poll(qp);
+
+	if (qp->qid)
+		tcp_keep_alive(ctrl);
+	if (rc == 0)
+		return;
+	qp->tq->err = 0; /* reported once: the reconnection opens a new connection */
+	if (qp->qid == 0) {
+		if (ctrl_state(ctrl) == CTRL_LIVE)
+			ctrl_defer_reset(ctrl, __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE),
+					 "NVMe/TCP admin connection failed");
+	} else if (qp->gen == qpair_ctrl_gen(qp)) {
+		log_warn("%s", pnvme_last_error());
+		ctrl_request_reset(ctrl, qp->gen, "NVMe/TCP I/O connection failed");
+	}
+}
+
 int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 {
 	int n;
@@ -1288,6 +1328,8 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 	}
 	if (qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);
+	if (unlikely(qp->tq != NULL))
+		tcp_poll(qp);
 	qp->stats.polls++;
 	n = reap(qp, max);
 	if (n == 0)
@@ -1437,6 +1479,9 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 	if (md_moves && ns->md_ext)
 		len += md_len;
 	if (md_moves && !ns->md_ext) {
+		if (qp->tq)
+			return pnvme_fail(-EOPNOTSUPP, "namespace %u keeps metadata in a separate "
+					  "buffer, which NVMe over Fabrics cannot carry", ns->nsid);
 		if (!md)
 			return pnvme_fail(-EINVAL, "namespace %u keeps %u bytes of metadata per block "
 					  "in a separate buffer: use pnvme_%s_md() with one of "
@@ -1459,17 +1504,23 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 	sqe = sqe_get(qp, &trk, &cid);
 	if (!sqe)
 		return -EAGAIN;
-	rc = build_prps(qp, trk, buf, len, sqe);
-	if (rc) {
-		sqe_putback(qp, cid);
-		return rc;
+	if (!qp->tq) {
+		rc = build_prps(qp, trk, buf, len, sqe);
+		if (rc) {
+			sqe_putback(qp, cid);
+			return rc;
+		}
 	}
 	/* PI types 1 and 2: (expected) initial reference tag = low 32 bits of the LBA. */
 	uint32_t reftag = ns->pi_type == 1 || ns->pi_type == 2 ? (uint32_t)slba : 0;
 	rw_sqe(sqe, opc, cid, ns->nsid, mptr, slba, (nlb - 1) | io_flags, reftag,
 	       (uint32_t)apptag_mask << 16 | apptag);
+	if (qp->tq)
+		tcp_sqe_data(sqe, buf, len); /* fabrics: an SGL, any memory (tcp/host.h) */
 	trk->opc = opc;
 	sqe_post(qp, trk, sqe, cb, arg);
+	if (unlikely(qp->tq != NULL) && (qp->flags & PNVME_QPAIR_DB_IMMEDIATE))
+		tcp_queue_flush(qp);
 	return 0;
 }
 
@@ -1612,6 +1663,8 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 	sqe->cid = cid;
 	sqe->nsid = ns->nsid;
 	sqe->prp1 = trk->prp_iova;
+	if (qp->tq)
+		tcp_sqe_data(sqe, trk->prp_list, nr * sizeof(*ranges));
 	sqe->cdw10 = nr - 1;
 	sqe->cdw11 = attr;
 	trk->opc = PNVME_NVM_DSM;
