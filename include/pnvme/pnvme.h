@@ -11,6 +11,7 @@
  *   pnvme/qpair.h    I/O queue pairs and I/O commands (the hot path)
  *   pnvme/emu.h      the emulated controller
  *   pnvme/pci.h      NVMe controllers on the PCI bus, binding to vfio-pci
+ *   pnvme/fabrics.h  NVMe over Fabrics (TCP): discovery
  */
 #ifndef PNVME_PNVME_H
 #define PNVME_PNVME_H
@@ -23,5 +24,6 @@
 #include <pnvme/qpair.h>
 #include <pnvme/emu.h>
 #include <pnvme/pci.h>
+#include <pnvme/fabrics.h>
 
 #endif /* PNVME_PNVME_H */

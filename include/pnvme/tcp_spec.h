@@ -312,6 +312,49 @@ struct pnvme_fabrics_prop_get {
 };
 
 /* ------------------------------------------------------------------------ */
+/* Discovery Log Page (Base 2.0 §5.16.1.23, LID 70h)                         */
+/* ------------------------------------------------------------------------ */
+
+#define PNVME_LOG_DISCOVERY 0x70u
+
+/* Header: 1024 bytes, then NUMREC entries of 1024 bytes */
+struct pnvme_disc_log_hdr {
+	uint64_t genctr;      /* Generation Counter: moves when the log changes */
+	uint64_t numrec;      /* Number of Records */
+	uint16_t recfmt;      /* Record Format: 0 */
+	uint8_t  rsvd18[1006];
+};
+
+/* Transport types (TRTYPE), address families (ADRFAM), subsystem types (SUBTYPE) */
+#define PNVME_TRTYPE_RDMA 1u
+#define PNVME_TRTYPE_FC   2u
+#define PNVME_TRTYPE_TCP  3u
+#define PNVME_TRTYPE_LOOP 254u
+#define PNVME_ADRFAM_IPV4 1u
+#define PNVME_ADRFAM_IPV6 2u
+#define PNVME_SUBTYPE_DISCOVERY_REFERRAL 1u
+#define PNVME_SUBTYPE_NVME               2u
+#define PNVME_SUBTYPE_DISCOVERY_CURRENT  3u
+
+/* Discovery Log Page Entry, 1024 bytes (Base 2.0 Figure 262) */
+struct pnvme_disc_log_entry {
+	uint8_t  trtype;
+	uint8_t  adrfam;
+	uint8_t  subtype;
+	uint8_t  treq;        /* Transport Requirements (secure channel, SQ flow control) */
+	uint16_t portid;
+	uint16_t cntlid;
+	uint16_t asqsz;       /* Admin Max SQ Size */
+	uint16_t eflags;
+	uint8_t  rsvd12[20];
+	char     trsvcid[32]; /* Transport Service Identifier (port), space padded */
+	uint8_t  rsvd64[192];
+	char     subnqn[256];
+	char     traddr[256]; /* Transport Address, space padded */
+	uint8_t  tsas[256];   /* Transport Specific Address Subtype (TCP: SECTYPE byte 0) */
+};
+
+/* ------------------------------------------------------------------------ */
 /* Compile-time layout checks                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -389,5 +432,11 @@ PNVME_STATIC_ASSERT(offsetof(struct pnvme_fabrics_prop_get, ofst) == 44, "Proper
 PNVME_STATIC_ASSERT(sizeof(struct pnvme_fabrics_connect) == sizeof(struct pnvme_sqe) &&
 		    sizeof(struct pnvme_fabrics_prop_get) == sizeof(struct pnvme_sqe),
 		    "fabrics commands are SQEs");
+
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_disc_log_hdr) == 1024, "Discovery log header is 1 KiB");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_disc_log_entry) == 1024, "Discovery log entry is 1 KiB");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_disc_log_entry, trsvcid) == 32, "entry TRSVCID");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_disc_log_entry, subnqn) == 256, "entry SUBNQN");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_disc_log_entry, traddr) == 512, "entry TRADDR");
 
 #endif /* PNVME_TCP_SPEC_H */
