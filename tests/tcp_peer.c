@@ -347,21 +347,23 @@ static int send_resp(struct conn *c, uint16_t cid, uint16_t status, uint32_t dw0
 		.sqid = (uint16_t)(c->qid < 0 ? 0 : c->qid), .cid = cid,
 		.status = (uint16_t)(status << 1),
 	};
-	uint32_t arg = 0;
-	int ret;
+	uint32_t unk = 0, wrong = 0;
+	/* Every fault decided before the first byte leaves (a test may re-arm on receipt). */
+	bool bogus = fault_take(c, TCP_PEER_FAULT_UNKNOWN_CCCID, &unk);
+	bool dup = fault_take(c, TCP_PEER_FAULT_DUP_RESP, NULL);
+	int ret = 0;
 
-	if (fault_take(c, TCP_PEER_FAULT_UNKNOWN_CCCID, &arg)) {
-		struct pnvme_cqe bogus = cqe;
+	if (fault_take(c, TCP_PEER_FAULT_WRONG_CCCID, &wrong))
+		cqe.cid = (uint16_t)(cid ^ (wrong ? wrong : 0x8000u));
+	if (bogus) {
+		struct pnvme_cqe b = cqe;
 
-		bogus.cid = (uint16_t)(cid ^ (arg ? arg : 0x8000u));
-		ret = send_cqe(c, &bogus);
-		if (ret)
-			return ret;
+		b.cid = (uint16_t)(cid ^ (unk ? unk : 0x8000u));
+		ret = send_cqe(c, &b);
 	}
-	if (fault_take(c, TCP_PEER_FAULT_WRONG_CCCID, &arg))
-		cqe.cid = (uint16_t)(cid ^ (arg ? arg : 0x8000u));
-	ret = send_cqe(c, &cqe);
-	if (!ret && fault_take(c, TCP_PEER_FAULT_DUP_RESP, NULL))
+	if (!ret)
+		ret = send_cqe(c, &cqe);
+	if (!ret && dup)
 		ret = send_cqe(c, &cqe);
 	return ret;
 }
@@ -376,17 +378,19 @@ static int send_c2h(struct conn *c, uint16_t cid, const uint8_t *buf, uint32_t l
 	struct tcp_peer *p = c->peer;
 	struct pnvme_tcp_tx_pdu pdu;
 	bool success = p->cfg.c2h_success && c->sqflow_off;
+	bool r2t = fault_take(c, TCP_PEER_FAULT_R2T_FOR_READ, NULL);
+	bool oor = fault_take(c, TCP_PEER_FAULT_C2H_OUT_OF_RANGE, NULL);
 	uint32_t off = 0;
 	int ret;
 
 	*done = false;
-	if (fault_take(c, TCP_PEER_FAULT_R2T_FOR_READ, NULL)) {
+	if (r2t) {
 		pnvme_tcp_build_r2t(&pdu, &c->tp, cid, 0, 0, len);
 		ret = send_pdu(c, &pdu);
 		if (ret)
 			return ret;
 	}
-	if (fault_take(c, TCP_PEER_FAULT_C2H_OUT_OF_RANGE, NULL)) {
+	if (oor) {
 		uint32_t n = len < 512 ? len : 512;
 
 		ret = pnvme_tcp_build_c2h_data(&pdu, &c->tp, cid, len, buf, n, false, false);
