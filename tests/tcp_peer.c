@@ -440,7 +440,7 @@ static void ctrl_destroy(struct tcp_peer *p, struct ctrl *ctrl, const struct con
 {
 	for (struct conn *o = p->conns; o; o = o->next)
 		if (o != self && !o->done && o->cntlid == ctrl->cntlid && o->fd >= 0)
-			shutdown(o->fd, SHUT_RDWR);
+			shutdown(o->fd, SHUT_RD); /* wakes the owner, who closes it */
 	ctrl->live = false;
 }
 
