@@ -2,15 +2,10 @@
 /*
  * tcp_peer.c - the fake NVMe/TCP target of tcp_peer.h.
  *
- * Layout: the peer (listener, accept thread, controllers, faults, counters);
- * one connection (its thread: poll, recv, the PDU receiver; the send side
- * with the PDU-spoiling faults); the commands (check the capsule and its
- * SGL, move data with R2T/H2CData and C2HData, execute, answer).
- *
- * Locking: one mutex per peer guards the counters, the faults, the
- * controllers, the connection list and the namespace bytes. A connection's
- * own state is its thread's alone. Sockets are closed only by the thread
- * that owns them (others may shutdown() them to wake it).
+ * Here: the peer (listener, accept thread, counters), the faults, each
+ * connection (its thread: poll, recv, the PDU receiver's callbacks) and
+ * the send side (with the PDU-spoiling faults). The controllers and the
+ * commands are in tcp_peer_cmd.c; tcp_peer_priv.h has what both share.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,134 +30,7 @@
 
 #include "internal.h"
 #include "tcp/pdu.h"
-#include "tcp_peer.h"
-
-#define PEER_MAX_CTRLS   16u
-#define PEER_MAX_IOQ     1024u   /* highest I/O queue id a controller may grant */
-#define PEER_ADMIN_CCSZ  8192u   /* in-capsule data on the admin queue (as nvmet) */
-#define PEER_RECV_BUF    65536u
-#define PEER_CONNECT_CATTR_NO_SQFLOW 0x04u /* Connect CATTR bit 2: SQ flow control disabled */
-
-/* Identify Controller, fabrics fields (Base 2.0 Figure 275, bytes 1792..2047) */
-#define ID_IOCCSZ 1792u
-#define ID_IORCSZ 1796u
-#define ID_ICDOFF 1800u
-#define ID_FCATT  1802u
-#define ID_MSDBD  1803u
-/* SGLS (Base 2.0 Figure 275): SGLs supported, address as offset, transport data block */
-#define PEER_SGLS ((1u << 0) | (1u << 20) | (1u << 21))
-/* Connect response DW0 for invalid parameters (Base 2.0 §6.3): IPO 15:0, IATTR 23:16 */
-#define IPO_DATA(field) ((1u << 16) | (uint32_t)offsetof(struct pnvme_fabrics_connect_data, field))
-#define IPO_SQE(field)  ((uint32_t)offsetof(struct pnvme_fabrics_connect, field))
-
-#define SC(sct, sc)      PNVME_STATUS(sct, sc)
-#define SC_DNR(sct, sc)  ((uint16_t)(PNVME_STATUS(sct, sc) | PNVME_STATUS_DNR))
-#define GEN(sc)          SC_DNR(PNVME_SCT_GENERIC, sc)
-
-struct disc_entry {
-	struct tcp_peer_disc_entry e;
-	char trsvcid[32], traddr[256], subnqn[256];
-};
-
-struct ctrl {
-	bool     live;
-	bool     disc;           /* discovery controller */
-	uint16_t cntlid;
-	uint32_t cc, csts;
-	uint32_t kato;           /* ms, 0: none */
-	uint64_t ka_deadline;    /* monotonic ms */
-	uint16_t nr_io;          /* I/O queues granted, 1's based */
-	char     hostnqn[PNVME_NQN_LEN];
-	uint8_t  qconn[PEER_MAX_IOQ / 8 + 1]; /* I/O queue ids connected */
-};
-
-/* A command waiting for data from the host (R2T -> H2CData). */
-struct pcmd {
-	bool     busy;
-	bool     ddgst_err;
-	struct pnvme_sqe sqe;
-	uint8_t *buf;
-	uint32_t len;            /* bytes the command moves */
-	uint32_t rcvd;           /* bytes received, in order */
-	uint32_t asked;          /* bytes asked for by R2Ts */
-};
-
-enum { CLOSE_NONE, CLOSE_FIN, CLOSE_RST };
-
-struct conn {
-	struct tcp_peer *peer;
-	struct conn *next;
-	pthread_t thread;
-	int      fd;
-	bool     done;           /* thread finished (peer lock) */
-	bool     killed;         /* tcp_peer_kill_connections(): close with a RST (peer lock) */
-	int      qid;            /* -1 before Connect */
-	int      cntlid;         /* -1 before Connect */
-	uint16_t sqsize;         /* 0's based */
-	uint16_t sqhd;
-	bool     sqflow_off;
-	bool     hdgst, ddgst;
-	uint32_t r2t_max;        /* R2Ts outstanding per command, 1's based */
-	int      close_how;
-	struct pnvme_tcp_tx_params tp;
-	struct pnvme_tcp_rx rx;
-	uint8_t *incap;          /* in-capsule data of the capsule being received */
-	uint32_t incap_cap;
-	struct pcmd *pend;       /* indexed by TTAG */
-	unsigned npend;
-};
-
-struct fault {
-	int      times;
-	int      qid;
-	uint32_t arg;
-	uint32_t count;          /* CLOSE_AFTER: commands answered since armed */
-};
-
-struct tcp_peer {
-	/* configuration, defaults resolved */
-	struct tcp_peer_cfg cfg;
-	char     subnqn[PNVME_NQN_LEN];
-	char     hostnqn[PNVME_NQN_LEN];
-	struct disc_entry *disc;
-	uint32_t maxh2cdata, r2t_len, ioccsz, maxr2t, c2h_max, max_xfer, lba_size;
-	uint16_t max_queues, queue_size;
-
-	int      lfd;
-	uint16_t port;
-	int      wake[2];        /* readable once stopping */
-	pthread_t acceptor;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;     /* broadcast when a counter changes */
-	struct tcp_peer_stats st;
-	struct fault faults[TCP_PEER_FAULT_COUNT];
-	struct ctrl ctrls[PEER_MAX_CTRLS];
-	uint16_t next_cntlid;
-	struct conn *conns;
-	uint8_t *ns;
-	size_t   ns_len;
-};
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void peer_lock(struct tcp_peer *p)
-{
-	pthread_mutex_lock(&p->lock);
-}
-
-/* Unlock, waking tcp_peer_wait() (every locked section may change a counter). */
-static void peer_unlock(struct tcp_peer *p)
-{
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-}
+#include "tcp_peer_priv.h"
 
 /* ------------------------------------------------------------------------ */
 /* Faults                                                                    */
@@ -173,16 +41,14 @@ static bool fault_match(const struct fault *f, const struct conn *c)
 	return f->times != 0 && (f->qid == TCP_PEER_ANY_QID || f->qid == c->qid);
 }
 
-static bool fault_take_qid(struct tcp_peer *p, enum tcp_peer_fault kind, int qid, uint32_t *arg);
-
 /* Take one firing of `kind` if it is armed for this connection's queue. */
-static bool fault_take(struct conn *c, enum tcp_peer_fault kind, uint32_t *arg)
+bool tp_fault_take(struct conn *c, enum tcp_peer_fault kind, uint32_t *arg)
 {
-	return fault_take_qid(c->peer, kind, c->qid, arg);
+	return tp_fault_take_qid(c->peer, kind, c->qid, arg);
 }
 
 /* Take one firing of `kind` if it is armed for queue `qid`. */
-static bool fault_take_qid(struct tcp_peer *p, enum tcp_peer_fault kind, int qid, uint32_t *arg)
+bool tp_fault_take_qid(struct tcp_peer *p, enum tcp_peer_fault kind, int qid, uint32_t *arg)
 {
 	struct fault *f = &p->faults[kind];
 	bool hit;
@@ -200,7 +66,7 @@ static bool fault_take_qid(struct tcp_peer *p, enum tcp_peer_fault kind, int qid
 	return hit;
 }
 
-/* As fault_take() for the PDU-spoiling faults: `arg` is a mask of PDU types (0: any). */
+/* As tp_fault_take() for the PDU-spoiling faults: `arg` is a mask of PDU types (0: any). */
 static bool fault_take_pdu(struct conn *c, enum tcp_peer_fault kind, uint8_t type)
 {
 	struct tcp_peer *p = c->peer;
@@ -219,7 +85,7 @@ static bool fault_take_pdu(struct conn *c, enum tcp_peer_fault kind, uint8_t typ
 }
 
 /* CLOSE_AFTER: true when this command is the one past the count. */
-static bool fault_close_after(struct conn *c)
+bool tp_fault_close_after(struct conn *c)
 {
 	struct tcp_peer *p = c->peer;
 	struct fault *f = &p->faults[TCP_PEER_FAULT_CLOSE_AFTER];
@@ -306,7 +172,7 @@ static int send_iov(struct conn *c, struct iovec *iov, size_t cnt)
 }
 
 /* Send one built PDU, after spoiling it if a fault says so. */
-static int send_pdu(struct conn *c, struct pnvme_tcp_tx_pdu *pdu)
+int tp_send_pdu(struct conn *c, struct pnvme_tcp_tx_pdu *pdu)
 {
 	struct pnvme_tcp_ch *ch = &pdu->hdr.ch;
 	uint8_t type = ch->pdu_type, hlen = ch->hlen;
@@ -315,7 +181,7 @@ static int send_pdu(struct conn *c, struct pnvme_tcp_tx_pdu *pdu)
 	uint32_t arg = 0;
 	int n;
 
-	if (fault_take(c, TCP_PEER_FAULT_BAD_PDU_TYPE, &arg))
+	if (tp_fault_take(c, TCP_PEER_FAULT_BAD_PDU_TYPE, &arg))
 		ch->pdu_type = arg ? (uint8_t)arg : 0x0f;
 	if (fault_take_pdu(c, TCP_PEER_FAULT_BAD_HLEN, type))
 		ch->hlen = (uint8_t)(hlen + 8);
@@ -336,32 +202,34 @@ static int send_cqe(struct conn *c, const struct pnvme_cqe *cqe)
 	struct pnvme_tcp_tx_pdu pdu;
 
 	pnvme_tcp_build_capsule_resp(&pdu, &c->tp, cqe);
-	return send_pdu(c, &pdu);
+	return tp_send_pdu(c, &pdu);
 }
 
 /* Answer command `cid` with `status` (PNVME_STATUS form, no phase bit). */
-static int send_resp(struct conn *c, uint16_t cid, uint16_t status, uint32_t dw0, uint32_t dw1)
+int tp_send_resp(struct conn *c, uint16_t cid, uint16_t status, uint32_t dw0, uint32_t dw1)
 {
 	struct pnvme_cqe cqe = {
 		.dw0 = dw0, .dw1 = dw1, .sqhd = c->sqhd,
 		.sqid = (uint16_t)(c->qid < 0 ? 0 : c->qid), .cid = cid,
 		.status = (uint16_t)(status << 1),
 	};
-	uint32_t arg = 0;
-	int ret;
+	uint32_t unk = 0, wrong = 0;
+	/* Every fault decided before the first byte leaves (a test may re-arm on receipt). */
+	bool bogus = tp_fault_take(c, TCP_PEER_FAULT_UNKNOWN_CCCID, &unk);
+	bool dup = tp_fault_take(c, TCP_PEER_FAULT_DUP_RESP, NULL);
+	int ret = 0;
 
-	if (fault_take(c, TCP_PEER_FAULT_UNKNOWN_CCCID, &arg)) {
-		struct pnvme_cqe bogus = cqe;
+	if (tp_fault_take(c, TCP_PEER_FAULT_WRONG_CCCID, &wrong))
+		cqe.cid = (uint16_t)(cid ^ (wrong ? wrong : 0x8000u));
+	if (bogus) {
+		struct pnvme_cqe b = cqe;
 
-		bogus.cid = (uint16_t)(cid ^ (arg ? arg : 0x8000u));
-		ret = send_cqe(c, &bogus);
-		if (ret)
-			return ret;
+		b.cid = (uint16_t)(cid ^ (unk ? unk : 0x8000u));
+		ret = send_cqe(c, &b);
 	}
-	if (fault_take(c, TCP_PEER_FAULT_WRONG_CCCID, &arg))
-		cqe.cid = (uint16_t)(cid ^ (arg ? arg : 0x8000u));
-	ret = send_cqe(c, &cqe);
-	if (!ret && fault_take(c, TCP_PEER_FAULT_DUP_RESP, NULL))
+	if (!ret)
+		ret = send_cqe(c, &cqe);
+	if (!ret && dup)
 		ret = send_cqe(c, &cqe);
 	return ret;
 }
@@ -371,27 +239,29 @@ static int send_resp(struct conn *c, uint16_t cid, uint16_t status, uint32_t dw0
  * bytes (TCP 1.0 §3.6.2.8). Sets *done when the last one carried SUCCESS
  * (no CapsuleResp then).
  */
-static int send_c2h(struct conn *c, uint16_t cid, const uint8_t *buf, uint32_t len, bool *done)
+int tp_send_c2h(struct conn *c, uint16_t cid, const uint8_t *buf, uint32_t len, bool *done)
 {
 	struct tcp_peer *p = c->peer;
 	struct pnvme_tcp_tx_pdu pdu;
 	bool success = p->cfg.c2h_success && c->sqflow_off;
+	bool r2t = tp_fault_take(c, TCP_PEER_FAULT_R2T_FOR_READ, NULL);
+	bool oor = tp_fault_take(c, TCP_PEER_FAULT_C2H_OUT_OF_RANGE, NULL);
 	uint32_t off = 0;
 	int ret;
 
 	*done = false;
-	if (fault_take(c, TCP_PEER_FAULT_R2T_FOR_READ, NULL)) {
+	if (r2t) {
 		pnvme_tcp_build_r2t(&pdu, &c->tp, cid, 0, 0, len);
-		ret = send_pdu(c, &pdu);
+		ret = tp_send_pdu(c, &pdu);
 		if (ret)
 			return ret;
 	}
-	if (fault_take(c, TCP_PEER_FAULT_C2H_OUT_OF_RANGE, NULL)) {
+	if (oor) {
 		uint32_t n = len < 512 ? len : 512;
 
 		ret = pnvme_tcp_build_c2h_data(&pdu, &c->tp, cid, len, buf, n, false, false);
 		if (!ret)
-			ret = send_pdu(c, &pdu);
+			ret = tp_send_pdu(c, &pdu);
 		if (ret)
 			return ret;
 	}
@@ -402,7 +272,7 @@ static int send_c2h(struct conn *c, uint16_t cid, const uint8_t *buf, uint32_t l
 		ret = pnvme_tcp_build_c2h_data(&pdu, &c->tp, cid, off, buf + off, n, last,
 					       last && success);
 		if (!ret)
-			ret = send_pdu(c, &pdu);
+			ret = tp_send_pdu(c, &pdu);
 		if (ret)
 			return ret;
 		peer_lock(p);
@@ -412,718 +282,6 @@ static int send_c2h(struct conn *c, uint16_t cid, const uint8_t *buf, uint32_t l
 	}
 	*done = success && len;
 	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Controllers                                                               */
-/* ------------------------------------------------------------------------ */
-
-/* The live controller `cntlid` (peer lock held), or NULL. */
-static struct ctrl *ctrl_find(struct tcp_peer *p, int cntlid)
-{
-	for (unsigned i = 0; i < PEER_MAX_CTRLS; i++)
-		if (p->ctrls[i].live && p->ctrls[i].cntlid == cntlid)
-			return &p->ctrls[i];
-	return NULL;
-}
-
-/*
- * The controller is gone (its admin queue closed, or KATO passed): wake
- * every connection of it so they close too, as nvmet tears down all queues
- * of a controller (peer lock held).
- */
-static void ctrl_destroy(struct tcp_peer *p, struct ctrl *ctrl, const struct conn *self)
-{
-	for (struct conn *o = p->conns; o; o = o->next)
-		if (o != self && !o->done && o->cntlid == ctrl->cntlid && o->fd >= 0)
-			shutdown(o->fd, SHUT_RDWR);
-	ctrl->live = false;
-}
-
-static uint64_t cap_value(const struct tcp_peer *p)
-{
-	/* Base 2.0 §3.1.4.1; fabrics: CQR 1, TO 15 (7.5 s), CSS NVM, MPSMIN/MPSMAX 0 (4 KiB). */
-	return PNVME_SET(PNVME_CAP_MQES, (uint64_t)p->queue_size - 1u) |
-	       PNVME_SET(PNVME_CAP_CQR, 1ull) | PNVME_SET(PNVME_CAP_TO, 15ull) |
-	       PNVME_SET(PNVME_CAP_CSS, (uint64_t)PNVME_CAP_CSS_NVM);
-}
-
-/* Property Set CC (Base 2.0 §3.1.4.5, §3.6): EN -> RDY, SHN -> SHST complete (peer lock held). */
-static void ctrl_write_cc(struct tcp_peer *p, struct ctrl *ctrl, uint32_t cc)
-{
-	uint32_t old = ctrl->cc;
-
-	ctrl->cc = cc;
-	p->st.last_cc = cc;
-	if (PNVME_GET(cc, PNVME_CC_EN) && !PNVME_GET(old, PNVME_CC_EN)) {
-		/* As nvmet: an I/O controller needs 64/16-byte entries, 4 KiB pages, RR. */
-		if (!ctrl->disc && (PNVME_GET(cc, PNVME_CC_IOSQES) != 6 ||
-				    PNVME_GET(cc, PNVME_CC_IOCQES) != 4 ||
-				    PNVME_GET(cc, PNVME_CC_MPS) != 0 || PNVME_GET(cc, PNVME_CC_AMS) != 0))
-			ctrl->csts |= PNVME_SET(PNVME_CSTS_CFS, 1u);
-		else
-			ctrl->csts |= PNVME_SET(PNVME_CSTS_RDY, 1u);
-	} else if (!PNVME_GET(cc, PNVME_CC_EN) && PNVME_GET(old, PNVME_CC_EN)) {
-		ctrl->csts &= ~(PNVME_SET(PNVME_CSTS_RDY, 1u) | PNVME_SET(PNVME_CSTS_CFS, 1u));
-	}
-	ctrl->csts &= ~PNVME_SET(PNVME_CSTS_SHST, PNVME_CSTS_SHST_MASK);
-	if (PNVME_GET(cc, PNVME_CC_SHN)) {
-		ctrl->csts |= PNVME_SET(PNVME_CSTS_SHST, PNVME_CSTS_SHST_COMPLETE);
-		p->st.shutdown = true;
-	}
-}
-
-/* ------------------------------------------------------------------------ */
-/* Commands                                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* What a command did: status, DW0/DW1, and data for the host. */
-struct result {
-	uint16_t status;
-	uint32_t dw0, dw1;
-	uint32_t xfer;           /* bytes of buf to send as C2HData */
-	bool     no_resp;        /* held (AER) or the connection is closing */
-};
-
-static void set_str(char *dst, size_t n, const char *src)
-{
-	size_t l = strlen(src);
-
-	memset(dst, ' ', n);
-	memcpy(dst, src, l < n ? l : n);
-}
-
-static void put32(uint8_t *b, uint32_t off, uint32_t v)
-{
-	memcpy(b + off, &v, sizeof(v));
-}
-
-/* Connect (Base 2.0 §6.3); data is the 1024-byte Connect data. */
-static void exec_connect(struct conn *c, const struct pnvme_sqe *sqe, const uint8_t *data,
-			 uint32_t len, struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	const struct pnvme_fabrics_connect *cmd = (const void *)sqe;
-	struct pnvme_fabrics_connect_data d;
-	struct ctrl *ctrl = NULL;
-	uint32_t arg = 0;
-	bool disc;
-
-	peer_lock(p);
-	p->st.connects++;
-	peer_unlock(p);
-	if (c->qid >= 0) {
-		r->status = GEN(PNVME_SC_CMD_SEQ_ERROR);
-		return;
-	}
-	if (len < sizeof(d)) {
-		r->status = GEN(PNVME_SC_SGL_INVALID_DATA);
-		return;
-	}
-	memcpy(&d, data, sizeof(d));
-	d.subnqn[PNVME_NQN_LEN - 1] = 0;
-	d.hostnqn[PNVME_NQN_LEN - 1] = 0;
-	if (fault_take_qid(p, TCP_PEER_FAULT_CONNECT_STATUS, cmd->qid, &arg)) {
-		r->status = SC_DNR(PNVME_SCT_CMD, arg & 0xffu);
-		if ((arg & 0xffu) == PNVME_SC_CONNECT_INVALID_PARAM)
-			r->dw0 = IPO_DATA(subnqn);
-		return;
-	}
-	if (cmd->recfmt != 0) {
-		r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INCOMPATIBLE_FORMAT);
-		return;
-	}
-	disc = !strcmp(d.subnqn, PNVME_DISCOVERY_NQN);
-	if (!disc && strcmp(d.subnqn, p->subnqn)) {
-		r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM);
-		r->dw0 = IPO_DATA(subnqn);
-		return;
-	}
-	if (!disc && p->hostnqn[0] && strcmp(d.hostnqn, p->hostnqn)) {
-		r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_HOST);
-		return;
-	}
-	if (cmd->sqsize == 0 || cmd->sqsize >= p->queue_size) {
-		r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM);
-		r->dw0 = IPO_SQE(sqsize);
-		return;
-	}
-
-	peer_lock(p);
-	if (cmd->qid == 0) {
-		/* Admin queue: a new controller, dynamic model only (Base 2.0 §3.3.2.1). */
-		if (d.cntlid != PNVME_CONNECT_CNTLID_DYNAMIC) {
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM);
-			r->dw0 = IPO_DATA(cntlid);
-			goto out;
-		}
-		for (unsigned i = 0; i < PEER_MAX_CTRLS && !ctrl; i++)
-			if (!p->ctrls[i].live)
-				ctrl = &p->ctrls[i];
-		if (!ctrl) {
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_CTRL_BUSY);
-			goto out;
-		}
-		memset(ctrl, 0, sizeof(*ctrl));
-		ctrl->live = true;
-		ctrl->disc = disc;
-		ctrl->cntlid = p->next_cntlid;
-		p->next_cntlid = (uint16_t)(p->next_cntlid >= 0xffef ? p->cfg.cntlid_start
-							      : p->next_cntlid + 1);
-		ctrl->kato = cmd->kato;
-		ctrl->ka_deadline = now_ms() + cmd->kato;
-		ctrl->nr_io = disc ? 0 : p->max_queues;
-		snprintf(ctrl->hostnqn, sizeof(ctrl->hostnqn), "%s", d.hostnqn);
-	} else {
-		ctrl = ctrl_find(p, d.cntlid);
-		if (!ctrl || ctrl->disc != disc || strcmp(ctrl->hostnqn, d.hostnqn)) {
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM);
-			r->dw0 = IPO_DATA(cntlid);
-			ctrl = NULL;
-			goto out;
-		}
-		if (cmd->qid > ctrl->nr_io) {
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM);
-			r->dw0 = IPO_SQE(qid);
-			ctrl = NULL;
-			goto out;
-		}
-		if (ctrl->qconn[cmd->qid / 8] & (1u << (cmd->qid % 8))) {
-			/* As nvmet: the queue exists already. */
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_CONNECT_CTRL_BUSY);
-			ctrl = NULL;
-			goto out;
-		}
-		ctrl->qconn[cmd->qid / 8] |= (uint8_t)(1u << (cmd->qid % 8));
-	}
-	c->qid = cmd->qid;
-	c->cntlid = ctrl->cntlid;
-	c->sqsize = cmd->sqsize;
-	c->sqflow_off = cmd->cattr & PEER_CONNECT_CATTR_NO_SQFLOW;
-	r->dw0 = ctrl->cntlid;
-	p->st.connects_ok++;
-out:
-	peer_unlock(p);
-}
-
-/* Property Get / Set (Base 2.0 §6.5, §6.6) of CAP, VS, CC, CSTS. */
-static void exec_property(struct conn *c, const struct pnvme_sqe *sqe, struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	const struct pnvme_fabrics_prop_get *g = (const void *)sqe;
-	const struct pnvme_fabrics_prop_set *s = (const void *)sqe;
-	bool set = g->fctype == PNVME_FCTYPE_PROPERTY_SET;
-	unsigned size = (g->attrib & 7u) == PNVME_PROP_SIZE_8 ? 8 : 4;
-	struct ctrl *ctrl;
-	uint64_t v = 0;
-
-	if (c->qid != 0) {
-		r->status = GEN(PNVME_SC_INVALID_OPCODE);
-		return;
-	}
-	peer_lock(p);
-	ctrl = ctrl_find(p, c->cntlid);
-	if (!ctrl) {
-		r->status = GEN(PNVME_SC_CMD_SEQ_ERROR);
-	} else if (set) {
-		if (s->ofst == PNVME_REG_CC && size == 4)
-			ctrl_write_cc(p, ctrl, (uint32_t)s->value);
-		else
-			r->status = GEN(PNVME_SC_INVALID_FIELD);
-	} else {
-		switch (g->ofst) {
-		case PNVME_REG_CAP:  v = cap_value(p); break;
-		case PNVME_REG_VS:   v = PNVME_VS(2, 0, 0); break;
-		case PNVME_REG_CC:   v = ctrl->cc; break;
-		case PNVME_REG_CSTS: v = ctrl->csts; break;
-		default:             r->status = GEN(PNVME_SC_INVALID_FIELD); break;
-		}
-		if (size == 8 && g->ofst != PNVME_REG_CAP)
-			r->status = GEN(PNVME_SC_INVALID_FIELD);
-		r->dw0 = (uint32_t)v;
-		r->dw1 = size == 8 ? (uint32_t)(v >> 32) : 0;
-	}
-	peer_unlock(p);
-}
-
-static void identify_ctrl(struct tcp_peer *p, const struct ctrl *ctrl, uint8_t *buf)
-{
-	struct pnvme_id_ctrl *id = (void *)buf;
-	char sn[24];
-
-	snprintf(sn, sizeof(sn), "peer-%u", ctrl->cntlid);
-	set_str(id->sn, sizeof(id->sn), sn);
-	set_str(id->mn, sizeof(id->mn), "pnvme tcp_peer");
-	set_str(id->fr, sizeof(id->fr), "1.0");
-	id->mdts = p->cfg.mdts;
-	id->cntlid = ctrl->cntlid;
-	id->ver = PNVME_VS(2, 0, 0);
-	id->cntrltype = ctrl->disc ? 2 : 1;      /* 1: I/O controller, 2: discovery */
-	id->acl = 3;
-	id->aerl = 3;
-	id->lpa = 1u << 2;                       /* extended data for Get Log Page */
-	id->kas = 10;                            /* 100 ms units: 1 s granularity */
-	id->sqes = 0x66;
-	id->cqes = 0x44;
-	id->maxcmd = p->queue_size;
-	id->nn = ctrl->disc ? 0 : 1;
-	id->oncs = PNVME_ONCS_WRITE_ZEROES;
-	id->vwc = 1;
-	id->sgls = PEER_SGLS;
-	snprintf(id->subnqn, sizeof(id->subnqn), "%s",
-		 ctrl->disc ? PNVME_DISCOVERY_NQN : p->subnqn);
-	/* Fabrics fields: capsule sizes in 16-byte units, data at capsule offset 0. */
-	put32(buf, ID_IOCCSZ, p->ioccsz / 16u);
-	put32(buf, ID_IORCSZ, 1);
-	buf[ID_ICDOFF] = 0;
-	buf[ID_ICDOFF + 1] = 0;
-	buf[ID_FCATT] = 0;                       /* dynamic controller model */
-	buf[ID_MSDBD] = 1;
-}
-
-/* Identify (Base 2.0 §5.17) */
-static void exec_identify(struct conn *c, const struct ctrl *ctrl, const struct pnvme_sqe *sqe,
-			  uint8_t *buf, uint32_t len, struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	uint8_t cns = (uint8_t)(sqe->cdw10 & 0xffu);
-
-	if (len < PNVME_IDENTIFY_DATA_SIZE) {
-		r->status = GEN(PNVME_SC_SGL_INVALID_DATA);
-		return;
-	}
-	r->xfer = PNVME_IDENTIFY_DATA_SIZE;
-	switch (cns) {
-	case PNVME_ID_CNS_CTRL:
-		identify_ctrl(p, ctrl, buf);
-		break;
-	case PNVME_ID_CNS_NS: {
-		struct pnvme_id_ns *ns = (void *)buf;
-		unsigned lbads = p->lba_size == 4096 ? 12 : 9;
-
-		if (ctrl->disc || sqe->nsid != 1) {
-			r->status = GEN(PNVME_SC_INVALID_NS);
-			r->xfer = 0;
-			break;
-		}
-		ns->nsze = ns->ncap = ns->nuse = p->cfg.nblocks;
-		ns->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, lbads);
-		break;
-	}
-	case PNVME_ID_CNS_NS_ACTIVE:
-		if (!ctrl->disc && sqe->nsid < 1)
-			put32(buf, 0, 1);
-		break;
-	case PNVME_ID_CNS_NS_DESC_LIST:
-		if (ctrl->disc || sqe->nsid != 1) {
-			r->status = GEN(PNVME_SC_INVALID_NS);
-			r->xfer = 0;
-			break;
-		}
-		/* NGUID descriptor (NIDT 2, NIDL 16), then CSI (NIDT 4, NIDL 1): NVM. */
-		buf[0] = 2;
-		buf[1] = 16;
-		memcpy(buf + 4, "pnvme-tcp-peer-1", 16);
-		buf[20] = 4;
-		buf[21] = 1;
-		buf[24] = 0;
-		break;
-	default:
-		r->status = GEN(PNVME_SC_INVALID_FIELD);
-		r->xfer = 0;
-		break;
-	}
-}
-
-/* Get Log Page (Base 2.0 §5.16); the Discovery Log Page on a discovery controller. */
-static void exec_get_log(struct conn *c, const struct ctrl *ctrl, const struct pnvme_sqe *sqe,
-			 uint8_t *buf, uint32_t len, struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	uint8_t lid = (uint8_t)PNVME_GET(sqe->cdw10, PNVME_GLP_LID);
-	uint64_t numd = ((uint64_t)PNVME_GET(sqe->cdw11, PNVME_GLP_NUMDU) << 16 |
-			 PNVME_GET(sqe->cdw10, PNVME_GLP_NUMDL)) + 1;
-	uint64_t lpo = sqe->cdw12 | (uint64_t)sqe->cdw13 << 32;
-	uint64_t want = numd * 4;
-	uint8_t *page;
-	size_t plen;
-
-	if (want > len) {
-		r->status = GEN(PNVME_SC_SGL_INVALID_DATA);
-		return;
-	}
-	if (ctrl->disc && lid == TCP_PEER_LOG_DISCOVERY) {
-		/* Header (1024 bytes: GENCTR, NUMREC, RECFMT) then 1024-byte entries. */
-		plen = 1024u * (1u + p->cfg.n_disc);
-		page = calloc(1, plen);
-		if (!page) {
-			r->status = GEN(PNVME_SC_INTERNAL);
-			return;
-		}
-		memcpy(page, &p->cfg.genctr, 8);
-		memcpy(page + 8, &(uint64_t){ p->cfg.n_disc }, 8);
-		for (unsigned i = 0; i < p->cfg.n_disc; i++) {
-			uint8_t *e = page + 1024u * (i + 1);
-			const struct disc_entry *de = &p->disc[i];
-
-			e[0] = de->e.trtype;
-			e[1] = de->e.adrfam;
-			e[2] = de->e.subtype;
-			e[3] = de->e.treq;
-			memcpy(e + 4, &de->e.portid, 2);
-			memcpy(e + 6, &de->e.cntlid, 2);
-			memcpy(e + 8, &de->e.asqsz, 2);
-			memcpy(e + 32, de->trsvcid, strlen(de->trsvcid));
-			memcpy(e + 256, de->subnqn, strlen(de->subnqn));
-			memcpy(e + 512, de->traddr, strlen(de->traddr));
-		}
-	} else if (!ctrl->disc && (lid == PNVME_LOG_ERROR || lid == PNVME_LOG_SMART ||
-				   lid == PNVME_LOG_FW_SLOT || lid == PNVME_LOG_CMD_EFFECTS)) {
-		plen = 4096;
-		page = calloc(1, plen);
-		if (!page) {
-			r->status = GEN(PNVME_SC_INTERNAL);
-			return;
-		}
-	} else {
-		r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_LOG_PAGE_INVALID);
-		return;
-	}
-	if (lpo < plen)
-		memcpy(buf, page + lpo, plen - lpo < want ? plen - lpo : want);
-	free(page);
-	r->xfer = (uint32_t)want;
-}
-
-/* Set / Get Features (Base 2.0 §5.27, §5.15): Number of Queues, KATO, volatile WC. */
-static void exec_features(struct conn *c, struct ctrl *ctrl, const struct pnvme_sqe *sqe,
-			  struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	bool set = sqe->opc == PNVME_ADM_SET_FEATURES;
-	uint8_t fid = (uint8_t)PNVME_GET(sqe->cdw10, PNVME_FEAT_FID);
-
-	switch (fid) {
-	case PNVME_FEAT_NUM_QUEUES:
-		if (ctrl->disc) {
-			r->status = GEN(PNVME_SC_INVALID_FIELD);
-			break;
-		}
-		if (set) {
-			uint32_t nsq = PNVME_GET(sqe->cdw11, PNVME_NUMQ_NSQ);
-			uint32_t ncq = PNVME_GET(sqe->cdw11, PNVME_NUMQ_NCQ);
-			uint32_t n = (nsq < ncq ? nsq : ncq) + 1u;
-
-			if (nsq == 0xffff || ncq == 0xffff) {
-				r->status = GEN(PNVME_SC_INVALID_FIELD);
-				break;
-			}
-			ctrl->nr_io = (uint16_t)(n < p->max_queues ? n : p->max_queues);
-		}
-		/* Granted counts, 0's based; Set reports the controller's maximum (as nvmet). */
-		r->dw0 = (uint32_t)(p->max_queues - 1u) * 0x10001u;
-		break;
-	case PNVME_FEAT_KATO:
-		if (set) {
-			ctrl->kato = sqe->cdw11;
-			ctrl->ka_deadline = now_ms() + ctrl->kato;
-		}
-		r->dw0 = ctrl->kato;
-		break;
-	case PNVME_FEAT_VOLATILE_WC:
-		if (set)
-			r->status = SC_DNR(PNVME_SCT_CMD, PNVME_SC_FEATURE_NOT_CHANGEABLE);
-		r->dw0 = 1;
-		break;
-	case PNVME_FEAT_ASYNC_EVENT:
-		break;
-	default:
-		r->status = GEN(PNVME_SC_INVALID_FIELD);
-		break;
-	}
-}
-
-/* Admin commands other than fabrics ones (Base 2.0 §5). */
-static void exec_admin(struct conn *c, const struct pnvme_sqe *sqe, uint8_t *buf, uint32_t len,
-		       struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	struct ctrl *ctrl;
-
-	peer_lock(p);
-	p->st.admin_cmds[sqe->opc]++;
-	ctrl = ctrl_find(p, c->cntlid);
-	if (!ctrl || !PNVME_GET(ctrl->cc, PNVME_CC_EN) || !PNVME_GET(ctrl->csts, PNVME_CSTS_RDY)) {
-		/* As nvmet_check_ctrl_status(): admin commands need CC.EN and CSTS.RDY. */
-		r->status = GEN(PNVME_SC_CMD_SEQ_ERROR);
-		goto out;
-	}
-	switch (sqe->opc) {
-	case PNVME_ADM_IDENTIFY:
-		exec_identify(c, ctrl, sqe, buf, len, r);
-		break;
-	case PNVME_ADM_GET_LOG_PAGE:
-		exec_get_log(c, ctrl, sqe, buf, len, r);
-		break;
-	case PNVME_ADM_SET_FEATURES:
-	case PNVME_ADM_GET_FEATURES:
-		exec_features(c, ctrl, sqe, r);
-		break;
-	case PNVME_ADM_KEEP_ALIVE:
-		/* Base 2.0 §5.25, §3.9: restart the Keep Alive timer. */
-		p->st.keep_alives++;
-		ctrl->ka_deadline = now_ms() + ctrl->kato;
-		break;
-	case PNVME_ADM_ABORT:
-		/* Base 2.0 §5.1: DW0 bit 0 set: the command was not aborted. */
-		r->dw0 = PNVME_ABORT_NOT_ABORTED;
-		break;
-	case PNVME_ADM_ASYNC_EVENT:
-		/* Held until the controller goes away: no events happen here. */
-		r->no_resp = true;
-		break;
-	default:
-		r->status = GEN(PNVME_SC_INVALID_OPCODE);
-		break;
-	}
-out:
-	peer_unlock(p);
-}
-
-/* NVM command set I/O (NVM 1.0 §3.2): Read, Write, Flush, Write Zeroes on NSID 1. */
-static void exec_io(struct conn *c, const struct pnvme_sqe *sqe, uint8_t *buf, uint32_t len,
-		    struct result *r)
-{
-	struct tcp_peer *p = c->peer;
-	uint64_t slba = sqe->cdw10 | (uint64_t)sqe->cdw11 << 32;
-	uint64_t nlb = PNVME_GET(sqe->cdw12, PNVME_RW_NLB) + 1u;
-	uint64_t off = slba * p->lba_size, bytes = nlb * p->lba_size;
-	struct ctrl *ctrl;
-
-	peer_lock(p);
-	p->st.io_cmds[sqe->opc]++;
-	p->st.io_per_qid[c->qid > (int)TCP_PEER_MAX_QID ? TCP_PEER_MAX_QID : (unsigned)c->qid]++;
-	ctrl = ctrl_find(p, c->cntlid);
-	if (!ctrl || !PNVME_GET(ctrl->csts, PNVME_CSTS_RDY)) {
-		r->status = GEN(PNVME_SC_CMD_SEQ_ERROR);
-		goto out;
-	}
-	if (sqe->opc != PNVME_NVM_FLUSH || sqe->nsid != 0xffffffffu) {
-		if (sqe->nsid != 1) {
-			r->status = GEN(PNVME_SC_INVALID_NS);
-			goto out;
-		}
-	}
-	switch (sqe->opc) {
-	case PNVME_NVM_FLUSH:
-		break;
-	case PNVME_NVM_READ:
-	case PNVME_NVM_WRITE:
-	case PNVME_NVM_WRITE_ZEROES:
-		if (slba >= p->cfg.nblocks || nlb > p->cfg.nblocks - slba) {
-			r->status = GEN(PNVME_SC_LBA_RANGE);
-			break;
-		}
-		if (sqe->opc == PNVME_NVM_WRITE_ZEROES) {
-			memset(p->ns + off, 0, bytes);
-			p->st.blocks_written += nlb;
-			break;
-		}
-		if (len != bytes) {
-			/* The SGL must describe exactly the blocks (nvmet_check_transfer_len). */
-			r->status = GEN(PNVME_SC_SGL_INVALID_DATA);
-			break;
-		}
-		if (sqe->opc == PNVME_NVM_WRITE) {
-			memcpy(p->ns + off, buf, bytes);
-			p->st.blocks_written += nlb;
-		} else {
-			memcpy(buf, p->ns + off, bytes);
-			p->st.blocks_read += nlb;
-			r->xfer = (uint32_t)bytes;
-		}
-		break;
-	default:
-		r->status = GEN(PNVME_SC_INVALID_OPCODE);
-		break;
-	}
-out:
-	peer_unlock(p);
-}
-
-/* Data direction of a command: Base 2.0 §5 opcode bits 1:0 (fabrics: FCTYPE bits 1:0). */
-static unsigned cmd_dir(const struct pnvme_sqe *sqe)
-{
-	const struct pnvme_fabrics_connect *f = (const void *)sqe;
-
-	return (sqe->opc == PNVME_OPC_FABRICS ? f->fctype : sqe->opc) & 3u;
-}
-#define DIR_H2C 1u
-#define DIR_C2H 2u
-
-/* Execute a command whose host data (if any) is at buf, then answer it. */
-static int cmd_execute(struct conn *c, const struct pnvme_sqe *sqe, uint8_t *buf, uint32_t len,
-		       uint16_t status)
-{
-	struct tcp_peer *p = c->peer;
-	struct result r = { .status = status };
-	uint32_t arg = 0;
-	bool done = false;
-	int ret;
-
-	if (fault_take(c, TCP_PEER_FAULT_SWALLOW, NULL))
-		return 0;
-	if (fault_take(c, TCP_PEER_FAULT_TERM_REQ, &arg)) {
-		struct pnvme_tcp_tx_pdu pdu;
-
-		pnvme_tcp_build_term_req(&pdu, false, (uint16_t)(arg ? arg : 1), 0, sqe,
-					 sizeof(*sqe));
-		(void)send_pdu(c, &pdu);
-		c->close_how = CLOSE_FIN;
-		return -ECONNABORTED;
-	}
-
-	if (!r.status) {
-		if (sqe->opc == PNVME_OPC_FABRICS) {
-			const struct pnvme_fabrics_connect *f = (const void *)sqe;
-
-			peer_lock(p);
-			p->st.fabrics_cmds[f->fctype & 0xfu]++;
-			peer_unlock(p);
-			if (f->fctype == PNVME_FCTYPE_CONNECT)
-				exec_connect(c, sqe, buf, len, &r);
-			else if (c->qid < 0)
-				r.status = GEN(PNVME_SC_INVALID_OPCODE);
-			else if (f->fctype == PNVME_FCTYPE_PROPERTY_GET ||
-				 f->fctype == PNVME_FCTYPE_PROPERTY_SET)
-				exec_property(c, sqe, &r);
-			else
-				r.status = GEN(PNVME_SC_INVALID_OPCODE);
-		} else if (c->qid < 0) {
-			/* nvmet_parse_connect_cmd(): nothing but Connect before Connect. */
-			r.status = GEN(PNVME_SC_INVALID_OPCODE);
-		} else if (c->qid == 0) {
-			exec_admin(c, sqe, buf, len, &r);
-		} else {
-			exec_io(c, sqe, buf, len, &r);
-		}
-	}
-	if (r.no_resp)
-		return 0;
-	if (!r.status && r.xfer) {
-		ret = send_c2h(c, sqe->cid, buf, r.xfer < len ? r.xfer : len, &done);
-		if (ret || done)
-			return ret;
-	}
-	return send_resp(c, sqe->cid, r.status, r.dw0, r.dw1);
-}
-
-/* Ask for the next window(s) of a command's data (TCP 1.0 §3.6.2.9), up to r2t_max outstanding. */
-static int cmd_send_r2ts(struct conn *c, struct pcmd *pc)
-{
-	struct tcp_peer *p = c->peer;
-	uint32_t win = p->r2t_len;
-
-	while (pc->asked < pc->len && (pc->asked - pc->rcvd + win - 1) / win < c->r2t_max) {
-		struct pnvme_tcp_tx_pdu pdu;
-		uint32_t n = pc->len - pc->asked < win ? pc->len - pc->asked : win;
-		int ret;
-
-		pnvme_tcp_build_r2t(&pdu, &c->tp, pc->sqe.cid, (uint16_t)(pc - c->pend), pc->asked,
-				    n);
-		ret = send_pdu(c, &pdu);
-		if (ret)
-			return ret;
-		pc->asked += n;
-		peer_lock(p);
-		p->st.r2ts++;
-		peer_unlock(p);
-	}
-	return 0;
-}
-
-static void pcmd_free(struct pcmd *pc)
-{
-	free(pc->buf);
-	memset(pc, 0, sizeof(*pc));
-}
-
-/*
- * A whole CapsuleCmd arrived (TCP 1.0 §3.6.2.5): check its SGL (Base 2.0
- * §4.1.2; fabrics use SGLs only), then run it with its in-capsule data, or
- * start R2Ts for data the host holds, or prepare a buffer for data to send.
- */
-static int cmd_capsule(struct conn *c, const struct pnvme_sqe *sqe, uint32_t incap, int ddgst)
-{
-	struct tcp_peer *p = c->peer;
-	const struct pnvme_sgl_desc *sgl = (const void *)&sqe->prp1;
-	unsigned dir = cmd_dir(sqe);
-	uint32_t len = sgl->length;
-	uint8_t *buf = NULL;
-	int ret;
-
-	if (fault_close_after(c)) {
-		c->close_how = CLOSE_RST;
-		return -ECONNABORTED;
-	}
-	c->sqhd = (uint16_t)(c->sqsize ? (c->sqhd + 1u) % (c->sqsize + 1u) : 0);
-	if (ddgst)
-		return send_resp(c, sqe->cid, SC(PNVME_SCT_GENERIC, PNVME_SC_TRANSIENT_TR_ERR), 0, 0);
-	if (PNVME_GET(sqe->flags, PNVME_SQE_PSDT) != PNVME_SQE_PSDT_SGL_MPTR_CONTIG)
-		return send_resp(c, sqe->cid, GEN(PNVME_SC_INVALID_FIELD), 0, 0);
-	if (!dir || dir == 3u || !len) {
-		/* No data: nothing may come in the capsule. */
-		if (incap)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_SGL_INVALID_DATA), 0, 0);
-		return cmd_execute(c, sqe, NULL, 0, 0);
-	}
-	if (len > p->max_xfer)
-		return send_resp(c, sqe->cid, GEN(PNVME_SC_INVALID_FIELD), 0, 0);
-
-	if (sgl->id == PNVME_SGL_ID_INCAPSULE) {
-		/* In-capsule data (TCP 1.0 §3.3.2): writes only, within the capsule size. */
-		uint32_t max = c->qid > 0 ? p->ioccsz - 64u : PEER_ADMIN_CCSZ;
-
-		if (dir != DIR_H2C)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_INVALID_FIELD), 0, 0);
-		if (len > max || sgl->addr > max - len)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_SGL_INVALID_OFFSET), 0, 0);
-		if (sgl->addr + len != incap)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_SGL_INVALID_DATA), 0, 0);
-		return cmd_execute(c, sqe, c->incap + sgl->addr, len, 0);
-	}
-	if (sgl->id != PNVME_SGL_ID_TRANSPORT || sgl->addr != 0)
-		return send_resp(c, sqe->cid, GEN(PNVME_SC_SGL_INVALID_TYPE), 0, 0);
-	if (incap)
-		return send_resp(c, sqe->cid, GEN(PNVME_SC_SGL_INVALID_DATA), 0, 0);
-
-	if (dir == DIR_C2H) {
-		buf = calloc(1, len);
-		if (!buf)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_INTERNAL), 0, 0);
-		ret = cmd_execute(c, sqe, buf, len, 0);
-		free(buf);
-		return ret;
-	}
-
-	/* Host to controller via R2T: a slot, its TTAG the slot index. */
-	for (unsigned i = 0; i < c->npend; i++) {
-		struct pcmd *pc = &c->pend[i];
-
-		if (pc->busy)
-			continue;
-		if (fault_take(c, TCP_PEER_FAULT_SWALLOW, NULL))
-			return 0;
-		pc->buf = malloc(len);
-		if (!pc->buf)
-			return send_resp(c, sqe->cid, GEN(PNVME_SC_INTERNAL), 0, 0);
-		pc->busy = true;
-		pc->sqe = *sqe;
-		pc->len = len;
-		return cmd_send_r2ts(c, pc);
-	}
-	/* More writes waiting than the queue holds: the host broke SQSIZE. */
-	return pnvme_tcp_rx_fail(&c->rx, PNVME_TCP_RX_LIMIT, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1137,7 +295,7 @@ static int on_icreq(struct conn *c, struct pnvme_tcp_rx *rx, const struct pnvme_
 	/* TCP 1.0 §3.6.2.1-2: digests as asked where allowed; data to the host at HPDA. */
 	c->hdgst = (ic->dgst & PNVME_TCP_DGST_HDGST) && !p->cfg.no_hdgst;
 	c->ddgst = (ic->dgst & PNVME_TCP_DGST_DDGST) && !p->cfg.no_ddgst;
-	c->r2t_max = ic->maxr2t + 1u < p->maxr2t ? ic->maxr2t + 1u : p->maxr2t;
+	c->r2t_max = (uint64_t)ic->maxr2t + 1u < p->maxr2t ? ic->maxr2t + 1u : p->maxr2t;
 	c->tp.pda = ic->hpda;
 	pnvme_tcp_rx_set_digests(rx, c->hdgst, c->ddgst);
 	return 0;
@@ -1154,9 +312,9 @@ static int send_icresp(struct conn *c)
 			       (uint8_t)((c->hdgst ? PNVME_TCP_DGST_HDGST : 0) |
 					 (c->ddgst ? PNVME_TCP_DGST_DDGST : 0)),
 			       p->maxh2cdata);
-	if (fault_take(c, TCP_PEER_FAULT_ICRESP_PFV, &arg))
+	if (tp_fault_take(c, TCP_PEER_FAULT_ICRESP_PFV, &arg))
 		pdu.hdr.icresp.pfv = (uint16_t)(arg ? arg : 1);
-	ret = send_pdu(c, &pdu);
+	ret = tp_send_pdu(c, &pdu);
 	c->tp.hdgst = c->hdgst;
 	c->tp.ddgst = c->ddgst;
 	peer_lock(p);
@@ -1209,12 +367,12 @@ static int on_h2c_done(struct conn *c, const struct pnvme_tcp_rx_pdu *pdu, int d
 		pc->ddgst_err = true;
 	pc->rcvd += h->datal;
 	if (pc->rcvd < pc->len)
-		return cmd_send_r2ts(c, pc);
+		return tp_cmd_send_r2ts(c, pc);
 	sqe = pc->sqe;
 	/* TCP 1.0 §3.6.2.8/9: a data digest error fails the command, not the connection. */
-	ret = cmd_execute(c, &sqe, pc->buf, pc->len,
+	ret = tp_cmd_execute(c, &sqe, pc->buf, pc->len,
 			  pc->ddgst_err ? SC(PNVME_SCT_GENERIC, PNVME_SC_TRANSIENT_TR_ERR) : 0);
-	pcmd_free(pc);
+	tp_pcmd_free(pc);
 	return ret;
 }
 
@@ -1257,7 +415,7 @@ static int on_pdu_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tc
 			p->st.ddgst_errors++;
 			peer_unlock(p);
 		}
-		return cmd_capsule(c, &pdu->hdr->cmd.sqe, pdu->data_len, ddgst);
+		return tp_cmd_capsule(c, &pdu->hdr->cmd.sqe, pdu->data_len, ddgst);
 	case PNVME_TCP_H2C_DATA:
 		return on_h2c_done(c, pdu, ddgst);
 	case PNVME_TCP_H2C_TERM_REQ:
@@ -1291,7 +449,7 @@ static int kato_timeout(struct conn *c, bool *expired)
 	if (!p->cfg.kato_enforce || c->qid != 0)
 		return -1;
 	peer_lock(p);
-	ctrl = ctrl_find(p, c->cntlid);
+	ctrl = tp_ctrl_find(p, c->cntlid);
 	if (ctrl && ctrl->kato) {
 		uint64_t now = now_ms();
 
@@ -1299,7 +457,9 @@ static int kato_timeout(struct conn *c, bool *expired)
 			*expired = true;
 			p->st.kato_expired++;
 		} else {
-			t = (int)(ctrl->ka_deadline - now);
+			uint64_t left = ctrl->ka_deadline - now;
+
+			t = left > 1000000u ? 1000000 : (int)left;
 		}
 	}
 	peer_unlock(p);
@@ -1344,7 +504,7 @@ static void conn_serve(struct conn *c)
 			p->st.last_rx_reason = c->rx.error.reason;
 			peer_unlock(p);
 			if (!pnvme_tcp_rx_term_req(&c->rx, &term))
-				(void)send_pdu(c, &term);
+				(void)tp_send_pdu(c, &term);
 			c->close_how = CLOSE_FIN;
 			break;
 		}
@@ -1386,10 +546,10 @@ static void conn_close(struct conn *c, int how)
 	if (how != CLOSE_RST && !killed)
 		conn_drain(c);
 	peer_lock(p);
-	ctrl = ctrl_find(p, c->cntlid);
+	ctrl = tp_ctrl_find(p, c->cntlid);
 	if (ctrl) {
 		if (c->qid == 0)
-			ctrl_destroy(p, ctrl, c);
+			tp_ctrl_destroy(p, ctrl, c);
 		else if (c->qid > 0)
 			ctrl->qconn[c->qid / 8] &= (uint8_t)~(1u << (c->qid % 8));
 	}
@@ -1418,7 +578,7 @@ static void *conn_thread(void *arg)
 		conn_serve(c);
 	for (unsigned i = 0; i < c->npend; i++)
 		if (c->pend[i].busy)
-			pcmd_free(&c->pend[i]);
+			tp_pcmd_free(&c->pend[i]);
 	conn_close(c, c->close_how);
 	return NULL;
 }
@@ -1464,7 +624,7 @@ static void accept_one(struct tcp_peer *p, int fd)
 		c->fd = fd;
 		c->qid = -1;
 		c->cntlid = -1;
-		if (fault_take(c, TCP_PEER_FAULT_REFUSE_ACCEPT, NULL)) {
+		if (tp_fault_take(c, TCP_PEER_FAULT_REFUSE_ACCEPT, NULL)) {
 			free(c);
 			c = NULL;
 		}

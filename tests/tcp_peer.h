@@ -70,13 +70,15 @@ struct tcp_peer_cfg {
 	uint32_t maxr2t;         /* R2Ts outstanding per command, 1's based (the peer sends at
 				  * most min(this, host MAXR2T + 1)); 0: 4 */
 	uint32_t c2h_max;        /* largest C2HData DATAL; 0: 16 KiB */
-	bool     c2h_success;    /* last C2HData carries SUCCESS, no CapsuleResp (reads whose
-				  * status is success) */
+	bool     c2h_success;    /* the last C2HData of a successful command carries SUCCESS and
+				  * no CapsuleResp follows; only on queues whose Connect disabled
+				  * SQ flow control (CATTR bit 2), as TCP 1.0 §3.6.2.8 and nvmet */
 	uint8_t  mdts;           /* Identify MDTS, 4 KiB units as a power of two; 0: 6 (256 KiB) */
 	uint16_t max_queues;     /* I/O queues granted by Set Features Number of Queues; 0: 4 */
 	uint16_t queue_size;     /* CAP.MQES + 1 (largest SQSIZE + 1 a Connect may ask); 0: 128 */
-	bool     kato_enforce;   /* tear the controller down when KATO passes without a
-				  * Keep Alive (Base 2.0 §3.9) */
+	bool     kato_enforce;   /* tear the controller down (close its connections) when KATO
+				  * passes without a Keep Alive command (Base 2.0 §3.9); only Keep
+				  * Alive and Set Features KATO restart the timer, not other traffic */
 	uint16_t cntlid_start;   /* first dynamic controller id; 0: 1 */
 	const struct tcp_peer_disc_entry *disc; /* Discovery Log Page entries */
 	unsigned n_disc;

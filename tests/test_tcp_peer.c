@@ -140,7 +140,7 @@ static void cli_send(struct cli *c, struct pnvme_tcp_tx_pdu *p)
 }
 
 /* The next PDU from the peer: 0, -ECONNRESET / -EPIPE (closed), -ETIMEDOUT, or an rx error. */
-static int cli_next(struct cli *c, struct ev *out)
+static int cli_next_ms(struct cli *c, struct ev *out, int ms)
 {
 	uint8_t buf[4096];
 
@@ -149,7 +149,7 @@ static int cli_next(struct cli *c, struct ev *out)
 		ssize_t n;
 		int ret;
 
-		if (poll(&pfd, 1, WAIT_MS) == 0)
+		if (poll(&pfd, 1, ms) == 0)
 			return -ETIMEDOUT;
 		n = recv(c->fd, buf, sizeof(buf), 0);
 		if (n < 0)
@@ -162,6 +162,11 @@ static int cli_next(struct cli *c, struct ev *out)
 	}
 	*out = c->ev[c->head++ % MAX_EV];
 	return 0;
+}
+
+static int cli_next(struct cli *c, struct ev *out)
+{
+	return cli_next_ms(c, out, WAIT_MS);
 }
 
 static void cli_icreq(struct cli *c, uint8_t dgst)
@@ -213,13 +218,15 @@ static uint16_t cli_resp(struct cli *c, uint16_t cid, struct pnvme_cqe *cqe)
 	return PNVME_CQE_STATUS(&e.hdr.resp.cqe);
 }
 
+static uint8_t connect_cattr; /* CATTR of the next Connect */
+
 static uint16_t cli_connect(struct cli *c, uint16_t qid, uint16_t cntlid, const char *subnqn,
 			    struct pnvme_cqe *cqe)
 {
 	struct pnvme_fabrics_connect_data d = { .cntlid = cntlid };
 	struct pnvme_fabrics_connect cmd = {
 		.opc = PNVME_OPC_FABRICS, .fctype = PNVME_FCTYPE_CONNECT, .qid = qid,
-		.sqsize = 31, .kato = 0,
+		.sqsize = 31, .kato = 0, .cattr = connect_cattr,
 	};
 	struct pnvme_sqe sqe;
 
@@ -735,6 +742,234 @@ static void test_discovery(void **state)
 	tcp_peer_stop(peer);
 }
 
+/* An admin queue and I/O queue 1 of a controller of `peer`. */
+static void cli_pair(struct tcp_peer *peer, uint8_t dgst, struct cli **a, struct cli **q)
+{
+	uint16_t cntlid;
+
+	*a = cli_open(peer);
+	cntlid = cli_admin_up(*a, dgst, tcp_peer_subnqn(peer));
+	*q = cli_open(peer);
+	cli_icreq(*q, dgst);
+	assert_int_equal(cli_connect(*q, 1, cntlid, tcp_peer_subnqn(peer), NULL), 0);
+}
+
+/*
+ * More commands: Number of Queues and the queue limit, Abort, Flush, Write
+ * Zeroes, C2HData SUCCESS (SQ flow control off), a host data digest error.
+ */
+static void test_more_commands(void **state)
+{
+	struct tcp_peer_cfg cfg = { .max_queues = 2, .c2h_success = true };
+	struct tcp_peer *peer = tcp_peer_start(&cfg);
+	struct pnvme_sqe sqe = { .opc = PNVME_ADM_SET_FEATURES, .cdw10 = PNVME_FEAT_NUM_QUEUES,
+				 .cdw11 = 0x00070007 };
+	struct pnvme_tcp_tx_pdu p;
+	struct pnvme_cqe cqe;
+	struct cli *a, *q, *q3;
+	uint8_t w[1024];
+	uint8_t *ns;
+	struct ev e;
+	uint16_t s;
+
+	(void)state;
+	assert_non_null(peer);
+	ns = tcp_peer_ns(peer, NULL);
+	connect_cattr = 0x04; /* SQ flow control disabled: the peer may use SUCCESS */
+	cli_pair(peer, PNVME_TCP_DGST_DDGST, &a, &q);
+	connect_cattr = 0;
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, 0);
+	assert_int_equal(cli_resp(a, cli_cmd(a, &sqe, NULL, 0), &cqe), 0);
+	assert_int_equal(cqe.dw0, 0x00010001); /* 2 queues each, 0's based */
+	q3 = cli_open(peer);
+	cli_icreq(q3, 0);
+	s = cli_connect(q3, 3, 1, tcp_peer_subnqn(peer), &cqe);
+	assert_int_equal(PNVME_STATUS_SC(s), PNVME_SC_CONNECT_INVALID_PARAM);
+	assert_int_equal(cqe.dw0, 42); /* IATTR 0 (SQE), IPO 42 (QID) */
+	cli_close(q3);
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = PNVME_ADM_ABORT;
+	sqe.cdw10 = 1u | (5u << 16);
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, 0);
+	assert_int_equal(cli_resp(a, cli_cmd(a, &sqe, NULL, 0), &cqe), 0);
+	assert_int_equal(cqe.dw0 & 1u, 1u);
+
+	/* Write 2 blocks in-capsule, zero the first, flush, read back with SUCCESS. */
+	fill(w, sizeof(w), 9);
+	rw_sqe(&sqe, PNVME_NVM_WRITE, 0, 2);
+	sgl_set(&sqe, PNVME_SGL_ID_INCAPSULE, sizeof(w));
+	assert_int_equal(cli_resp(q, cli_cmd(q, &sqe, w, sizeof(w)), NULL), 0);
+	rw_sqe(&sqe, PNVME_NVM_WRITE_ZEROES, 0, 1);
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, 0);
+	assert_int_equal(cli_resp(q, cli_cmd(q, &sqe, NULL, 0), NULL), 0);
+	rw_sqe(&sqe, PNVME_NVM_FLUSH, 0, 1);
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, 0);
+	assert_int_equal(cli_resp(q, cli_cmd(q, &sqe, NULL, 0), NULL), 0);
+	memset(w, 0, 512);
+	assert_memory_equal(ns, w, sizeof(w));
+	rw_sqe(&sqe, PNVME_NVM_READ, 0, 2);
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, sizeof(w));
+	cli_cmd(q, &sqe, NULL, 0);
+	assert_int_equal(cli_next(q, &e), 0);
+	assert_int_equal(e.type, PNVME_TCP_C2H_DATA);
+	assert_int_equal(e.flags & (PNVME_TCP_F_LAST_PDU | PNVME_TCP_F_SUCCESS),
+			 PNVME_TCP_F_LAST_PDU | PNVME_TCP_F_SUCCESS);
+	assert_memory_equal(q->data, w, sizeof(w));
+	assert_int_equal(cli_next_ms(q, &e, 100), -ETIMEDOUT); /* no CapsuleResp */
+
+	/* A wrong data digest on in-capsule data: Transient Transport Error, link kept. */
+	rw_sqe(&sqe, PNVME_NVM_WRITE, 0, 1);
+	sgl_set(&sqe, PNVME_SGL_ID_INCAPSULE, 512);
+	sqe.cid = 77;
+	assert_int_equal(pnvme_tcp_build_capsule_cmd(&p, &q->tp, &sqe, w, 512), 0);
+	p.ddgst ^= 1;
+	cli_send(q, &p);
+	s = cli_resp(q, 77, NULL);
+	assert_int_equal(PNVME_STATUS_CODE(s), PNVME_SC_TRANSIENT_TR_ERR);
+	cli_close(q);
+	cli_close(a);
+	tcp_peer_stop(peer);
+}
+
+struct spoil_case {
+	enum tcp_peer_fault fault;
+	uint8_t reason;          /* what the client's receiver says */
+	bool    read;            /* on a read's C2HData, else a Keep Alive's CapsuleResp */
+	uint8_t dgst;
+};
+
+/* Each PDU-spoiling fault, seen by the client's receiver as the matching error. */
+static void test_spoiled_pdus(void **state)
+{
+	static const struct spoil_case cases[] = {
+		{ TCP_PEER_FAULT_BAD_PDU_TYPE, PNVME_TCP_RX_BAD_TYPE, false, 0 },
+		{ TCP_PEER_FAULT_BAD_HLEN, PNVME_TCP_RX_BAD_HLEN, false, 0 },
+		{ TCP_PEER_FAULT_BAD_PLEN, PNVME_TCP_RX_BAD_PLEN, false, 0 },
+		{ TCP_PEER_FAULT_BAD_PDO, PNVME_TCP_RX_BAD_PDO, true, 0 },
+		{ TCP_PEER_FAULT_HDGST, PNVME_TCP_RX_HDGST, true, PNVME_TCP_DGST_HDGST },
+		{ TCP_PEER_FAULT_C2H_OUT_OF_RANGE, PNVME_TCP_RX_OUT_OF_RANGE, true, 0 },
+	};
+	struct tcp_peer *peer = tcp_peer_start(NULL);
+
+	(void)state;
+	assert_non_null(peer);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct spoil_case *k = &cases[i];
+		struct pnvme_sqe sqe;
+		struct cli *a, *q;
+		struct ev e;
+		int ret;
+
+		cli_pair(peer, k->dgst, &a, &q);
+		tcp_peer_set_fault(peer, k->fault, 1, 1, 0);
+		if (k->read)
+			rw_sqe(&sqe, PNVME_NVM_READ, 0, 1);
+		else
+			rw_sqe(&sqe, PNVME_NVM_FLUSH, 0, 1);
+		sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, k->read ? 512 : 0);
+		/* OUT_OF_RANGE: the client checks C2HData against its own 1 MiB only. */
+		if (k->fault == TCP_PEER_FAULT_C2H_OUT_OF_RANGE) {
+			cli_cmd(q, &sqe, NULL, 0);
+			assert_int_equal(cli_next(q, &e), 0);
+			assert_int_equal(e.type, PNVME_TCP_C2H_DATA);
+			assert_int_equal(e.hdr.c2h.datao, 512); /* past the 512-byte command */
+		} else {
+			cli_cmd(q, &sqe, NULL, 0);
+			ret = cli_next(q, &e);
+			assert_true(ret < 0);
+			assert_int_equal(q->rx.error.reason, k->reason);
+		}
+		cli_close(q);
+		cli_close(a);
+	}
+	tcp_peer_stop(peer);
+}
+
+/* Faults that change the conversation: R2T for a read, TermReq, swallow, data digest, PFV. */
+static void test_conversation_faults(void **state)
+{
+	struct tcp_peer *peer = tcp_peer_start(NULL);
+	struct pnvme_sqe sqe;
+	struct cli *a, *q;
+	struct ev e;
+	unsigned npdu;
+
+	(void)state;
+	assert_non_null(peer);
+	cli_pair(peer, PNVME_TCP_DGST_DDGST, &a, &q);
+	rw_sqe(&sqe, PNVME_NVM_READ, 0, 1);
+	sgl_set(&sqe, PNVME_SGL_ID_TRANSPORT, 512);
+
+	tcp_peer_set_fault(peer, TCP_PEER_FAULT_R2T_FOR_READ, 1, 1, 0);
+	cli_cmd(q, &sqe, NULL, 0);
+	assert_int_equal(cli_next(q, &e), 0);
+	assert_int_equal(e.type, PNVME_TCP_R2T);
+	assert_int_equal(cli_read_data(q, sqe.cid, 512, &npdu), 0);
+
+	tcp_peer_set_fault(peer, TCP_PEER_FAULT_DDGST, 1, 1, 0);
+	cli_cmd(q, &sqe, NULL, 0);
+	assert_int_equal(cli_next(q, &e), 0);
+	assert_int_equal(e.type, PNVME_TCP_C2H_DATA);
+	assert_int_equal(e.ddgst, -EBADMSG);
+	assert_int_equal(cli_resp(q, sqe.cid, NULL), 0);
+
+	tcp_peer_set_fault(peer, TCP_PEER_FAULT_SWALLOW, 1, 1, 0);
+	cli_cmd(q, &sqe, NULL, 0);
+	assert_int_equal(cli_next_ms(q, &e, 200), -ETIMEDOUT);
+	assert_int_equal(cli_read_data(q, cli_cmd(q, &sqe, NULL, 0), 512, &npdu), 0);
+
+	tcp_peer_set_fault(peer, TCP_PEER_FAULT_TERM_REQ, 1, 1, PNVME_TCP_FES_DATA_OUT_OF_RANGE);
+	cli_cmd(q, &sqe, NULL, 0);
+	assert_int_equal(cli_next(q, &e), 0);
+	assert_int_equal(e.type, PNVME_TCP_C2H_TERM_REQ);
+	assert_int_equal(e.hdr.term.fes, PNVME_TCP_FES_DATA_OUT_OF_RANGE);
+	assert_int_equal(cli_next(q, &e), -EPIPE);
+	cli_close(q);
+	cli_close(a);
+
+	tcp_peer_set_fault(peer, TCP_PEER_FAULT_ICRESP_PFV, 1, TCP_PEER_ANY_QID, 0);
+	a = cli_open(peer);
+	{
+		struct pnvme_tcp_tx_pdu p;
+
+		pnvme_tcp_build_icreq(&p, 0, 0, 0);
+		cli_send(a, &p);
+	}
+	assert_int_equal(cli_next(a, &e), -EOPNOTSUPP);
+	assert_int_equal(a->rx.error.reason, PNVME_TCP_RX_UNSUPPORTED);
+	cli_close(a);
+	tcp_peer_stop(peer);
+}
+
+static bool no_conns(const struct tcp_peer_stats *st, void *arg)
+{
+	(void)arg;
+	return st->conns_open == 0;
+}
+
+/* tcp_peer_kill_connections(): every connection reset; the peer still accepts. */
+static void test_kill(void **state)
+{
+	struct tcp_peer *peer = tcp_peer_start(NULL);
+	struct cli *a, *q;
+	struct ev e;
+
+	(void)state;
+	assert_non_null(peer);
+	cli_pair(peer, 0, &a, &q);
+	assert_int_equal(tcp_peer_kill_connections(peer), 2);
+	assert_int_equal(cli_next(a, &e), -ECONNRESET);
+	assert_int_equal(cli_next(q, &e), -ECONNRESET);
+	assert_int_equal(tcp_peer_wait(peer, no_conns, NULL, WAIT_MS), 0);
+	cli_close(q);
+	cli_close(a);
+	cli_pair(peer, 0, &a, &q);
+	cli_close(q);
+	cli_close(a);
+	tcp_peer_stop(peer);
+}
+
 int main(void)
 {
 	static int on = 1;
@@ -747,6 +982,10 @@ int main(void)
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_kato),
 		cmocka_unit_test(test_discovery),
+		cmocka_unit_test(test_more_commands),
+		cmocka_unit_test(test_spoiled_pdus),
+		cmocka_unit_test(test_conversation_faults),
+		cmocka_unit_test(test_kill),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
