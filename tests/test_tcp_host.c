@@ -242,6 +242,42 @@ static void test_address_grammar(void **state)
 	assert_null(ctrl);
 }
 
+/* Discovery: the log page's entries, decoded, with the generation counter. */
+static void test_discovery(void **state)
+{
+	static const struct tcp_peer_disc_entry ents[] = {
+		{ .trtype = 3, .adrfam = 1, .subtype = 2, .portid = 1, .cntlid = 0xffff,
+		  .asqsz = 32, .trsvcid = "4420", .traddr = "127.0.0.1",
+		  .subnqn = "nqn.2014-08.org.example:one" },
+		{ .trtype = 3, .adrfam = 1, .subtype = 2, .portid = 2, .cntlid = 0xffff,
+		  .asqsz = 32, .trsvcid = "4421", .traddr = "10.0.0.2",
+		  .subnqn = "nqn.2014-08.org.example:two" },
+	};
+	struct tcp_peer_cfg cfg = { .disc = ents, .n_disc = 2, .genctr = 7 };
+	struct tcp_peer *p = tcp_peer_start(&cfg);
+	struct pnvme_disc_entry *e = NULL;
+	uint32_t n = 0;
+	uint64_t gen = 0;
+	char a[64];
+
+	(void)state;
+	assert_non_null(p);
+	snprintf(a, sizeof(a), "127.0.0.1:%u", tcp_peer_port(p));
+	assert_rc(pnvme_discover(a, &e, &n, &gen), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(gen, 7);
+	assert_string_equal(e[0].subnqn, "nqn.2014-08.org.example:one");
+	assert_string_equal(e[1].traddr, "10.0.0.2");
+	assert_string_equal(e[1].trsvcid, "4421");
+	assert_int_equal(e[1].portid, 2);
+	assert_string_equal(pnvme_trtype_str(e[0].trtype), "tcp");
+	pnvme_disc_free(e);
+	/* a subsystem NQN in a discovery address is refused */
+	snprintf(a, sizeof(a), "127.0.0.1:%u/nqn.x", tcp_peer_port(p));
+	assert_int_equal(pnvme_discover(a, &e, &n, &gen), -EINVAL);
+	tcp_peer_stop(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_rw_digests_success_flag),
 		cmocka_unit_test(test_queue_depth),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_discovery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -739,6 +739,13 @@ int tcp_queue_connect(struct pnvme_qpair *qp, uint16_t cntlid, uint32_t kato_ms,
 	cmd.qid = qp->qid;
 	cmd.sqsize = (uint16_t)(qp->qsize - 1);
 	cmd.kato = kato_ms;
+	/*
+	 * I/O queues: SQ flow control disabled (CATTR bit 2, TCP 1.0 §3.x): the
+	 * host never reads SQHD (it posts its own), and the target may then end
+	 * a read with a C2HData SUCCESS instead of a response capsule.
+	 */
+	if (qp->qid)
+		cmd.cattr = 1u << 2;
 	rc = pnvme_tcp_build_capsule_cmd(&pdu, &tq->tp, (const struct pnvme_sqe *)(void *)&cmd,
 					 data, sizeof(*data));
 	if (rc == 0)
