@@ -34,20 +34,30 @@
 #   vmtest tcp-pattern-write ADDR SEED       whole namespace = `vmtest pattern SEED BYTES`
 #   vmtest pattern SEED BYTES                that pattern on stdout
 #   vmtest tcp-cut ADDR CMD                  I/O with verification on the namespace;
-#                  once I/O is in flight it runs the shell command CMD (sh -c) and keeps
-#                  I/O going while CMD runs (CMD removes the target port, waits 1 s and
-#                  re-adds it); after CMD exits it goes on until the controller has
-#                  reconnected and every request has completed, then checks each
-#                  request completed exactly once -> "TCPCUT: ok lost=0 doubled=0"
-#   vmtest tcp-idle ADDR SECONDS             connect, stay idle SECONDS, then I/O -> "TCPIDLE: ok"
+#                  once I/O is in flight it runs the shell command CMD (/bin/sh -c CMD,
+#                  in a child: vmtest keeps polling and submitting while CMD runs; CMD
+#                  removes the target port, waits 1 s, re-adds it and logs that to a
+#                  file itself); after CMD exits vmtest goes on until the controller
+#                  has reconnected and every request has completed, then checks that
+#                  each completed exactly once and the data -> "TCPCUT: ok lost=0 doubled=0"
+#                  (non-zero exit if CMD fails)
+#   vmtest tcp-idle ADDR SECONDS             connect, stay idle SECONDS (no I/O, only
+#                  the keep-alive the library sends from its poll), then I/O -> "TCPIDLE: ok";
+#                  ADDR carries kato=3 (seconds, in the Connect): the kernel target drops
+#                  a controller that sends nothing for that long (it logs "keep-alive
+#                  timer (3 seconds) expired", which fails the step)
+#   wrong subsystem NQN / host NQN (not on the allow-list): `pnvme id-ctrl ADDR` exits
+#                  1..123 with a message containing "subsystem" / "host" (besides the
+#                  address and NQNs echoed); the kernel answers Connect Invalid
+#                  Parameters (0x182, IATTR on SUBNQN) / Connect Invalid Host (0x184)
 # where ADDR = tcp:127.0.0.1:4420/NQN[?OPT&OPT...] (built by addr() below, the one
 # place that knows the address grammar); failures exit non-zero with a message.
 NQN_FILE=nqn.2014-08.org.pnvme:file
 NQN_NULL=nqn.2014-08.org.pnvme:null
-NQN_NONE=nqn.2014-08.org.pnvme:no-such-subsystem
+NQN_NONE=nqn.2014-08.org.pnvme:missing
 NQN_DISC=nqn.2014-08.org.nvmexpress.discovery
 HOST_OK=nqn.2014-08.org.pnvme:host-ok
-HOST_BAD=nqn.2014-08.org.pnvme:host-not-allowed
+HOST_BAD=nqn.2014-08.org.pnvme:intruder
 SVC=4420
 TADDR=127.0.0.1
 FILE=/tmp/tcp-file.img
@@ -88,16 +98,24 @@ cap() {
 	return $rc
 }
 
-# refused STEP REGEX CMD...: CMD must fail (exit 1..127, not a timeout or a
-# signal) with output matching REGEX (grep -Ei)
+# refused STEP REGEX TARGET_LOG CMD...: CMD must fail (exit 1..123: not a
+# timeout, not a signal) with a message matching REGEX (grep -Ei) in its output
+# once the address and the NQNs are taken out of it (they contain words like
+# "host"), and the target must have logged TARGET_LOG (a refused Connect)
 refused() {
-	step=$1; re=$2; shift 2
+	step=$1; re=$2; tlog=$3; shift 3
 	cap /tmp/refused.out "$@"; rc=$?
-	msg=$(grep -m1 -Ei "$re" /tmp/refused.out)
-	if [ $rc -ge 1 ] && [ $rc -le 123 ] && [ -n "$msg" ]; then
-		ok $step "exit $rc: $msg"; return 0
+	msg=$(awk -v a="$*" -v n="$NQN_FILE $NQN_NULL $NQN_NONE $HOST_OK $HOST_BAD hostnqn" '
+		BEGIN { k = split(a " " n, lit, " ") }   # addresses first, then NQNs, "hostnqn" last
+		{ for (i = 1; i <= k; i++) if (index(lit[i], ":") || lit[i] == "hostnqn")
+			while ((j = index($0, lit[i])) > 0)
+				$0 = substr($0, 1, j - 1) "<...>" substr($0, j + length(lit[i]))
+		  print }' /tmp/refused.out | grep -m1 -Ei "$re")
+	if [ $rc -ge 1 ] && [ $rc -le 123 ] && [ -n "$msg" ] && new_dmesg | grep -q "$tlog"; then
+		ok $step "exit $rc: $(grep -m1 -Ei "$re" /tmp/refused.out)"; return 0
 	fi
-	bad $step "exit $rc, wanted a failure with a message matching /$re/: $(head -n 1 /tmp/refused.out)"
+	new_dmesg | grep -q "$tlog" && t="target refused it" || t="the target logged no '$tlog'"
+	bad $step "exit $rc, wanted a failure with a message matching /$re/ (address and NQNs aside), $t: $(head -n 1 /tmp/refused.out)"
 	return 1
 }
 
@@ -364,24 +382,25 @@ pnvme_steps() {
 	else bad pattern-write "exit $rc"; fi
 
 	begin
-	refused wrong-subnqn 'subsystem' pnvme id-ctrl "$(addr $NQN_NONE)" &&
-		{ new_dmesg | grep -q "invalid subsystem $NQN_NONE" ||
-		  bad wrong-subnqn-target "the target did not log a connect for $NQN_NONE"; }
+	refused wrong-subnqn 'subsystem' "invalid subsystem $NQN_NONE" pnvme id-ctrl "$(addr $NQN_NONE)"
 	begin
-	refused wrong-hostnqn 'host' pnvme id-ctrl "$(addr $NQN_NULL hostnqn=$HOST_BAD)" &&
-		{ new_dmesg | grep -q "host $HOST_BAD for subsystem $NQN_NULL not allowed" ||
-		  bad wrong-hostnqn-target "the target did not log the refused host"; }
+	refused wrong-hostnqn 'host' "host $HOST_BAD for subsystem $NQN_NULL not allowed" \
+		pnvme id-ctrl "$(addr $NQN_NULL hostnqn=$HOST_BAD)"
 
 	begin
 	before=$(dmesg | grep -c 'creating nvm controller')
+	rm -f /tmp/cut-cmd.log
 	if cap /tmp/cut.out vmtest tcp-cut "$(addr $NQN_FILE)" \
-		"nvmet.sh port-remove $PORTID && sleep 1 && nvmet.sh port-add $PORTID" &&
+		"nvmet.sh port-remove $PORTID >> /tmp/cut-cmd.log 2>&1 && sleep 1 && nvmet.sh port-add $PORTID >> /tmp/cut-cmd.log 2>&1" &&
 	   grep -q '^TCPCUT: ok lost=0 doubled=0' /tmp/cut.out; then
+		sed 's/^/    | cmd: /' /tmp/cut-cmd.log 2>/dev/null
 		after=$(dmesg | grep -c 'creating nvm controller')
-		# the target saw a new controller after the cut: the host reconnected
-		if [ -n "$(nvmet.sh ports | grep "port $PORTID ")" ] && [ $after -gt $((before + 1)) ]; then
+		# vmtest ran the cut, and the target saw a new controller after it: the
+		# host reconnected (the first connect is one, the reconnect another)
+		if grep -q "port $PORTID removed" /tmp/cut-cmd.log && grep -q "port $PORTID re-added" /tmp/cut-cmd.log &&
+		   [ $after -gt $((before + 1)) ]; then
 			ok cut "$(grep '^TCPCUT:' /tmp/cut.out); target: $((after - before)) controllers created"
-		else bad cut "TCPCUT ok but port $PORTID missing or no reconnect seen by the target ($((after - before)) controllers)"; fi
+		else bad cut "TCPCUT ok, but the port was not removed and re-added, or the target saw no reconnect ($((after - before)) controllers created)"; fi
 	else bad cut "exit $rc, wanted TCPCUT: ok lost=0 doubled=0"; fi
 	nvmet.sh ports | grep -q "port $PORTID " || nvmet.sh port-add $PORTID
 
