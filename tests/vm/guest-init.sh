@@ -4,8 +4,12 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf   what to run
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target
+#                                               what to run
 #   vmtest.seed=N                               seeds the data pattern
+#   vmtest.tcp_pnvme=0|1 vmtest.tcp_selfcheck=0|1   tcp: the pnvme steps (default 1),
+#                                               the kernel-host self-check (default 0)
+#   vmtest.tcp_wait=S                           tcp-target: seconds the target stays up
 # Every result is a line "VMTEST: <check> PASS|FAIL <detail>" on the serial
 # console; the host decides from those lines (and from the disk images).
 # The guest powers off when done, whatever happened.
@@ -33,6 +37,9 @@ for arg in $(cat /proc/cmdline); do
 	vmtest.runs=*)     RUNS=${arg#vmtest.runs=} ;;
 	vmtest.runtime=*)  RUNTIME=${arg#vmtest.runtime=} ;;
 	vmtest.ramp=*)     RAMP=${arg#vmtest.ramp=} ;;
+	vmtest.tcp_pnvme=*)     TCP_PNVME=${arg#vmtest.tcp_pnvme=} ;;
+	vmtest.tcp_selfcheck=*) TCP_SELFCHECK=${arg#vmtest.tcp_selfcheck=} ;;
+	vmtest.tcp_wait=*)      TCP_WAIT=${arg#vmtest.tcp_wait=} ;;
 	esac
 done
 
@@ -100,7 +107,10 @@ group_of() { basename "$(readlink /sys/bus/pci/devices/$1/iommu_group)"; }
 
 mkdir -p /dev/hugepages
 echo "VMTEST: scenario $SCENARIO seed $SEED, kernel $(uname -r)"
-run tool-setup pnvme setup --hugepages 128
+case $SCENARIO in
+tcp|tcp-target) ;;     # no VFIO: pnvme talks TCP to the kernel target
+*) run tool-setup pnvme setup --hugepages 128 ;;
+esac
 
 A=0000:00:04.0   # 64 MiB, 512 B blocks, default MDTS: whole-drive test, unbind + readback
 B=0000:00:05.0   # MDTS 2 (16 KiB), ns1 4 KiB blocks, ns2 512 B blocks
@@ -487,8 +497,40 @@ scenario_perf() {
 	[ $PFAIL = 0 ] && pass perf-pnvme "${RUNS:-3} rounds"
 }
 
+# tcp: pnvme as NVMe/TCP host against the kernel target (nvmet-tcp) on
+# 127.0.0.1:4420; the steps are in tcp-host.sh (and nvmet.sh sets the target up).
+scenario_tcp() {
+	load nvme   # nvme-core's crc providers and t10-pi (no PCIe NVMe drive in this guest)
+	load tcp
+	SEED=$SEED TCP_PNVME=${TCP_PNVME:-1} TCP_SELFCHECK=${TCP_SELFCHECK:-0} tcp-host.sh test
+}
+
+# tcp-target: the same target on 0.0.0.0:4420, reached from the build machine
+# through QEMU user networking (tcp-target-dev.sh); stays up TCP_WAIT seconds or
+# until a line arrives on TCP port 5555.
+scenario_tcp_target() {
+	load nvme
+	load tcp
+	load net
+	ip link set lo up
+	if [ -e /sys/class/net/eth0 ]; then
+		ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2
+	fi
+	echo "VMTEST: eth0 $(ip -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}')"
+	if SEED=$SEED tcp-host.sh setup 0.0.0.0; then
+		pass tcp-target-ready "up to ${TCP_WAIT:-900} s; 'stop' on guest port 5555 ends it"
+		msg=$(timeout ${TCP_WAIT:-900} nc -l -p 5555)
+		echo "VMTEST: tcp-target: got '${msg}' (empty: time is up)"
+		nvmet.sh ports
+		nvmet.sh down && pass tcp-target-stop "target removed" || fail tcp-target-stop "nvmet.sh down"
+	else
+		fail tcp-target-ready "target setup failed"
+	fi
+}
+
 case $SCENARIO in
-main|recovery|resetloop|smoke|nointremap|iommuoff|perf) scenario_$SCENARIO ;;
+main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) scenario_$SCENARIO ;;
+tcp-target) scenario_tcp_target ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

@@ -16,6 +16,13 @@
 #                      nvme + fio vs pnvme-perf on one 1 GiB drive, one boot;
 #                      GUEST_ARGS="vmtest.runs=N vmtest.runtime=S vmtest.ramp=S";
 #                      needs fio; see benchmarks/guest-compare.sh)
+#                      | tcp (pnvme as NVMe/TCP host against the kernel
+#                      target nvmet-tcp on 127.0.0.1:4420 in the guest:
+#                      tcp-host.sh; env TCP_PNVME=0 leaves out the pnvme
+#                      steps, TCP_SELFCHECK=1 adds the kernel-host checks)
+#                      | tcp-target (that target reachable from this machine
+#                      at 127.0.0.1:$TCP_HOSTFWD (14420) for $TCP_WAIT (900)
+#                      s: use tests/vm/tcp-target-dev.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420; perf: 900)
@@ -55,7 +62,7 @@ while [ $# -gt 0 ]; do
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
-	-h|--help)  sed -n '3,34p' "$0"; exit 0 ;;
+	-h|--help)  sed -n '3,43p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -169,6 +176,13 @@ cp "$PNVME_BIN" "$STAGE/bin/pnvme"
 cp "$VMTEST_BIN" "$STAGE/bin/vmtest"
 cp "$HERE/guest-init.sh" "$STAGE/init"
 chmod 755 "$STAGE/init"
+# NVMe/TCP: the kernel target's set-up script, the tcp scenario, and a static
+# helper for the kernel-host self-check (always packed: about 1 MiB)
+install -m 755 "$HERE/nvmet.sh" "$STAGE/bin/nvmet.sh"
+install -m 755 "$HERE/tcp-host.sh" "$STAGE/bin/tcp-host.sh"
+${CC:-gcc} -static -O2 -Wall -Wextra -o "$WORK/tcpcheck" "$HERE/tcpcheck.c" ||
+	die "building the static tcpcheck helper failed (static libc: libc6-dev)"
+cp "$WORK/tcpcheck" "$STAGE/bin/tcpcheck"
 PAYLOADS=("$PNVME_BIN" "$VMTEST_BIN")
 if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 MiB
 	cp "$PERF_BIN" "$STAGE/bin/pnvme-perf"
@@ -205,9 +219,10 @@ add_mod() {
 	esac
 	ORDER+=("$m")
 }
-mod_set() {  # mod_set NAME ROOTS...: write /etc/modules.NAME
-	local name=$1; shift
+mod_set() {  # mod_set NAME ROOTS...: write /etc/modules.NAME (complete with
+	local name=$1; shift   # dependencies; guest-init's load skips loaded ones)
 	ORDER=()
+	SEEN=()
 	for m in "$@"; do add_mod "$m"; done
 	printf '%s\n' "${ORDER[@]}" > "$STAGE/etc/modules.$name"
 	echo "   modules.$name: ${ORDER[*]}"
@@ -216,6 +231,11 @@ echo "== initramfs"
 mod_set nvme crct10dif_common crct10dif_generic crc64_rocksoft_generic nvme
 mod_set vfio vfio vfio_iommu_type1 vfio-pci
 mod_set fs crc32c_generic ext4
+# NVMe/TCP: target (nvmet-tcp, null_blk) and host (nvme-tcp, for the
+# self-check); crc32c_generic provides the header/data digests
+mod_set tcp crct10dif_common crct10dif_generic crc64_rocksoft_generic crc32c_generic \
+	configfs nvmet nvmet-tcp null_blk nvme-fabrics nvme-tcp
+mod_set net virtio_pci virtio_net
 INITRD=$WORK/initramfs.cpio.gz
 (cd "$STAGE" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1 > "$INITRD"
 echo "   $INITRD: $(du -h "$INITRD" | cut -f1)"
@@ -465,9 +485,33 @@ run_perf() {  # kernel nvme + fio, then pnvme-perf, on one drive in one boot (be
 	expect_checks perf tool-setup perf-poll-queues perf-kernel perf-pnvme
 }
 
+run_tcp() {  # pnvme as NVMe/TCP host, kernel target in the guest (tcp-host.sh)
+	local names=(tcp-target)
+	[ "${TCP_SELFCHECK:-0}" = 1 ] && names+=(tcp-kh-discover tcp-kh-connect tcp-kh-read
+		tcp-kh-write tcp-kh-digest tcp-kh-host-allowed tcp-kh-host-refused
+		tcp-kh-subsys-refused tcp-kh-cut tcp-kh-idle)
+	[ "${TCP_PNVME:-1}" = 1 ] && names+=(tcp-discover tcp-discover-json tcp-id-ctrl tcp-rw
+		tcp-rw-digest tcp-rw-null tcp-pattern-write tcp-wrong-subnqn tcp-wrong-hostnqn
+		tcp-cut tcp-idle)
+	names+=(tcp-teardown)
+	boot tcp intremap=on "vmtest.tcp_pnvme=${TCP_PNVME:-1} vmtest.tcp_selfcheck=${TCP_SELFCHECK:-0} ${GUEST_ARGS:-}"
+	expect_checks tcp "${names[@]}"
+}
+
+run_tcp_target() {  # the kernel target for a host on this machine (tcp-target-dev.sh)
+	local hp=${TCP_HOSTFWD:-14420} wait=${TCP_WAIT:-900}
+	local TIMEOUT=$TIMEOUT
+	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=$((wait + 120))
+	boot tcp-target intremap=on "vmtest.tcp_wait=$wait ${GUEST_ARGS:-}" \
+		-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$hp-:4420,hostfwd=tcp:127.0.0.1:$((hp + 1))-:5555" \
+		-device virtio-net-pci,netdev=n0
+	expect_checks tcp-target tcp-target-ready tcp-target-stop
+}
+
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|recovery|resetloop|smoke|nointremap|iommuoff|perf) run_$sc ;;
+	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) run_$sc ;;
+	tcp-target) run_tcp_target ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done
