@@ -131,7 +131,7 @@ CTRL_KEYS='vid ssvid sn mn fr rab ieee cmic mdts cntlid ver rtd3r rtd3e oaes ctr
 	apsta wctemp cctemp mtfa hmpre hmmin tnvmcap unvmcap rpmbs edstt dsto fwug kas hctma
 	mntmt mxtmt sanicap hmminds hmmaxd nsetidmax endgidmax anatt anacap anagrpmax nanagrpid
 	pels domainid megcap sqes cqes maxcmd nn oncs fuses fna vwc awun awupf icsvscc nwpc acwu
-	ocfs sgls mnan maxdna maxcna subnqn psds pnvme_json_version pnvme'
+	ocfs sgls mnan maxdna maxcna subnqn ioccsz iorcsz icdoff fcatt msdbd ofcs psds pnvme_json_version pnvme'
 json_check "id-ctrl json: nvme-cli names" \
 	"$V and set(d) <= set('''$CTRL_KEYS'''.split()) and d['sn'] == 'PNVME-EMU-0001' and d['nn'] == 32 and d['sqes'] == 0x66 and d['mdts'] == 5 and d['ver'] > 0 and d['pnvme']['io_queues'] == 64 and len(d['psds']) == d['npss'] + 1" \
 	id-ctrl emu -o json

@@ -95,6 +95,10 @@ static const struct command commands[] = {
 	  "  -n, --namespace-id NSID   namespace (1..4294967294)\n", true },
 	{ "smart-log", "DEV [-o json]", "SMART / Health Information log",
 	  "SMART / Health Information log page (02h), controller wide.\n", true },
+	{ "discover", "ADDR [-o json]", "NVMe/TCP Discovery Log Page",
+	  "Connects to the discovery controller at ADDR (HOST[:PORT], default port 4420,\n"
+	  "or tcp:HOST[:PORT]?OPTIONS as for a device) and prints its Discovery Log Page\n"
+	  "entries: transport, address, port, subsystem NQN.\n", true },
 	{ "error-log", "DEV [-o json]", "Error Information log",
 	  "Error Information log page (01h): the entries with a non-zero error count.\n",
 	  true },
@@ -790,6 +794,12 @@ static void id_ctrl_json(struct pnvme_ctrl *ctrl, const struct pnvme_id_ctrl *id
 	trimmed(nqn, id->subnqn, sizeof(id->subnqn));
 	if (nqn[0])
 		j_s("subnqn", nqn, sizeof(nqn));
+	j_u("ioccsz", id->ioccsz);
+	j_u("iorcsz", id->iorcsz);
+	j_u("icdoff", id->icdoff);
+	j_u("fcatt", id->fcatt);
+	j_u("msdbd", id->msdbd);
+	j_u("ofcs", id->ofcs);
 	j_open("psds", '[');
 	for (unsigned i = 0; i <= id->npss && i < 32; i++) {
 		const struct pnvme_psd *p = &id->psd[i];
@@ -840,12 +850,19 @@ static int cmd_id_ctrl(const char *dev, bool json)
 		       "fr        : %s\nversion   : %u.%u.%u\nmdts      : %u (max transfer %u bytes)\n"
 		       "cntlid    : %u\noacs      : 0x%x\nacl       : %u\nelpe      : %u\n"
 		       "sqes      : 0x%x\ncqes      : 0x%x\nnn        : %u\noncs      : 0x%x\n"
-		       "vwc       : 0x%x\nio queues : %u (granted by the controller: Set Features "
-		       "Number of Queues)\nactive ns : %u\n",
+		       "vwc       : 0x%x\nsgls      : 0x%x\ncntrltype : %u\nio queues : %u (granted by "
+		       "the controller: Set Features Number of Queues)\nactive ns : %u\n",
 		       id->vid, id->ssvid, sn, mn, fr, PNVME_VS_MJR(vs), PNVME_VS_MNR(vs),
 		       PNVME_VS_TER(vs), id->mdts, pnvme_ctrl_max_xfer(ctrl), id->cntlid, id->oacs,
-		       id->acl, id->elpe, id->sqes, id->cqes, id->nn, id->oncs, id->vwc,
-		       pnvme_ctrl_max_io_queues(ctrl), pnvme_ctrl_nr_ns(ctrl));
+		       id->acl, id->elpe, id->sqes, id->cqes, id->nn, id->oncs, id->vwc, id->sgls,
+		       id->cntrltype, pnvme_ctrl_max_io_queues(ctrl), pnvme_ctrl_nr_ns(ctrl));
+		char nqn[257];
+		trimmed(nqn, id->subnqn, sizeof(id->subnqn));
+		if (nqn[0])
+			printf("subnqn    : %s\n", nqn);
+		if (id->ioccsz) /* NVMe over Fabrics attributes */
+			printf("ioccsz    : %u\niorcsz    : %u\nicdoff    : %u\nmaxcmd    : %u\n",
+			       id->ioccsz, id->iorcsz, id->icdoff, id->maxcmd);
 	}
 	pnvme_ctrl_close(ctrl);
 	return 0;
@@ -1114,6 +1131,59 @@ static int cmd_error_log(const char *dev, bool json)
 	return 0;
 }
 
+static const char *subtype_str(uint8_t t)
+{
+	return t == PNVME_SUBTYPE_NVME ? "nvme subsystem" :
+	       t == PNVME_SUBTYPE_DISCOVERY_CURRENT ? "current discovery subsystem" :
+	       t == PNVME_SUBTYPE_DISCOVERY_REFERRAL ? "discovery subsystem referral" : "unknown";
+}
+
+/* Discovery Log Page (Base 2.0 §5.16.1.23), in nvme-cli's field names. */
+static int cmd_discover(const char *addr, bool json)
+{
+	struct pnvme_disc_entry *e = NULL;
+	uint32_t n = 0;
+	uint64_t gen = 0;
+
+	if (pnvme_discover(addr, &e, &n, &gen) != 0)
+		return fail();
+	if (json) {
+		j_begin();
+		j_u("genctr", gen);
+		j_open("records", '[');
+		for (uint32_t i = 0; i < n; i++) {
+			j_open(NULL, '{');
+			j_s("trtype", pnvme_trtype_str(e[i].trtype), 16);
+			j_s("adrfam", e[i].adrfam == PNVME_ADRFAM_IPV4 ? "ipv4" :
+				      e[i].adrfam == PNVME_ADRFAM_IPV6 ? "ipv6" : "unknown", 16);
+			j_s("subtype", subtype_str(e[i].subtype), 40);
+			j_u("treq", e[i].treq);
+			j_u("portid", e[i].portid);
+			j_s("trsvcid", e[i].trsvcid, sizeof(e[i].trsvcid));
+			j_s("subnqn", e[i].subnqn, sizeof(e[i].subnqn));
+			j_s("traddr", e[i].traddr, sizeof(e[i].traddr));
+			j_u("cntlid", e[i].cntlid);
+			j_u("asqsz", e[i].asqsz);
+			j_close('}');
+		}
+		j_close(']');
+		j_end();
+	} else {
+		printf("Discovery Log Number of Records %u, Generation counter %llu\n", n,
+		       (unsigned long long)gen);
+		for (uint32_t i = 0; i < n; i++)
+			printf("=====Discovery Log Entry %u======\ntrtype=%s adrfam=%s subtype=%s "
+			       "portid=%u trsvcid=%s traddr=%s subnqn=%s\n", i,
+			       pnvme_trtype_str(e[i].trtype),
+			       e[i].adrfam == PNVME_ADRFAM_IPV4 ? "ipv4" :
+			       e[i].adrfam == PNVME_ADRFAM_IPV6 ? "ipv6" : "unknown",
+			       e[i].subtype == PNVME_SUBTYPE_NVME ? "nvme" : "discovery", e[i].portid,
+			       e[i].trsvcid, e[i].traddr, e[i].subnqn);
+	}
+	pnvme_disc_free(e);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* argument parsing                                                         */
 /* ------------------------------------------------------------------------ */
@@ -1231,7 +1301,7 @@ int main(int argc, char **argv)
 	}
 	if (a.json && !c->json)
 		return command_misuse(c, "no JSON output (-o json applies to list, id-ctrl, id-ns, "
-				      "smart-log and error-log)");
+				      "smart-log, error-log and discover)");
 	if (a.force && strcmp(name, "bind") != 0)
 		return command_misuse(c, "--force applies to bind only");
 	if (a.nsid >= 0 && strcmp(name, "id-ns") != 0)
@@ -1239,7 +1309,7 @@ int main(int argc, char **argv)
 	if (a.hugepages >= 0 && strcmp(name, "setup") != 0)
 		return command_misuse(c, "--hugepages applies to setup only");
 
-	int want = strstr(c->args, "BDF") || strstr(c->args, "DEV") ? 1 : 0;
+	int want = strstr(c->args, "BDF") || strstr(c->args, "DEV") || strstr(c->args, "ADDR") ? 1 : 0;
 	if (a.npos != want)
 		return command_misuse(c, "%s", want ? "needs one device argument"
 						    : "takes no device argument");
@@ -1265,5 +1335,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(name, "smart-log"))
 		return cmd_smart_log(a.pos[0], a.json);
+	if (!strcmp(name, "discover"))
+		return cmd_discover(a.pos[0], a.json);
 	return cmd_error_log(a.pos[0], a.json);
 }

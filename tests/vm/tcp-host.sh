@@ -43,7 +43,7 @@
 #                  (non-zero exit if CMD fails)
 #   vmtest tcp-idle ADDR SECONDS             connect, stay idle SECONDS (no I/O, only
 #                  the keep-alive the library sends from its poll), then I/O -> "TCPIDLE: ok";
-#                  ADDR carries kato=3 (seconds, in the Connect): the kernel target drops
+#                  ADDR carries keep_alive_tmo=3 (seconds, in the Connect): the kernel target drops
 #                  a controller that sends nothing for that long (it logs "keep-alive
 #                  timer (3 seconds) expired", which fails the step)
 #   wrong subsystem NQN / host NQN (not on the allow-list): `pnvme id-ctrl ADDR` exits
@@ -405,7 +405,7 @@ pnvme_steps() {
 	nvmet.sh ports | grep -q "port $PORTID " || nvmet.sh port-add $PORTID
 
 	begin
-	if cap /tmp/idle.out vmtest tcp-idle "$(addr $NQN_FILE kato=$KATO_S)" $IDLE_S &&
+	if cap /tmp/idle.out vmtest tcp-idle "$(addr $NQN_FILE keep_alive_tmo=$KATO_S)" $IDLE_S &&
 	   grep -q '^TCPIDLE: ok' /tmp/idle.out; then
 		if new_dmesg | grep -q 'keep-alive timer.*expired'; then
 			bad idle "TCPIDLE ok but the target's keep-alive timer expired: $(new_dmesg | grep -m1 'keep-alive')"
