@@ -119,7 +119,7 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 	ar rcs "$WORK/build/libpnvme.a" "${objs[@]}"
 	$CC "${CFLAGS[@]}" "$SRC/tools/pnvme.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal -lpthread \
 		-o "$WORK/build/pnvme" || die "linking pnvme failed"
-	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$HERE/vmtest_md.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal -lpthread \
+	$CC "${CFLAGS[@]}" "$HERE/vmtest.c" "$HERE/vmtest_md.c" "$HERE/vmtest_tcp.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal -lpthread \
 		-o "$WORK/build/vmtest" || die "linking vmtest failed"
 	if [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; then
 		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-perf.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal \

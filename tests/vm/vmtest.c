@@ -1642,6 +1642,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1], *pos = NULL, *out = NULL;
+	if (!strncmp(cmd, "tcp-", 4) || !strcmp(cmd, "pattern"))
+		return cmd_tcp(argc, argv);
 	if (!strcmp(cmd, "exec-as") && argc >= 5) {
 		uid_t uid = (uid_t)atoi(argv[2]);
 		rlim_t kib = (rlim_t)strtoull(argv[3], NULL, 0);

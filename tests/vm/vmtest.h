@@ -18,6 +18,9 @@ void pattern_fill_seed(uint64_t seed, uint32_t nsid, uint64_t off, void *buf, si
 /** Print "VMTEST: NAME PASS|FAIL detail"; a FAIL is counted in `fails`. */
 void check(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* vmtest_tcp.c: tcp-rw, tcp-pattern-write, pattern, tcp-cut, tcp-idle */
+int cmd_tcp(int argc, char **argv);
+
 /* vmtest_md.c */
 int cmd_md(const char *dev);
 int cmd_expect_md(uint32_t nsid, uint32_t lba_size, uint32_t ms, unsigned pi_type,
