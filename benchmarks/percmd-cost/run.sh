@@ -30,7 +30,7 @@ done
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$type" -DCMAKE_C_COMPILER="$cc" \
 	-DCMAKE_C_FLAGS="-g -gdwarf-4" -DPNVME_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"${JOBS:-2}" --target pnvme_static >/dev/null
-libs="-lpthread"
+libs="-lisal -lpthread"
 if pkg-config --exists libpci 2>/dev/null; then libs="$(pkg-config --libs libpci) $libs"; fi
 # shellcheck disable=SC2086
 "$cc" -std=c11 -O2 -g -gdwarf-4 -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -I"$root/include" \

@@ -80,8 +80,30 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
 
 /**
  * Open and initialise a controller.
- * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h), or a
- *        PCI address "DDDD:BB:DD.F" of a controller bound to vfio-pci.
+ * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h), a
+ *        PCI address "DDDD:BB:DD.F" of a controller bound to vfio-pci, or an
+ *        NVMe/TCP controller:
+ *          tcp:HOST[:PORT]/SUBNQN[?OPTION=VALUE&...]
+ *        HOST a name, an IPv4 address or [IPv6]; PORT default 4420; SUBNQN the
+ *        subsystem (PNVME_DISCOVERY_NQN: a discovery controller, see
+ *        pnvme/fabrics.h). Options, named as Linux's `nvme connect` names them:
+ *          hostnqn=NQN        default /etc/nvme/hostnqn, else a UUID NQN from
+ *                             /etc/machine-id (Base 2.0 §4.5)
+ *          hostid=UUID        default /etc/nvme/hostid, else from machine-id
+ *          hdr_digest=0|1     header digests (CRC32C), default 0
+ *          data_digest=0|1    data digests, default 0
+ *          keep_alive_tmo=S   KATO in seconds (default 5; 0 none); Keep Alive
+ *                             is sent every KATO/2 from the queue pairs' and
+ *                             the admin queue's polls: poll something
+ *          reconnect_delay=S  between reconnect attempts (default 1)
+ *          ctrl_loss_tmo=S    reconnect for this long, then the controller is
+ *                             dead (default 60)
+ *          connect_timeout=S  TCP connect + ICReq + Connect (default 10)
+ *          nr_io_queues=N     I/O queues to ask for (default opts.nr_io_queues)
+ *          queue_size=N       accepted for compatibility (depth is per queue
+ *                             pair, pnvme_qpair_opts)
+ *        On TCP, I/O buffers may be any memory of the caller's (no DMA
+ *        allocation needed); separate-metadata namespaces are refused.
  * @opts: NULL for defaults.
  * Brings the controller up (NVMe Base 2.0 §3.5.1), identifies it and its
  * active namespaces and negotiates the number of I/O queues.
@@ -102,7 +124,11 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
  *   -EPROTO     impossible register values (CAP.MQES 0, BAR0 too small);
  *   -ENOMEM, -ENOSPC (no usable IOVA window);
  *   -EOPNOTSUPP VFIO support not built, no type1 IOMMU, NVM command set or
- *               4 KiB pages unsupported.
+ *               4 KiB pages unsupported;
+ *   TCP: -ECONNREFUSED / -ETIMEDOUT / -EHOSTUNREACH (no target there), the
+ *               errno of a refused Connect (invalid host, invalid parameters
+ *               such as an unknown subsystem NQN, controller busy: the
+ *               message names it), -EPROTO (a malformed ICResp or PDU).
  * pnvme_last_error() has the details.
  */
 int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
