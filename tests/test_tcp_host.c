@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include <pnvme/pnvme.h>
@@ -242,6 +244,356 @@ static void test_address_grammar(void **state)
 	assert_null(ctrl);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Failure paths                                                            */
+/*                                                                          */
+/* Each case arms one peer fault while many requests are outstanding and    */
+/* checks: the precise reason reaches the log, every request's callback     */
+/* runs exactly once, the controller reconnects (or reports dead after the  */
+/* loss timeout) and new I/O works. Bounds are generous (loaded machines).  */
+/* ------------------------------------------------------------------------ */
+
+#define NREQ 32
+#define REQ_BLOCKS 8 /* 4 KiB per request */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static __attribute__((unused)) void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Every WARN or worse message the library logs, kept for the assertions. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[65536];
+static size_t log_len;
+
+static void log_sink(void *arg, enum pnvme_log_level level, const char *msg)
+{
+	size_t n = strlen(msg);
+
+	(void)arg;
+	(void)level;
+	pthread_mutex_lock(&log_lock);
+	if (log_len + n + 2 < sizeof(log_text)) {
+		memcpy(log_text + log_len, msg, n);
+		log_len += n;
+		log_text[log_len++] = '\n';
+		log_text[log_len] = 0;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void log_start(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_len = 0;
+	log_text[0] = 0;
+	pthread_mutex_unlock(&log_lock);
+	pnvme_set_log(log_sink, NULL, PNVME_LOG_WARN);
+}
+
+static void log_stop(void)
+{
+	pnvme_set_log(NULL, NULL, PNVME_LOG_ERR);
+}
+
+static void assert_logged(const char *want)
+{
+	bool found;
+
+	pthread_mutex_lock(&log_lock);
+	found = strstr(log_text, want) != NULL;
+	pthread_mutex_unlock(&log_lock);
+	if (!found)
+		fail_msg("expected '%s' in the log; the log was:\n%s", want, log_text);
+}
+
+/* One request of a batch: how often its callback ran and with what. */
+struct req {
+	int calls;
+	int err;
+};
+
+static void req_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct req *r = arg;
+
+	(void)cqe;
+	r->calls++;
+	r->err = err;
+}
+
+static bool reqs_done(const struct req *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].calls == 0)
+			return false;
+	return true;
+}
+
+/* Poll until every request completed (at most `ms`), then a little longer to catch doubles. */
+static void poll_reqs(struct pnvme_qpair *qp, const struct req *r, int n, unsigned ms)
+{
+	uint64_t end = mono_ms() + ms;
+
+	while (!reqs_done(r, n) && mono_ms() < end)
+		(void)pnvme_qpair_poll(qp, 0);
+	end = mono_ms() + 100;
+	while (mono_ms() < end)
+		(void)pnvme_qpair_poll(qp, 0);
+}
+
+static void assert_each_once(const struct req *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].calls != 1)
+			fail_msg("request %d: callback ran %d times (want exactly 1)", i, r[i].calls);
+}
+
+/* A write and a read back through `qp` work (the controller is usable again). */
+static void assert_io_works(struct tcp_peer *p, struct pnvme_qpair *qp, const struct pnvme_ns *ns)
+{
+	uint8_t *w = malloc(4096), *rd = malloc(4096);
+	struct req r[2] = { 0 };
+	uint64_t lba = 1000;
+
+	assert_non_null(w);
+	assert_non_null(rd);
+	test_block_fill(w, 4096, lba, 0xabc);
+	memset(rd, 0, 4096);
+	assert_rc(pnvme_write(qp, ns, w, lba, REQ_BLOCKS, 0, req_cb, &r[0]), 0);
+	poll_reqs(qp, r, 1, 20000);
+	assert_int_equal(r[0].calls, 1);
+	assert_int_equal(r[0].err, 0);
+	assert_rc(pnvme_read(qp, ns, rd, lba, REQ_BLOCKS, 0, req_cb, &r[1]), 0);
+	poll_reqs(qp, r + 1, 1, 20000);
+	assert_int_equal(r[1].calls, 1);
+	assert_int_equal(r[1].err, 0);
+	assert_memory_equal(rd, w, 4096);
+	assert_memory_equal(tcp_peer_ns(p, NULL) + lba * 512, w, 4096);
+	free(w);
+	free(rd);
+}
+
+struct fault_case {
+	enum tcp_peer_fault fault;
+	uint32_t arg;
+	struct tcp_peer_cfg cfg;
+	const char *opts;      /* more address options ("hdr_digest=1") */
+	bool write;            /* the batch writes (else reads) */
+	uint32_t retries;      /* qpair max_retries */
+	const char *want_log;  /* part of the reason the log must give */
+	bool link_survives;    /* a per-command error: no reconnect */
+};
+
+/* Open a controller that reconnects at once and gives up after 10 s. */
+static struct pnvme_ctrl *open_recon(struct tcp_peer *p, const char *more)
+{
+	char o[256];
+
+	snprintf(o, sizeof(o), "reconnect_delay=0&ctrl_loss_tmo=10%s%s", more ? "&" : "",
+		 more ? more : "");
+	return open_ok(p, o);
+}
+
+static void run_fault_case(const struct fault_case *fc)
+{
+	struct tcp_peer *p = tcp_peer_start(&fc->cfg);
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	struct pnvme_qpair_opts o;
+	const struct pnvme_ns *ns;
+	struct tcp_peer_stats st;
+	struct req r[NREQ];
+	uint8_t *buf;
+	uint32_t resets0;
+	int failed = 0;
+
+	assert_non_null(p);
+	ctrl = open_recon(p, fc->opts);
+	assert_non_null(ctrl);
+	ns = pnvme_ctrl_ns_at(ctrl, 0);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 64;
+	o.max_retries = fc->retries;
+	assert_rc(pnvme_qpair_create(ctrl, &o, &qp), 0);
+	buf = malloc((size_t)NREQ * 4096);
+	assert_non_null(buf);
+	/* Known contents: reads that are retried must still return the right data. */
+	for (int i = 0; i < NREQ; i++) {
+		uint64_t lba = (uint64_t)i * REQ_BLOCKS;
+		test_block_fill(fc->write ? buf + i * 4096 : tcp_peer_ns(p, NULL) + lba * 512, 4096,
+				lba, 0x77);
+	}
+	if (!fc->write)
+		memset(buf, 0, (size_t)NREQ * 4096);
+	resets0 = pnvme_ctrl_resets(ctrl);
+	log_start();
+	tcp_peer_reset_stats(p);
+	tcp_peer_set_fault(p, fc->fault, 1, pnvme_qpair_id(qp), fc->arg);
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < NREQ; i++) {
+		uint64_t lba = (uint64_t)i * REQ_BLOCKS;
+		if (fc->write)
+			assert_rc(pnvme_write(qp, ns, buf + i * 4096, lba, REQ_BLOCKS, 0, req_cb, &r[i]), 0);
+		else
+			assert_rc(pnvme_read(qp, ns, buf + i * 4096, lba, REQ_BLOCKS, 0, req_cb, &r[i]), 0);
+	}
+	pnvme_qpair_flush(qp);
+	poll_reqs(qp, r, NREQ, 30000);
+	assert_each_once(r, NREQ);
+	tcp_peer_get_stats(p, &st);
+	assert_true(st.faults_fired[fc->fault] >= 1);
+	for (int i = 0; i < NREQ; i++) {
+		if (r[i].err) {
+			failed++;
+			/* A retried request or one cut off by the reconnect: -EIO, nothing else. */
+			if (r[i].err != -EIO)
+				fail_msg("request %d failed with %d (%s)", i, r[i].err, strerror(-r[i].err));
+		} else if (!fc->write) {
+			uint64_t lba = (uint64_t)i * REQ_BLOCKS;
+			assert_true(test_block_is(buf + i * 4096, 4096, lba, 0x77));
+		}
+	}
+	if (fc->link_survives) {
+		assert_int_equal(pnvme_ctrl_resets(ctrl), resets0);
+		assert_int_equal(failed, 1);
+	} else {
+		assert_true(pnvme_ctrl_resets(ctrl) > resets0);
+		if (fc->retries)
+			assert_int_equal(failed, 0);
+		else
+			assert_true(failed >= 1);
+	}
+	if (fc->want_log)
+		assert_logged(fc->want_log);
+	log_stop();
+	tcp_peer_clear_faults(p);
+	assert_false(pnvme_ctrl_is_dead(ctrl));
+	assert_io_works(p, qp, ns);
+	free(buf);
+	assert_int_equal(pnvme_qpair_destroy(qp), 0);
+	assert_int_equal(pnvme_ctrl_close(ctrl), 0);
+	tcp_peer_stop(p);
+}
+
+static void test_fault_wrong_cccid(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_WRONG_CCCID,
+				 .want_log = "malformed PDU from the target (invalid PDU header field)" };
+
+	(void)state;
+	run_fault_case(&fc);
+	fc.retries = 1; /* the same, every request retried after the reconnect */
+	run_fault_case(&fc);
+}
+
+static void test_fault_unknown_cccid(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_UNKNOWN_CCCID, .write = true,
+				 .want_log = "malformed PDU from the target (invalid PDU header field)" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_dup_resp(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_DUP_RESP, .retries = 2,
+				 .want_log = "malformed PDU from the target (invalid PDU header field)" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_r2t_for_read(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_R2T_FOR_READ,
+				 .want_log = "malformed PDU from the target (invalid PDU header field)" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_c2h_out_of_range(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_C2H_OUT_OF_RANGE, .retries = 1,
+				 .want_log = "malformed PDU from the target (data transfer out of range)" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_bad_framing(void **state)
+{
+	struct fault_case fc = { 0 };
+
+	(void)state;
+	fc.fault = TCP_PEER_FAULT_BAD_PDU_TYPE;
+	fc.want_log = "malformed PDU from the target (invalid PDU type)";
+	run_fault_case(&fc);
+	fc.fault = TCP_PEER_FAULT_BAD_HLEN;
+	fc.want_log = "malformed PDU from the target (invalid header length (HLEN))";
+	run_fault_case(&fc);
+	fc.fault = TCP_PEER_FAULT_BAD_PDO; /* data PDUs only: C2HData of the reads */
+	fc.want_log = "malformed PDU from the target (invalid data offset (PDO))";
+	run_fault_case(&fc);
+	fc.fault = TCP_PEER_FAULT_BAD_PLEN;
+	fc.want_log = "malformed PDU from the target (invalid PDU length (PLEN))";
+	fc.write = true;
+	run_fault_case(&fc);
+}
+
+static void test_fault_hdgst(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_HDGST, .opts = "hdr_digest=1",
+				 .want_log = "malformed PDU from the target (header digest error)" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+/* A data digest error fails the one command with a transport error; the link stays. */
+static void test_fault_ddgst(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_DDGST, .opts = "data_digest=1",
+				 .link_survives = true };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_term_req(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_TERM_REQ, .arg = 2 /* PDU sequence error */,
+				 .retries = 1,
+				 .want_log = "the target terminated the connection: PDU Sequence Error" };
+
+	(void)state;
+	run_fault_case(&fc);
+}
+
+static void test_fault_close_after(void **state)
+{
+	struct fault_case fc = { .fault = TCP_PEER_FAULT_CLOSE_AFTER, .arg = 5,
+				 .want_log = "connection reset by the target" };
+
+	(void)state;
+	run_fault_case(&fc);
+	fc.write = true;
+	fc.retries = 1;
+	run_fault_case(&fc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +603,16 @@ int main(void)
 		cmocka_unit_test(test_rw_digests_success_flag),
 		cmocka_unit_test(test_queue_depth),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_fault_wrong_cccid),
+		cmocka_unit_test(test_fault_unknown_cccid),
+		cmocka_unit_test(test_fault_dup_resp),
+		cmocka_unit_test(test_fault_r2t_for_read),
+		cmocka_unit_test(test_fault_c2h_out_of_range),
+		cmocka_unit_test(test_fault_bad_framing),
+		cmocka_unit_test(test_fault_hdgst),
+		cmocka_unit_test(test_fault_ddgst),
+		cmocka_unit_test(test_fault_term_req),
+		cmocka_unit_test(test_fault_close_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
