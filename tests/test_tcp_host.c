@@ -594,6 +594,198 @@ static void test_fault_close_after(void **state)
 	run_fault_case(&fc);
 }
 
+/* Open fails with the reason when the first connection is refused at the transport level. */
+static void test_open_failures(void **state)
+{
+	struct tcp_peer *p = tcp_peer_start(NULL);
+	struct pnvme_ctrl *ctrl = NULL;
+	struct pnvme_qpair *qp = NULL;
+	int rc;
+
+	(void)state;
+	assert_non_null(p);
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_ICRESP_PFV, 1, TCP_PEER_ANY_QID, 0);
+	rc = pnvme_ctrl_open(peer_addr(p, NULL), NULL, &ctrl);
+	assert_int_equal(rc, -EPROTO);
+	assert_null(ctrl);
+	assert_non_null(strstr(pnvme_last_error(), "ICResp: PDU format version 1, only 0 is known"));
+
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_CONNECT_STATUS, 1, 0, 0x81);
+	rc = pnvme_ctrl_open(peer_addr(p, NULL), NULL, &ctrl);
+	assert_true(rc < 0);
+	assert_null(ctrl);
+	assert_non_null(strstr(pnvme_last_error(), "refused the Connect of queue 0"));
+	assert_non_null(strstr(pnvme_last_error(), "controller busy"));
+
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_TERM_REQ, 1, TCP_PEER_ANY_QID, 0);
+	rc = pnvme_ctrl_open(peer_addr(p, NULL), NULL, &ctrl);
+	assert_int_equal(rc, -ECONNRESET);
+	assert_null(ctrl);
+	assert_non_null(strstr(pnvme_last_error(),
+			       "the target terminated the connection: Invalid PDU Header Field"));
+
+	/* An I/O queue's Connect refused: the queue pair is not created, the controller works. */
+	ctrl = open_ok(p, NULL);
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_CONNECT_STATUS, 1, 1, 0x81);
+	rc = pnvme_qpair_create(ctrl, NULL, &qp);
+	assert_true(rc < 0);
+	assert_null(qp);
+	assert_non_null(strstr(pnvme_last_error(), "refused the Connect of queue 1"));
+	assert_non_null(strstr(pnvme_last_error(), "controller busy"));
+	assert_rc(pnvme_qpair_create(ctrl, NULL, &qp), 0);
+	assert_io_works(p, qp, pnvme_ctrl_ns_at(ctrl, 0));
+	pnvme_qpair_destroy(qp);
+	pnvme_ctrl_close(ctrl);
+	tcp_peer_stop(p);
+}
+
+/* Submit NREQ reads or writes of 4 KiB at lba i * 8 from buf. */
+static void submit_batch(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t *buf,
+			 bool write, struct req *r)
+{
+	memset(r, 0, sizeof(*r) * NREQ);
+	for (int i = 0; i < NREQ; i++) {
+		uint64_t lba = (uint64_t)i * REQ_BLOCKS;
+		if (write)
+			assert_rc(pnvme_write(qp, ns, buf + i * 4096, lba, REQ_BLOCKS, 0, req_cb, &r[i]), 0);
+		else
+			assert_rc(pnvme_read(qp, ns, buf + i * 4096, lba, REQ_BLOCKS, 0, req_cb, &r[i]), 0);
+	}
+	pnvme_qpair_flush(qp);
+}
+
+/*
+ * The target's port goes away (every connection reset) with many requests
+ * outstanding, and the first reconnects are refused with "controller busy":
+ * the controller retries every reconnect_delay, the requests are retried once
+ * connected again, each completes exactly once with the right data.
+ */
+static void test_kill_reconnect_busy(void **state)
+{
+	struct tcp_peer *p = tcp_peer_start(NULL);
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	struct pnvme_qpair_opts o;
+	const struct pnvme_ns *ns;
+	struct tcp_peer_stats st;
+	struct req r[NREQ];
+	uint8_t *buf = malloc((size_t)NREQ * 4096);
+	uint32_t resets0;
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(buf);
+	ctrl = open_ok(p, "reconnect_delay=1&ctrl_loss_tmo=20");
+	ns = pnvme_ctrl_ns_at(ctrl, 0);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 64;
+	o.max_retries = 1;
+	assert_rc(pnvme_qpair_create(ctrl, &o, &qp), 0);
+	for (int i = 0; i < NREQ; i++)
+		test_block_fill(buf + i * 4096, 4096, (uint64_t)i * REQ_BLOCKS, 0x99);
+	resets0 = pnvme_ctrl_resets(ctrl);
+	log_start();
+	/* Let the peer take the commands, then cut every connection under them. */
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_SWALLOW, NREQ, pnvme_qpair_id(qp), 0);
+	submit_batch(qp, ns, buf, true, r);
+	for (uint64_t end = mono_ms() + 10000; mono_ms() < end;) {
+		(void)pnvme_qpair_poll(qp, 0);
+		tcp_peer_get_stats(p, &st);
+		if (st.faults_fired[TCP_PEER_FAULT_SWALLOW] == NREQ)
+			break;
+	}
+	assert_int_equal(pnvme_qpair_outstanding(qp), NREQ);
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_CONNECT_STATUS, 2, 0, 0x81);
+	assert_true(tcp_peer_kill_connections(p) >= 2);
+	t0 = mono_ms();
+	poll_reqs(qp, r, NREQ, 30000);
+	assert_each_once(r, NREQ);
+	for (int i = 0; i < NREQ; i++)
+		assert_int_equal(r[i].err, 0);
+	for (int i = 0; i < NREQ; i++)
+		assert_true(test_block_is(tcp_peer_ns(p, NULL) + (size_t)i * 4096, 4096,
+					  (uint64_t)i * REQ_BLOCKS, 0x99));
+	/* Two refusals, one second apart each: the third attempt worked. */
+	assert_true(mono_ms() - t0 >= 1500);
+	tcp_peer_get_stats(p, &st);
+	assert_int_equal(st.faults_fired[TCP_PEER_FAULT_CONNECT_STATUS], 2);
+	assert_int_equal(pnvme_ctrl_resets(ctrl), resets0 + 1);
+	/* The kill reads as a reset (RST) or an end of stream, depending on timing. */
+	assert_logged("NVMe/TCP queue 1: ");
+	assert_logged("refused the Connect of queue 0 for " TCP_PEER_DEFAULT_SUBNQN
+		      ": controller busy");
+	log_stop();
+	assert_false(pnvme_ctrl_is_dead(ctrl));
+	assert_io_works(p, qp, ns);
+	free(buf);
+	pnvme_qpair_destroy(qp);
+	pnvme_ctrl_close(ctrl);
+	tcp_peer_stop(p);
+}
+
+/*
+ * The target goes away for good with requests outstanding: reconnects fail
+ * until ctrl_loss_tmo, then the controller is dead; every request completes
+ * exactly once with an error, new submissions fail with -ENODEV, close works.
+ */
+static void test_peer_gone_dead(void **state)
+{
+	struct tcp_peer *p = tcp_peer_start(NULL);
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	struct pnvme_qpair_opts o;
+	const struct pnvme_ns *ns;
+	struct tcp_peer_stats st;
+	struct req r[NREQ], late = { 0 };
+	uint8_t *buf = malloc((size_t)NREQ * 4096);
+	uint64_t t0, took;
+	int rc;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(buf);
+	ctrl = open_ok(p, "reconnect_delay=1&ctrl_loss_tmo=2");
+	ns = pnvme_ctrl_ns_at(ctrl, 0);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 64;
+	o.max_retries = 3;
+	assert_rc(pnvme_qpair_create(ctrl, &o, &qp), 0);
+	log_start();
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_SWALLOW, NREQ, pnvme_qpair_id(qp), 0);
+	submit_batch(qp, ns, buf, false, r);
+	for (uint64_t end = mono_ms() + 10000; mono_ms() < end;) {
+		(void)pnvme_qpair_poll(qp, 0);
+		tcp_peer_get_stats(p, &st);
+		if (st.faults_fired[TCP_PEER_FAULT_SWALLOW] == NREQ)
+			break;
+	}
+	tcp_peer_stop(p);
+	t0 = mono_ms();
+	poll_reqs(qp, r, NREQ, 30000);
+	took = mono_ms() - t0;
+	assert_each_once(r, NREQ);
+	for (int i = 0; i < NREQ; i++)
+		if (r[i].err != -ENODEV && r[i].err != -EIO)
+			fail_msg("request %d ended with %d, want -ENODEV or -EIO", i, r[i].err);
+	assert_true(pnvme_ctrl_is_dead(ctrl));
+	assert_true(took < 20000); /* the 2 s loss timeout, with room for a loaded machine */
+	assert_logged("cannot connect to 127.0.0.1");
+	log_stop();
+	rc = pnvme_read(qp, ns, buf, 0, REQ_BLOCKS, 0, req_cb, &late);
+	if (rc == 0) {
+		poll_reqs(qp, &late, 1, 5000);
+		assert_int_equal(late.calls, 1);
+		assert_int_equal(late.err, -ENODEV);
+	} else {
+		assert_int_equal(rc, -ENODEV);
+		assert_int_equal(late.calls, 0);
+	}
+	free(buf);
+	pnvme_qpair_destroy(qp);
+	pnvme_ctrl_close(ctrl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +805,9 @@ int main(void)
 		cmocka_unit_test(test_fault_ddgst),
 		cmocka_unit_test(test_fault_term_req),
 		cmocka_unit_test(test_fault_close_after),
+		cmocka_unit_test(test_open_failures),
+		cmocka_unit_test(test_kill_reconnect_busy),
+		cmocka_unit_test(test_peer_gone_dead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

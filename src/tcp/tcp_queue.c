@@ -612,6 +612,11 @@ static int recv_until(struct pnvme_tcp_queue *tq, struct pnvme_tcp_rx *rx, bool 
 		rc = pnvme_tcp_rx_feed(rx, buf, (size_t)n);
 		if (rc == -ECONNRESET)
 			return term_req_fail(rx);
+		/* A target of a later NVMe/TCP version: name the field, not just "unsupported". */
+		if (rc && rx->hdr.ch.pdu_type == PNVME_TCP_ICRESP &&
+		    rx->hdr.icresp.pfv != PNVME_TCP_PFV_1_0)
+			return pnvme_fail(-EPROTO, "ICResp: PDU format version %u, only 0 is known "
+					  "(NVMe/TCP 1.0)", rx->hdr.icresp.pfv);
 		if (rc)
 			return pnvme_fail(-EPROTO, "malformed %s from the target (%s)", what,
 					  pnvme_tcp_rx_reason_str((enum pnvme_tcp_rx_reason)
