@@ -264,7 +264,7 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static __attribute__((unused)) void sleep_ms(unsigned ms)
+static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 
@@ -786,6 +786,131 @@ static void test_peer_gone_dead(void **state)
 	pnvme_ctrl_close(ctrl);
 }
 
+/*
+ * The timeout ladder over TCP: a read the target never answers passes its
+ * deadline, gets an Abort (the peer answers "not aborted"), the Abort does
+ * not settle it within the admin timeout, the controller reconnects. The
+ * swallowed read ends exactly once with -ETIMEDOUT; the others complete.
+ */
+static void timeout_ladder(uint32_t retries)
+{
+	struct tcp_peer *p = tcp_peer_start(NULL);
+	struct pnvme_ctrl_opts co;
+	struct pnvme_ctrl *ctrl = NULL;
+	struct pnvme_qpair *qp;
+	struct pnvme_qpair_opts o;
+	const struct pnvme_ns *ns;
+	struct tcp_peer_stats st;
+	struct req r[NREQ];
+	uint8_t *buf = malloc((size_t)NREQ * 4096);
+	uint32_t resets0;
+	int timed_out = 0;
+
+	assert_non_null(p);
+	assert_non_null(buf);
+	pnvme_ctrl_opts_default(&co);
+	co.admin_timeout_ms = 1000;
+	assert_rc(pnvme_ctrl_open(peer_addr(p, "reconnect_delay=0&ctrl_loss_tmo=10"), &co, &ctrl), 0);
+	ns = pnvme_ctrl_ns_at(ctrl, 0);
+	pnvme_qpair_opts_default(&o);
+	o.depth = 64;
+	o.timeout_ms = 300;
+	o.max_retries = retries;
+	assert_rc(pnvme_qpair_create(ctrl, &o, &qp), 0);
+	for (int i = 0; i < NREQ; i++)
+		test_block_fill(tcp_peer_ns(p, NULL) + (size_t)i * 4096, 4096,
+				(uint64_t)i * REQ_BLOCKS, 0x55);
+	resets0 = pnvme_ctrl_resets(ctrl);
+	tcp_peer_reset_stats(p);
+	log_start();
+	tcp_peer_set_fault(p, TCP_PEER_FAULT_SWALLOW, 1, pnvme_qpair_id(qp), 0);
+	submit_batch(qp, ns, buf, false, r);
+	poll_reqs(qp, r, NREQ, 30000);
+	assert_each_once(r, NREQ);
+	for (int i = 0; i < NREQ; i++) {
+		if (r[i].err == -ETIMEDOUT) {
+			timed_out++;
+			continue;
+		}
+		if (r[i].err == -EIO && !retries)
+			continue; /* cut off by the reconnect, not retried */
+		assert_int_equal(r[i].err, 0);
+		assert_true(test_block_is(buf + i * 4096, 4096, (uint64_t)i * REQ_BLOCKS, 0x55));
+	}
+	assert_int_equal(timed_out, 1);
+	tcp_peer_get_stats(p, &st);
+	assert_int_equal(st.faults_fired[TCP_PEER_FAULT_SWALLOW], 1);
+	assert_true(st.admin_cmds[PNVME_ADM_ABORT] >= 1);
+	assert_true(pnvme_ctrl_resets(ctrl) > resets0);
+	assert_logged("resetting the controller: an aborted command did not complete");
+	log_stop();
+	assert_false(pnvme_ctrl_is_dead(ctrl));
+	assert_io_works(p, qp, ns);
+	free(buf);
+	pnvme_qpair_destroy(qp);
+	pnvme_ctrl_close(ctrl);
+	tcp_peer_stop(p);
+}
+
+static void test_timeout_ladder(void **state)
+{
+	(void)state;
+	timeout_ladder(0);
+	timeout_ladder(1);
+}
+
+/*
+ * Keep Alive from the poll loops: with keep_alive_tmo=1 and a target that
+ * enforces KATO, a controller whose application only polls an idle I/O queue
+ * pair (or only processes the admin queue) stays alive for 3 s.
+ */
+static void keep_alive_idle(bool admin_only)
+{
+	struct tcp_peer_cfg cfg = { .kato_enforce = true };
+	struct tcp_peer *p = tcp_peer_start(&cfg);
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp = NULL;
+	struct tcp_peer_stats st;
+	uint32_t resets0;
+
+	assert_non_null(p);
+	ctrl = open_ok(p, "keep_alive_tmo=1");
+	if (!admin_only)
+		assert_rc(pnvme_qpair_create(ctrl, NULL, &qp), 0);
+	resets0 = pnvme_ctrl_resets(ctrl);
+	tcp_peer_reset_stats(p);
+	for (uint64_t end = mono_ms() + 3000; mono_ms() < end;) {
+		if (admin_only)
+			assert_true(pnvme_ctrl_process_admin(ctrl) >= 0);
+		else
+			assert_true(pnvme_qpair_poll(qp, 0) >= 0);
+		sleep_ms(1);
+	}
+	tcp_peer_get_stats(p, &st);
+	assert_int_equal(st.kato_expired, 0);
+	assert_true(st.keep_alives >= 2);
+	assert_int_equal(pnvme_ctrl_resets(ctrl), resets0);
+	assert_false(pnvme_ctrl_is_dead(ctrl));
+	if (qp) {
+		assert_io_works(p, qp, pnvme_ctrl_ns_at(ctrl, 0));
+		pnvme_qpair_destroy(qp);
+	}
+	pnvme_ctrl_close(ctrl);
+	tcp_peer_stop(p);
+}
+
+static void test_keep_alive_io_poll(void **state)
+{
+	(void)state;
+	keep_alive_idle(false);
+}
+
+static void test_keep_alive_admin_poll(void **state)
+{
+	(void)state;
+	keep_alive_idle(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -808,6 +933,9 @@ int main(void)
 		cmocka_unit_test(test_open_failures),
 		cmocka_unit_test(test_kill_reconnect_busy),
 		cmocka_unit_test(test_peer_gone_dead),
+		cmocka_unit_test(test_timeout_ladder),
+		cmocka_unit_test(test_keep_alive_io_poll),
+		cmocka_unit_test(test_keep_alive_admin_poll),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
