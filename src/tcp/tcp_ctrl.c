@@ -408,6 +408,8 @@ void tcp_keep_alive(struct pnvme_ctrl *ctrl)
 	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
 		return; /* someone uses the admin queue: they will, or the next poll */
 	if (!ctrl->adminq->in_poll && ctrl_state(ctrl) == CTRL_LIVE) {
+		/* Reap the previous Keep Alive first: one goes out every KATO / 2. */
+		(void)pnvme_qpair_poll(ctrl->adminq, 0);
 		if (!tc->ka_outstanding) {
 			struct pnvme_sqe c;
 			memset(&c, 0, sizeof(c));

@@ -412,6 +412,17 @@ static int rx_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx
 static const struct pnvme_tcp_rx_ops rx_ops = { .pdu_hdr = rx_hdr, .pdu_done = rx_done };
 
 /*
+ * A C2HTermReq ended the stream (the callbacks return -ECONNRESET for it):
+ * say what the target reported. The PDU layer replaced the callback's
+ * message with its own ("PDU refused by the connection") on the way out.
+ */
+static int term_req_fail(const struct pnvme_tcp_rx *rx)
+{
+	return pnvme_fail(-ECONNRESET, "the target terminated the connection: %s (FES %u)",
+			  pnvme_tcp_fes_str(rx->hdr.term.fes), (unsigned)rx->hdr.term.fes);
+}
+
+/*
  * Read what arrived, at most `budget` receive calls: data PDUs straight into
  * the command's buffer (pnvme_tcp_rx_direct), everything else through the
  * staging buffer in large reads.
@@ -446,12 +457,14 @@ static int rx_pump(struct pnvme_tcp_queue *tq, unsigned budget)
 			    : pnvme_tcp_rx_feed(&tq->rx, tq->rxbuf, (size_t)n);
 		if (rc) {
 			char why[256];
-			if (rc == -ECONNRESET)
+			if (rc == -ECONNRESET) {
+				(void)term_req_fail(&tq->rx);
 				snprintf(why, sizeof(why), "%s", pnvme_last_error());
-			else
+			} else {
 				snprintf(why, sizeof(why), "malformed PDU from the target (%s)",
 					 pnvme_tcp_rx_reason_str((enum pnvme_tcp_rx_reason)
 								 tq->rx.error.reason));
+			}
 			return conn_fail(tq, rc == -ECONNRESET ? rc : -EPROTO, why);
 		}
 		if ((size_t)n < want)
@@ -598,7 +611,12 @@ static int recv_until(struct pnvme_tcp_queue *tq, struct pnvme_tcp_rx *rx, bool 
 		 * to say before the Connect is answered, and the receiver refuses more. */
 		rc = pnvme_tcp_rx_feed(rx, buf, (size_t)n);
 		if (rc == -ECONNRESET)
-			return rc;
+			return term_req_fail(rx);
+		/* A target of a later NVMe/TCP version: name the field, not just "unsupported". */
+		if (rc && rx->hdr.ch.pdu_type == PNVME_TCP_ICRESP &&
+		    rx->hdr.icresp.pfv != PNVME_TCP_PFV_1_0)
+			return pnvme_fail(-EPROTO, "ICResp: PDU format version %u, only 0 is known "
+					  "(NVMe/TCP 1.0)", rx->hdr.icresp.pfv);
 		if (rc)
 			return pnvme_fail(-EPROTO, "malformed %s from the target (%s)", what,
 					  pnvme_tcp_rx_reason_str((enum pnvme_tcp_rx_reason)
