@@ -475,6 +475,7 @@ static void ctrl_free(struct pnvme_ctrl *ctrl)
 {
 	if (ctrl->adminq)
 		qpair_free(ctrl->adminq);
+	ctrl->adminq = NULL;
 	if (ctrl->dma_ready)
 		pnvme_dma_fini(&ctrl->dma);
 	if (ctrl->tr)

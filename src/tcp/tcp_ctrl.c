@@ -359,10 +359,9 @@ static int tcp_queue_delete(struct pnvme_qpair *qp)
 	return 0;
 }
 
+/* (The admin queue pair, and with it its connection, is freed before this.) */
 static void tcp_close(struct pnvme_ctrl *ctrl)
 {
-	if (ctrl->adminq && ctrl->adminq->tq)
-		tcp_queue_close(ctrl->adminq);
 	free(ctrl->tcp);
 	ctrl->tcp = NULL;
 }
