@@ -408,7 +408,12 @@ void tcp_keep_alive(struct pnvme_ctrl *ctrl)
 	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
 		return; /* someone uses the admin queue: they will, or the next poll */
 	if (!ctrl->adminq->in_poll && ctrl_state(ctrl) == CTRL_LIVE) {
-		if (!tc->ka_outstanding) {
+		/*
+		 * Reap first: an application that polls only I/O queues reaps the
+		 * admin queue only here, and the last Keep Alive's answer is waiting.
+		 */
+		(void)pnvme_qpair_poll(ctrl->adminq, 0);
+		if (!tc->ka_outstanding && ctrl_state(ctrl) == CTRL_LIVE) {
 			struct pnvme_sqe c;
 			memset(&c, 0, sizeof(c));
 			c.opc = PNVME_ADM_KEEP_ALIVE;
