@@ -359,10 +359,12 @@ static int tcp_queue_delete(struct pnvme_qpair *qp)
 	return 0;
 }
 
+/*
+ * Runs from ctrl_free() after the admin queue pair was freed (its connection
+ * closed with it, tcp_queue_free()): ctrl->adminq dangles here, don't touch it.
+ */
 static void tcp_close(struct pnvme_ctrl *ctrl)
 {
-	if (ctrl->adminq && ctrl->adminq->tq)
-		tcp_queue_close(ctrl->adminq);
 	free(ctrl->tcp);
 	ctrl->tcp = NULL;
 }
