@@ -110,6 +110,8 @@ struct conn {
 	uint32_t incap_cap;
 	struct pcmd *pend;       /* indexed by TTAG */
 	unsigned npend;
+	uint8_t *rxbuf;          /* conn_serve()'s receive buffer, reachable from the peer
+				  * (LeakSanitizer during fuzz_tcp_host runs) */
 };
 
 struct fault {
@@ -1313,6 +1315,7 @@ static void conn_serve(struct conn *c)
 
 	if (!buf)
 		return;
+	c->rxbuf = buf;
 	for (;;) {
 		bool expired;
 		int t = kato_timeout(c, &expired), ret;
@@ -1349,6 +1352,7 @@ static void conn_serve(struct conn *c)
 			break;
 		}
 	}
+	c->rxbuf = NULL;
 	free(buf);
 }
 
