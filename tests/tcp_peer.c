@@ -473,6 +473,7 @@ static void conn_serve(struct conn *c)
 
 	if (!buf)
 		return;
+	c->rxbuf = buf;
 	for (;;) {
 		bool expired;
 		int t = kato_timeout(c, &expired), ret;
@@ -509,6 +510,7 @@ static void conn_serve(struct conn *c)
 			break;
 		}
 	}
+	c->rxbuf = NULL;
 	free(buf);
 }
 

@@ -97,6 +97,8 @@ struct conn {
 	uint32_t incap_cap;
 	struct pcmd *pend;       /* indexed by TTAG */
 	unsigned npend;
+	uint8_t *rxbuf;          /* conn_serve()'s receive buffer, reachable from the peer
+				  * (LeakSanitizer during fuzz_tcp_host runs) */
 };
 
 struct fault {

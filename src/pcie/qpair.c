@@ -1292,9 +1292,11 @@ static __attribute__((cold, noinline)) void tcp_poll(struct pnvme_qpair *qp)
 		return;
 	qp->tq->err = 0; /* reported once: the reconnection opens a new connection */
 	if (qp->qid == 0) {
-		if (ctrl_state(ctrl) == CTRL_LIVE)
+		if (ctrl_state(ctrl) == CTRL_LIVE) {
+			log_warn("%s", pnvme_last_error());
 			ctrl_defer_reset(ctrl, __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE),
 					 "NVMe/TCP admin connection failed");
+		}
 	} else if (qp->gen == qpair_ctrl_gen(qp)) {
 		log_warn("%s", pnvme_last_error());
 		ctrl_request_reset(ctrl, qp->gen, "NVMe/TCP I/O connection failed");

@@ -359,7 +359,10 @@ static int tcp_queue_delete(struct pnvme_qpair *qp)
 	return 0;
 }
 
-/* (The admin queue pair, and with it its connection, is freed before this.) */
+/*
+ * Runs from ctrl_free() after the admin queue pair was freed (its connection
+ * closed with it, tcp_queue_free()): ctrl->adminq dangles here, don't touch it.
+ */
 static void tcp_close(struct pnvme_ctrl *ctrl)
 {
 	free(ctrl->tcp);
@@ -407,9 +410,12 @@ void tcp_keep_alive(struct pnvme_ctrl *ctrl)
 	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
 		return; /* someone uses the admin queue: they will, or the next poll */
 	if (!ctrl->adminq->in_poll && ctrl_state(ctrl) == CTRL_LIVE) {
-		/* Reap the previous Keep Alive first: one goes out every KATO / 2. */
+		/*
+		 * Reap first: an application that polls only I/O queues reaps the
+		 * admin queue only here, and the last Keep Alive's answer is waiting.
+		 */
 		(void)pnvme_qpair_poll(ctrl->adminq, 0);
-		if (!tc->ka_outstanding) {
+		if (!tc->ka_outstanding && ctrl_state(ctrl) == CTRL_LIVE) {
 			struct pnvme_sqe c;
 			memset(&c, 0, sizeof(c));
 			c.opc = PNVME_ADM_KEEP_ALIVE;

@@ -350,3 +350,51 @@ write("fuzz_tcp_pdu", {
     "built_raw": bytes([HOST, 0, 12, 1]) + rec(1, 0, 8192) + rec(8, 8) + bytes([5, 0, 24, 0]) +
                  struct.pack("<I", 24),
 })
+
+
+# --- fuzz_tcp_host: 2 config bytes, then what the target sends -------------
+# Requests (CCCIDs 0..7 are mapped to them): reads 0 (512 B), 1 (4 KiB),
+# 2 (8 KiB), 6 (1 KiB); writes 3, 4 in the capsule, 5 (20 KiB), 7 (32 KiB)
+# through R2T. Config bit 0: the controller with digests (the harness
+# recomputes them), bit 2: max_retries 1.
+READS = {0: 512, 1: 4096, 2: 8192, 6: 1024}
+R2TW = {5: 20480, 7: 32768}
+
+
+def resp(cid, status=0, **kw):
+    return pdu(5, struct.pack("<IIHHHH", 0, 0, 0, 1, cid, status << 1), **kw)
+
+
+def hc2h(cid, off, n, flags=0, **kw):
+    return pdu(7, struct.pack("<HHII4x", cid, 0, off, n), bytes([cid]) * n, flags, **kw)
+
+
+def hr2t(cid, off, n, **kw):
+    return pdu(9, struct.pack("<HHII4x", cid, 1, off, n), **kw)
+
+
+def answer_all(success=False, **kw):
+    out = b""
+    for cid, n in READS.items():
+        for off in range(0, n, 4096):
+            m = min(4096, n - off)
+            last = off + m == n
+            out += hc2h(cid, off, m, flags=(0x04 | 0x08) if last and success else 0x04 if last
+                        else 0, **kw)
+        if not success:
+            out += resp(cid, **kw)
+    for cid, n in R2TW.items():
+        out += hr2t(cid, 0, min(n, 8192), **kw)
+    out += resp(3, **kw) + resp(4, **kw)
+    return out
+
+
+write("fuzz_tcp_host", {
+    "answers": bytes([0, 1]) + answer_all(),
+    "answers_success": bytes([4, 2]) + answer_all(success=True),
+    "answers_digests": bytes([1, 3]) + answer_all(hd=True, dd=True),
+    "errors": bytes([0, 4]) + resp(0, 0x281) + resp(3, 0x02) + hc2h(1, 0, 4096) +
+              hc2h(1, 4096, 1) + resp(6),
+    "term": bytes([4, 5]) + hc2h(2, 0, 4096) + term(3, 1, 8, b"\0" * 24),
+    "dup": bytes([0, 6]) + resp(4) + resp(4) + resp(3),
+})
