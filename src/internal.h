@@ -341,9 +341,9 @@ int pnvme_link_base(const char *path, char *out, size_t len);
 
 /*
  * Test hook, NULL unless a unit test sets it (not exported from the shared
- * library): called by an I/O queue pair's deadline scan (qpair.c) right
- * before it asks for a controller reset, with no lock held. test_soak delays
- * there to widen the window in which another thread's reset runs.
+ * library): called by an I/O queue pair's deadline scan (core/recovery.c)
+ * right before it asks for a controller reset, with no lock held. test_soak
+ * delays there to widen the window in which another thread's reset runs.
  */
 struct pnvme_ctrl;
 extern void (*pnvme_test_reset_request_hook)(struct pnvme_ctrl *ctrl);

@@ -274,7 +274,7 @@ static void test_null_qpair_and_ns(void **state)
  * pnvme_read() / pnvme_write() with NULL and with another controller's
  * namespace, each in a child process so that a crash is a failure, not the
  * end of the suite. Their checks belong to the submission fast path
- * (submit_rw in src/pcie/qpair.c), which is being changed elsewhere: until they
+ * (submit_rw in src/core/io.c), which is being changed elsewhere: until they
  * land, this test is skipped.
  */
 #define HOT_PATH_CHECKS 1

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_ctrl_state.c - one reset at a time, and no stale commands: the
- * controller state machine (src/core/ctrl.c ctrl_change_state, ctrl_recover,
- * ctrl_request_reset / ctrl_run_pending_reset), and the recovery parts of
- * src/pcie/qpair.c that depend on it (retry command ids, Abort Command Limit,
- * reaping after the disable, the doorbell/reset handshake, destroy and close
- * from callbacks). Stepped emulators with faults armed; a few cases reach
+ * controller state machine (src/core/reset.c ctrl_change_state, ctrl_recover,
+ * ctrl_request_reset / ctrl_run_pending_reset), and the queue pair parts that
+ * depend on it (src/core/recovery.c, src/pcie/qpair.c, src/pcie/ring.h: retry
+ * command ids, Abort Command Limit, reaping after the disable, the
+ * doorbell/reset handshake, destroy and close from callbacks). Stepped emulators with faults armed; a few cases reach
  * into the queue pair (src/core/ctrl_priv.h) to hold a doorbell write open.
  *
  * Timing: no upper bound here is tighter than seconds; where a case needs

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_qpair.c - I/O queue pairs and NVM I/O commands (src/pcie/qpair.c), driven
- * against the emulated controller. Most tests use step mode, so the device
- * runs only when the test says so: submit (and flush), pnvme_emu_step(), then
- * poll. Sync helpers step it themselves through the library's wait hook. The
- * last tests run the emulator on its own thread.
+ * test_qpair.c - I/O queue pairs and NVM I/O commands (src/pcie/qpair.c,
+ * src/pcie/ring.h, src/core/io.c), driven against the emulated controller.
+ * Most tests use step mode, so the device runs only when the test says so:
+ * submit (and flush), pnvme_emu_step(), then poll. Sync helpers step it
+ * themselves through the library's wait hook. The last tests run the
+ * emulator on its own thread.
  *
  * Covers: queue creation limits, data round trips (512 and 4096-byte LBAs,
  * multi-page PRP lists, unaligned buffers), phase wrap with small and large
@@ -1496,7 +1497,7 @@ static void test_device_removed(void **state)
 	if (rc == 0) {
 		(void)pnvme_qpair_poll(e.qp, 0); /* so that the request completes anyway */
 		fail_msg("pnvme_read on a controller known to be gone returned 0 (posted to a "
-			 "dead device; callback err %d): DRIVER BUG qpair.c submit_rw lacks the "
+			 "dead device; callback err %d): DRIVER BUG io.c submit_rw lacks the "
 			 "ctrl->dead check that qpair_submit_raw and pnvme_dsm have", late.err);
 	}
 	assert_rc(rc, -ENODEV);

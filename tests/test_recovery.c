@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_recovery.c - the fault matrix for the recovery ladder (src/pcie/qpair.c
- * check_deadlines / start_abort / qpair_reconnect, src/core/ctrl.c ctrl_recover),
- * driven against stepped emulators with faults armed.
+ * test_recovery.c - the fault matrix for the recovery ladder
+ * (src/core/recovery.c qpair_check_deadlines / start_abort / qpair_reconnect,
+ * src/core/reset.c ctrl_recover), driven against stepped emulators with
+ * faults armed.
  *
  * Every case checks the same four things:
  *  - each request's callback ran exactly once (per-request counters);
@@ -1513,8 +1514,9 @@ static void test_abort_admin_queue_full(void **state)
 			fail_msg("request %d never completed (aborts sent: %llu, resets %u): once the "
 				 "admin queue was full, the completions of the earlier Aborts were "
 				 "never reaped, so start_abort() keeps returning -EBUSY and the ladder "
-				 "stops. qpair.c check_deadlines() polls the admin queue only while a "
-				 "tracker of its own is ABORTING; it should also when start_abort() "
+				 "stops. recovery.c qpair_check_deadlines() polls the admin queue "
+				 "only while a tracker of its own is ABORTING; it should also when "
+				 "start_abort() "
 				 "returned -EBUSY (or whenever the admin queue has commands "
 				 "outstanding)", i, (unsigned long long)stats_of(e.qp[0]).aborts,
 				 pnvme_ctrl_resets(e.ctrl));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * ctrl_priv.h - the controller and queue pair objects, shared by ctrl.c,
- * admin.c and qpair.c.
+ * ctrl_priv.h - the controller and queue pair objects, shared by the
+ * controller core (core/: ctrl.c, admin.c, reset.c, io.c, recovery.c) and the
+ * transports (pcie/qpair.c, pcie/pcie.c, tcp/).
  */
 #ifndef PNVME_CTRL_PRIV_H
 #define PNVME_CTRL_PRIV_H
@@ -243,7 +244,7 @@ struct pnvme_ctrl {
 	bool discovery;            /* a discovery controller (Identify CNTRLTYPE 2) */
 };
 
-/* qpair.c */
+/* pcie/qpair.c */
 int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t timeout_ms,
 		uint32_t flags, uint32_t max_retries, struct pnvme_qpair **out);
 /** Empty both rings (host side) and the CQ memory, for a fresh queue on the device. */
@@ -258,8 +259,33 @@ void qpair_shadow_setup(struct pnvme_qpair *qp);
 void qpair_free(struct pnvme_qpair *qp);
 int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *dma_buf,
 		     size_t len, pnvme_cmd_cb cb, void *arg);
-void qpair_fail_all(struct pnvme_qpair *qp, int err);
 int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t *lock);
+/** The error a stopped (or dead-controller) queue pair gives submitters (pnvme_fail). */
+__attribute__((cold, noinline)) int qpair_gone(const struct pnvme_qpair *qp);
+/**
+ * Create the queue pair's CQ, then its SQ, on a live controller (admin lock
+ * held), again if a reset interrupts them; *gen_out is the generation they
+ * exist in. 0, -ENODEV (dead), or the errno of the refusal.
+ */
+int qpair_queues_create(struct pnvme_qpair *qp, uint32_t *gen_out);
+/** Re-post tracker `cid`'s command `cmd` under a fresh command id (retry / after a reset). */
+bool qpair_repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *cmd, bool retry);
+/** Reap the whole CQ (callbacks run); the count of completed requests. */
+int qpair_reap(struct pnvme_qpair *qp);
+
+/* recovery.c: host-side completion, deadlines and Abort, re-creation after a reset */
+/** Complete every outstanding request with `err` (host side); expired ids are freed. */
+void qpair_fail_all(struct pnvme_qpair *qp, int err);
+/** Drop a tracker's interest in its Abort (the completion path, when the request ends). */
+void qpair_abort_release(struct pnvme_tracker *trk);
+/** The deadline scan and health check of pnvme_qpair_poll() (slow path). */
+void qpair_check_deadlines(struct pnvme_qpair *qp, uint64_t now);
+/**
+ * Bring the queue pair to the controller's new generation after a reset
+ * (or death). 0, a negative errno (stopped, or the controller dead), or 1
+ * while this thread runs the reset.
+ */
+int qpair_reconnect(struct pnvme_qpair *qp);
 
 /* ctrl.c (bring-up, registers) and reset.c (state machine, recovery) */
 /** Base 2.0 §3.7.2: CC.EN 1 -> 0, then wait (CAP.TO) for CSTS.RDY = 0. 0 / -errno. */
@@ -299,6 +325,23 @@ static inline bool ctrl_is_dead(const struct pnvme_ctrl *ctrl)
 static inline bool qpair_gone_flag(const struct pnvme_qpair *qp)
 {
 	return __atomic_load_n(qp->ctrl_dead, __ATOMIC_RELAXED) != 0;
+}
+/*
+ * Stop a queue pair for good with `err`: submissions fail at once (the
+ * submit paths' one "controller gone?" load now reads this queue's own flag,
+ * so the hot path pays nothing extra) and the next poll fails what is left.
+ */
+static inline void qpair_stop(struct pnvme_qpair *qp, int err)
+{
+	qp->err = err;
+	__atomic_store_n(&qp->stopped, 1, __ATOMIC_RELAXED);
+	qp->ctrl_dead = &qp->stopped;
+}
+/* Commands that may be sent again without changing their effect. */
+static inline bool opc_retryable(uint8_t opc)
+{
+	return opc == PNVME_NVM_READ || opc == PNVME_NVM_WRITE || opc == PNVME_NVM_FLUSH ||
+	       opc == PNVME_NVM_WRITE_ZEROES || opc == PNVME_NVM_DSM;
 }
 /* The generation a queue pair follows (the controller's, or the admin gate). */
 static inline uint32_t qpair_ctrl_gen(const struct pnvme_qpair *qp)

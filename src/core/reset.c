@@ -53,10 +53,10 @@ static bool state_edge(enum ctrl_state from, enum ctrl_state to)
  * Every edge but DEAD is taken by the thread holding the admin lock; DEAD may
  * also come from an I/O thread that reads all ones, hence the compare and
  * exchange. The generation moves when a reset starts (I/O queue pairs stop
- * ringing doorbells: see db_enter() in qpair.c), when it ends (they re-create
- * their queues) and at death. The admin queue has its own gate, admin_gen:
- * closed from the start of each reset attempt until the controller is
- * enabled again, so that nothing a callback posts meanwhile is rung into a
+ * ringing doorbells: see db_enter() in pcie/ring.h), when it ends (they
+ * re-create their queues) and at death. The admin queue has its own gate,
+ * admin_gen: closed from the start of each reset attempt until the controller
+ * is enabled again, so that nothing a callback posts meanwhile is rung into a
  * disabled controller.
  */
 bool ctrl_change_state(struct pnvme_ctrl *ctrl, enum ctrl_state to)
@@ -99,7 +99,7 @@ bool ctrl_change_state(struct pnvme_ctrl *ctrl, enum ctrl_state to)
 
 /*
  * Wait until no queue pair is inside a doorbell write: the other half of the
- * db_enter() handshake in qpair.c. The generation moved before (full
+ * db_enter() handshake in pcie/ring.h. The generation moved before (full
  * barrier), so writers that come later see it and write nothing; one already
  * inside leaves after a handful of instructions. There is no give-up: a
  * doorbell must not reach a controller being disabled, however long its

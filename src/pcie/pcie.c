@@ -5,7 +5,7 @@
  * described by AQA/ASQ/ACQ, I/O queues are created with admin commands.
  * Used for devices bound to vfio-pci and for the emulated controller, whose
  * "BAR" is memory it polls (src/emu). The rings, PRPs and doorbells of the
- * I/O path are in qpair.c.
+ * I/O path are in qpair.c and ring.h.
  */
 #include <stdio.h>
 
