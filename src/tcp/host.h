@@ -5,7 +5,8 @@
  * commands).
  *
  * Model. A queue pair on TCP keeps the same SQ and CQ rings, trackers and
- * recovery as on PCIe (src/pcie/qpair.c); what carries the entries differs.
+ * recovery as on PCIe (src/pcie/qpair.c, src/core/recovery.c); what carries
+ * the entries differs.
  * Where a PCIe device fetches SQ entries after a tail doorbell, the TCP
  * queue (tcp_queue.c) sends the entries the doorbell announced as command
  * capsules, with their data described by the SQE's SGL (a pointer into the
