@@ -823,6 +823,41 @@ static void test_peer_gone_dead(void **state)
 }
 
 /*
+ * Reconnect attempts never block a poll: with the target gone, each
+ * pnvme_qpair_poll() returns at once (the attempts run between polls, one
+ * every reconnect_delay), the application can close the controller in the
+ * middle of it, and the close returns 0.
+ */
+static void test_reconnect_polls_do_not_block(void **state)
+{
+	struct tcp_peer *p = tcp_peer_start(NULL);
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	uint64_t worst = 0, end;
+	uint32_t resets;
+
+	(void)state;
+	assert_non_null(p);
+	ctrl = open_ok(p, "reconnect_delay=1&ctrl_loss_tmo=30");
+	assert_rc(pnvme_qpair_create(ctrl, NULL, &qp), 0);
+	resets = pnvme_ctrl_resets(ctrl);
+	tcp_peer_stop(p);
+	/* 4 s of polling: about 4 refused attempts; the blocking design slept 1 s in a poll */
+	for (end = mono_ms() + 4000; mono_ms() < end;) {
+		uint64_t t = mono_ms();
+		(void)pnvme_qpair_poll(qp, 0);
+		t = mono_ms() - t;
+		if (t > worst)
+			worst = t;
+	}
+	assert_true(pnvme_ctrl_resets(ctrl) == resets + 1);
+	assert_false(pnvme_ctrl_is_dead(ctrl));
+	assert_true(worst < 700); /* a refused connect takes microseconds; 700 ms is slack */
+	assert_int_equal(pnvme_qpair_destroy(qp), 0);
+	assert_int_equal(pnvme_ctrl_close(ctrl), 0);
+}
+
+/*
  * The timeout ladder over TCP: a read the target never answers passes its
  * deadline, gets an Abort (the peer answers "not aborted"), the Abort does
  * not settle it within the admin timeout, the controller reconnects. The
@@ -1014,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_open_failures),
 		cmocka_unit_test(test_kill_reconnect_busy),
 		cmocka_unit_test(test_peer_gone_dead),
+		cmocka_unit_test(test_reconnect_polls_do_not_block),
 		cmocka_unit_test(test_admin_conn_fault),
 		cmocka_unit_test(test_timeout_ladder),
 		cmocka_unit_test(test_keep_alive_io_poll),

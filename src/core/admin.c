@@ -49,6 +49,8 @@ int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl)
 		tcp_keep_alive(ctrl);
 	rc = pnvme_qpair_poll(ctrl->adminq, 0);
 	ctrl_run_pending_reset(ctrl);
+	if (ctrl->tcp)
+		ctrl_reconnect_poll(ctrl);
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	return rc;
 }

@@ -696,12 +696,19 @@ static bool ctrl_in_callback(struct pnvme_ctrl *ctrl)
 
 int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
 {
-	bool busy;
+	bool busy, closing_unreachable = false;
 	int rc = 0;
 
 	if (!ctrl)
 		return 0;
 	pthread_mutex_lock(&ctrl->admin_lock);
+	if (__atomic_load_n(&ctrl->reconnecting, __ATOMIC_ACQUIRE) && !ctrl->adminq->in_poll &&
+	    !ctrl->in_reset_cb) {
+		/* Closed between reconnect attempts: stop trying; nothing to shut down. */
+		__atomic_store_n(&ctrl->reconnecting, 0, __ATOMIC_RELEASE);
+		(void)ctrl_change_state(ctrl, CTRL_DEAD);
+		closing_unreachable = true;
+	}
 	busy = ctrl_in_callback(ctrl);
 	if (!busy)
 		(void)ctrl_change_state(ctrl, CTRL_DELETING); /* refused when dead: fine */
@@ -720,7 +727,7 @@ int pnvme_ctrl_close(struct pnvme_ctrl *ctrl)
 				rc = rc2;
 		}
 	} else {
-		rc = -ENODEV;
+		rc = closing_unreachable ? 0 : -ENODEV;
 	}
 	if (ctrl->adminq)
 		qpair_fail_all(ctrl->adminq, -ECANCELED);

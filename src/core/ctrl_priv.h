@@ -217,6 +217,13 @@ struct pnvme_ctrl {
 	uint32_t reset_req_gen;
 	const char *reset_req_why;
 	bool in_reset_cb;          /* inside opts.reset_cb (under the admin lock) */
+	/* Fabrics reconnection between attempts (reset.c reconnect_step; atomics) */
+	int reconnecting;          /* RESETTING, waiting for the next attempt */
+	uint64_t reconnect_at_ms;  /* next attempt due (pnvme_now_ms clock) */
+	uint64_t loss_at_ms;       /* ctrl_loss_tmo ends: dead after that */
+	unsigned reconnect_attempts;
+	bool in_reconnect;         /* inside reconnect_step (admin lock held) */
+	const char *reset_why;
 	void **quarantine;         /* DMA buffers of timed-out admin commands: freed once */
 	uint32_t nr_quarantine;    /* the next reset has disabled the controller */
 	uint32_t *dbbuf;           /* shadow doorbells (one page), when in use */
@@ -366,6 +373,11 @@ static inline uint16_t cqe_status_load(const struct pnvme_cqe *cqe)
  * moved already).
  */
 void ctrl_request_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why);
+/**
+ * Fabrics: make the next reconnect attempt if one is due (any thread, cheap
+ * when none is: two loads). Takes the admin lock with a trylock only.
+ */
+void ctrl_reconnect_poll(struct pnvme_ctrl *ctrl);
 /** Record a reset request (admin lock held, inside an admin poll). */
 void ctrl_defer_reset(struct pnvme_ctrl *ctrl, uint32_t gen, const char *why);
 /** Run a reset requested from inside the admin queue's poll (admin lock held). */

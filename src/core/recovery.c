@@ -293,11 +293,23 @@ int qpair_reconnect(struct pnvme_qpair *qp)
 	 * and CC.EN = 0, would miss completions posted in between and retry or
 	 * fail commands the device had completed.
 	 */
-	pthread_mutex_lock(&ctrl->admin_lock);
+	if (ctrl->tcp) {
+		/*
+		 * Fabrics: reconnect attempts run between polls (reset.c
+		 * reconnect_step): never wait for one here, drive the next one.
+		 */
+		if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
+			return 1;
+	} else {
+		pthread_mutex_lock(&ctrl->admin_lock);
+	}
 	st = ctrl_state(ctrl);
 	pthread_mutex_unlock(&ctrl->admin_lock);
-	if (st != CTRL_LIVE && st != CTRL_DEAD)
+	if (st != CTRL_LIVE && st != CTRL_DEAD) {
+		if (ctrl->tcp)
+			ctrl_reconnect_poll(ctrl);
 		return 1; /* this thread runs the reset (or a close): after it ends */
+	}
 	if (qp->qid == 0 && st != CTRL_DEAD)
 		return 1; /* the reset rebuilds the admin queue itself */
 	(void)qpair_reap(qp);

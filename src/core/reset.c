@@ -186,6 +186,93 @@ static int reset_attempt(struct pnvme_ctrl *ctrl, uint32_t nq, bool *enabled)
 }
 
 /*
+ * The end of a reset (admin lock held): LIVE again, or dead (its DMA stopped
+ * first), then the application's reset callback. Returns 0 or -ENODEV.
+ */
+static int reset_finish(struct pnvme_ctrl *ctrl, int rc, const char *how, const char *why)
+{
+	/* Requests raised during the reset (its own admin timeouts) are covered by it. */
+	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
+	if (rc) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
+		log_err("controller reset failed (%s): giving up on the device", msg);
+		/* It may still be running: stop its DMA before anyone's buffers are freed. */
+		if (ctrl->be.ops->bus_master)
+			(void)ctrl->be.ops->bus_master(ctrl->be.ctx, false);
+		ctrl_mark_dead(ctrl);
+		rc = pnvme_fail(-ENODEV, "controller reset failed (%s)", msg);
+	} else {
+		(void)ctrl_change_state(ctrl, CTRL_LIVE);
+		log_notice("controller reset complete%s", how);
+	}
+	if (ctrl->opts.reset_cb) {
+		ctrl->in_reset_cb = true;
+		ctrl->opts.reset_cb(ctrl->opts.reset_arg, rc, why);
+		ctrl->in_reset_cb = false;
+	}
+	return rc;
+}
+
+/*
+ * Fabrics: one reconnect attempt (a new association: admin connection,
+ * Connect, CC.EN, Number of Queues), admin lock held. The controller stays
+ * RESETTING between attempts, with the lock free: the polls of any thread
+ * (ctrl_reconnect_poll()) make the next attempt once reconnect_delay passed,
+ * until ctrl_loss_tmo, as Linux's nvme_tcp_reconnect_or_remove() does from
+ * its work queue. Nobody sleeps: a poll meanwhile returns at once, its
+ * requests wait for the new association (or fail when the controller is
+ * declared dead). Returns 0 (reconnected), -EAGAIN (will try again), or
+ * -ENODEV (gave up).
+ */
+static int reconnect_step(struct pnvme_ctrl *ctrl)
+{
+	uint64_t now, loss_at = __atomic_load_n(&ctrl->loss_at_ms, __ATOMIC_RELAXED);
+	uint32_t delay = ctrl_reconnect_delay_ms(ctrl);
+	char how[64];
+	bool enabled;
+	int rc;
+
+	ctrl->reconnect_attempts++;
+	ctrl->in_reconnect = true; /* its admin waits must not start another */
+	rc = reset_attempt(ctrl, ctrl->max_io_queues, &enabled);
+	ctrl->in_reconnect = false;
+	now = pnvme_now_ms();
+	if (rc && !ctrl_is_dead(ctrl) && now < loss_at) {
+		if (now + delay > loss_at)
+			delay = (uint32_t)(loss_at - now);
+		log_warn("reconnect %u failed (%s): next try in %u ms", ctrl->reconnect_attempts,
+			 pnvme_last_error(), delay);
+		(void)ctrl_disable(ctrl);
+		if (ctrl_state(ctrl) != CTRL_RESETTING && !ctrl_change_state(ctrl, CTRL_RESETTING))
+			rc = pnvme_fail(-ENODEV, "the controller died during the reconnect");
+		else {
+			__atomic_store_n(&ctrl->reconnect_at_ms, now + delay, __ATOMIC_RELAXED);
+			return pnvme_fail(-EAGAIN, "reconnecting: %s", pnvme_last_error());
+		}
+	}
+	__atomic_store_n(&ctrl->reconnecting, 0, __ATOMIC_RELEASE);
+	snprintf(how, sizeof(how), " (reconnected after %u attempt%s)", ctrl->reconnect_attempts,
+		 ctrl->reconnect_attempts == 1 ? "" : "s");
+	return reset_finish(ctrl, rc, how, ctrl->reset_why);
+}
+
+void ctrl_reconnect_poll(struct pnvme_ctrl *ctrl)
+{
+	if (!__atomic_load_n(&ctrl->reconnecting, __ATOMIC_ACQUIRE) ||
+	    pnvme_now_ms() < __atomic_load_n(&ctrl->reconnect_at_ms, __ATOMIC_RELAXED))
+		return;
+	if (pthread_mutex_trylock(&ctrl->admin_lock) != 0)
+		return; /* another thread is at it */
+	/* (Not from inside an admin poll: the attempt rebuilds the admin queue.) */
+	if (__atomic_load_n(&ctrl->reconnecting, __ATOMIC_RELAXED) && !ctrl->adminq->in_poll &&
+	    !ctrl->in_reset_cb && !ctrl->in_reconnect && ctrl_state(ctrl) == CTRL_RESETTING &&
+	    pnvme_now_ms() >= __atomic_load_n(&ctrl->reconnect_at_ms, __ATOMIC_RELAXED))
+		(void)reconnect_step(ctrl);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+}
+
+/*
  * Reset the controller (LIVE -> RESETTING -> CONNECTING -> LIVE). I/O queue
  * pairs stop ringing doorbells when the reset starts (the generation moves
  * before CC.EN = 0: touching queues while the controller resets is what the
@@ -235,58 +322,30 @@ int ctrl_recover(struct pnvme_ctrl *ctrl, uint32_t seen_gen, const char *why)
 	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
 	log_warn("resetting the controller: %s", why);
 	wait_doorbell_writers(ctrl);
-	uint64_t loss_at = ctrl->tcp ? pnvme_now_ms() + ctrl_loss_tmo_ms(ctrl) : 0;
+	if (ctrl->tcp) {
+		/* Fabrics: the first reconnect now, the next ones from the polls. */
+		__atomic_store_n(&ctrl->loss_at_ms, pnvme_now_ms() + ctrl_loss_tmo_ms(ctrl),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&ctrl->reconnect_at_ms, 0, __ATOMIC_RELAXED);
+		ctrl->reset_why = why;
+		ctrl->reconnect_attempts = 0;
+		__atomic_store_n(&ctrl->reconnecting, 1, __ATOMIC_RELEASE);
+		rc = reconnect_step(ctrl);
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		return rc;
+	}
 	for (attempt = 1;; attempt++) {
 		rc = reset_attempt(ctrl, nq, &enabled);
-		if (rc == 0)
+		if (rc == 0 || !enabled || attempt == CTRL_RESET_ATTEMPTS)
 			break;
-		if (ctrl->tcp) {
-			/*
-			 * Fabrics: reconnect every reconnect_delay until the controller
-			 * loss timeout (as Linux's nvme_tcp_reconnect_or_remove), however
-			 * the attempt failed; the association is gone either way.
-			 */
-			uint64_t now = pnvme_now_ms(), delay = ctrl_reconnect_delay_ms(ctrl);
-			if (now >= loss_at || ctrl_is_dead(ctrl))
-				break;
-			if (now + delay > loss_at)
-				delay = loss_at - now;
-			log_warn("reconnect %u failed (%s): next try in %llu ms", attempt,
-				 pnvme_last_error(), (unsigned long long)delay);
-			(void)ctrl_disable(ctrl);
-			struct timespec ts = { (time_t)(delay / 1000), (long)(delay % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
-		} else {
-			if (!enabled || attempt == CTRL_RESET_ATTEMPTS)
-				break;
-			log_warn("controller reset, attempt %u of %u: %s; starting over", attempt,
-				 CTRL_RESET_ATTEMPTS, pnvme_last_error());
-		}
-		if (ctrl_state(ctrl) != CTRL_RESETTING && !ctrl_change_state(ctrl, CTRL_RESETTING)) {
+		log_warn("controller reset, attempt %u of %u: %s; starting over", attempt,
+			 CTRL_RESET_ATTEMPTS, pnvme_last_error());
+		if (!ctrl_change_state(ctrl, CTRL_RESETTING)) {
 			rc = pnvme_fail(-ENODEV, "the controller died during the reset");
 			break;
 		}
 	}
-	/* Requests raised during the reset (its own admin timeouts) are covered by it. */
-	__atomic_store_n(&ctrl->reset_pending, 0, __ATOMIC_RELAXED);
-	if (rc) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "%s", pnvme_last_error());
-		log_err("controller reset failed (%s): giving up on the device", msg);
-		/* It may still be running: stop its DMA before anyone's buffers are freed. */
-		if (ctrl->be.ops->bus_master)
-			(void)ctrl->be.ops->bus_master(ctrl->be.ctx, false);
-		ctrl_mark_dead(ctrl);
-		rc = pnvme_fail(-ENODEV, "controller reset failed (%s)", msg);
-	} else {
-		(void)ctrl_change_state(ctrl, CTRL_LIVE);
-		log_notice("controller reset complete%s", attempt > 1 ? " (after a retry)" : "");
-	}
-	if (ctrl->opts.reset_cb) {
-		ctrl->in_reset_cb = true;
-		ctrl->opts.reset_cb(ctrl->opts.reset_arg, rc, why);
-		ctrl->in_reset_cb = false;
-	}
+	rc = reset_finish(ctrl, rc, attempt > 1 ? " (after a retry)" : "", why);
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	return rc;
 }

@@ -797,8 +797,11 @@ int qpair_wait_flag(struct pnvme_qpair *qp, volatile int *done, pthread_mutex_t 
 			pthread_mutex_lock(lock);
 		if (!*done)
 			rc = pnvme_qpair_poll(qp, 0);
-		if (qp->qid == 0)
+		if (qp->qid == 0) {
 			ctrl_run_pending_reset(qp->ctrl);
+			if (qp->ctrl->tcp)
+				ctrl_reconnect_poll(qp->ctrl);
+		}
 		finished = *done;
 		if (lock)
 			pthread_mutex_unlock(lock);
