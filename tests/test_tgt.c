@@ -638,6 +638,117 @@ static void test_stop_with_host(void **state)
 	pnvme_ctrl_close(ctrl);
 }
 
+
+struct io_tally {
+	unsigned done, failed, twice;
+	uint8_t seen[64];
+};
+
+static void tally_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct io_tally *t = (struct io_tally *)((uint8_t *)arg - ((uintptr_t)arg & 63u));
+	unsigned i = (unsigned)((uintptr_t)arg & 63u);
+
+	(void)cqe;
+	if (t->seen[i]++)
+		t->twice++;
+	t->done++;
+	if (err)
+		t->failed++;
+}
+
+/* The target goes away and comes back on the same port mid-I/O: the host reconnects,
+ * every write completes once, and the data is all there. */
+static void test_target_restart(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_ctrl *ctrl = open_ok(f, "ctrl_loss_tmo=20");
+	const struct pnvme_ns *ns = pnvme_ctrl_ns(ctrl, 1);
+	struct pnvme_qpair_opts qo;
+	struct pnvme_tgt_opts o;
+	struct pnvme_qpair *qp;
+	static struct io_tally tally __attribute__((aligned(64)));
+	char listen[32];
+	uint8_t *buf;
+	const unsigned n = 32, per = 64; /* 32 KiB writes */
+
+	memset(&tally, 0, sizeof(tally));
+	pnvme_qpair_opts_default(&qo);
+	qo.max_retries = 5;
+	qo.timeout_ms = 20000;
+	assert_ok(pnvme_qpair_create(ctrl, &qo, &qp));
+	assert_ok(pnvme_dma_alloc(ctrl, (size_t)n * per * LBA, 0, (void **)&buf, NULL));
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned b = 0; b < per; b++)
+			test_block_fill(buf + ((size_t)i * per + b) * LBA, LBA, i * per + b, 31);
+		assert_ok(pnvme_write(qp, ns, buf + (size_t)i * per * LBA, i * per, per, 0, tally_cb,
+				      (uint8_t *)&tally + i));
+	}
+	pnvme_qpair_flush(qp);
+	(void)pnvme_qpair_poll(qp, 0);
+	/* Kill the target now, whatever it has done, and start another on the port. */
+	pnvme_tgt_destroy(f->tgt);
+	pnvme_tgt_opts_default(&o);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", f->port);
+	o.listen = listen;
+	o.nr_threads = 2;
+	assert_ok(pnvme_tgt_create(&o, &f->tgt));
+	assert_ok(pnvme_tgt_add_subsys(f->tgt, SUBNQN));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 1, f->be, 1), 1);
+	assert_ok(pnvme_tgt_allow_host(f->tgt, SUBNQN, HOSTNQN));
+	assert_ok(pnvme_tgt_start(f->tgt));
+	for (unsigned k = 0; tally.done < n && k < 3000000u; k++)
+		assert_true(pnvme_qpair_poll(qp, 0) >= 0);
+	assert_int_equal(tally.done, n);
+	assert_int_equal(tally.twice, 0);
+	assert_int_equal(tally.failed, 0);
+	memset(buf, 0, (size_t)n * per * LBA);
+	for (unsigned i = 0; i < n; i++)
+		assert_ok(pnvme_read_sync(qp, ns, buf + (size_t)i * per * LBA, i * per, per, 0));
+	for (unsigned b = 0; b < n * per; b++)
+		if (!test_block_is(buf + (size_t)b * LBA, LBA, b, 31))
+			fail_msg("block %u lost", b);
+	assert_ok(pnvme_qpair_destroy(qp));
+	pnvme_dma_free(ctrl, buf);
+	assert_ok(pnvme_ctrl_close(ctrl));
+}
+
+/* A host that sends commands and vanishes without reading: the target cleans up. */
+static void test_host_killed(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_tcp_tx_params tp = { 0 };
+	struct pnvme_tcp_tx_pdu pdu;
+	struct pnvme_sqe sqe = { 0 };
+	struct pnvme_sgl_desc *sgl = (void *)&sqe.prp1;
+	struct pnvme_tgt_stats st;
+	struct linger lg = { 1, 0 };
+	int fd = raw_ic(f->port);
+
+	assert_int_equal(raw_admin_connect(fd, 0, NULL), 0);
+	sqe.opc = PNVME_ADM_IDENTIFY;
+	sqe.flags = PNVME_SQE_PSDT_SGL_MPTR_CONTIG << PNVME_SQE_PSDT_SHIFT;
+	sgl->id = PNVME_SGL_ID_TRANSPORT;
+	sgl->length = 4096;
+	sqe.cdw10 = 1;
+	for (uint16_t i = 0; i < 20; i++) {
+		sqe.cid = i;
+		assert_ok(pnvme_tcp_build_capsule_cmd(&pdu, &tp, &sqe, NULL, 0));
+		raw_send_pdu(fd, &pdu);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd); /* a RST */
+	for (int i = 0; i < 500; i++) {
+		pnvme_tgt_get_stats(f->tgt, &st);
+		if (st.conns_open == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.conns_open, 0);
+	/* And it still serves. */
+	assert_ok(pnvme_ctrl_close(open_ok(f, NULL)));
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -675,6 +786,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ic_timeout, setup_short_ic, teardown),
 		cmocka_unit_test_setup_teardown(test_kato, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_host, setup, teardown),
 	};
 
