@@ -12,6 +12,7 @@
  *   pnvme/emu.h      the emulated controller
  *   pnvme/pci.h      NVMe controllers on the PCI bus, binding to vfio-pci
  *   pnvme/fabrics.h  NVMe over Fabrics (TCP): discovery
+ *   pnvme/tgt.h      NVMe/TCP target: export namespaces to hosts
  */
 #ifndef PNVME_PNVME_H
 #define PNVME_PNVME_H
@@ -25,5 +26,6 @@
 #include <pnvme/emu.h>
 #include <pnvme/pci.h>
 #include <pnvme/fabrics.h>
+#include <pnvme/tgt.h>
 
 #endif /* PNVME_PNVME_H */

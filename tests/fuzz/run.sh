@@ -17,13 +17,13 @@ cc=${CC:-clang}
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DPNVME_FUZZ=ON \
 	-DPNVME_VM_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "${JOBS:-$(nproc)}" --target fuzz_emu_spec fuzz_cqe fuzz_identify fuzz_cli_perf fuzz_cli_pnvme \
-	fuzz_emu_cmds fuzz_tcp_pdu fuzz_tcp_host \
+	fuzz_emu_cmds fuzz_tcp_pdu fuzz_tcp_host fuzz_tgt_cmds \
 	>/dev/null
 
 status=0
 printf '%-16s %12s %10s %8s\n' target executions exec/s crashes
 for t in fuzz_emu_spec fuzz_cqe fuzz_identify fuzz_cli_perf fuzz_cli_pnvme fuzz_emu_cmds fuzz_tcp_pdu \
-	fuzz_tcp_host; do
+	fuzz_tcp_host fuzz_tgt_cmds; do
 	work=$build/tests/fuzz/work/$t
 	mkdir -p "$work/corpus" "$work/artifacts"
 	case $t in
@@ -31,7 +31,7 @@ for t in fuzz_emu_spec fuzz_cqe fuzz_identify fuzz_cli_perf fuzz_cli_pnvme fuzz_
 	fuzz_cqe) maxlen=1024 ;;
 	fuzz_emu_cmds) maxlen=4096 ;;
 	fuzz_cli_*) maxlen=512 ;; # the parsers print usage messages: -close_fd_mask below
-	fuzz_tcp_pdu | fuzz_tcp_host) maxlen=16384 ;;
+	fuzz_tcp_pdu | fuzz_tcp_host | fuzz_tgt_cmds) maxlen=16384 ;;
 	*) maxlen=4200 ;;
 	esac
 	log=$work/last-run.log
