@@ -2,13 +2,16 @@
 /*
  * pnvme-perf - I/O load generator in the manner of spdk_nvme_perf.
  *
- *   pnvme-perf -d DEV [-d DEV...] [-q DEPTH] [-o BYTES] [-w PATTERN] [-M READ%]
- *              [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
- *              [-n NSID] [-L[L]] [-N] [--shadow-db] [--lazy-cq] [--verify] [--json]
+ *   pnvme-perf -d DEV|-r TRID [-d DEV|-r TRID...] [-q DEPTH] [-o BYTES] [-w PATTERN]
+ *              [-M READ%] [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
+ *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--shadow-db] [--lazy-cq] [--verify]
+ *              [--json]
  *   pnvme-perf --version
  *
- * DEV is a PCI address bound to vfio-pci or an emulator spec (emu:size=1G,...),
- * or with -r an SPDK transport ID ("trtype:PCIe traddr:0000:01:00.0 ns:1").
+ * DEV is a PCI address bound to vfio-pci, an NVMe/TCP address
+ * (tcp:HOST[:PORT]/SUBNQN[?options]) or an emulator spec (emu:size=1G,...);
+ * TRID an SPDK transport ID ("trtype:PCIe traddr:0000:01:00.0 ns:1",
+ * "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN").
  * Each worker thread gets -P queue pairs on every device, each kept DEPTH deep.
  * A progress line each second on a terminal; at the end a table per device and
  * worker and a Total line (IOPS, MiB/s, average/min/max latency, percentiles
@@ -48,6 +51,7 @@
 #define PNVME_JSON_VERSION 1
 
 #define MAX_DEVS    16
+#define DEV_ADDR_LEN 1024 /* longest device address, one built from -r / -H / -I included */
 #define MAX_WORKERS 256
 #define MAX_REPORTED_MISMATCHES 10
 
@@ -258,6 +262,8 @@ struct config {
 	bool verify, json, shadow_db;
 	uint64_t seed;
 	uint32_t dev_nsid[MAX_DEVS]; /* ns: of a -r transport ID; 0: -n or the first active */
+	bool hdgst, ddgst;           /* -H / -I: TCP header / data digests */
+	char dev_addr[MAX_DEVS][DEV_ADDR_LEN]; /* addresses built from -r, -H, -I */
 };
 
 /* The doorbell policy the queue pairs run with (pnvme/qpair.h flags). */
@@ -858,9 +864,11 @@ static void json_report(const struct config *c, const struct dev *devs, unsigned
 		printf("%s%d", i ? ", " : "", c->cores[i]);
 	printf("], \"workers\": %u, \"qpairs_per_worker\": %u, \"latency\": %d, "
 	       "\"sq_doorbell\": \"%s\", \"cq_doorbell\": \"%s\", \"shadow_db\": %s, "
+	       "\"tcp_hdr_digest\": %s, \"tcp_data_digest\": %s, "
 	       "\"verify\": %s, \"json\": true, \"seed\": %" PRIu64 ", \"tick_hz\": %" PRIu64
 	       "},\n \"results\": [", c->nr_workers, c->qpairs_per_worker, c->latency,
 	       sq_doorbell_mode(c), cq_doorbell_mode(c), c->shadow_db ? "true" : "false",
+	       c->hdgst ? "true" : "false", c->ddgst ? "true" : "false",
 	       c->verify ? "true" : "false", c->seed, g_hz);
 	for (unsigned i = 0; i < n; i++) {
 		printf("%s\n  ", i ? "," : "");
@@ -882,10 +890,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pnvme-perf -d DEV [-d DEV ...] [options]   (pnvme-perf --version)\n"
-		"  -d, -r DEV  PCI address (0000:01:00.0), SPDK transport ID (\"trtype:PCIe\n"
-		"              traddr:0000:01:00.0 ns:1\"; PCIe only) or emulator spec\n"
-		"              (emu:size=1G,...); several devices, each once: every worker\n"
-		"              gets queue pairs on each\n"
+		"  -d DEV      PCI address (0000:01:00.0), NVMe/TCP address\n"
+		"              (tcp:HOST[:PORT]/SUBNQN[?OPTION=VALUE&...], pnvme/ctrl.h) or\n"
+		"              emulator spec (emu:size=1G,...); several devices, each once:\n"
+		"              every worker gets queue pairs on each\n"
+		"  -r TRID     SPDK transport ID, e.g. \"trtype:PCIe traddr:0000:01:00.0 ns:1\" or\n"
+		"              \"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420\n"
+		"              subnqn:NQN [hostnqn:NQN] [ns:NSID]\"; keys in any case, KEY:VALUE\n"
+		"              or KEY=VALUE; like -d, may be repeated (and -d takes it too)\n"
 		"  -q DEPTH    outstanding I/Os per queue pair (default 32)\n"
 		"  -o BYTES    I/O size, multiple of the LBA size (default 4096; K/M suffix)\n"
 		"  -w PATTERN  read | write | randread | randwrite | rw | randrw (default randread)\n"
@@ -902,6 +914,7 @@ static void usage(FILE *f)
 		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
 		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB);\n"
 		"              SQ doorbells stay batched unless -N\n"
+		"  -H, -I      NVMe/TCP header (-H) / data (-I) digests on every TCP device\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help;  --version  the pnvme version\n");
@@ -972,81 +985,160 @@ static int parse_cores(const char *s, int *cores, unsigned max)
 	return n ? (int)n : -1;
 }
 
-/* The keys of an SPDK transport ID (spdk_nvme_transport_id_parse), and perf's ns. */
-static bool is_trid_key(const char *k, size_t n)
+/*
+ * SPDK transport IDs (spdk_nvme_transport_id_parse): whitespace separated
+ * KEY:VALUE (or KEY=VALUE) pairs, keys in any case. pnvme-perf reads the
+ * ones that name a PCIe or NVMe/TCP controller, plus perf's ns: and hostnqn:.
+ */
+enum trid_key { K_TRTYPE, K_ADRFAM, K_TRADDR, K_TRSVCID, K_SUBNQN, K_HOSTNQN, K_NS,
+		K_HOSTADDR, K_HOSTSVCID, K_PRIORITY, K_ALT_TRADDR, K_COUNT };
+static const char *const trid_keys[K_COUNT] = {
+	"trtype", "adrfam", "traddr", "trsvcid", "subnqn", "hostnqn", "ns",
+	"hostaddr", "hostsvcid", "priority", "alt_traddr",
+};
+
+static int trid_key(const char *k, size_t n)
 {
-	static const char *const keys[] = { "trtype", "adrfam", "traddr", "trsvcid", "subnqn",
-					     "hostaddr", "hostsvcid", "hostnqn", "priority",
-					     "alt_traddr", "ns" };
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strlen(keys[i]) == n && strncasecmp(k, keys[i], n) == 0)
-			return true;
-	return false;
+	for (int i = 0; i < K_COUNT; i++)
+		if (strlen(trid_keys[i]) == n && strncasecmp(k, trid_keys[i], n) == 0)
+			return i;
+	return -1;
+}
+
+static int trid_err(const char *orig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int trid_err(const char *orig, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pnvme-perf: -r '%s': ", orig);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
+/* A TCP port: decimal 1..65535. */
+static bool is_port(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	return !errno && end != s && !*end && *s >= '0' && *s <= '9' && v >= 1 && v <= 65535;
 }
 
 /*
- * -d / -r DEV: a PCI address or emulator spec as it is, or an SPDK transport
- * ID: whitespace separated KEY:VALUE (or KEY=VALUE) pairs, keys in any case,
- * e.g. "trtype:PCIe traddr:0000:01:00.0 ns:1". pnvme-perf drives PCIe
- * controllers (vfio-pci): trtype must be PCIe; traddr is the address ("." in
- * place of ":" as SPDK allows); ns picks the namespace; any other key is
- * refused, naming it. Sets *addr (inside `s`, which it modifies) and *nsid
- * (0: not given). Returns 0, or 2 with the problem on stderr.
+ * The library address of a parsed transport ID `v` (values by key, NULL when
+ * absent): "DDDD:BB:DD.F" (PCIe) or "tcp:HOST:PORT/SUBNQN[?hostnqn=NQN]"
+ * (pnvme/ctrl.h). Returns 0, or 2 with the problem on stderr.
  */
-static int dev_arg(char *s, const char **addr, uint32_t *nsid)
+static int trid_addr(const char *orig, char **v, char *out, size_t len)
 {
-	char orig[256], *save = NULL, *traddr = NULL;
+	bool tcp = v[K_TRTYPE] && strcasecmp(v[K_TRTYPE], "TCP") == 0;
+	int n;
+
+	if (v[K_TRTYPE] && !tcp && strcasecmp(v[K_TRTYPE], "PCIe") != 0)
+		return trid_err(orig, "transport '%s' is not supported: pnvme-perf drives PCIe "
+				"(vfio-pci) and TCP controllers", v[K_TRTYPE]);
+	if (!tcp) {
+		static const enum trid_key tcp_only[] = { K_ADRFAM, K_TRSVCID, K_SUBNQN, K_HOSTNQN };
+		for (size_t i = 0; i < sizeof(tcp_only) / sizeof(tcp_only[0]); i++)
+			if (v[tcp_only[i]])
+				return trid_err(orig, "'%s' is not supported with trtype:PCIe (it "
+						"belongs to trtype:TCP)", trid_keys[tcp_only[i]]);
+		if (!v[K_TRADDR])
+			return trid_err(orig, "no traddr (the PCI address)");
+		/* SPDK also spells the address 0000.01.00.0 */
+		char *a = v[K_TRADDR], *dot;
+		if (!strchr(a, ':'))
+			for (int i = 0; i < 2 && (dot = strchr(a, '.')) && strchr(dot + 1, '.'); i++)
+				*dot = ':';
+		n = snprintf(out, len, "%s", a);
+	} else {
+		const char *a = v[K_TRADDR], *fam = v[K_ADRFAM];
+		bool v6 = a && strchr(a, ':') && a[0] != '[';
+		if (fam && strcasecmp(fam, "IPv4") != 0 && strcasecmp(fam, "IPv6") != 0)
+			return trid_err(orig, "address family '%s' is not supported (IPv4, IPv6)", fam);
+		if (!a)
+			return trid_err(orig, "no traddr (the target's IP address or host name)");
+		if (strpbrk(a, "/?&"))
+			return trid_err(orig, "traddr '%s' is not an address", a);
+		if (fam && strcasecmp(fam, "IPv4") == 0 && strchr(a, ':'))
+			return trid_err(orig, "traddr '%s' is not an IPv4 address (adrfam:IPv6?)", a);
+		if (v[K_TRSVCID] && !is_port(v[K_TRSVCID]))
+			return trid_err(orig, "bad trsvcid '%s' (a TCP port, 1..65535)", v[K_TRSVCID]);
+		if (!v[K_SUBNQN])
+			return trid_err(orig, "no subnqn: name the subsystem (`pnvme discover %s` lists "
+					"them)", a);
+		if (strpbrk(v[K_SUBNQN], "?&"))
+			return trid_err(orig, "subnqn '%s' contains '?' or '&'", v[K_SUBNQN]);
+		if (v[K_HOSTNQN] && strpbrk(v[K_HOSTNQN], "?&/"))
+			return trid_err(orig, "hostnqn '%s' contains '?', '&' or '/'", v[K_HOSTNQN]);
+		n = snprintf(out, len, "tcp:%s%s%s:%s/%s%s%s", v6 ? "[" : "", a, v6 ? "]" : "",
+			     v[K_TRSVCID] ? v[K_TRSVCID] : "4420", v[K_SUBNQN],
+			     v[K_HOSTNQN] ? "?hostnqn=" : "", v[K_HOSTNQN] ? v[K_HOSTNQN] : "");
+	}
+	if (n < 0 || (size_t)n >= len)
+		return trid_err(orig, "the address is longer than %zu bytes", len - 1);
+	return 0;
+}
+
+/*
+ * -d / -r DEV: a PCI address, emulator spec or tcp: address (pnvme/ctrl.h) as
+ * it is, or an SPDK transport ID, e.g. "trtype:PCIe traddr:0000:01:00.0 ns:1"
+ * or "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN",
+ * translated into the library's address in `out` (DEV_ADDR_LEN bytes). A
+ * transport ID is told apart by its first word: one of its keys followed by
+ * ':' or '=' (no address form starts so). Sets *addr (`s` or `out`; `s` may
+ * be modified) and *nsid (ns:, 0: not given). Returns 0, or 2 with the
+ * problem on stderr; unknown keys, unsupported ones (hostaddr, hostsvcid,
+ * priority, alt_traddr) and keys given twice are refused by name.
+ */
+static int dev_arg(char *s, char *out, const char **addr, uint32_t *nsid)
+{
+	char orig[DEV_ADDR_LEN], *save = NULL, *val[K_COUNT] = { NULL };
 	size_t klen = strcspn(s, ":=");
+	int rc;
 
 	*addr = s;
 	*nsid = 0;
-	if (!s[klen] || !is_trid_key(s, klen))
-		return 0;
-	snprintf(orig, sizeof(orig), "%s", s);
-	for (char *tok = strtok_r(s, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-		size_t kl = strcspn(tok, ":=");
-		const char *val = tok + kl + 1;
-		if (!tok[kl] || !is_trid_key(tok, kl)) {
-			fprintf(stderr, "pnvme-perf: -r '%s': '%s' is not a transport ID key:value "
-				"(trtype, traddr, ns)\n", orig, tok);
-			return 2;
-		}
-		if (kl == 6 && strncasecmp(tok, "trtype", 6) == 0) {
-			if (strcasecmp(val, "PCIe") != 0) {
-				fprintf(stderr, "pnvme-perf: -r '%s': transport '%s' is not supported: "
-					"pnvme-perf drives PCIe controllers bound to vfio-pci (and "
-					"emu: specs)\n", orig, val);
-				return 2;
-			}
-		} else if (kl == 6 && strncasecmp(tok, "traddr", 6) == 0) {
-			traddr = tok + kl + 1;
-		} else if (kl == 2 && strncasecmp(tok, "ns", 2) == 0) {
-			char *end;
-			errno = 0;
-			unsigned long v = strtoul(val, &end, 0);
-			if (errno || end == val || *end || *val == '-' || v == 0 || v > 0xfffffffeul) {
-				fprintf(stderr, "pnvme-perf: -r '%s': bad namespace 'ns:%s' "
-					"(1..4294967294)\n", orig, val);
-				return 2;
-			}
-			*nsid = (uint32_t)v;
-		} else {
-			fprintf(stderr, "pnvme-perf: -r '%s': '%.*s' is not supported (PCIe "
-				"transport IDs take trtype, traddr and ns)\n", orig, (int)kl, tok);
-			return 2;
-		}
-	}
-	if (!traddr || !*traddr) {
-		fprintf(stderr, "pnvme-perf: -r '%s': no traddr (the PCI address)\n", orig);
+	if (!*s) {
+		fprintf(stderr, "pnvme-perf: empty device address\n");
 		return 2;
 	}
-	/* SPDK also spells the address 0000.01.00.0 */
-	if (!strchr(traddr, ':')) {
-		char *dot;
-		for (int i = 0; i < 2 && (dot = strchr(traddr, '.')) && strchr(dot + 1, '.'); i++)
-			*dot = ':';
+	if (!s[klen] || trid_key(s, klen) < 0)
+		return 0;
+	snprintf(orig, sizeof(orig), "%s", s);
+	for (char *tok = strtok_r(s, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+		size_t kl = strcspn(tok, ":=");
+		int k = kl ? trid_key(tok, kl) : -1;
+		if (!tok[kl])
+			return trid_err(orig, "'%s' is not KEY:VALUE", tok);
+		if (k < 0)
+			return trid_err(orig, "unknown key '%.*s' (trtype, adrfam, traddr, trsvcid, "
+					"subnqn, hostnqn, ns)", (int)kl, tok);
+		if (!tok[kl + 1])
+			return trid_err(orig, "'%s' has no value", tok);
+		if (val[k])
+			return trid_err(orig, "'%s' is given twice", trid_keys[k]);
+		if (k >= K_HOSTADDR)
+			return trid_err(orig, "'%s' is not supported by pnvme-perf", trid_keys[k]);
+		val[k] = tok + kl + 1;
 	}
-	*addr = traddr;
+	if (val[K_NS]) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(val[K_NS], &end, 0);
+		if (errno || end == val[K_NS] || *end || *val[K_NS] == '-' || v == 0 ||
+		    v > 0xfffffffeul)
+			return trid_err(orig, "bad namespace 'ns:%s' (1..4294967294)", val[K_NS]);
+		*nsid = (uint32_t)v;
+	}
+	rc = trid_addr(orig, val, out, DEV_ADDR_LEN);
+	if (rc)
+		return rc;
+	*addr = out;
 	return 0;
 }
 
@@ -1064,6 +1156,41 @@ static int check_duplicates(const char **devs, unsigned n)
 					"pairs\n", a, devs[i], devs[k]);
 				return 2;
 			}
+	}
+	return 0;
+}
+
+/*
+ * -H / -I (spdk_nvme_perf's letters): header / data digests on every TCP
+ * device, as the address options hdr_digest=1 / data_digest=1. Returns 0, or
+ * 2 with the problem on stderr.
+ */
+static int add_digests(struct config *c, const char **devs, unsigned n)
+{
+	unsigned tcp = 0;
+
+	if (!c->hdgst && !c->ddgst)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (strncmp(devs[i], "tcp:", 4) != 0)
+			continue;
+		char tmp[DEV_ADDR_LEN];
+		int len = snprintf(tmp, sizeof(tmp), "%s%s%s%s", devs[i],
+				   strchr(devs[i], '?') ? "&" : "?",
+				   c->hdgst ? "hdr_digest=1" : "",
+				   c->hdgst && c->ddgst ? "&data_digest=1" : c->ddgst ? "data_digest=1" : "");
+		if (len < 0 || (size_t)len >= sizeof(tmp)) {
+			fprintf(stderr, "pnvme-perf: %s: the address is too long\n", devs[i]);
+			return 2;
+		}
+		memcpy(c->dev_addr[i], tmp, (size_t)len + 1);
+		devs[i] = c->dev_addr[i];
+		tcp++;
+	}
+	if (tcp == 0) {
+		fprintf(stderr, "pnvme-perf: -H / -I (digests) apply to NVMe/TCP devices; none is "
+			"given\n");
+		return 2;
 	}
 	return 0;
 }
@@ -1091,6 +1218,8 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "json", no_argument, NULL, 'J' },
 		{ "shadow-db", no_argument, NULL, 'S' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
+		{ "enable-tcp-hdgst", no_argument, NULL, 'H' },
+		{ "enable-tcp-ddgst", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
@@ -1099,12 +1228,13 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 	bool have_m = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "d:r:q:o:w:M:t:a:c:j:P:n:LNh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:r:q:o:w:M:t:a:c:j:P:n:LNHIh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': case 'r':
 			if (*nr_devs == MAX_DEVS)
 				return bad("device (too many)", optarg);
-			if (dev_arg(optarg, &devs[*nr_devs], &c->dev_nsid[*nr_devs]) != 0)
+			if (dev_arg(optarg, c->dev_addr[*nr_devs], &devs[*nr_devs],
+				    &c->dev_nsid[*nr_devs]) != 0)
 				return 2;
 			(*nr_devs)++;
 			break;
@@ -1166,6 +1296,8 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
+		case 'H': c->hdgst = true; break;
+		case 'I': c->ddgst = true; break;
 		case 'h': usage(stdout); return PARSE_HELP;
 		case 'v': printf("pnvme-perf %s\n", PNVME_TOOL_VERSION); return PARSE_HELP;
 		default: usage(stderr); return 2;
@@ -1191,6 +1323,8 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 	c->mix = c->read_pct == 100 ? MIX_READ : c->read_pct == 0 ? MIX_WRITE : MIX_RANDOM;
 	c->read_thresh = ((uint64_t)c->read_pct << 32) / 100u;
 	c->nr_workers = jobs ? (unsigned)jobs : c->nr_cores ? c->nr_cores : 1;
+	if (add_digests(c, devs, *nr_devs))
+		return 2;
 	return check_duplicates(devs, *nr_devs);
 }
 

@@ -43,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    cfg.iosize == 0 || cfg.iosize > (1u << 30) || cfg.read_pct > 100 ||
 		    cfg.nr_workers == 0 || cfg.nr_workers > MAX_WORKERS || cfg.secs > 86400)
 			__builtin_trap();
+		/* every address non-empty and within its buffer (-r, -H, -I build them) */
 		for (unsigned i = 0; i < nr_devs; i++)
-			if (!devs[i])
+			if (!devs[i] || !devs[i][0] || strlen(devs[i]) >= DEV_ADDR_LEN)
 				__builtin_trap();
 	}
 	fuzz_argv_free(&a);

@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tcp-perf
 #                                               what to run
 #   vmtest.seed=N                               seeds the data pattern
 #   vmtest.tcp_pnvme=0|1 vmtest.tcp_selfcheck=0|1   tcp: the pnvme steps (default 1),
@@ -37,6 +37,7 @@ for arg in $(cat /proc/cmdline); do
 	vmtest.runs=*)     RUNS=${arg#vmtest.runs=} ;;
 	vmtest.runtime=*)  RUNTIME=${arg#vmtest.runtime=} ;;
 	vmtest.ramp=*)     RAMP=${arg#vmtest.ramp=} ;;
+	vmtest.order=*)    ORDER=${arg#vmtest.order=} ;;
 	vmtest.tcp_pnvme=*)     TCP_PNVME=${arg#vmtest.tcp_pnvme=} ;;
 	vmtest.tcp_selfcheck=*) TCP_SELFCHECK=${arg#vmtest.tcp_selfcheck=} ;;
 	vmtest.tcp_wait=*)      TCP_WAIT=${arg#vmtest.tcp_wait=} ;;
@@ -108,7 +109,7 @@ group_of() { basename "$(readlink /sys/bus/pci/devices/$1/iommu_group)"; }
 mkdir -p /dev/hugepages
 echo "VMTEST: scenario $SCENARIO seed $SEED, kernel $(uname -r)"
 case $SCENARIO in
-tcp|tcp-target) ;;     # no VFIO: pnvme talks TCP to the kernel target
+tcp|tcp-target|tcp-perf) ;;     # no VFIO: pnvme talks TCP to the kernel target
 *) run tool-setup pnvme setup --hugepages 128 ;;
 esac
 
@@ -528,9 +529,23 @@ scenario_tcp_target() {
 	fi
 }
 
+# tcp-perf: pnvme-perf over TCP vs the kernel's nvme-tcp host under fio, against
+# one kernel target (tcp-perf.sh; benchmarks/tcp-compare.sh makes the table).
+# nvme-core without native multipath: fio reads the controller's own namespace.
+scenario_tcp_perf() {
+	for m in $(cat /etc/modules.nvme); do
+		opt=; case $m in nvme-core|nvme_core) opt=multipath=N ;; esac
+		insmod /lib/modules/$m.ko $opt 2>/dev/null ||
+			grep -q "^$(echo $m | tr - _) " /proc/modules || echo "VMTEST: insmod $m failed"
+	done
+	load tcp
+	RUNS=${RUNS:-3} RUNTIME=${RUNTIME:-10} ORDER=${ORDER:-forward} tcp-perf.sh
+}
+
 case $SCENARIO in
 main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) scenario_$SCENARIO ;;
 tcp-target) scenario_tcp_target ;;
+tcp-perf) scenario_tcp_perf ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

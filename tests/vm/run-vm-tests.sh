@@ -20,6 +20,11 @@
 #                      target nvmet-tcp on 127.0.0.1:4420 in the guest:
 #                      tcp-host.sh; env TCP_PNVME=0 leaves out the pnvme
 #                      steps, TCP_SELFCHECK=1 adds the kernel-host checks)
+#                      | tcp-perf (pnvme-perf over TCP vs the kernel's
+#                      nvme-tcp host under fio, same kernel target, one boot:
+#                      tcp-perf.sh; GUEST_ARGS="vmtest.runs=N vmtest.runtime=S
+#                      vmtest.order=forward|reverse"; needs fio; see
+#                      benchmarks/tcp-compare.sh)
 #                      | tcp-target (that target reachable from this machine
 #                      at 127.0.0.1:$TCP_HOSTFWD (14420) for $TCP_WAIT (900)
 #                      s: use tests/vm/tcp-target-dev.sh)
@@ -62,13 +67,13 @@ while [ $# -gt 0 ]; do
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
-	-h|--help)  sed -n '3,43p' "$0"; exit 0 ;;
+	-h|--help)  sed -n '3,48p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
 WANT_PERF=0
-case " ${SCENARIOS[*]} " in *" perf "*) WANT_PERF=1 ;; esac
+case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*) WANT_PERF=1 ;; esac
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -180,6 +185,7 @@ chmod 755 "$STAGE/init"
 # helper for the kernel-host self-check (always packed: about 1 MiB)
 install -m 755 "$HERE/nvmet.sh" "$STAGE/bin/nvmet.sh"
 install -m 755 "$HERE/tcp-host.sh" "$STAGE/bin/tcp-host.sh"
+install -m 755 "$HERE/tcp-perf.sh" "$STAGE/bin/tcp-perf.sh"
 ${CC:-gcc} -static -O2 -Wall -Wextra -o "$WORK/tcpcheck" "$HERE/tcpcheck.c" ||
 	die "building the static tcpcheck helper failed (static libc: libc6-dev)"
 cp "$WORK/tcpcheck" "$STAGE/bin/tcpcheck"
@@ -188,6 +194,11 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 	cp "$PERF_BIN" "$STAGE/bin/pnvme-perf"
 	cp "$FIO_BIN" "$STAGE/bin/fio"
 	PAYLOADS+=("$PERF_BIN" "$FIO_BIN")
+	# tcp-perf counts system calls per I/O with strace -c, where there is one
+	if STRACE_BIN=$(command -v strace); then
+		cp "$STRACE_BIN" "$STAGE/bin/strace"
+		PAYLOADS+=("$STRACE_BIN")
+	fi
 fi
 # shared libraries of the payloads (libpci has no static archive on Debian)
 for bin in "${PAYLOADS[@]}"; do
@@ -498,6 +509,13 @@ run_tcp() {  # pnvme as NVMe/TCP host, kernel target in the guest (tcp-host.sh)
 	expect_checks tcp "${names[@]}"
 }
 
+run_tcp_perf() {  # pnvme-perf over TCP vs the kernel host, one boot (benchmarks/tcp-compare.sh)
+	local TIMEOUT=$TIMEOUT
+	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=1200
+	boot tcp-perf intremap=on "${GUEST_ARGS:-}" -m 2G
+	expect_checks tcp-perf tcp-perf
+}
+
 run_tcp_target() {  # the kernel target for a host on this machine (tcp-target-dev.sh)
 	local hp=${TCP_HOSTFWD:-14420} wait=${TCP_WAIT:-900}
 	local TIMEOUT=$TIMEOUT
@@ -512,6 +530,7 @@ for sc in "${SCENARIOS[@]}"; do
 	case $sc in
 	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) run_$sc ;;
 	tcp-target) run_tcp_target ;;
+	tcp-perf) run_tcp_perf ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done
