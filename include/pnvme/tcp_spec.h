@@ -252,7 +252,8 @@ struct pnvme_fabrics_connect {
 };
 
 #define PNVME_CONNECT_CNTLID_DYNAMIC 0xffffu /* any controller (dynamic model) */
-#define PNVME_NQN_LEN               256u
+#define PNVME_NQN_LEN               256u /* NQN fields: up to PNVME_NQN_MAX bytes + NUL */
+#define PNVME_NQN_MAX               223u /* Base 2.0 §4.5: an NQN is at most 223 bytes */
 #define PNVME_DISCOVERY_NQN         "nqn.2014-08.org.nvmexpress.discovery"
 
 /* Connect data, 1024 bytes (Base 2.0 §6.3, Connect Command Data) */

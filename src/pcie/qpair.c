@@ -704,7 +704,7 @@ int qpair_reap(struct pnvme_qpair *qp)
  * it to its poller, an I/O queue asks now and re-creates its queue at its
  * next poll.
  */
-static __attribute__((cold, noinline)) void tcp_poll(struct pnvme_qpair *qp)
+static __attribute__((noinline)) void tcp_poll(struct pnvme_qpair *qp)
 {
 	struct pnvme_ctrl *ctrl = qp->ctrl;
 	int rc = tcp_queue_poll(qp);

@@ -142,8 +142,9 @@ static int parse_opt(struct pnvme_tcp_opts *o, char *kv)
 	*eq = 0;
 	v = eq + 1;
 	if (!strcmp(k, "hostnqn")) {
-		if (!*v || strlen(v) >= PNVME_NQN_LEN)
-			return pnvme_fail(-EINVAL, "tcp address: hostnqn must be 1..255 bytes");
+		if (!*v || strlen(v) > PNVME_NQN_MAX)
+			return pnvme_fail(-EINVAL, "tcp address: hostnqn must be 1..%u bytes "
+					  "(Base 2.0 §4.5)", PNVME_NQN_MAX);
 		snprintf(o->hostnqn, sizeof(o->hostnqn), "%s", v);
 	} else if (!strcmp(k, "hostid")) {
 		if (parse_uuid(v, o->hostid))
@@ -203,8 +204,9 @@ static int parse_addr(const char *addr, struct pnvme_tcp_opts *o)
 		return pnvme_fail(-EINVAL, "tcp address '%s': the subsystem NQN is missing "
 				  "(tcp:HOST[:PORT]/NQN)", addr);
 	*slash = 0;
-	if (strlen(slash + 1) >= PNVME_NQN_LEN)
-		return pnvme_fail(-EINVAL, "tcp address: subsystem NQN longer than 255 bytes");
+	if (strlen(slash + 1) > PNVME_NQN_MAX)
+		return pnvme_fail(-EINVAL, "tcp address: subsystem NQN longer than %u bytes "
+				  "(Base 2.0 §4.5)", PNVME_NQN_MAX);
 	snprintf(o->subnqn, sizeof(o->subnqn), "%s", slash + 1);
 	host = buf;
 	if (host[0] == '[') {
@@ -233,7 +235,8 @@ static int parse_addr(const char *addr, struct pnvme_tcp_opts *o)
 			return pnvme_fail(-EINVAL, "tcp address '%s': bad port '%s'", addr, port);
 	}
 	snprintf(o->port, sizeof(o->port), "%s", port ? port : "4420");
-	for (char *kv = q ? strtok(q, "&") : NULL; kv; kv = strtok(NULL, "&")) {
+	for (char *save = NULL, *kv = q ? strtok_r(q, "&", &save) : NULL; kv;
+	     kv = strtok_r(NULL, "&", &save)) {
 		rc = parse_opt(o, kv);
 		if (rc)
 			return rc;
