@@ -12,12 +12,14 @@
 # and a non-zero exit.
 # fio's JSON output is checked: "error": 0 and io_bytes > 0 for every job.
 #
-# usage: test_fio_engine.sh FIO ENGINE_SO WORKDIR
+# usage: test_fio_engine.sh FIO ENGINE_SO WORKDIR [TCP_PEER_EXEC]
+# (TCP_PEER_EXEC, tests/tcp_peer_exec.c: the NVMe/TCP case runs fio against a fake target)
 set -eu
 
 fio=$1
 so=$2
 work=$3
+peer_exec=${4:-}
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work" # fio leaves its verify state files in the working directory
@@ -217,4 +219,18 @@ expect_fail pci-dots "no PCI device ffff:ff:1f.7" --thread --filename=ffff.ff.1f
 expect_fail no-thread "needs thread=1" --filename=emu
 expect_fail offload "offloaded submit" --thread --filename=emu --io_submit_mode=offload
 expect_fail bad-nsid "no active namespace 7" --thread --filename=emu --pnvme_nsid=7
+# NVMe/TCP: filename = the library's tcp: address with its colons escaped
+# (fio splits filename lists at ':'); write with verify, then read back.
+if [ -n "$peer_exec" ]; then
+	echo "== tcp"
+	"$peer_exec" --blocks 65536 -- sh -c '
+		nqn=$(printf "%s" "$TCP_PEER_SUBNQN" | sed "s/:/\\\\:/g")
+		exec "$0" --name=tcp --ioengine=external:"$1" --thread \
+			--filename="tcp\\:127.0.0.1\\:$TCP_PEER_PORT/$nqn" --rw=randwrite --bs=4k \
+			--size=8m --iodepth=8 --verify=crc32c --do_verify=1 \
+			--output-format=json --output="$2"' "$fio" "$so" "$work/tcp.json" \
+		>"$work/tcp.log" 2>&1 || { cat "$work/tcp.log" >&2; fail "tcp: fio or the peer failed"; }
+	check_json "$work/tcp.json" 0 || fail "tcp: a job failed"
+	grep -q "io_writes=2048" "$work/tcp.log" || { cat "$work/tcp.log" >&2; fail "tcp: the target did not see 2048 writes"; }
+fi
 echo "fio engine test passed"

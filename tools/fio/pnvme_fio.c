@@ -6,7 +6,8 @@
  *       --filename='emu\:size=256M' --rw=randread --bs=4k --iodepth=32 ...
  *
  * filename is a pnvme device address: a PCI address of a controller bound to
- * vfio-pci, or an emulator spec. fio splits filename lists at ':', so write
+ * vfio-pci, an emulator spec, or an NVMe/TCP address (tcp\:HOST\:PORT/NQN,
+ * the NQN's colons escaped too). fio splits filename lists at ':', so write
  * each ':' of the address as '\:' (fio's escape; in a shell, quote it), or
  * write a PCI address with dots only, as SPDK's fio plugin does:
  * 0000.01.00.0 is 0000:01:00.0. "emu" alone needs no escape.
