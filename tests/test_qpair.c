@@ -967,10 +967,14 @@ static void test_error_status_propagation(void **state)
 static void test_mdts_limit(void **state)
 {
 	struct pnvme_qpair_stats st;
+	struct pnvme_qpair_opts qo;
 	struct env e;
 	(void)state;
 
-	env_open(&e, "size=1M,lba=512,mdts=1", NULL);
+	/* A queue pair that does not split: over MDTS is refused, nothing reaches the device. */
+	pnvme_qpair_opts_default(&qo);
+	qo.flags = PNVME_QPAIR_NO_SPLIT;
+	env_open(&e, "size=1M,lba=512,mdts=1", &qo);
 	assert_int_equal(pnvme_ctrl_max_xfer(e.ctrl), 8192);
 	assert_int_equal(e.ns->max_lbas, 16);
 	void *buf = dma_buf(&e, 16384);
@@ -994,13 +998,184 @@ static void test_mdts_limit(void **state)
 	env_close(&e);
 
 	/* MDTS 0 (no limit): 2 MiB, and a 2 MiB read works. */
-	env_open(&e, "size=4M,lba=4096,mdts=0", NULL);
+	env_open(&e, "size=4M,lba=4096,mdts=0", &qo);
 	assert_int_equal(pnvme_ctrl_max_xfer(e.ctrl), 2u << 20);
 	assert_int_equal(e.ns->max_lbas, 512);
 	buf = dma_buf(&e, 2u << 20);
 	assert_ok(pnvme_read_sync(e.qp, e.ns, buf, 0, 512, 0));
 	assert_rc(pnvme_read_sync(e.qp, e.ns, buf, 0, 513, 0), -EINVAL);
 	pnvme_dma_free(e.ctrl, buf);
+	env_close(&e);
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Requests larger than MDTS: split into child commands                     */
+/* ------------------------------------------------------------------------ */
+
+/* Step and poll until the parent's callback ran (bounded); the children's commands. */
+static uint64_t split_wait(struct env *e, struct cpl *c)
+{
+	uint64_t before = emu_commands(e);
+
+	for (int i = 0; i < 100000 && c->calls == 0; i++) {
+		pnvme_qpair_flush(e->qp);
+		(void)pnvme_emu_step(e->emu);
+		assert_true(pnvme_qpair_poll(e->qp, 0) >= 0);
+	}
+	return emu_commands(e) - before;
+}
+
+/* Sizes around every boundary of max_lbas (16 blocks here), data checked on the media. */
+static void test_split_sizes(void **state)
+{
+	static const uint32_t sizes[] = { 15, 16, 17, 31, 32, 33, 100, 257 };
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512,mdts=1", NULL);
+	assert_int_equal(e.ns->max_lbas, 16);
+	uint8_t *w = dma_buf(&e, 257 * 512), *r = dma_buf(&e, 257 * 512);
+	uint64_t lba = 0;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint32_t nlb = sizes[i], want_cmds = (nlb + 15) / 16;
+		struct cpl cw = { 0 }, cr = { 0 };
+		fill(w, (size_t)nlb * 512, 40 + i);
+		memset(r, 0, (size_t)nlb * 512);
+		assert_ok(pnvme_write(e.qp, e.ns, w, lba, nlb, 0, cpl_cb, &cw));
+		assert_int_equal(split_wait(&e, &cw), want_cmds);
+		assert_int_equal(cw.calls, 1);
+		assert_int_equal(cw.err, 0);
+		assert_media(&e, lba, nlb, w);
+		assert_ok(pnvme_read(e.qp, e.ns, r, lba, nlb, 0, cpl_cb, &cr));
+		assert_int_equal(split_wait(&e, &cr), want_cmds);
+		assert_int_equal(cr.calls, 1);
+		assert_int_equal(cr.err, 0);
+		assert_memory_equal(r, w, (size_t)nlb * 512);
+		lba += nlb;
+	}
+	/* and the sync form */
+	fill(w, 100 * 512, 99);
+	assert_ok(pnvme_write_sync(e.qp, e.ns, w, 500, 100, 0));
+	assert_ok(pnvme_read_sync(e.qp, e.ns, r, 500, 100, 0));
+	assert_memory_equal(r, w, 100 * 512);
+	/* a buffer too small for the whole request is refused before any child leaves */
+	uint64_t cmds = emu_commands(&e);
+	struct cpl c = { 0 };
+	assert_rc(pnvme_read(e.qp, e.ns, r + 512, 0, 257, 0, cpl_cb, &c), -EINVAL);
+	assert_rc(pnvme_read(e.qp, e.ns, r, 2040, 20, 0, cpl_cb, &c), -ERANGE);
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e), cmds);
+	assert_int_equal(c.calls, 0);
+	pnvme_dma_free(e.ctrl, w);
+	pnvme_dma_free(e.ctrl, r);
+	env_close(&e);
+}
+
+/*
+ * Queue full mid-split: a queue pair of depth 3 takes a 10-child write; the
+ * first three go out at once, the rest from the completions, in LBA order;
+ * the parent completes once. With the queue already full, -EAGAIN and
+ * nothing submitted.
+ */
+static void test_split_queue_full(void **state)
+{
+	struct pnvme_qpair_opts qo;
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&qo);
+	qo.depth = 3;
+	env_open(&e, "size=1M,lba=512,mdts=1", &qo);
+	uint8_t *w = dma_buf(&e, 160 * 512), *r = dma_buf(&e, 160 * 512);
+	struct cpl c = { 0 };
+	fill(w, 160 * 512, 7);
+	assert_ok(pnvme_write(e.qp, e.ns, w, 64, 160, 0, cpl_cb, &c));
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 3);
+	assert_int_equal(split_wait(&e, &c), 10);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.err, 0);
+	assert_media(&e, 64, 160, w);
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	/* three single-block reads fill the queue: the split cannot start */
+	struct cpl one[3] = { { 0 } }, big = { 0 };
+	for (int i = 0; i < 3; i++)
+		assert_ok(pnvme_read(e.qp, e.ns, r + i * 512, (uint64_t)i, 1, 0, cpl_cb, &one[i]));
+	assert_rc(pnvme_read(e.qp, e.ns, r + 4096, 64, 40, 0, cpl_cb, &big), -EAGAIN);
+	reap(&e, 3);
+	assert_int_equal(big.calls, 0);
+	/* one slot busy: the split starts with two children and finishes */
+	struct cpl busy = { 0 };
+	assert_ok(pnvme_read(e.qp, e.ns, r, 0, 1, 0, cpl_cb, &busy));
+	assert_ok(pnvme_read(e.qp, e.ns, r + 4096, 64, 40, 0, cpl_cb, &big));
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 3);
+	(void)split_wait(&e, &big);
+	assert_int_equal(big.calls, 1);
+	assert_int_equal(big.err, 0);
+	assert_int_equal(busy.calls, 1);
+	assert_memory_equal(r + 4096, w, 40 * 512);
+	pnvme_dma_free(e.ctrl, w);
+	pnvme_dma_free(e.ctrl, r);
+	env_close(&e);
+}
+
+/* An error in one child: no later child is sent, the parent ends once with that error. */
+static void test_split_child_error(void **state)
+{
+	struct pnvme_qpair_opts qo;
+	struct env e;
+	(void)state;
+
+	pnvme_qpair_opts_default(&qo);
+	qo.depth = 2;
+	env_open(&e, "size=1M,lba=512,mdts=1", &qo);
+	uint8_t *r = dma_buf(&e, 160 * 512);
+	struct pnvme_emu_fault f = { .kind = PNVME_EMU_FAULT_STATUS, .qid = PNVME_EMU_ANY_QID,
+				     .opc = PNVME_NVM_READ, .skip = 1, .count = 1,
+				     .status = PNVME_STATUS(PNVME_SCT_MEDIA, 0x81) |
+					       PNVME_STATUS_DNR };
+	assert_ok(pnvme_emu_inject(e.emu, &f));
+	struct cpl c = { 0 };
+	assert_ok(pnvme_read(e.qp, e.ns, r, 0, 160, 0, cpl_cb, &c));
+	uint64_t cmds = split_wait(&e, &c);
+	assert_int_equal(c.calls, 1);
+	assert_true(c.err < 0);
+	assert_int_equal(PNVME_STATUS_SCT(c.cqe.status >> 1), PNVME_SCT_MEDIA);
+	assert_true(cmds < 10); /* children after the failed one never left */
+	assert_int_equal(pnvme_qpair_outstanding(e.qp), 0);
+	/* the queue pair works on */
+	assert_ok(pnvme_read_sync(e.qp, e.ns, r, 0, 160, 0));
+	pnvme_dma_free(e.ctrl, r);
+	env_close(&e);
+}
+
+/* Separate metadata: each child's MPTR moves with its blocks. */
+static void test_split_separate_md(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,ms=8,ext=0,mdts=1", NULL);
+	assert_int_equal(e.ns->max_lbas, 16);
+	uint8_t *w = dma_buf(&e, 40 * 512), *wm = dma_buf(&e, 40 * 8);
+	uint8_t *r = dma_buf(&e, 40 * 512), *rm = dma_buf(&e, 40 * 8);
+	fill(w, 40 * 512, 5);
+	fill(wm, 40 * 8, 6);
+	struct cpl c = { 0 };
+	assert_ok(pnvme_write_md(e.qp, e.ns, w, wm, 8, 40, 0, 0, 0, cpl_cb, &c));
+	assert_int_equal(split_wait(&e, &c), 3);
+	assert_int_equal(c.err, 0);
+	memset(&c, 0, sizeof(c));
+	assert_ok(pnvme_read_md(e.qp, e.ns, r, rm, 8, 40, 0, 0, 0, cpl_cb, &c));
+	assert_int_equal(split_wait(&e, &c), 3);
+	assert_int_equal(c.err, 0);
+	assert_memory_equal(r, w, 40 * 512);
+	assert_memory_equal(rm, wm, 40 * 8);
+	pnvme_dma_free(e.ctrl, w);
+	pnvme_dma_free(e.ctrl, wm);
+	pnvme_dma_free(e.ctrl, r);
+	pnvme_dma_free(e.ctrl, rm);
 	env_close(&e);
 }
 
@@ -1093,7 +1268,7 @@ static void test_metadata_sizes_and_refusals(void **state)
 	uint8_t *md = dma_buf(&e, 64);
 	fill(buf, 15 * 520, 3);
 	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, 15, 0));
-	assert_rc(pnvme_write(e.qp, e.ns, buf, 0, 16, 0, cpl_cb, &c), -EINVAL); /* over MDTS */
+	assert_ok(pnvme_write_sync(e.qp, e.ns, buf, 0, 16, 0)); /* over MDTS: split, 15 + 1 */
 	/* A buffer holding 4 blocks of data only is short of their metadata. */
 	uint8_t *data_only = dma_buf(&e, 4 * 512);
 	assert_rc(pnvme_read(e.qp, e.ns, data_only, 0, 4, 0, cpl_cb, &c), -EINVAL);
@@ -1861,6 +2036,10 @@ int main(void)
 		cmocka_unit_test(test_out_of_order_completions),
 		cmocka_unit_test(test_error_status_propagation),
 		cmocka_unit_test(test_mdts_limit),
+		cmocka_unit_test(test_split_sizes),
+		cmocka_unit_test(test_split_queue_full),
+		cmocka_unit_test(test_split_child_error),
+		cmocka_unit_test(test_split_separate_md),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_buffer_bounds),
 		cmocka_unit_test(test_metadata_sizes_and_refusals),

@@ -47,6 +47,12 @@ struct pnvme_qpair;
  * where each one is expensive (a trap into the hypervisor); costs CQ memory.
  */
 #define PNVME_QPAIR_LAZY_CQ_DB   (1u << 1)
+/*
+ * Refuse (-EINVAL) reads and writes larger than one command may carry
+ * (pnvme_ns.max_lbas, from MDTS) instead of splitting them into child
+ * commands (see pnvme_read()).
+ */
+#define PNVME_QPAIR_NO_SPLIT     (1u << 2)
 
 struct pnvme_qpair_opts {
 	uint32_t depth;      /* requests outstanding at once, 1..min(CAP.MQES, 4095); the
@@ -166,8 +172,9 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp);
 
 /* ------------------------------------------------------------------------ */
 /* NVM I/O commands (NVM Command Set 1.0 §3). Each returns 0 once posted,   */
-/* or: -EAGAIN queue full (poll and retry); -EINVAL bad buffer, nlb 0 or    */
-/* over max_lbas, bad flags; -ERANGE LBA range outside the namespace;       */
+/* or: -EAGAIN queue full (poll and retry); -EINVAL bad buffer, nlb 0, bad */
+/* flags, over max_lbas with PNVME_QPAIR_NO_SPLIT; -ERANGE LBA range        */
+/* outside the namespace; -ENOMEM (a split request's state);                */
 /* -ENODEV controller gone. None of them rings the doorbell unless the      */
 /* queue pair has PNVME_QPAIR_DB_IMMEDIATE.                                 */
 /* ------------------------------------------------------------------------ */
@@ -191,6 +198,14 @@ void pnvme_qpair_reset_stats(struct pnvme_qpair *qp);
  * bits of slba; application tag: not checked). A namespace with separate
  * metadata needs pnvme_read_md() (-EINVAL here), unless PRACT strips the
  * only 8 bytes of metadata (PI). Does not ring the doorbell.
+ *
+ * More than ns->max_lbas blocks (MDTS): split into child commands of at
+ * most max_lbas blocks, cut at the namespace's NOIOB boundaries when it
+ * reports one; the callback runs once, after the last child, with the
+ * first error (and that child's CQE, else the last child's). If the queue
+ * fills, the remaining children are submitted from the earlier children's
+ * completions (in LBA order); -EAGAIN only when not even the first fits
+ * (nothing submitted then). PNVME_QPAIR_NO_SPLIT refuses instead.
  */
 int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uint64_t slba,
 	       uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);

@@ -8,6 +8,7 @@
  * pcie/ring.h; on NVMe/TCP the data is described by an SGL instead of PRPs
  * (tcp/host.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ctrl_priv.h"
@@ -66,6 +67,148 @@ static ALWAYS_INLINE void rw_sqe(struct pnvme_sqe *sqe, uint8_t opc, uint16_t ci
 	memcpy(&sqe->cdw14, &w14, 8);
 }
 
+static int submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc,
+			  const void *buf, const void *md, uint64_t slba, uint32_t nlb,
+			  uint32_t io_flags, uint16_t apptag, uint16_t apptag_mask, pnvme_cmd_cb cb,
+			  void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Requests larger than one command (MDTS): split into children              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A Read or Write of more blocks than one command may carry (max_lbas, from
+ * MDTS) becomes child commands of at most max_lbas blocks each, cut also at
+ * the namespace's optimal I/O boundary (NOIOB, NVM 1.0c Figure 97) when it
+ * reports one, as SPDK's driver does. The parent's callback runs exactly
+ * once, after the last child, with the first error (and that child's CQE;
+ * else the last child's). Rule for a full queue: the children that fit are
+ * submitted at once; the rest go out from the completion callbacks of the
+ * earlier ones (each completion frees a tracker), in LBA order. If not even
+ * the first child fits, nothing is submitted and the call returns -EAGAIN.
+ * After an error no further child is submitted. A queue pair created with
+ * PNVME_QPAIR_NO_SPLIT refuses such requests instead (-EINVAL).
+ */
+struct split_req {
+	struct pnvme_qpair *qp;
+	const struct pnvme_ns *ns;
+	pnvme_cmd_cb cb;
+	void *arg;
+	const uint8_t *buf;
+	const uint8_t *md;
+	uint64_t slba, next, end;   /* first LBA, next child's, end of the request */
+	uint32_t bpb, mpb;          /* buffer / metadata bytes per block */
+	uint32_t io_flags;
+	uint32_t inflight;
+	uint16_t apptag, apptag_mask;
+	uint8_t  opc;
+	bool     in_submit;
+	int      err;
+	struct pnvme_cqe cqe;
+};
+
+static void split_cb(void *arg, int err, const struct pnvme_cqe *cqe);
+
+static uint32_t child_nlb(const struct split_req *sr)
+{
+	uint64_t n = sr->end - sr->next;
+	uint32_t noiob = sr->ns->id.noiob;
+
+	if (n > sr->ns->max_lbas)
+		n = sr->ns->max_lbas;
+	if (noiob && n > noiob - sr->next % noiob)
+		n = noiob - sr->next % noiob; /* end the child on the boundary */
+	return (uint32_t)n;
+}
+
+static void split_done(struct split_req *sr)
+{
+	pnvme_cmd_cb cb = sr->cb;
+	void *arg = sr->arg;
+	struct pnvme_cqe cqe = sr->cqe;
+	int err = sr->err;
+
+	free(sr);
+	cb(arg, err, &cqe);
+}
+
+/* Submit children while trackers are free. Returns how many went out. */
+static uint32_t split_more(struct split_req *sr)
+{
+	uint32_t sent = 0;
+
+	sr->in_submit = true;
+	while (sr->next < sr->end && !sr->err) {
+		uint32_t nlb = child_nlb(sr);
+		uint64_t off = sr->next - sr->slba;
+		int rc = submit_rw_slow(sr->qp, sr->ns, sr->opc, sr->buf + off * sr->bpb,
+					sr->md ? sr->md + off * sr->mpb : NULL, sr->next, nlb,
+					sr->io_flags, sr->apptag, sr->apptag_mask, split_cb, sr);
+		if (rc == -EAGAIN)
+			break; /* the next completion submits it */
+		if (rc) {
+			sr->err = rc;
+			memset(&sr->cqe, 0, sizeof(sr->cqe));
+			break;
+		}
+		sr->next += nlb;
+		sr->inflight++;
+		sent++;
+	}
+	sr->in_submit = false;
+	return sent;
+}
+
+static void split_cb(void *arg, int err, const struct pnvme_cqe *cqe)
+{
+	struct split_req *sr = arg;
+
+	sr->inflight--;
+	if (err && !sr->err) {
+		sr->err = err;
+		sr->cqe = *cqe;
+	} else if (!sr->err) {
+		sr->cqe = *cqe;
+	}
+	/* (A child completing inside split_more(): a host-side completion. The loop goes on.) */
+	if (sr->in_submit)
+		return;
+	if (!sr->err && sr->next < sr->end)
+		(void)split_more(sr);
+	if (sr->inflight == 0 && (sr->err || sr->next >= sr->end))
+		split_done(sr);
+}
+
+static __attribute__((cold, noinline)) int
+submit_split(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, const void *buf,
+	     const void *md, uint64_t slba, uint32_t nlb, uint32_t io_flags, uint16_t apptag,
+	     uint16_t apptag_mask, uint32_t bpb, uint32_t mpb, pnvme_cmd_cb cb, void *arg)
+{
+	struct split_req *sr;
+	uint64_t iova;
+
+	/* The whole buffer must be valid before the first child leaves. */
+	if (!qp->tq && pnvme_dma_xlate(qp->dma, buf, (size_t)nlb * bpb, &iova))
+		return -EINVAL; /* the message says what is wrong with the buffer */
+	if (md && !qp->tq && pnvme_dma_xlate(qp->dma, md, (size_t)nlb * mpb, &iova))
+		return pnvme_fail(-EINVAL, "metadata %s", pnvme_last_error());
+	sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return pnvme_fail(-ENOMEM, "out of memory for a split request");
+	*sr = (struct split_req){ .qp = qp, .ns = ns, .cb = cb ? cb : noop_cb, .arg = arg,
+				  .buf = buf, .md = md, .slba = slba, .next = slba,
+				  .end = slba + nlb, .bpb = bpb, .mpb = mpb, .io_flags = io_flags,
+				  .apptag = apptag, .apptag_mask = apptag_mask, .opc = opc };
+	if (split_more(sr) == 0) {
+		int rc = sr->err ? sr->err : -EAGAIN;
+		free(sr);
+		return rc;
+	}
+	if (sr->inflight == 0) /* every child was completed by the host already */
+		split_done(sr);
+	return 0;
+}
+
 /*
  * Read and Write with everything the fast path leaves out: its errors, and
  * namespaces with metadata (NVM 1.0c §5.2). On an extended-LBA namespace
@@ -94,14 +237,24 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 				  (io_flags & ~ok & (PNVME_IO_PRACT | PNVME_IO_PRCHK_ALL))
 					  ? " (protection flags on a namespace without "
 					    "protection information)" : "");
-	if (nlb > ns->max_lbas)
+	if (nlb > ns->max_lbas && (qp->flags & PNVME_QPAIR_NO_SPLIT))
 		return pnvme_fail(-EINVAL, "%u blocks exceed the per-command limit of %u "
-				  "(MDTS %u bytes); split the request", nlb, ns->max_lbas,
-				  ns->max_xfer);
+				  "(MDTS %u bytes) and the queue pair does not split "
+				  "(PNVME_QPAIR_NO_SPLIT)", nlb, ns->max_lbas, ns->max_xfer);
 	rc = check_range(ns, slba, nlb);
 	if (rc)
 		return rc;
 	bool md_moves = ns->ms != 0 && !((io_flags & PNVME_IO_PRACT) && ns->ms == 8);
+	if (nlb > ns->max_lbas) {
+		if (md_moves && !ns->md_ext && !md && !qp->tq)
+			return pnvme_fail(-EINVAL, "namespace %u keeps %u bytes of metadata per "
+					  "block in a separate buffer: use pnvme_%s_md()", ns->nsid,
+					  ns->ms, opc == PNVME_NVM_READ ? "read" : "write");
+		return submit_split(qp, ns, opc, buf, md, slba,
+				    nlb, io_flags, apptag, apptag_mask,
+				    ns->lba_size + (md_moves && ns->md_ext ? ns->ms : 0),
+				    md_moves && !ns->md_ext ? ns->ms : 0, cb, arg);
+	}
 	len = (size_t)nlb << ns->lba_shift;
 	md_len = (size_t)nlb * ns->ms;
 	if (md_moves && ns->md_ext)
