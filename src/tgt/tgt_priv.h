@@ -3,7 +3,8 @@
  * tgt/tgt_priv.h - the NVMe/TCP target's internals (pnvme/tgt.h):
  *
  *   tgt.c        the target object, configuration (subsystems, namespaces,
- *                hosts), the listener, polling groups and their threads,
+ *                hosts), the listeners, start and stop, controllers
+ *   tgt_group.c  polling groups and their threads, accepting connections,
  *                backend queue pairs and DMA buffer pools
  *   tgt_conn.c   one TCP connection: ICReq, PDU receive and send, R2T flow,
  *                data movement, fatal errors (C2HTermReq) and close
@@ -273,14 +274,18 @@ uint64_t tgt_now_ms(void);
 struct tgt_subsys *tgt_subsys_find(struct pnvme_tgt *t, const char *nqn); /* lock held */
 bool tgt_host_allowed(const struct tgt_subsys *s, const char *hostnqn);   /* lock held */
 const struct tgt_ns *tgt_ns_get(const struct tgt_subsys *s, uint32_t nsid); /* lock-free */
+void tgt_ctrl_put(struct tgt_ctrl *c);
+void tgt_ctrl_kill(struct tgt_ctrl *c);
+
+/* tgt_group.c */
 struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend);
 void *tgt_pool_get(struct tgt_group *g, unsigned backend);
 void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 /* Take ownership of a connected socket (the listener's accept, or a test's socketpair). */
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
 int tgt_group_poll(struct tgt_group *g);
-void tgt_ctrl_put(struct tgt_ctrl *c);
-void tgt_ctrl_kill(struct tgt_ctrl *c);
+void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
+void tgt_group_stop(struct tgt_group *g);     /* drain, close everything, free the queue pairs */
 
 /* tgt_conn.c */
 struct tgt_conn *tgt_conn_new(struct tgt_group *g, int fd);
