@@ -228,7 +228,7 @@ int pnvme_tgt_add_subsys(struct pnvme_tgt *t, const char *nqn)
 	if (!rc) {
 		t->subsys[t->nr_subsys] = s;
 		__atomic_store_n(&t->nr_subsys, t->nr_subsys + 1, __ATOMIC_RELEASE);
-		t->genctr++;
+		tgt_disc_changed(t);
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (rc)
@@ -260,9 +260,45 @@ int pnvme_tgt_allow_host(struct pnvme_tgt *t, const char *subnqn, const char *ho
 			snprintf(s->hosts[s->nr_hosts++], PNVME_NQN_LEN, "%s", hostnqn);
 	}
 	if (!rc)
-		t->genctr++;
+		tgt_disc_changed(t);
 	pthread_mutex_unlock(&t->lock);
 	return rc;
+}
+
+/*
+ * Namespace `nsid` of `s` changed (here: it was added): every controller of
+ * the subsystem lists it in its Changed Namespace List (Base 2.0 §5.16.1.5;
+ * past 1024 entries the list is FFFFFFFFh alone) and gets a Namespace
+ * Attribute Changed notice (§5.27.1.7), sent by its admin queue's thread
+ * when an AER is held and the host enabled it (lock held).
+ */
+static void ns_changed(struct pnvme_tgt *t, const struct tgt_subsys *s, uint32_t nsid)
+{
+	for (struct tgt_ctrl *c = t->ctrls; c; c = c->next) {
+		bool listed = false;
+
+		if (c->subsys != s)
+			continue;
+		for (uint32_t i = 0; i < c->nr_changed && c->nr_changed != ~0u; i++)
+			listed |= c->changed[i] == nsid;
+		if (c->nr_changed == ~0u || listed)
+			;
+		else if (c->nr_changed < TGT_CHANGED_NS_MAX)
+			c->changed[c->nr_changed++] = nsid;
+		else
+			c->nr_changed = ~0u;
+		if (__atomic_load_n(&c->aec, __ATOMIC_RELAXED) & TGT_AEC_NS_ATTR)
+			__atomic_or_fetch(&c->aen_pending, TGT_AEN_NS_ATTR, __ATOMIC_RELEASE);
+	}
+}
+
+void tgt_disc_changed(struct pnvme_tgt *t)
+{
+	/* Base 2.0 §3.1.3.3: discovery controllers that asked (AEC bit 31) hear of it. */
+	t->genctr++;
+	for (struct tgt_ctrl *c = t->ctrls; c; c = c->next)
+		if (!c->subsys && (__atomic_load_n(&c->aec, __ATOMIC_RELAXED) & TGT_AEC_DISC))
+			__atomic_or_fetch(&c->aen_pending, TGT_AEN_DISC, __ATOMIC_RELEASE);
 }
 
 /* The backend index of `ctrl`, registering it (lock held). */
@@ -350,6 +386,7 @@ int pnvme_tgt_add_ns(struct pnvme_tgt *t, const char *subnqn, uint32_t nsid,
 	ns->uuid[8] = (uint8_t)((ns->uuid[8] & 0x3f) | 0x80); /* variant 10b */
 	s->ns[s->nr_ns++] = ns;
 	__atomic_store_n(&s->by_nsid[nsid], ns, __ATOMIC_RELEASE);
+	ns_changed(t, s, nsid);
 	rc = (int)nsid;
 out:
 	pthread_mutex_unlock(&t->lock);

@@ -58,6 +58,21 @@
 #define TGT_CLOSE_DRAIN_MS 200u
 #define TGT_NQN_MAX       223u    /* Base 2.0 §4.5: NQN at most 223 bytes */
 #define TGT_CATTR_NO_SQFLOW 0x04u /* Connect CATTR bit 2: SQ flow control disabled */
+#define TGT_CHANGED_NS_MAX 1024u  /* Changed Namespace List entries (Base 2.0 §5.16.1.5) */
+
+/*
+ * Asynchronous events the target raises (Base 2.0 §5.2, Figure 146-150): one
+ * bit each in tgt_ctrl.aen_pending / aen_masked, with the AEC bit that
+ * enables it (Figure 324) and the AER completion DW0 (type | info << 8 |
+ * log page << 16).
+ */
+#define TGT_AEN_NS_ATTR   (1u << 0)  /* Notice: Namespace Attribute Changed, log 04h */
+#define TGT_AEN_DISC      (1u << 1)  /* Notice: Discovery Log Page Change, log 70h */
+#define TGT_AEC_NS_ATTR   (1u << 8)
+#define TGT_AEC_DISC      (1u << 31)
+#define TGT_AER_NOTICE    2u
+#define TGT_AER_INFO_NS_ATTR 0x00u
+#define TGT_AER_INFO_DISC    0xf0u
 
 /* Status with DNR, as nvmet answers malformed commands */
 #define TGT_SC(sct, sc)  ((uint16_t)(PNVME_STATUS(sct, sc) | PNVME_STATUS_DNR))
@@ -102,13 +117,20 @@ struct tgt_ctrl {
 	uint32_t csts;                 /* atomic (I/O queues read RDY) */
 	uint16_t nr_io;                /* I/O queues granted (lock) */
 	uint8_t  qconn[TGT_MAX_IOQ / 8 + 1]; /* I/O queue ids connected (lock) */
+	uint32_t io_gen;               /* atomic, written under the lock: moves when CC.EN
+					* 1 -> 0 deletes the I/O queues (their connections close) */
 	char     hostnqn[PNVME_NQN_LEN];
 	uint8_t  hostid[16];
+	uint32_t aen_pending;          /* atomic: TGT_AEN_* raised (any thread), not yet sent */
+	uint32_t nr_changed;           /* Changed Namespace List (lock); ~0u: overflowed */
+	uint32_t changed[TGT_CHANGED_NS_MAX];
 	/* admin queue thread only */
+	uint32_t aen_masked;           /* TGT_AEN_* sent, not yet cleared by reading the log */
 	uint32_t cc;
 	uint32_t kato;                 /* ms, 0: none */
 	uint64_t ka_deadline;          /* monotonic ms */
-	uint32_t aec;                  /* Asynchronous Event Configuration */
+	uint32_t aec;                  /* Asynchronous Event Configuration (atomic: raisers
+					* of events read it) */
 	struct tgt_req *aer[TGT_AERL + 1];
 	unsigned nr_aer;
 };
@@ -179,6 +201,7 @@ struct tgt_conn {
 	bool     stopping;             /* the target stops: take no more commands */
 	int      qid;                  /* -1 before Connect */
 	struct tgt_ctrl *ctrl;
+	uint32_t io_gen;               /* I/O queue: ctrl->io_gen at its Connect */
 	uint16_t sqsize;               /* 0's based */
 	uint16_t sqhd;
 	bool     sqflow_off;
@@ -276,6 +299,8 @@ bool tgt_host_allowed(const struct tgt_subsys *s, const char *hostnqn);   /* loc
 const struct tgt_ns *tgt_ns_get(const struct tgt_subsys *s, uint32_t nsid); /* lock-free */
 void tgt_ctrl_put(struct tgt_ctrl *c);
 void tgt_ctrl_kill(struct tgt_ctrl *c);
+/* The discovery log changed: move GENCTR, raise the notice on discovery controllers (lock held). */
+void tgt_disc_changed(struct pnvme_tgt *t);
 
 /* tgt_group.c */
 struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend);
@@ -314,6 +339,13 @@ void tgt_exec_abort(struct tgt_req *req);
 void tgt_exec_aer(struct tgt_req *req);
 /* The admin connection's periodic check: false when KATO expired. */
 bool tgt_ctrl_kato_ok(struct tgt_conn *c);
+/* Admin queue: complete held AERs with raised events; returns work done. */
+int tgt_ctrl_aen(struct tgt_conn *c);
+/* Is this I/O queue deleted (its controller's CC.EN went 1 -> 0 since its Connect)? */
+static inline bool tgt_ioq_deleted(const struct tgt_conn *c)
+{
+	return c->qid > 0 && __atomic_load_n(&c->ctrl->io_gen, __ATOMIC_ACQUIRE) != c->io_gen;
+}
 
 /* tgt_io.c */
 void tgt_exec_io(struct tgt_req *req);
