@@ -996,6 +996,53 @@ static void test_flush_broadcast(void **state)
 	close(fd);
 }
 
+static uint64_t u128_lo(const uint8_t *v)
+{
+	uint64_t x;
+
+	memcpy(&x, v, 8);
+	return x;
+}
+
+/* The controller-wide SMART log sums the work of every backend of the subsystem. */
+static void test_smart_aggregate(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_emu *emu2;
+	struct pnvme_ctrl *be2, *ctrl;
+	struct pnvme_smart_log a, b, all;
+	struct pnvme_qpair *qp;
+	uint8_t *buf;
+
+	assert_ok(pnvme_emu_create("emu:size=8M,lba=512,mode=thread", &emu2));
+	assert_ok(pnvme_ctrl_open_emu(emu2, NULL, &be2));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 2, be2, 1), 2);
+	ctrl = open_ok(f, NULL);
+	assert_ok(pnvme_dma_alloc(ctrl, 4096, 0, (void **)&buf, NULL));
+	assert_ok(pnvme_qpair_create(ctrl, NULL, &qp));
+	memset(buf, 0x5a, 4096);
+	for (int i = 0; i < 3; i++)
+		assert_ok(pnvme_write_sync(qp, pnvme_ctrl_ns(ctrl, 1), buf, 0, 8, 0));
+	for (int i = 0; i < 5; i++)
+		assert_ok(pnvme_write_sync(qp, pnvme_ctrl_ns(ctrl, 2), buf, 0, 8, 0));
+	assert_ok(pnvme_smart_log(f->be, &a));
+	assert_ok(pnvme_smart_log(be2, &b));
+	assert_ok(pnvme_smart_log(ctrl, &all));
+	assert_true(u128_lo(a.host_writes) >= 3);
+	assert_true(u128_lo(b.host_writes) >= 5);
+	assert_int_equal(u128_lo(all.host_writes), u128_lo(a.host_writes) + u128_lo(b.host_writes));
+	assert_int_equal(u128_lo(all.data_units_written),
+			 u128_lo(a.data_units_written) + u128_lo(b.data_units_written));
+	assert_ok(pnvme_qpair_destroy(qp));
+	pnvme_dma_free(ctrl, buf);
+	assert_ok(pnvme_ctrl_close(ctrl));
+	/* The target must let go of be2 before it closes. */
+	pnvme_tgt_destroy(f->tgt);
+	f->tgt = NULL;
+	assert_ok(pnvme_ctrl_close(be2));
+	pnvme_emu_destroy(emu2);
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -1037,6 +1084,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_aen_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cc_disable_ioq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_broadcast, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smart_aggregate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_host, setup, teardown),

@@ -482,29 +482,112 @@ out:
 	return page;
 }
 
-/* SMART / Health (Base 2.0 §5.16.1.3) of the backend holding the namespace (or the first). */
+/* 128-bit little-endian counters of the SMART log: dst += src. */
+static void u128_add(uint8_t dst[16], const uint8_t src[16])
+{
+	unsigned carry = 0;
+
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned v = dst[i] + src[i] + carry;
+
+		dst[i] = (uint8_t)v;
+		carry = v >> 8;
+	}
+}
+
+/* 128-bit little-endian max: dst = max(dst, src). */
+static void u128_max(uint8_t dst[16], const uint8_t src[16])
+{
+	for (int i = 15; i >= 0; i--) {
+		if (dst[i] != src[i]) {
+			if (src[i] > dst[i])
+				memcpy(dst, src, 16);
+			return;
+		}
+	}
+}
+
+/* Fold the SMART log of one more backend into `acc` (the controller-wide view). */
+static void smart_merge(struct pnvme_smart_log *acc, const struct pnvme_smart_log *b, bool first)
+{
+	unsigned ta = acc->temperature[0] | acc->temperature[1] << 8;
+	unsigned tb = b->temperature[0] | b->temperature[1] << 8;
+
+	if (first) {
+		*acc = *b;
+		memset(acc->temp_sensor, 0, sizeof(acc->temp_sensor));
+		return;
+	}
+	/* Health: the worst of the backends. */
+	acc->critical_warning |= b->critical_warning;
+	acc->endgrp_crit_warn |= b->endgrp_crit_warn;
+	if (tb > ta) {
+		acc->temperature[0] = b->temperature[0];
+		acc->temperature[1] = b->temperature[1];
+	}
+	if (b->avail_spare < acc->avail_spare)
+		acc->avail_spare = b->avail_spare;
+	if (b->spare_thresh > acc->spare_thresh)
+		acc->spare_thresh = b->spare_thresh;
+	if (b->percent_used > acc->percent_used)
+		acc->percent_used = b->percent_used;
+	/* Work done through this subsystem: the sum. */
+	u128_add(acc->data_units_read, b->data_units_read);
+	u128_add(acc->data_units_written, b->data_units_written);
+	u128_add(acc->host_reads, b->host_reads);
+	u128_add(acc->host_writes, b->host_writes);
+	u128_add(acc->ctrl_busy_time, b->ctrl_busy_time);
+	u128_add(acc->media_errors, b->media_errors);
+	u128_add(acc->num_err_log_entries, b->num_err_log_entries);
+	/* Device lifetime: the oldest device's. */
+	u128_max(acc->power_cycles, b->power_cycles);
+	u128_max(acc->power_on_hours, b->power_on_hours);
+	u128_max(acc->unsafe_shutdowns, b->unsafe_shutdowns);
+	if (b->warning_temp_time > acc->warning_temp_time)
+		acc->warning_temp_time = b->warning_temp_time;
+	if (b->critical_comp_time > acc->critical_comp_time)
+		acc->critical_comp_time = b->critical_comp_time;
+}
+
+/*
+ * SMART / Health (Base 2.0 §5.16.1.3). LPA bit 0 is clear, so the log is
+ * the controller's: NSID 0h or FFFFFFFFh aggregate every backend controller
+ * holding a namespace of the subsystem, each once (as nvmet's
+ * nvmet_get_smart_log_all sums its namespaces): counters of work (data
+ * units, commands, busy time, media and error-log errors) are summed; health
+ * is the worst (critical warnings OR-ed, the highest temperature and
+ * percentage used, the lowest spare); lifetime counters (power cycles and
+ * hours, unsafe shutdowns) are the highest. A specific NSID gets the log of
+ * the backend holding that namespace.
+ */
 static uint8_t *smart_log(struct tgt_conn *c, uint32_t nsid, size_t *len, uint16_t *st)
 {
 	const struct tgt_subsys *s = c->ctrl->subsys;
-	const struct tgt_ns *ns = nsid == 0xffffffffu || nsid == 0 ? tgt_ns_get(s, 1) :
-								    tgt_ns_get(s, nsid);
-	struct pnvme_smart_log *log = calloc(1, sizeof(*log));
+	struct pnvme_tgt *t = c->g->tgt;
+	bool all = nsid == 0xffffffffu || nsid == 0, seen[TGT_MAX_BACKENDS] = { false };
+	struct pnvme_smart_log *log = calloc(1, sizeof(*log)), one;
+	unsigned n = 0;
 
 	if (!log)
 		return NULL;
-	if (!ns && nsid && nsid != 0xffffffffu) {
+	if (!all && !tgt_ns_get(s, nsid)) {
 		*st = TGT_GEN(PNVME_SC_INVALID_NS);
 		free(log);
 		return NULL;
 	}
-	if (!ns)
-		for (uint32_t i = 1; i <= TGT_MAX_NSID && !ns; i++)
-			ns = tgt_ns_get(s, i);
-	if (ns && pnvme_smart_log(c->g->tgt->backends[ns->backend], log)) {
-		log_warn("tgt: SMART log of the backend: %s", pnvme_last_error());
-		*st = PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL);
-		free(log);
-		return NULL;
+	for (uint32_t i = all ? 1 : nsid; i <= (all ? TGT_MAX_NSID : nsid); i++) {
+		const struct tgt_ns *ns = tgt_ns_get(s, i);
+
+		if (!ns || seen[ns->backend])
+			continue;
+		seen[ns->backend] = true;
+		if (pnvme_smart_log(t->backends[ns->backend], &one)) {
+			log_warn("tgt: SMART log of backend %u: %s", ns->backend, pnvme_last_error());
+			*st = PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL);
+			free(log);
+			return NULL;
+		}
+		smart_merge(log, &one, n++ == 0);
 	}
 	*len = sizeof(*log);
 	return (uint8_t *)log;
