@@ -1043,6 +1043,58 @@ static void test_smart_aggregate(void **state)
 	pnvme_emu_destroy(emu2);
 }
 
+/* A discovery-only listener (the well-known 8009, a free port here): the discovery log,
+ * with the I/O port in TRSVCID; Connect to an NVM subsystem there is refused. */
+static void test_discovery_port(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_tgt_opts o;
+	struct pnvme_disc_entry *e = NULL;
+	struct pnvme_ctrl *ctrl = NULL;
+	char addr[512], port[8];
+	uint32_t n = 0;
+	uint16_t dport;
+	int fd;
+
+	pnvme_tgt_destroy(f->tgt);
+	pnvme_tgt_opts_default(&o);
+	o.listen = "127.0.0.1:0";
+	o.discovery_listen = "127.0.0.1:0";
+	assert_ok(pnvme_tgt_create(&o, &f->tgt));
+	assert_ok(pnvme_tgt_add_subsys(f->tgt, SUBNQN));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 1, f->be, 1), 1);
+	assert_ok(pnvme_tgt_allow_host(f->tgt, SUBNQN, HOSTNQN));
+	assert_int_equal(pnvme_tgt_discovery_port(f->tgt), 0);
+	assert_ok(pnvme_tgt_start(f->tgt));
+	f->port = pnvme_tgt_port(f->tgt);
+	dport = pnvme_tgt_discovery_port(f->tgt);
+	assert_int_not_equal(dport, 0);
+	assert_int_not_equal(dport, f->port);
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u?hostnqn=%s", dport, HOSTNQN);
+	assert_ok(pnvme_discover(addr, &e, &n, NULL));
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].subnqn, SUBNQN);
+	snprintf(port, sizeof(port), "%u", f->port);
+	assert_string_equal(e[0].trsvcid, port);
+	pnvme_disc_free(e);
+	/* Not an I/O port. */
+	fd = raw_ic(dport);
+	assert_int_equal(raw_connect_q(fd, SUBNQN, 0, PNVME_CONNECT_CNTLID_DYNAMIC, 0, NULL),
+			 PNVME_STATUS(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM) |
+			 PNVME_STATUS_DNR);
+	close(fd);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u/%s?hostnqn=%s&ctrl_loss_tmo=0", dport,
+		 SUBNQN, HOSTNQN);
+	assert_true(pnvme_ctrl_open(addr, NULL, &ctrl) < 0);
+	/* The I/O port serves both. */
+	assert_ok(pnvme_ctrl_close(open_ok(f, NULL)));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u?hostnqn=%s", f->port, HOSTNQN);
+	assert_ok(pnvme_discover(addr, &e, &n, NULL));
+	assert_int_equal(n, 1);
+	pnvme_disc_free(e);
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -1085,6 +1137,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cc_disable_ioq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_broadcast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smart_aggregate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_host, setup, teardown),

@@ -55,7 +55,7 @@ void pnvme_tgt_opts_default(struct pnvme_tgt_opts *o)
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" into a socket address. */
-static int parse_listen(struct pnvme_tgt *t, const char *s)
+static int parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *sa_len)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST |
 				  AI_NUMERICSERV | AI_PASSIVE };
@@ -88,8 +88,8 @@ static int parse_listen(struct pnvme_tgt *t, const char *s)
 			freeaddrinfo(res);
 		return pnvme_fail(-EINVAL, "tgt: listen address '%s': %s", s, gai_strerror(rc));
 	}
-	memcpy(&t->sa, res->ai_addr, res->ai_addrlen);
-	t->sa_len = res->ai_addrlen;
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*sa_len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -140,13 +140,19 @@ int pnvme_tgt_create(const struct pnvme_tgt_opts *opts, struct pnvme_tgt **out)
 		t->o.listen = "127.0.0.1:4420";
 	snprintf(t->listen, sizeof(t->listen), "%s", t->o.listen);
 	t->o.listen = t->listen;
-	t->lfd = -1;
+	if (t->o.discovery_listen) {
+		snprintf(t->dlisten, sizeof(t->dlisten), "%s", t->o.discovery_listen);
+		t->o.discovery_listen = t->dlisten;
+	}
+	t->lfd = t->dfd = -1;
 	t->next_cntlid = 1;
 	t->genctr = 1;
 	pthread_mutex_init(&t->lock, NULL);
 	rc = check_opts(&t->o);
 	if (!rc)
-		rc = parse_listen(t, t->listen);
+		rc = parse_listen(t->listen, &t->sa, &t->sa_len);
+	if (!rc && t->o.discovery_listen)
+		rc = parse_listen(t->dlisten, &t->dsa, &t->dsa_len);
 	if (rc) {
 		pthread_mutex_destroy(&t->lock);
 		free(t);
@@ -425,27 +431,38 @@ void tgt_ctrl_put(struct tgt_ctrl *c)
 /* Start, poll, stop                                                         */
 /* ------------------------------------------------------------------------ */
 
-static int tgt_listen(struct pnvme_tgt *t)
+/* A listening socket on `sa`; its port into *port. */
+static int listen_on(const struct sockaddr_storage *sa, socklen_t sa_len, const char *name,
+		     int *fdp, uint16_t *port)
 {
-	struct sockaddr_storage sa;
-	socklen_t sl = sizeof(sa);
-	int one = 1;
+	struct sockaddr_storage got;
+	socklen_t sl = sizeof(got);
+	int one = 1, fd;
 
-	t->lfd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (t->lfd < 0)
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return pnvme_fail(-errno, "tgt: socket: %s", strerror(errno));
-	(void)setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(t->lfd, (struct sockaddr *)&t->sa, t->sa_len) || listen(t->lfd, 128) ||
-	    getsockname(t->lfd, (struct sockaddr *)&sa, &sl)) {
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, sa_len) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&got, &sl)) {
 		int err = -errno;
 
-		close(t->lfd);
-		t->lfd = -1;
-		return pnvme_fail(err, "tgt: cannot listen on %s: %s", t->listen, strerror(-err));
+		close(fd);
+		return pnvme_fail(err, "tgt: cannot listen on %s: %s", name, strerror(-err));
 	}
-	t->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port :
-						    ((struct sockaddr_in *)&sa)->sin_port);
+	*fdp = fd;
+	*port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port :
+						   ((struct sockaddr_in *)&got)->sin_port);
 	return 0;
+}
+
+static int tgt_listen(struct pnvme_tgt *t)
+{
+	int rc = listen_on(&t->sa, t->sa_len, t->listen, &t->lfd, &t->port);
+
+	if (!rc && t->o.discovery_listen)
+		rc = listen_on(&t->dsa, t->dsa_len, t->dlisten, &t->dfd, &t->dport);
+	return rc;
 }
 
 int pnvme_tgt_start(struct pnvme_tgt *t)
@@ -478,14 +495,20 @@ int pnvme_tgt_start(struct pnvme_tgt *t)
 	if (rc)
 		pnvme_tgt_stop(t);
 	else
-		log_info("tgt: listening on %s (port %u), %u thread(s)", t->listen, t->port,
-			 t->o.nr_threads);
+		log_info("tgt: listening on %s (port %u), %u thread(s)%s%s", t->listen, t->port,
+			 t->o.nr_threads, t->dfd >= 0 ? "; discovery only on " : "",
+			 t->dfd >= 0 ? t->dlisten : "");
 	return rc;
 }
 
 uint16_t pnvme_tgt_port(const struct pnvme_tgt *t)
 {
 	return t ? t->port : 0;
+}
+
+uint16_t pnvme_tgt_discovery_port(const struct pnvme_tgt *t)
+{
+	return t ? t->dport : 0;
 }
 
 int pnvme_tgt_poll(struct pnvme_tgt *t)
@@ -524,7 +547,9 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 	}
 	if (t->lfd >= 0)
 		close(t->lfd);
-	t->lfd = -1;
+	if (t->dfd >= 0)
+		close(t->dfd);
+	t->lfd = t->dfd = -1;
 	free(t->groups);
 	t->groups = NULL;
 	t->nr_groups = 0;

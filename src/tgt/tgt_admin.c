@@ -157,7 +157,7 @@ void tgt_exec_connect(struct tgt_req *req)
 	}
 	disc = !strcmp(d.subnqn, PNVME_DISCOVERY_NQN);
 	pthread_mutex_lock(&t->lock);
-	if (!disc) {
+	if (!disc && !c->disc_only) { /* the discovery listener serves discovery alone */
 		s = tgt_subsys_find(t, d.subnqn);
 		allowed = s && tgt_host_allowed(s, d.hostnqn);
 	}
@@ -448,6 +448,7 @@ static uint8_t *discovery_log(struct tgt_conn *c, size_t *len)
 	struct pnvme_disc_log_hdr *h;
 	uint8_t *page;
 	uint64_t n = 0;
+	char port[8];
 
 	pthread_mutex_lock(&t->lock);
 	page = calloc(1u + t->nr_subsys, 1024);
@@ -467,7 +468,9 @@ static uint8_t *discovery_log(struct tgt_conn *c, size_t *len)
 		e->portid = 1;
 		e->cntlid = PNVME_CONNECT_CNTLID_DYNAMIC;
 		e->asqsz = t->o.queue_size;
-		put_str(e->trsvcid, sizeof(e->trsvcid), c->trsvcid);
+		/* The I/O port, also when asked on the discovery-only port. */
+		snprintf(port, sizeof(port), "%u", t->port);
+		put_str(e->trsvcid, sizeof(e->trsvcid), port);
 		put_str(e->traddr, sizeof(e->traddr), c->traddr);
 		snprintf(e->subnqn, sizeof(e->subnqn), "%s", s->nqn);
 		e->tsas[0] = 0; /* SECTYPE: none */

@@ -106,6 +106,11 @@ static void bq_release(struct tgt_group *g)
 
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd)
 {
+	return tgt_conn_adopt_on(t, fd, false);
+}
+
+int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only)
+{
 	struct tgt_group *g;
 	struct tgt_conn *c;
 
@@ -123,6 +128,7 @@ int tgt_conn_adopt(struct pnvme_tgt *t, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
+	c->disc_only = disc_only;
 	pthread_mutex_lock(&g->inbox_lock);
 	c->next = g->inbox;
 	g->inbox = c;
@@ -131,18 +137,18 @@ int tgt_conn_adopt(struct pnvme_tgt *t, int fd)
 	return 0;
 }
 
-static int accept_some(struct pnvme_tgt *t)
+static int accept_some(struct pnvme_tgt *t, int lfd, bool disc_only)
 {
 	int n = 0;
 
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		int one = 1;
 
 		if (fd < 0)
 			break;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		(void)tgt_conn_adopt(t, fd);
+		(void)tgt_conn_adopt_on(t, fd, disc_only);
 		n++;
 	}
 	return n;
@@ -155,8 +161,11 @@ int tgt_group_poll(struct tgt_group *g)
 	int work = 0;
 
 	g->now = tgt_now_ms();
-	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED))
-		work += accept_some(t);
+	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+		work += accept_some(t, t->lfd, false);
+		if (t->dfd >= 0)
+			work += accept_some(t, t->dfd, true);
+	}
 	if (__atomic_load_n(&g->inbox_full, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&g->inbox_lock);
 		while (g->inbox) {
@@ -209,12 +218,14 @@ static bool group_backend_busy(const struct tgt_group *g)
 /* Nothing to do for a while: sleep in poll() on the sockets, at most 1 ms. */
 static void group_idle_wait(struct tgt_group *g)
 {
-	struct pollfd pfd[129];
+	struct pollfd pfd[130];
 	nfds_t n = 0;
 
 	if (g->id == 0 && g->tgt->lfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
-	for (struct tgt_conn *c = g->conns; c && n < 129; c = c->next) {
+	if (g->id == 0 && g->tgt->dfd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = g->tgt->dfd, .events = POLLIN };
+	for (struct tgt_conn *c = g->conns; c && n < 130; c = c->next) {
 		if (c->fd < 0)
 			continue;
 		pfd[n++] = (struct pollfd){ .fd = c->fd,

@@ -199,6 +199,7 @@ struct tgt_conn {
 	int      fd;
 	uint8_t  state;                /* enum tgt_conn_state */
 	bool     stopping;             /* the target stops: take no more commands */
+	bool     disc_only;            /* came through the discovery listener */
 	int      qid;                  /* -1 before Connect */
 	struct tgt_ctrl *ctrl;
 	uint32_t io_gen;               /* I/O queue: ctrl->io_gen at its Connect */
@@ -269,6 +270,11 @@ struct pnvme_tgt {
 	socklen_t sa_len;
 	int      lfd;
 	uint16_t port;
+	char     dlisten[300];         /* the discovery-only listener (opts.discovery_listen) */
+	struct sockaddr_storage dsa;
+	socklen_t dsa_len;
+	int      dfd;                  /* -1: none */
+	uint16_t dport;
 	uint32_t max_xfer;
 	pthread_mutex_t lock;          /* configuration and controllers */
 	struct tgt_subsys *subsys[TGT_MAX_SUBSYS];
@@ -308,6 +314,8 @@ void *tgt_pool_get(struct tgt_group *g, unsigned backend);
 void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 /* Take ownership of a connected socket (the listener's accept, or a test's socketpair). */
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
+/* The same; a connection of the discovery listener serves only the discovery subsystem. */
+int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
 void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
 void tgt_group_stop(struct tgt_group *g);     /* drain, close everything, free the queue pairs */
