@@ -890,8 +890,11 @@ int main(int argc, char **argv)
 			rc = add_item(cl_items[i].kind, cl_items[i].arg, cl_items[i].nsid,
 				      cl_items[i].dev_nsid);
 		free(cl_items);
-		if (rc)
+		if (rc) {
+			free(cfg.nodes);
+			free(cfg.text);
 			return 2;
+		}
 	}
 	if (cl.listen)
 		snprintf(listen, sizeof(listen), "%s", cl.listen);
