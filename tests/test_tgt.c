@@ -455,8 +455,9 @@ static void expect_term(int fd, uint16_t fes, uint32_t fei)
 	assert_true(raw_eof(fd));
 }
 
-/* Admin Connect on a raw connection (no digests); returns the status. */
-static uint16_t raw_admin_connect(int fd, uint32_t kato, uint16_t *cntlid)
+/* Connect queue `qid` of `subnqn` on a raw connection (no digests); returns the status. */
+static uint16_t raw_connect_q(int fd, const char *subnqn, uint16_t qid, uint16_t cntlid,
+			      uint32_t kato, uint16_t *got_cntlid)
 {
 	struct pnvme_tcp_tx_params tp = { 0 };
 	struct pnvme_fabrics_connect cmd = { 0 };
@@ -471,17 +472,123 @@ static uint16_t raw_admin_connect(int fd, uint32_t kato, uint16_t *cntlid)
 	cmd.fctype = PNVME_FCTYPE_CONNECT;
 	cmd.sgl1.id = PNVME_SGL_ID_INCAPSULE;
 	cmd.sgl1.length = sizeof(d);
+	cmd.qid = qid;
 	cmd.sqsize = 31;
 	cmd.kato = kato;
-	d.cntlid = PNVME_CONNECT_CNTLID_DYNAMIC;
-	snprintf(d.subnqn, sizeof(d.subnqn), "%s", SUBNQN);
+	d.cntlid = cntlid;
+	snprintf(d.subnqn, sizeof(d.subnqn), "%s", subnqn);
 	snprintf(d.hostnqn, sizeof(d.hostnqn), "%s", HOSTNQN);
 	assert_ok(pnvme_tcp_build_capsule_cmd(&pdu, &tp, (const void *)&cmd, &d, sizeof(d)));
 	raw_send_pdu(fd, &pdu);
 	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_CAPSULE_RESP);
-	if (cntlid)
-		*cntlid = (uint16_t)r->cqe.dw0;
+	if (got_cntlid)
+		*got_cntlid = (uint16_t)r->cqe.dw0;
 	return (uint16_t)(r->cqe.status >> 1);
+}
+
+/* Admin Connect on a raw connection (no digests); returns the status. */
+static uint16_t raw_admin_connect(int fd, uint32_t kato, uint16_t *cntlid)
+{
+	return raw_connect_q(fd, SUBNQN, 0, PNVME_CONNECT_CNTLID_DYNAMIC, kato, cntlid);
+}
+
+/* Send a command without in-capsule data; `len` bytes come back (SGL: transport). */
+static void raw_cmd_send(int fd, struct pnvme_sqe *sqe, uint32_t len)
+{
+	struct pnvme_tcp_tx_params tp = { 0 };
+	struct pnvme_sgl_desc *sgl = (void *)&sqe->prp1;
+	struct pnvme_tcp_tx_pdu pdu;
+
+	sqe->flags = PNVME_SQE_PSDT_SGL_MPTR_CONTIG << PNVME_SQE_PSDT_SHIFT;
+	sgl->id = PNVME_SGL_ID_TRANSPORT;
+	sgl->length = len;
+	sgl->addr = 0;
+	assert_ok(pnvme_tcp_build_capsule_cmd(&pdu, &tp, sqe, NULL, 0));
+	raw_send_pdu(fd, &pdu);
+}
+
+/* Receive PDUs until the command's completion: C2HData into `data`; returns the status. */
+static uint16_t raw_cmd_wait(int fd, void *data, size_t max, struct pnvme_cqe *cqe_out)
+{
+	static uint8_t buf[8192 + 64];
+	const struct pnvme_tcp_capsule_resp *r = (const void *)buf;
+	const struct pnvme_tcp_c2h_data *d = (const void *)buf;
+
+	for (;;) {
+		int type = raw_recv_pdu(fd, buf, sizeof(buf));
+
+		if (type == PNVME_TCP_C2H_DATA) {
+			assert_true(d->datao + d->datal <= max);
+			memcpy((uint8_t *)data + d->datao, buf + d->ch.pdo, d->datal);
+			if (d->ch.flags & PNVME_TCP_F_SUCCESS)
+				return 0;
+			continue;
+		}
+		assert_int_equal(type, PNVME_TCP_CAPSULE_RESP);
+		if (cqe_out)
+			*cqe_out = r->cqe;
+		return (uint16_t)(r->cqe.status >> 1);
+	}
+}
+
+static uint16_t raw_cmd(int fd, struct pnvme_sqe *sqe, void *data, uint32_t len,
+			struct pnvme_cqe *cqe)
+{
+	raw_cmd_send(fd, sqe, len);
+	return raw_cmd_wait(fd, data, len, cqe);
+}
+
+/* Property Set CC (Base 2.0 §6.6). */
+static uint16_t raw_set_cc(int fd, uint32_t cc)
+{
+	struct pnvme_fabrics_prop_set ps = { 0 };
+
+	ps.opc = PNVME_OPC_FABRICS;
+	ps.fctype = PNVME_FCTYPE_PROPERTY_SET;
+	ps.cid = 9;
+	ps.attrib = PNVME_PROP_SIZE_4;
+	ps.ofst = PNVME_REG_CC;
+	ps.value = cc;
+	return raw_cmd(fd, (struct pnvme_sqe *)(void *)&ps, NULL, 0, NULL);
+}
+
+#define RAW_CC_EN ((1u << PNVME_CC_EN_SHIFT) | (6u << PNVME_CC_IOSQES_SHIFT) | \
+		   (4u << PNVME_CC_IOCQES_SHIFT))
+
+/* A raw admin queue on `subnqn`, enabled, with AEC `aec`. */
+static int raw_admin_ready(struct fix *f, const char *subnqn, uint32_t aec, uint16_t *cntlid)
+{
+	struct pnvme_sqe sqe = { 0 };
+	int fd = raw_ic(f->port);
+
+	assert_int_equal(raw_connect_q(fd, subnqn, 0, PNVME_CONNECT_CNTLID_DYNAMIC, 0, cntlid), 0);
+	assert_int_equal(raw_set_cc(fd, RAW_CC_EN), 0);
+	sqe.opc = PNVME_ADM_SET_FEATURES;
+	sqe.cid = 10;
+	sqe.cdw10 = PNVME_FEAT_ASYNC_EVENT;
+	sqe.cdw11 = aec;
+	assert_int_equal(raw_cmd(fd, &sqe, NULL, 0, NULL), 0);
+	return fd;
+}
+
+/* Nothing arrives on fd within `ms`. */
+static bool raw_quiet(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 0;
+}
+
+/* Get Log Page `lid` (numd dwords), RAE as given; returns the status. */
+static uint16_t raw_get_log(int fd, uint8_t lid, uint32_t nsid, void *buf, uint32_t len, bool rae)
+{
+	struct pnvme_sqe sqe = { 0 };
+
+	sqe.opc = PNVME_ADM_GET_LOG_PAGE;
+	sqe.cid = 11;
+	sqe.nsid = nsid;
+	sqe.cdw10 = lid | (rae ? PNVME_GLP_RAE : 0) | ((len / 4u - 1u) << PNVME_GLP_NUMDL_SHIFT);
+	return raw_cmd(fd, &sqe, buf, len, NULL);
 }
 
 static void test_malformed_pdus(void **state)
@@ -749,6 +856,245 @@ static void test_host_killed(void **state)
 	assert_ok(pnvme_ctrl_close(open_ok(f, NULL)));
 }
 
+#define AEC_NS_ATTR (1u << 8)
+#define AEC_DISC    (1u << 31)
+#define AER_DW0(info, lid) (2u | (uint32_t)(info) << 8 | (uint32_t)(lid) << 16)
+
+static void send_aer(int fd, uint16_t cid)
+{
+	struct pnvme_sqe sqe = { 0 };
+
+	sqe.opc = PNVME_ADM_ASYNC_EVENT;
+	sqe.cid = cid;
+	raw_cmd_send(fd, &sqe, 0);
+}
+
+/* Base 2.0 §5.27.1.7 / §5.16.1.5: a namespace added at run time completes a held AER with
+ * Notice / Namespace Attribute Changed (log 04h); the log lists it and reading clears it;
+ * until then further changes of the type are not reported (masked). */
+static void test_aen_ns_changed(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_cqe cqe;
+	uint32_t list[1024];
+	int fd = raw_admin_ready(f, SUBNQN, AEC_NS_ATTR, NULL);
+	int off = raw_admin_ready(f, SUBNQN, 0, NULL); /* did not enable the notice */
+
+	send_aer(fd, 20);
+	send_aer(off, 20);
+	assert_true(raw_quiet(fd, 200));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 2, f->be, 1), 2);
+	assert_int_equal(raw_cmd_wait(fd, NULL, 0, &cqe), 0);
+	assert_int_equal(cqe.cid, 20);
+	assert_int_equal(cqe.dw0, AER_DW0(0x00, PNVME_LOG_CHANGED_NS));
+	assert_true(raw_quiet(off, 200));
+	/* The Changed Namespace List: NSID 2, then empty once read. */
+	memset(list, 0xee, sizeof(list));
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_CHANGED_NS, 0, list, sizeof(list), false), 0);
+	assert_int_equal(list[0], 2);
+	assert_int_equal(list[1], 0);
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_CHANGED_NS, 0, list, sizeof(list), false), 0);
+	assert_int_equal(list[0], 0);
+	/* Unmasked by the read: the next change is reported, to an AER sent before it. */
+	send_aer(fd, 21);
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 3, f->be, 1), 3);
+	assert_int_equal(raw_cmd_wait(fd, NULL, 0, &cqe), 0);
+	assert_int_equal(cqe.cid, 21);
+	/* Not read yet (or read with RAE): masked, the list still grows. */
+	send_aer(fd, 22);
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 4, f->be, 1), 4);
+	assert_true(raw_quiet(fd, 200));
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_CHANGED_NS, 0, list, sizeof(list), true), 0);
+	assert_int_equal(list[0], 3);
+	assert_int_equal(list[1], 4);
+	assert_int_equal(list[2], 0);
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 5, f->be, 1), 5);
+	assert_true(raw_quiet(fd, 200));
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_CHANGED_NS, 0, list, sizeof(list), false), 0);
+	assert_int_equal(list[0], 5);
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 6, f->be, 1), 6);
+	assert_int_equal(raw_cmd_wait(fd, NULL, 0, &cqe), 0);
+	assert_int_equal(cqe.cid, 22);
+	close(off);
+	close(fd);
+}
+
+/* Base 2.0 §3.1.3.3: a discovery controller that enabled it (AEC bit 31) gets a Discovery
+ * Log Page Change notice when GENCTR moves; one that did not, nothing. */
+static void test_aen_discovery(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_cqe cqe;
+	uint64_t hdr[128];
+	uint64_t gen;
+	int fd = raw_admin_ready(f, PNVME_DISCOVERY_NQN, AEC_DISC, NULL);
+	int off = raw_admin_ready(f, PNVME_DISCOVERY_NQN, 0, NULL);
+
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_DISCOVERY, 0, hdr, 1024, false), 0);
+	gen = hdr[0];
+	send_aer(fd, 30);
+	send_aer(off, 30);
+	assert_true(raw_quiet(fd, 200));
+	assert_ok(pnvme_tgt_add_subsys(f->tgt, SUBNQN "-3"));
+	assert_int_equal(raw_cmd_wait(fd, NULL, 0, &cqe), 0);
+	assert_int_equal(cqe.cid, 30);
+	assert_int_equal(cqe.dw0, AER_DW0(0xf0, PNVME_LOG_DISCOVERY));
+	assert_true(raw_quiet(off, 200));
+	assert_int_equal(raw_get_log(fd, PNVME_LOG_DISCOVERY, 0, hdr, 1024, false), 0);
+	assert_true(hdr[0] > gen);
+	/* Read: the next change is reported again. */
+	send_aer(fd, 31);
+	assert_ok(pnvme_tgt_allow_host(f->tgt, SUBNQN "-3", HOSTNQN));
+	assert_int_equal(raw_cmd_wait(fd, NULL, 0, &cqe), 0);
+	assert_int_equal(cqe.cid, 31);
+	close(off);
+	close(fd);
+}
+
+/* Base 2.0 §3.7.2: CC.EN 1 -> 0 deletes the I/O queues: their connections end; after
+ * CC.EN = 1 the host connects them again. */
+static void test_cc_disable_ioq(void **state)
+{
+	struct fix *f = *state;
+	uint16_t cntlid;
+	int fd = raw_admin_ready(f, SUBNQN, 0, &cntlid);
+	int io = raw_ic(f->port), io2;
+
+	assert_int_equal(raw_connect_q(io, SUBNQN, 1, cntlid, 0, NULL), 0);
+	assert_int_equal(raw_set_cc(fd, 0), 0);
+	assert_true(raw_eof(io));
+	close(io);
+	assert_int_equal(raw_set_cc(fd, RAW_CC_EN), 0);
+	io2 = raw_ic(f->port);
+	assert_int_equal(raw_connect_q(io2, SUBNQN, 1, cntlid, 0, NULL), 0);
+	close(io2);
+	close(fd);
+}
+
+/* Flush with NSID FFFFFFFFh: Invalid Namespace (DNR), as nvmet answers, and Identify VWC
+ * says so (bits 2:1 = 10b, NVMe Base 2.0 Figure 275). */
+static void test_flush_broadcast(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_ctrl *ctrl = open_ok(f, NULL);
+	struct pnvme_sqe sqe = { 0 };
+	uint16_t cntlid;
+	int fd = raw_admin_ready(f, SUBNQN, 0, &cntlid);
+	int io = raw_ic(f->port);
+
+	assert_int_equal(pnvme_ctrl_id(ctrl)->vwc, 0x05);
+	assert_ok(pnvme_ctrl_close(ctrl));
+	assert_int_equal(raw_connect_q(io, SUBNQN, 1, cntlid, 0, NULL), 0);
+	sqe.opc = PNVME_NVM_FLUSH;
+	sqe.cid = 40;
+	sqe.nsid = 0xffffffffu;
+	assert_int_equal(raw_cmd(io, &sqe, NULL, 0, NULL),
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INVALID_NS) | PNVME_STATUS_DNR);
+	sqe.nsid = 1;
+	assert_int_equal(raw_cmd(io, &sqe, NULL, 0, NULL), 0);
+	close(io);
+	close(fd);
+}
+
+static uint64_t u128_lo(const uint8_t *v)
+{
+	uint64_t x;
+
+	memcpy(&x, v, 8);
+	return x;
+}
+
+/* The controller-wide SMART log sums the work of every backend of the subsystem. */
+static void test_smart_aggregate(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_emu *emu2;
+	struct pnvme_ctrl *be2, *ctrl;
+	struct pnvme_smart_log a, b, all;
+	struct pnvme_qpair *qp;
+	uint8_t *buf;
+
+	assert_ok(pnvme_emu_create("emu:size=8M,lba=512,mode=thread", &emu2));
+	assert_ok(pnvme_ctrl_open_emu(emu2, NULL, &be2));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 2, be2, 1), 2);
+	ctrl = open_ok(f, NULL);
+	assert_ok(pnvme_dma_alloc(ctrl, 4096, 0, (void **)&buf, NULL));
+	assert_ok(pnvme_qpair_create(ctrl, NULL, &qp));
+	memset(buf, 0x5a, 4096);
+	for (int i = 0; i < 3; i++)
+		assert_ok(pnvme_write_sync(qp, pnvme_ctrl_ns(ctrl, 1), buf, 0, 8, 0));
+	for (int i = 0; i < 5; i++)
+		assert_ok(pnvme_write_sync(qp, pnvme_ctrl_ns(ctrl, 2), buf, 0, 8, 0));
+	assert_ok(pnvme_smart_log(f->be, &a));
+	assert_ok(pnvme_smart_log(be2, &b));
+	assert_ok(pnvme_smart_log(ctrl, &all));
+	assert_true(u128_lo(a.host_writes) >= 3);
+	assert_true(u128_lo(b.host_writes) >= 5);
+	assert_int_equal(u128_lo(all.host_writes), u128_lo(a.host_writes) + u128_lo(b.host_writes));
+	assert_int_equal(u128_lo(all.data_units_written),
+			 u128_lo(a.data_units_written) + u128_lo(b.data_units_written));
+	assert_ok(pnvme_qpair_destroy(qp));
+	pnvme_dma_free(ctrl, buf);
+	assert_ok(pnvme_ctrl_close(ctrl));
+	/* The target must let go of be2 before it closes. */
+	pnvme_tgt_destroy(f->tgt);
+	f->tgt = NULL;
+	assert_ok(pnvme_ctrl_close(be2));
+	pnvme_emu_destroy(emu2);
+}
+
+/* A discovery-only listener (the well-known 8009, a free port here): the discovery log,
+ * with the I/O port in TRSVCID; Connect to an NVM subsystem there is refused. */
+static void test_discovery_port(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_tgt_opts o;
+	struct pnvme_disc_entry *e = NULL;
+	struct pnvme_ctrl *ctrl = NULL;
+	char addr[512], port[8];
+	uint32_t n = 0;
+	uint16_t dport;
+	int fd;
+
+	pnvme_tgt_destroy(f->tgt);
+	pnvme_tgt_opts_default(&o);
+	o.listen = "127.0.0.1:0";
+	o.discovery_listen = "127.0.0.1:0";
+	assert_ok(pnvme_tgt_create(&o, &f->tgt));
+	assert_ok(pnvme_tgt_add_subsys(f->tgt, SUBNQN));
+	assert_int_equal(pnvme_tgt_add_ns(f->tgt, SUBNQN, 1, f->be, 1), 1);
+	assert_ok(pnvme_tgt_allow_host(f->tgt, SUBNQN, HOSTNQN));
+	assert_int_equal(pnvme_tgt_discovery_port(f->tgt), 0);
+	assert_ok(pnvme_tgt_start(f->tgt));
+	f->port = pnvme_tgt_port(f->tgt);
+	dport = pnvme_tgt_discovery_port(f->tgt);
+	assert_int_not_equal(dport, 0);
+	assert_int_not_equal(dport, f->port);
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u?hostnqn=%s", dport, HOSTNQN);
+	assert_ok(pnvme_discover(addr, &e, &n, NULL));
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].subnqn, SUBNQN);
+	snprintf(port, sizeof(port), "%u", f->port);
+	assert_string_equal(e[0].trsvcid, port);
+	pnvme_disc_free(e);
+	/* Not an I/O port. */
+	fd = raw_ic(dport);
+	assert_int_equal(raw_connect_q(fd, SUBNQN, 0, PNVME_CONNECT_CNTLID_DYNAMIC, 0, NULL),
+			 PNVME_STATUS(PNVME_SCT_CMD, PNVME_SC_CONNECT_INVALID_PARAM) |
+			 PNVME_STATUS_DNR);
+	close(fd);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u/%s?hostnqn=%s&ctrl_loss_tmo=0", dport,
+		 SUBNQN, HOSTNQN);
+	assert_true(pnvme_ctrl_open(addr, NULL, &ctrl) < 0);
+	/* The I/O port serves both. */
+	assert_ok(pnvme_ctrl_close(open_ok(f, NULL)));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u?hostnqn=%s", f->port, HOSTNQN);
+	assert_ok(pnvme_discover(addr, &e, &n, NULL));
+	assert_int_equal(n, 1);
+	pnvme_disc_free(e);
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -786,6 +1132,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ic_timeout, setup_short_ic, teardown),
 		cmocka_unit_test_setup_teardown(test_kato, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aen_ns_changed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aen_discovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cc_disable_ioq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_broadcast, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smart_aggregate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_host, setup, teardown),

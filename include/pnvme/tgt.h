@@ -7,8 +7,9 @@
  *
  * Model. A target listens on one TCP address. It serves subsystems, each
  * with an NQN, namespaces and a list of hosts allowed to connect, and the
- * well-known discovery subsystem (PNVME_DISCOVERY_NQN) on the same port,
- * whose Discovery Log Page lists the subsystems the asking host may use.
+ * well-known discovery subsystem (PNVME_DISCOVERY_NQN) on the same port (and,
+ * when asked, alone on a second one such as 8009), whose Discovery Log Page
+ * lists the subsystems the asking host may use, at the I/O port.
  * Each host association gets a virtual controller (dynamic controller ids).
  * I/O commands go to the backend controllers' queue pairs; data moves
  * between the socket and the backend's DMA buffers without a copy.
@@ -55,6 +56,9 @@ struct pnvme_tgt_opts {
 	uint32_t ic_timeout_ms; /* a connection that sends no ICReq in this time is closed
 				 * (default 10000) */
 	uint32_t backend_depth; /* depth of each backend queue pair (default 256) */
+	const char *discovery_listen; /* also listen here ("ADDR:PORT", e.g. the well-known
+				 * discovery port 8009; port 0 = any free one), serving only
+				 * the discovery subsystem; NULL: not (default) */
 };
 
 /** Fill `opts` with the defaults above. NULL is ignored. */
@@ -102,6 +106,9 @@ int pnvme_tgt_start(struct pnvme_tgt *tgt);
 
 /** The TCP port listened on (after pnvme_tgt_start), host byte order; 0 before. */
 uint16_t pnvme_tgt_port(const struct pnvme_tgt *tgt);
+
+/** The discovery-only listener's port (opts.discovery_listen); 0 before start or without. */
+uint16_t pnvme_tgt_discovery_port(const struct pnvme_tgt *tgt);
 
 /**
  * With nr_threads 0: one round of the target's work on the calling thread

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * tgt.c - the NVMe/TCP target object (pnvme/tgt.h): options, subsystems,
- * namespaces and allowed hosts, the listener, the polling groups and their
- * threads, and per group the backend queue pairs and DMA buffer pools.
+ * namespaces and allowed hosts, controllers, the listener, start and stop.
+ * The polling groups are in tgt_group.c.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -10,10 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <pnvme/dma.h>
 #include <pnvme/tgt.h>
 
 #include "internal.h"
@@ -59,7 +55,7 @@ void pnvme_tgt_opts_default(struct pnvme_tgt_opts *o)
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" into a socket address. */
-static int parse_listen(struct pnvme_tgt *t, const char *s)
+static int parse_listen(const char *s, struct sockaddr_storage *sa, socklen_t *sa_len)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST |
 				  AI_NUMERICSERV | AI_PASSIVE };
@@ -92,8 +88,8 @@ static int parse_listen(struct pnvme_tgt *t, const char *s)
 			freeaddrinfo(res);
 		return pnvme_fail(-EINVAL, "tgt: listen address '%s': %s", s, gai_strerror(rc));
 	}
-	memcpy(&t->sa, res->ai_addr, res->ai_addrlen);
-	t->sa_len = res->ai_addrlen;
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*sa_len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -144,13 +140,19 @@ int pnvme_tgt_create(const struct pnvme_tgt_opts *opts, struct pnvme_tgt **out)
 		t->o.listen = "127.0.0.1:4420";
 	snprintf(t->listen, sizeof(t->listen), "%s", t->o.listen);
 	t->o.listen = t->listen;
-	t->lfd = -1;
+	if (t->o.discovery_listen) {
+		snprintf(t->dlisten, sizeof(t->dlisten), "%s", t->o.discovery_listen);
+		t->o.discovery_listen = t->dlisten;
+	}
+	t->lfd = t->dfd = -1;
 	t->next_cntlid = 1;
 	t->genctr = 1;
 	pthread_mutex_init(&t->lock, NULL);
 	rc = check_opts(&t->o);
 	if (!rc)
-		rc = parse_listen(t, t->listen);
+		rc = parse_listen(t->listen, &t->sa, &t->sa_len);
+	if (!rc && t->o.discovery_listen)
+		rc = parse_listen(t->dlisten, &t->dsa, &t->dsa_len);
 	if (rc) {
 		pthread_mutex_destroy(&t->lock);
 		free(t);
@@ -232,7 +234,7 @@ int pnvme_tgt_add_subsys(struct pnvme_tgt *t, const char *nqn)
 	if (!rc) {
 		t->subsys[t->nr_subsys] = s;
 		__atomic_store_n(&t->nr_subsys, t->nr_subsys + 1, __ATOMIC_RELEASE);
-		t->genctr++;
+		tgt_disc_changed(t);
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (rc)
@@ -264,9 +266,45 @@ int pnvme_tgt_allow_host(struct pnvme_tgt *t, const char *subnqn, const char *ho
 			snprintf(s->hosts[s->nr_hosts++], PNVME_NQN_LEN, "%s", hostnqn);
 	}
 	if (!rc)
-		t->genctr++;
+		tgt_disc_changed(t);
 	pthread_mutex_unlock(&t->lock);
 	return rc;
+}
+
+/*
+ * Namespace `nsid` of `s` changed (here: it was added): every controller of
+ * the subsystem lists it in its Changed Namespace List (Base 2.0 §5.16.1.5;
+ * past 1024 entries the list is FFFFFFFFh alone) and gets a Namespace
+ * Attribute Changed notice (§5.27.1.7), sent by its admin queue's thread
+ * when an AER is held and the host enabled it (lock held).
+ */
+static void ns_changed(struct pnvme_tgt *t, const struct tgt_subsys *s, uint32_t nsid)
+{
+	for (struct tgt_ctrl *c = t->ctrls; c; c = c->next) {
+		bool listed = false;
+
+		if (c->subsys != s)
+			continue;
+		for (uint32_t i = 0; i < c->nr_changed && c->nr_changed != ~0u; i++)
+			listed |= c->changed[i] == nsid;
+		if (c->nr_changed == ~0u || listed)
+			;
+		else if (c->nr_changed < TGT_CHANGED_NS_MAX)
+			c->changed[c->nr_changed++] = nsid;
+		else
+			c->nr_changed = ~0u;
+		if (__atomic_load_n(&c->aec, __ATOMIC_RELAXED) & TGT_AEC_NS_ATTR)
+			__atomic_or_fetch(&c->aen_pending, TGT_AEN_NS_ATTR, __ATOMIC_RELEASE);
+	}
+}
+
+void tgt_disc_changed(struct pnvme_tgt *t)
+{
+	/* Base 2.0 §3.1.3.3: discovery controllers that asked (AEC bit 31) hear of it. */
+	t->genctr++;
+	for (struct tgt_ctrl *c = t->ctrls; c; c = c->next)
+		if (!c->subsys && (__atomic_load_n(&c->aec, __ATOMIC_RELAXED) & TGT_AEC_DISC))
+			__atomic_or_fetch(&c->aen_pending, TGT_AEN_DISC, __ATOMIC_RELEASE);
 }
 
 /* The backend index of `ctrl`, registering it (lock held). */
@@ -354,6 +392,7 @@ int pnvme_tgt_add_ns(struct pnvme_tgt *t, const char *subnqn, uint32_t nsid,
 	ns->uuid[8] = (uint8_t)((ns->uuid[8] & 0x3f) | 0x80); /* variant 10b */
 	s->ns[s->nr_ns++] = ns;
 	__atomic_store_n(&s->by_nsid[nsid], ns, __ATOMIC_RELEASE);
+	ns_changed(t, s, nsid);
 	rc = (int)nsid;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -387,296 +426,43 @@ void tgt_ctrl_put(struct tgt_ctrl *c)
 		free(c);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Backend queue pairs and buffer pools (group thread only)                  */
-/* ------------------------------------------------------------------------ */
-
-struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend)
-{
-	struct pnvme_tgt *t = g->tgt;
-	struct tgt_bq *bq = &g->bq[backend];
-
-	if (!bq->qp && !bq->failed) {
-		struct pnvme_qpair_opts qo;
-		struct pnvme_ctrl *ctrl = t->backends[backend];
-		int rc;
-
-		/* First I/O of this group to this backend: its own queue pair (slow, once). */
-		pnvme_qpair_opts_default(&qo);
-		qo.depth = t->o.backend_depth;
-		rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
-		if (rc == -EINVAL) {
-			qo.depth = 0; /* above CAP.MQES: the controller's default */
-			rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
-		}
-		if (rc) {
-			log_err("tgt: no queue pair on backend %u: %s", backend, pnvme_last_error());
-			bq->failed = true;
-			bq->qp = NULL;
-		}
-	}
-	return bq->qp ? bq : NULL;
-}
-
-void *tgt_pool_get(struct tgt_group *g, unsigned backend)
-{
-	struct tgt_bq *bq = &g->bq[backend];
-	void *buf = NULL;
-
-	if (bq->nr_pool)
-		return bq->pool[--bq->nr_pool];
-	/* Grow: bounded by the requests that can be outstanding (connections x queue size). */
-	if (bq->allocated >= bq->pool_cap) {
-		unsigned cap = bq->pool_cap ? bq->pool_cap * 2 : 64;
-		void **p = realloc(bq->pool, cap * sizeof(*p));
-
-		if (!p)
-			return NULL;
-		bq->pool = p;
-		bq->pool_cap = cap;
-	}
-	if (pnvme_dma_alloc(g->tgt->backends[backend], g->tgt->max_xfer, 0, &buf, NULL))
-		return NULL;
-	bq->allocated++;
-	return buf;
-}
-
-void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf)
-{
-	struct tgt_bq *bq = &g->bq[backend];
-
-	bq->pool[bq->nr_pool++] = buf; /* pool_cap >= allocated >= nr_pool + 1 */
-}
-
-static void bq_release(struct tgt_group *g)
-{
-	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
-		struct tgt_bq *bq = &g->bq[i];
-
-		if (bq->qp)
-			pnvme_qpair_destroy(bq->qp); /* outstanding requests: -ECANCELED callbacks */
-		bq->qp = NULL;
-		for (unsigned k = 0; k < bq->nr_pool; k++)
-			pnvme_dma_free(g->tgt->backends[i], bq->pool[k]);
-		free(bq->pool);
-		memset(bq, 0, sizeof(*bq));
-	}
-}
-
-/* ------------------------------------------------------------------------ */
-/* Groups                                                                    */
-/* ------------------------------------------------------------------------ */
-
-int tgt_conn_adopt(struct pnvme_tgt *t, int fd)
-{
-	struct tgt_group *g;
-	struct tgt_conn *c;
-
-	if (__atomic_add_fetch(&t->nconns, 1, __ATOMIC_RELAXED) > t->o.max_conns) {
-		__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&t->refused, 1, __ATOMIC_RELAXED);
-		close(fd);
-		return -EBUSY;
-	}
-	__atomic_add_fetch(&t->accepted, 1, __ATOMIC_RELAXED);
-	g = &t->groups[__atomic_fetch_add(&t->rr, 1, __ATOMIC_RELAXED) % t->nr_groups];
-	c = tgt_conn_new(g, fd);
-	if (!c) {
-		__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
-		close(fd);
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&g->inbox_lock);
-	c->next = g->inbox;
-	g->inbox = c;
-	__atomic_store_n(&g->inbox_full, true, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&g->inbox_lock);
-	return 0;
-}
-
-static int accept_some(struct pnvme_tgt *t)
-{
-	int n = 0;
-
-	for (int i = 0; i < 16; i++) {
-		int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		int one = 1;
-
-		if (fd < 0)
-			break;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		(void)tgt_conn_adopt(t, fd);
-		n++;
-	}
-	return n;
-}
-
-/* One round: new connections, receive, backends, retries, send, reap closed. */
-int tgt_group_poll(struct tgt_group *g)
-{
-	struct pnvme_tgt *t = g->tgt;
-	int work = 0;
-
-	g->now = tgt_now_ms();
-	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED))
-		work += accept_some(t);
-	if (__atomic_load_n(&g->inbox_full, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&g->inbox_lock);
-		while (g->inbox) {
-			struct tgt_conn *c = g->inbox;
-
-			g->inbox = c->next;
-			c->next = g->conns;
-			g->conns = c;
-			c->deadline = g->now + t->o.ic_timeout_ms;
-		}
-		__atomic_store_n(&g->inbox_full, false, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&g->inbox_lock);
-	}
-	for (struct tgt_conn *c = g->conns; c; c = c->next)
-		work += tgt_conn_poll(c);
-	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
-		struct tgt_bq *bq = &g->bq[i];
-
-		if (bq->qp && bq->outstanding) {
-			int n = pnvme_qpair_poll(bq->qp, 0);
-
-			work += n > 0 ? n : 0;
-		}
-	}
-	if (g->wait_head)
-		work += tgt_io_retry(g);
-	for (struct tgt_conn **pp = &g->conns; *pp;) {
-		struct tgt_conn *c = *pp;
-
-		work += tgt_conn_flush(c);
-		if (tgt_conn_freeable(c)) {
-			*pp = c->next;
-			tgt_conn_free(c);
-			__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
-			continue;
-		}
-		pp = &c->next;
-	}
-	return work;
-}
-
-static bool group_backend_busy(const struct tgt_group *g)
-{
-	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++)
-		if (g->bq[i].outstanding)
-			return true;
-	return g->wait_head != NULL;
-}
-
-/* Nothing to do for a while: sleep in poll() on the sockets, at most 1 ms. */
-static void group_idle_wait(struct tgt_group *g)
-{
-	struct pollfd pfd[129];
-	nfds_t n = 0;
-
-	if (g->id == 0 && g->tgt->lfd >= 0)
-		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
-	for (struct tgt_conn *c = g->conns; c && n < 129; c = c->next) {
-		if (c->fd < 0)
-			continue;
-		pfd[n++] = (struct pollfd){ .fd = c->fd,
-					    .events = (short)(POLLIN |
-							      (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
-	}
-	(void)poll(pfd, n, 1);
-}
-
-/* Stopping: answer what the backends still hold, then close everything. */
-static void group_stop(struct tgt_group *g)
-{
-	uint64_t end = tgt_now_ms() + TGT_STOP_DRAIN_MS;
-
-	for (struct tgt_conn *c = g->conns; c; c = c->next)
-		c->stopping = true;
-	while (group_backend_busy(g) && tgt_now_ms() < end) {
-		if (!tgt_group_poll(g))
-			sched_yield();
-	}
-	for (int i = 0; i < 100 && tgt_group_poll(g); i++)
-		; /* send what is queued */
-	while (g->inbox) {
-		struct tgt_conn *c = g->inbox;
-
-		g->inbox = c->next;
-		c->next = g->conns;
-		g->conns = c;
-	}
-	for (struct tgt_conn *c = g->conns; c; c = c->next)
-		tgt_conn_close(c);
-	bq_release(g); /* requests still at a backend end with -ECANCELED */
-	while (g->conns) {
-		struct tgt_conn *c = g->conns;
-
-		g->conns = c->next;
-		tgt_conn_free(c);
-		__atomic_sub_fetch(&g->tgt->nconns, 1, __ATOMIC_RELAXED);
-	}
-}
-
-static void *group_thread(void *arg)
-{
-	struct tgt_group *g = arg;
-	struct pnvme_tgt *t = g->tgt;
-	unsigned idle = 0;
-
-	if (t->o.cpu_mask) {
-		cpu_set_t set;
-		unsigned k = 0;
-
-		CPU_ZERO(&set);
-		for (unsigned cpu = 0; cpu < 64; cpu++) {
-			if (!(t->o.cpu_mask & (1ull << cpu)))
-				continue;
-			if (k++ == g->id % (unsigned)__builtin_popcountll(t->o.cpu_mask)) {
-				CPU_SET(cpu, &set);
-				break;
-			}
-		}
-		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-			log_warn("tgt: thread %u: cannot pin to its cpu", g->id);
-	}
-	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
-		if (tgt_group_poll(g)) {
-			idle = 0;
-		} else if (++idle > 64 && !group_backend_busy(g)) {
-			group_idle_wait(g);
-		}
-	}
-	group_stop(g);
-	return NULL;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Start, poll, stop                                                         */
 /* ------------------------------------------------------------------------ */
 
-static int tgt_listen(struct pnvme_tgt *t)
+/* A listening socket on `sa`; its port into *port. */
+static int listen_on(const struct sockaddr_storage *sa, socklen_t sa_len, const char *name,
+		     int *fdp, uint16_t *port)
 {
-	struct sockaddr_storage sa;
-	socklen_t sl = sizeof(sa);
-	int one = 1;
+	struct sockaddr_storage got;
+	socklen_t sl = sizeof(got);
+	int one = 1, fd;
 
-	t->lfd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (t->lfd < 0)
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return pnvme_fail(-errno, "tgt: socket: %s", strerror(errno));
-	(void)setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(t->lfd, (struct sockaddr *)&t->sa, t->sa_len) || listen(t->lfd, 128) ||
-	    getsockname(t->lfd, (struct sockaddr *)&sa, &sl)) {
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, sa_len) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&got, &sl)) {
 		int err = -errno;
 
-		close(t->lfd);
-		t->lfd = -1;
-		return pnvme_fail(err, "tgt: cannot listen on %s: %s", t->listen, strerror(-err));
+		close(fd);
+		return pnvme_fail(err, "tgt: cannot listen on %s: %s", name, strerror(-err));
 	}
-	t->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port :
-						    ((struct sockaddr_in *)&sa)->sin_port);
+	*fdp = fd;
+	*port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port :
+						   ((struct sockaddr_in *)&got)->sin_port);
 	return 0;
+}
+
+static int tgt_listen(struct pnvme_tgt *t)
+{
+	int rc = listen_on(&t->sa, t->sa_len, t->listen, &t->lfd, &t->port);
+
+	if (!rc && t->o.discovery_listen)
+		rc = listen_on(&t->dsa, t->dsa_len, t->dlisten, &t->dfd, &t->dport);
+	return rc;
 }
 
 int pnvme_tgt_start(struct pnvme_tgt *t)
@@ -701,7 +487,7 @@ int pnvme_tgt_start(struct pnvme_tgt *t)
 	pthread_mutex_unlock(&t->lock);
 	rc = tgt_listen(t);
 	for (unsigned i = 0; !rc && i < t->o.nr_threads; i++) {
-		if (pthread_create(&t->groups[i].thread, NULL, group_thread, &t->groups[i]))
+		if (pthread_create(&t->groups[i].thread, NULL, tgt_group_thread, &t->groups[i]))
 			rc = pnvme_fail(-EAGAIN, "tgt: cannot start thread %u", i);
 		else
 			t->groups[i].has_thread = true;
@@ -709,14 +495,20 @@ int pnvme_tgt_start(struct pnvme_tgt *t)
 	if (rc)
 		pnvme_tgt_stop(t);
 	else
-		log_info("tgt: listening on %s (port %u), %u thread(s)", t->listen, t->port,
-			 t->o.nr_threads);
+		log_info("tgt: listening on %s (port %u), %u thread(s)%s%s", t->listen, t->port,
+			 t->o.nr_threads, t->dfd >= 0 ? "; discovery only on " : "",
+			 t->dfd >= 0 ? t->dlisten : "");
 	return rc;
 }
 
 uint16_t pnvme_tgt_port(const struct pnvme_tgt *t)
 {
 	return t ? t->port : 0;
+}
+
+uint16_t pnvme_tgt_discovery_port(const struct pnvme_tgt *t)
+{
+	return t ? t->dport : 0;
 }
 
 int pnvme_tgt_poll(struct pnvme_tgt *t)
@@ -739,7 +531,7 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 		if (g->has_thread)
 			pthread_join(g->thread, NULL);
 		else
-			group_stop(g);
+			tgt_group_stop(g);
 		pthread_mutex_destroy(&g->inbox_lock);
 #define ADD(f) t->done.f += g->st.f
 		ADD(ctrls_created);
@@ -755,7 +547,9 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 	}
 	if (t->lfd >= 0)
 		close(t->lfd);
-	t->lfd = -1;
+	if (t->dfd >= 0)
+		close(t->dfd);
+	t->lfd = t->dfd = -1;
 	free(t->groups);
 	t->groups = NULL;
 	t->nr_groups = 0;

@@ -6,7 +6,8 @@
  * (§5.16: Error, SMART from the backend, Changed Namespace List, Discovery),
  * Get/Set Features (Number of Queues, Keep Alive Timer, Asynchronous Event
  * Configuration), Keep Alive with KATO enforcement (§3.9), Asynchronous Event
- * Requests (held) and Abort (answered "not aborted").
+ * Requests (held until a Namespace Attribute Changed or Discovery Log Page
+ * Change notice, §5.2) and Abort (answered "not aborted").
  *
  * Every function here runs on the thread of the connection the command came
  * on; for admin commands that is the controller's admin queue.
@@ -126,6 +127,7 @@ static uint16_t connect_io(struct tgt_req *req, const struct pnvme_fabrics_conne
 		ctrl->qconn[cmd->qid / 8] |= (uint8_t)(1u << (cmd->qid % 8));
 		__atomic_add_fetch(&ctrl->refs, 1, __ATOMIC_RELAXED);
 		c->ctrl = ctrl;
+		c->io_gen = ctrl->io_gen;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return st;
@@ -155,7 +157,7 @@ void tgt_exec_connect(struct tgt_req *req)
 	}
 	disc = !strcmp(d.subnqn, PNVME_DISCOVERY_NQN);
 	pthread_mutex_lock(&t->lock);
-	if (!disc) {
+	if (!disc && !c->disc_only) { /* the discovery listener serves discovery alone */
 		s = tgt_subsys_find(t, d.subnqn);
 		allowed = s && tgt_host_allowed(s, d.hostnqn);
 	}
@@ -228,6 +230,24 @@ void tgt_exec_prop_get(struct tgt_req *req)
 	done(req, 0);
 }
 
+/*
+ * Controller Level Reset by CC.EN 1 -> 0 (Base 2.0 §3.7.2): the I/O queues
+ * are deleted, which on a fabric means their connections end. Each I/O
+ * connection's thread sees io_gen move and closes it (tgt_conn_poll); the
+ * queue ids are free at once, so the host may connect them again after it
+ * sets CC.EN. (nvmet leaves them: "XXX: tear down queues?") The admin queue
+ * stays, with the AERs it holds.
+ */
+static void ioq_delete_all(struct tgt_ctrl *ctrl)
+{
+	struct pnvme_tgt *t = ctrl->tgt;
+
+	pthread_mutex_lock(&t->lock);
+	memset(ctrl->qconn, 0, sizeof(ctrl->qconn));
+	__atomic_store_n(&ctrl->io_gen, ctrl->io_gen + 1u, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* CC written (Base 2.0 §3.1.4.5, §3.5.1, §3.6.1). */
 static void write_cc(struct tgt_ctrl *ctrl, uint32_t cc)
 {
@@ -246,6 +266,7 @@ static void write_cc(struct tgt_ctrl *ctrl, uint32_t cc)
 			csts |= PNVME_SET(PNVME_CSTS_RDY, 1u);
 	} else if (!PNVME_GET(cc, PNVME_CC_EN) && PNVME_GET(old, PNVME_CC_EN)) {
 		csts &= ~(PNVME_SET(PNVME_CSTS_RDY, 1u) | PNVME_SET(PNVME_CSTS_CFS, 1u));
+		ioq_delete_all(ctrl);
 	}
 	csts &= ~PNVME_SET(PNVME_CSTS_SHST, PNVME_CSTS_SHST_MASK);
 	if (PNVME_GET(cc, PNVME_CC_SHN)) /* nothing volatile here: shutdown completes at once */
@@ -314,7 +335,10 @@ static void identify_ctrl(struct tgt_req *req)
 	id->maxcmd = t->o.queue_size;
 	id->nn = ctrl->subsys ? TGT_MAX_NSID : 0;
 	id->oncs = ctrl->subsys ? PNVME_ONCS_WRITE_ZEROES | PNVME_ONCS_DSM : 0;
-	id->vwc = ctrl->subsys ? 1 : 0;
+	/* A volatile write cache (the backends may have one); bits 2:1 = 10b: Flush with NSID
+	 * FFFFFFFFh is not supported and fails with Invalid Namespace, as in nvmet, whose
+	 * nvmet_req_find_ns() refuses it (Base 2.0 Figure 275; NVM 1.0 §3.2.2). */
+	id->vwc = ctrl->subsys ? 0x01 | 2u << 1 : 0;
 	id->sgls = TGT_SGLS;
 	snprintf(id->subnqn, sizeof(id->subnqn), "%s",
 		 ctrl->subsys ? ctrl->subsys->nqn : PNVME_DISCOVERY_NQN);
@@ -424,6 +448,7 @@ static uint8_t *discovery_log(struct tgt_conn *c, size_t *len)
 	struct pnvme_disc_log_hdr *h;
 	uint8_t *page;
 	uint64_t n = 0;
+	char port[8];
 
 	pthread_mutex_lock(&t->lock);
 	page = calloc(1u + t->nr_subsys, 1024);
@@ -443,7 +468,9 @@ static uint8_t *discovery_log(struct tgt_conn *c, size_t *len)
 		e->portid = 1;
 		e->cntlid = PNVME_CONNECT_CNTLID_DYNAMIC;
 		e->asqsz = t->o.queue_size;
-		put_str(e->trsvcid, sizeof(e->trsvcid), c->trsvcid);
+		/* The I/O port, also when asked on the discovery-only port. */
+		snprintf(port, sizeof(port), "%u", t->port);
+		put_str(e->trsvcid, sizeof(e->trsvcid), port);
 		put_str(e->traddr, sizeof(e->traddr), c->traddr);
 		snprintf(e->subnqn, sizeof(e->subnqn), "%s", s->nqn);
 		e->tsas[0] = 0; /* SECTYPE: none */
@@ -458,32 +485,139 @@ out:
 	return page;
 }
 
-/* SMART / Health (Base 2.0 §5.16.1.3) of the backend holding the namespace (or the first). */
+/* 128-bit little-endian counters of the SMART log: dst += src. */
+static void u128_add(uint8_t dst[16], const uint8_t src[16])
+{
+	unsigned carry = 0;
+
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned v = dst[i] + src[i] + carry;
+
+		dst[i] = (uint8_t)v;
+		carry = v >> 8;
+	}
+}
+
+/* 128-bit little-endian max: dst = max(dst, src). */
+static void u128_max(uint8_t dst[16], const uint8_t src[16])
+{
+	for (int i = 15; i >= 0; i--) {
+		if (dst[i] != src[i]) {
+			if (src[i] > dst[i])
+				memcpy(dst, src, 16);
+			return;
+		}
+	}
+}
+
+/* Fold the SMART log of one more backend into `acc` (the controller-wide view). */
+static void smart_merge(struct pnvme_smart_log *acc, const struct pnvme_smart_log *b, bool first)
+{
+	unsigned ta = acc->temperature[0] | acc->temperature[1] << 8;
+	unsigned tb = b->temperature[0] | b->temperature[1] << 8;
+
+	if (first) {
+		*acc = *b;
+		memset(acc->temp_sensor, 0, sizeof(acc->temp_sensor));
+		return;
+	}
+	/* Health: the worst of the backends. */
+	acc->critical_warning |= b->critical_warning;
+	acc->endgrp_crit_warn |= b->endgrp_crit_warn;
+	if (tb > ta) {
+		acc->temperature[0] = b->temperature[0];
+		acc->temperature[1] = b->temperature[1];
+	}
+	if (b->avail_spare < acc->avail_spare)
+		acc->avail_spare = b->avail_spare;
+	if (b->spare_thresh > acc->spare_thresh)
+		acc->spare_thresh = b->spare_thresh;
+	if (b->percent_used > acc->percent_used)
+		acc->percent_used = b->percent_used;
+	/* Work done through this subsystem: the sum. */
+	u128_add(acc->data_units_read, b->data_units_read);
+	u128_add(acc->data_units_written, b->data_units_written);
+	u128_add(acc->host_reads, b->host_reads);
+	u128_add(acc->host_writes, b->host_writes);
+	u128_add(acc->ctrl_busy_time, b->ctrl_busy_time);
+	u128_add(acc->media_errors, b->media_errors);
+	u128_add(acc->num_err_log_entries, b->num_err_log_entries);
+	/* Device lifetime: the oldest device's. */
+	u128_max(acc->power_cycles, b->power_cycles);
+	u128_max(acc->power_on_hours, b->power_on_hours);
+	u128_max(acc->unsafe_shutdowns, b->unsafe_shutdowns);
+	if (b->warning_temp_time > acc->warning_temp_time)
+		acc->warning_temp_time = b->warning_temp_time;
+	if (b->critical_comp_time > acc->critical_comp_time)
+		acc->critical_comp_time = b->critical_comp_time;
+}
+
+/*
+ * SMART / Health (Base 2.0 §5.16.1.3). LPA bit 0 is clear, so the log is
+ * the controller's: NSID 0h or FFFFFFFFh aggregate every backend controller
+ * holding a namespace of the subsystem, each once (as nvmet's
+ * nvmet_get_smart_log_all sums its namespaces): counters of work (data
+ * units, commands, busy time, media and error-log errors) are summed; health
+ * is the worst (critical warnings OR-ed, the highest temperature and
+ * percentage used, the lowest spare); lifetime counters (power cycles and
+ * hours, unsafe shutdowns) are the highest. A specific NSID gets the log of
+ * the backend holding that namespace.
+ */
 static uint8_t *smart_log(struct tgt_conn *c, uint32_t nsid, size_t *len, uint16_t *st)
 {
 	const struct tgt_subsys *s = c->ctrl->subsys;
-	const struct tgt_ns *ns = nsid == 0xffffffffu || nsid == 0 ? tgt_ns_get(s, 1) :
-								    tgt_ns_get(s, nsid);
-	struct pnvme_smart_log *log = calloc(1, sizeof(*log));
+	struct pnvme_tgt *t = c->g->tgt;
+	bool all = nsid == 0xffffffffu || nsid == 0, seen[TGT_MAX_BACKENDS] = { false };
+	struct pnvme_smart_log *log = calloc(1, sizeof(*log)), one;
+	unsigned n = 0;
 
 	if (!log)
 		return NULL;
-	if (!ns && nsid && nsid != 0xffffffffu) {
+	if (!all && !tgt_ns_get(s, nsid)) {
 		*st = TGT_GEN(PNVME_SC_INVALID_NS);
 		free(log);
 		return NULL;
 	}
-	if (!ns)
-		for (uint32_t i = 1; i <= TGT_MAX_NSID && !ns; i++)
-			ns = tgt_ns_get(s, i);
-	if (ns && pnvme_smart_log(c->g->tgt->backends[ns->backend], log)) {
-		log_warn("tgt: SMART log of the backend: %s", pnvme_last_error());
-		*st = PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL);
-		free(log);
-		return NULL;
+	for (uint32_t i = all ? 1 : nsid; i <= (all ? TGT_MAX_NSID : nsid); i++) {
+		const struct tgt_ns *ns = tgt_ns_get(s, i);
+
+		if (!ns || seen[ns->backend])
+			continue;
+		seen[ns->backend] = true;
+		if (pnvme_smart_log(t->backends[ns->backend], &one)) {
+			log_warn("tgt: SMART log of backend %u: %s", ns->backend, pnvme_last_error());
+			*st = PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL);
+			free(log);
+			return NULL;
+		}
+		smart_merge(log, &one, n++ == 0);
 	}
 	*len = sizeof(*log);
 	return (uint8_t *)log;
+}
+
+/*
+ * Changed Namespace List (Base 2.0 §5.16.1.5): the NSIDs changed since the
+ * last read (FFFFFFFFh alone after more than 1024), cleared by this read.
+ * nvmet clears it whatever RAE says; so do we.
+ */
+static uint8_t *changed_ns_log(struct tgt_conn *c, size_t *len)
+{
+	struct tgt_ctrl *ctrl = c->ctrl;
+	struct pnvme_tgt *t = c->g->tgt;
+	uint32_t *list = calloc(TGT_CHANGED_NS_MAX, sizeof(*list));
+
+	if (!list)
+		return NULL;
+	pthread_mutex_lock(&t->lock);
+	if (ctrl->nr_changed == ~0u)
+		list[0] = 0xffffffffu;
+	else
+		memcpy(list, ctrl->changed, ctrl->nr_changed * sizeof(*list));
+	ctrl->nr_changed = 0;
+	pthread_mutex_unlock(&t->lock);
+	*len = TGT_CHANGED_NS_MAX * sizeof(*list);
+	return (uint8_t *)list;
 }
 
 void tgt_exec_get_log(struct tgt_req *req)
@@ -510,9 +644,8 @@ void tgt_exec_get_log(struct tgt_req *req)
 		case PNVME_LOG_SMART:
 			page = smart_log(c, sqe->nsid, &plen, &st);
 			break;
-		case PNVME_LOG_CHANGED_NS:     /* namespaces are only ever added: none changed */
-			plen = 4096;
-			page = calloc(1, plen);
+		case PNVME_LOG_CHANGED_NS:
+			page = changed_ns_log(c, &plen);
 			break;
 		default:
 			st = TGT_SC(PNVME_SCT_CMD, PNVME_SC_LOG_PAGE_INVALID);
@@ -521,6 +654,13 @@ void tgt_exec_get_log(struct tgt_req *req)
 	}
 	if (!st && !page)
 		st = st ? st : PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL);
+	/* Reading the log page of an event unmasks its type unless RAE is set (§5.16). */
+	if (!st && !(sqe->cdw10 & PNVME_GLP_RAE)) {
+		if (lid == PNVME_LOG_DISCOVERY && !c->ctrl->subsys)
+			c->ctrl->aen_masked &= ~TGT_AEN_DISC;
+		else if (lid == PNVME_LOG_CHANGED_NS && c->ctrl->subsys)
+			c->ctrl->aen_masked &= ~TGT_AEN_NS_ATTR;
+	}
 	if (!st && lpo >= plen && lpo)
 		st = TGT_GEN(PNVME_SC_INVALID_FIELD); /* offset past the log */
 	if (!st && lpo < plen)
@@ -573,8 +713,14 @@ void tgt_exec_features(struct tgt_req *req)
 		done(req, 0);
 		return;
 	case PNVME_FEAT_ASYNC_EVENT:
+		/* Base 2.0 §5.27.1.7; as nvmet, SMART warnings (7:0, never sent here) and
+		 * the two notices this target sends; other bits: Invalid Field. */
+		if (set && (sqe->cdw11 & ~(0xffu | TGT_AEC_NS_ATTR | TGT_AEC_DISC))) {
+			done(req, TGT_GEN(PNVME_SC_INVALID_FIELD));
+			return;
+		}
 		if (set)
-			ctrl->aec = sqe->cdw11;
+			__atomic_store_n(&ctrl->aec, sqe->cdw11, __ATOMIC_RELAXED);
 		req->dw0 = ctrl->aec;
 		done(req, 0);
 		return;
@@ -632,4 +778,46 @@ void tgt_exec_aer(struct tgt_req *req)
 	}
 	ctrl->aer[ctrl->nr_aer++] = req;
 	req->state = REQ_HELD;
+	(void)tgt_ctrl_aen(req->conn); /* an event raised before this AER came */
+}
+
+/*
+ * Send raised events (Base 2.0 §5.2): each completes one held AER. An event
+ * the host disabled (Asynchronous Event Configuration) is dropped; so is one
+ * of a type already reported whose log page the host has not read yet (the
+ * type is masked until then, §5.2.1); its log page still records it. An
+ * enabled event with no AER held waits for the next AER.
+ */
+int tgt_ctrl_aen(struct tgt_conn *c)
+{
+	static const struct {
+		uint32_t bit, aec, dw0;
+	} ev[] = {
+		{ TGT_AEN_NS_ATTR, TGT_AEC_NS_ATTR,
+		  TGT_AER_NOTICE | TGT_AER_INFO_NS_ATTR << 8 | (uint32_t)PNVME_LOG_CHANGED_NS << 16 },
+		{ TGT_AEN_DISC, TGT_AEC_DISC,
+		  TGT_AER_NOTICE | TGT_AER_INFO_DISC << 8 | (uint32_t)PNVME_LOG_DISCOVERY << 16 },
+	};
+	struct tgt_ctrl *ctrl = c->ctrl;
+	uint32_t pend = __atomic_load_n(&ctrl->aen_pending, __ATOMIC_ACQUIRE);
+	int work = 0;
+
+	for (unsigned i = 0; pend && i < sizeof(ev) / sizeof(ev[0]); i++) {
+		struct tgt_req *req;
+
+		if (!(pend & ev[i].bit))
+			continue;
+		if ((ctrl->aec & ev[i].aec) && !(ctrl->aen_masked & ev[i].bit)) {
+			if (!ctrl->nr_aer)
+				continue; /* kept for the next AER */
+			req = ctrl->aer[--ctrl->nr_aer];
+			ctrl->aen_masked |= ev[i].bit;
+			req->dw0 = ev[i].dw0;
+			req->status = 0;
+			tgt_req_complete(req);
+			work++;
+		}
+		__atomic_and_fetch(&ctrl->aen_pending, ~ev[i].bit, __ATOMIC_RELEASE);
+	}
+	return work;
 }

@@ -295,7 +295,8 @@ void tgt_conn_close(struct tgt_conn *c)
 		tgt_ctrl_kill(ctrl); /* Base 2.0 §3.3.2.4: the association ends with its admin queue */
 	} else if (ctrl && c->qid > 0) {
 		pthread_mutex_lock(&ctrl->tgt->lock);
-		ctrl->qconn[c->qid / 8] &= (uint8_t)~(1u << (c->qid % 8));
+		if (!tgt_ioq_deleted(c)) /* else its id may belong to a new connection already */
+			ctrl->qconn[c->qid / 8] &= (uint8_t)~(1u << (c->qid % 8));
 		pthread_mutex_unlock(&ctrl->tgt->lock);
 	}
 }
@@ -608,8 +609,9 @@ int tgt_conn_poll(struct tgt_conn *c)
 		}
 		break;
 	case CONN_LIVE:
-		if (c->ctrl && __atomic_load_n(&c->ctrl->dead, __ATOMIC_ACQUIRE)) {
-			tgt_conn_close(c); /* its controller is gone */
+		if (c->ctrl && (__atomic_load_n(&c->ctrl->dead, __ATOMIC_ACQUIRE) ||
+				tgt_ioq_deleted(c))) {
+			tgt_conn_close(c); /* its controller or its queue is gone */
 			return 1;
 		}
 		if (c->qid == 0 && c->ctrl && !tgt_ctrl_kato_ok(c)) {
@@ -617,6 +619,9 @@ int tgt_conn_poll(struct tgt_conn *c)
 			tgt_conn_close(c);
 			return 1;
 		}
+		if (c->qid == 0 && c->ctrl && c->ctrl->nr_aer &&
+		    __atomic_load_n(&c->ctrl->aen_pending, __ATOMIC_RELAXED))
+			(void)tgt_ctrl_aen(c); /* events raised by other threads */
 		break;
 	case CONN_DRAIN:
 		return conn_drain(c);

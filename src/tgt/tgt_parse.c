@@ -167,6 +167,8 @@ static uint16_t parse_io(struct tgt_req *req)
 
 	if (st)
 		return st;
+	/* Every NVM command names one namespace; NSID FFFFFFFFh (a broadcast Flush) too is
+	 * Invalid Namespace, as nvmet answers, and as Identify VWC bits 2:1 = 10b announce. */
 	ns = tgt_ns_get(c->ctrl->subsys, sqe->nsid);
 	if (!ns)
 		return TGT_GEN(PNVME_SC_INVALID_NS);

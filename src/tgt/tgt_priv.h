@@ -3,7 +3,8 @@
  * tgt/tgt_priv.h - the NVMe/TCP target's internals (pnvme/tgt.h):
  *
  *   tgt.c        the target object, configuration (subsystems, namespaces,
- *                hosts), the listener, polling groups and their threads,
+ *                hosts), the listeners, start and stop, controllers
+ *   tgt_group.c  polling groups and their threads, accepting connections,
  *                backend queue pairs and DMA buffer pools
  *   tgt_conn.c   one TCP connection: ICReq, PDU receive and send, R2T flow,
  *                data movement, fatal errors (C2HTermReq) and close
@@ -57,6 +58,21 @@
 #define TGT_CLOSE_DRAIN_MS 200u
 #define TGT_NQN_MAX       223u    /* Base 2.0 §4.5: NQN at most 223 bytes */
 #define TGT_CATTR_NO_SQFLOW 0x04u /* Connect CATTR bit 2: SQ flow control disabled */
+#define TGT_CHANGED_NS_MAX 1024u  /* Changed Namespace List entries (Base 2.0 §5.16.1.5) */
+
+/*
+ * Asynchronous events the target raises (Base 2.0 §5.2, Figure 146-150): one
+ * bit each in tgt_ctrl.aen_pending / aen_masked, with the AEC bit that
+ * enables it (Figure 324) and the AER completion DW0 (type | info << 8 |
+ * log page << 16).
+ */
+#define TGT_AEN_NS_ATTR   (1u << 0)  /* Notice: Namespace Attribute Changed, log 04h */
+#define TGT_AEN_DISC      (1u << 1)  /* Notice: Discovery Log Page Change, log 70h */
+#define TGT_AEC_NS_ATTR   (1u << 8)
+#define TGT_AEC_DISC      (1u << 31)
+#define TGT_AER_NOTICE    2u
+#define TGT_AER_INFO_NS_ATTR 0x00u
+#define TGT_AER_INFO_DISC    0xf0u
 
 /* Status with DNR, as nvmet answers malformed commands */
 #define TGT_SC(sct, sc)  ((uint16_t)(PNVME_STATUS(sct, sc) | PNVME_STATUS_DNR))
@@ -101,13 +117,20 @@ struct tgt_ctrl {
 	uint32_t csts;                 /* atomic (I/O queues read RDY) */
 	uint16_t nr_io;                /* I/O queues granted (lock) */
 	uint8_t  qconn[TGT_MAX_IOQ / 8 + 1]; /* I/O queue ids connected (lock) */
+	uint32_t io_gen;               /* atomic, written under the lock: moves when CC.EN
+					* 1 -> 0 deletes the I/O queues (their connections close) */
 	char     hostnqn[PNVME_NQN_LEN];
 	uint8_t  hostid[16];
+	uint32_t aen_pending;          /* atomic: TGT_AEN_* raised (any thread), not yet sent */
+	uint32_t nr_changed;           /* Changed Namespace List (lock); ~0u: overflowed */
+	uint32_t changed[TGT_CHANGED_NS_MAX];
 	/* admin queue thread only */
+	uint32_t aen_masked;           /* TGT_AEN_* sent, not yet cleared by reading the log */
 	uint32_t cc;
 	uint32_t kato;                 /* ms, 0: none */
 	uint64_t ka_deadline;          /* monotonic ms */
-	uint32_t aec;                  /* Asynchronous Event Configuration */
+	uint32_t aec;                  /* Asynchronous Event Configuration (atomic: raisers
+					* of events read it) */
 	struct tgt_req *aer[TGT_AERL + 1];
 	unsigned nr_aer;
 };
@@ -176,8 +199,10 @@ struct tgt_conn {
 	int      fd;
 	uint8_t  state;                /* enum tgt_conn_state */
 	bool     stopping;             /* the target stops: take no more commands */
+	bool     disc_only;            /* came through the discovery listener */
 	int      qid;                  /* -1 before Connect */
 	struct tgt_ctrl *ctrl;
+	uint32_t io_gen;               /* I/O queue: ctrl->io_gen at its Connect */
 	uint16_t sqsize;               /* 0's based */
 	uint16_t sqhd;
 	bool     sqflow_off;
@@ -245,6 +270,11 @@ struct pnvme_tgt {
 	socklen_t sa_len;
 	int      lfd;
 	uint16_t port;
+	char     dlisten[300];         /* the discovery-only listener (opts.discovery_listen) */
+	struct sockaddr_storage dsa;
+	socklen_t dsa_len;
+	int      dfd;                  /* -1: none */
+	uint16_t dport;
 	uint32_t max_xfer;
 	pthread_mutex_t lock;          /* configuration and controllers */
 	struct tgt_subsys *subsys[TGT_MAX_SUBSYS];
@@ -273,14 +303,22 @@ uint64_t tgt_now_ms(void);
 struct tgt_subsys *tgt_subsys_find(struct pnvme_tgt *t, const char *nqn); /* lock held */
 bool tgt_host_allowed(const struct tgt_subsys *s, const char *hostnqn);   /* lock held */
 const struct tgt_ns *tgt_ns_get(const struct tgt_subsys *s, uint32_t nsid); /* lock-free */
+void tgt_ctrl_put(struct tgt_ctrl *c);
+void tgt_ctrl_kill(struct tgt_ctrl *c);
+/* The discovery log changed: move GENCTR, raise the notice on discovery controllers (lock held). */
+void tgt_disc_changed(struct pnvme_tgt *t);
+
+/* tgt_group.c */
 struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend);
 void *tgt_pool_get(struct tgt_group *g, unsigned backend);
 void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 /* Take ownership of a connected socket (the listener's accept, or a test's socketpair). */
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
+/* The same; a connection of the discovery listener serves only the discovery subsystem. */
+int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
-void tgt_ctrl_put(struct tgt_ctrl *c);
-void tgt_ctrl_kill(struct tgt_ctrl *c);
+void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
+void tgt_group_stop(struct tgt_group *g);     /* drain, close everything, free the queue pairs */
 
 /* tgt_conn.c */
 struct tgt_conn *tgt_conn_new(struct tgt_group *g, int fd);
@@ -309,6 +347,13 @@ void tgt_exec_abort(struct tgt_req *req);
 void tgt_exec_aer(struct tgt_req *req);
 /* The admin connection's periodic check: false when KATO expired. */
 bool tgt_ctrl_kato_ok(struct tgt_conn *c);
+/* Admin queue: complete held AERs with raised events; returns work done. */
+int tgt_ctrl_aen(struct tgt_conn *c);
+/* Is this I/O queue deleted (its controller's CC.EN went 1 -> 0 since its Connect)? */
+static inline bool tgt_ioq_deleted(const struct tgt_conn *c)
+{
+	return c->qid > 0 && __atomic_load_n(&c->ctrl->io_gen, __ATOMIC_ACQUIRE) != c->io_gen;
+}
 
 /* tgt_io.c */
 void tgt_exec_io(struct tgt_req *req);

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tgt_group.c - the target's polling groups: one per thread (or the one the
+ * application polls with pnvme_tgt_poll). A group owns its connections, one
+ * queue pair and DMA buffer pool per backend controller, and the list of
+ * commands its backends could not take yet; its round is accept (group 0),
+ * receive, reap the backends, retry, send, free closed connections.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <pnvme/dma.h>
+#include <pnvme/qpair.h>
+
+#include "internal.h"
+#include "tgt/tgt_priv.h"
+
+/* ------------------------------------------------------------------------ */
+/* Backend queue pairs and buffer pools (group thread only)                  */
+/* ------------------------------------------------------------------------ */
+
+struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend)
+{
+	struct pnvme_tgt *t = g->tgt;
+	struct tgt_bq *bq = &g->bq[backend];
+
+	if (!bq->qp && !bq->failed) {
+		struct pnvme_qpair_opts qo;
+		struct pnvme_ctrl *ctrl = t->backends[backend];
+		int rc;
+
+		/* First I/O of this group to this backend: its own queue pair (slow, once). */
+		pnvme_qpair_opts_default(&qo);
+		qo.depth = t->o.backend_depth;
+		rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
+		if (rc == -EINVAL) {
+			qo.depth = 0; /* above CAP.MQES: the controller's default */
+			rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
+		}
+		if (rc) {
+			log_err("tgt: no queue pair on backend %u: %s", backend, pnvme_last_error());
+			bq->failed = true;
+			bq->qp = NULL;
+		}
+	}
+	return bq->qp ? bq : NULL;
+}
+
+void *tgt_pool_get(struct tgt_group *g, unsigned backend)
+{
+	struct tgt_bq *bq = &g->bq[backend];
+	void *buf = NULL;
+
+	if (bq->nr_pool)
+		return bq->pool[--bq->nr_pool];
+	/* Grow: bounded by the requests that can be outstanding (connections x queue size). */
+	if (bq->allocated >= bq->pool_cap) {
+		unsigned cap = bq->pool_cap ? bq->pool_cap * 2 : 64;
+		void **p = realloc(bq->pool, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		bq->pool = p;
+		bq->pool_cap = cap;
+	}
+	if (pnvme_dma_alloc(g->tgt->backends[backend], g->tgt->max_xfer, 0, &buf, NULL))
+		return NULL;
+	bq->allocated++;
+	return buf;
+}
+
+void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf)
+{
+	struct tgt_bq *bq = &g->bq[backend];
+
+	bq->pool[bq->nr_pool++] = buf; /* pool_cap >= allocated >= nr_pool + 1 */
+}
+
+static void bq_release(struct tgt_group *g)
+{
+	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
+		struct tgt_bq *bq = &g->bq[i];
+
+		if (bq->qp)
+			pnvme_qpair_destroy(bq->qp); /* outstanding requests: -ECANCELED callbacks */
+		bq->qp = NULL;
+		for (unsigned k = 0; k < bq->nr_pool; k++)
+			pnvme_dma_free(g->tgt->backends[i], bq->pool[k]);
+		free(bq->pool);
+		memset(bq, 0, sizeof(*bq));
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Groups                                                                    */
+/* ------------------------------------------------------------------------ */
+
+int tgt_conn_adopt(struct pnvme_tgt *t, int fd)
+{
+	return tgt_conn_adopt_on(t, fd, false);
+}
+
+int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only)
+{
+	struct tgt_group *g;
+	struct tgt_conn *c;
+
+	if (__atomic_add_fetch(&t->nconns, 1, __ATOMIC_RELAXED) > t->o.max_conns) {
+		__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&t->refused, 1, __ATOMIC_RELAXED);
+		close(fd);
+		return -EBUSY;
+	}
+	__atomic_add_fetch(&t->accepted, 1, __ATOMIC_RELAXED);
+	g = &t->groups[__atomic_fetch_add(&t->rr, 1, __ATOMIC_RELAXED) % t->nr_groups];
+	c = tgt_conn_new(g, fd);
+	if (!c) {
+		__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
+		close(fd);
+		return -ENOMEM;
+	}
+	c->disc_only = disc_only;
+	pthread_mutex_lock(&g->inbox_lock);
+	c->next = g->inbox;
+	g->inbox = c;
+	__atomic_store_n(&g->inbox_full, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g->inbox_lock);
+	return 0;
+}
+
+static int accept_some(struct pnvme_tgt *t, int lfd, bool disc_only)
+{
+	int n = 0;
+
+	for (int i = 0; i < 16; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int one = 1;
+
+		if (fd < 0)
+			break;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		(void)tgt_conn_adopt_on(t, fd, disc_only);
+		n++;
+	}
+	return n;
+}
+
+/* One round: new connections, receive, backends, retries, send, reap closed. */
+int tgt_group_poll(struct tgt_group *g)
+{
+	struct pnvme_tgt *t = g->tgt;
+	int work = 0;
+
+	g->now = tgt_now_ms();
+	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+		work += accept_some(t, t->lfd, false);
+		if (t->dfd >= 0)
+			work += accept_some(t, t->dfd, true);
+	}
+	if (__atomic_load_n(&g->inbox_full, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&g->inbox_lock);
+		while (g->inbox) {
+			struct tgt_conn *c = g->inbox;
+
+			g->inbox = c->next;
+			c->next = g->conns;
+			g->conns = c;
+			c->deadline = g->now + t->o.ic_timeout_ms;
+		}
+		__atomic_store_n(&g->inbox_full, false, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&g->inbox_lock);
+	}
+	for (struct tgt_conn *c = g->conns; c; c = c->next)
+		work += tgt_conn_poll(c);
+	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
+		struct tgt_bq *bq = &g->bq[i];
+
+		if (bq->qp && bq->outstanding) {
+			int n = pnvme_qpair_poll(bq->qp, 0);
+
+			work += n > 0 ? n : 0;
+		}
+	}
+	if (g->wait_head)
+		work += tgt_io_retry(g);
+	for (struct tgt_conn **pp = &g->conns; *pp;) {
+		struct tgt_conn *c = *pp;
+
+		work += tgt_conn_flush(c);
+		if (tgt_conn_freeable(c)) {
+			*pp = c->next;
+			tgt_conn_free(c);
+			__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		pp = &c->next;
+	}
+	return work;
+}
+
+static bool group_backend_busy(const struct tgt_group *g)
+{
+	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++)
+		if (g->bq[i].outstanding)
+			return true;
+	return g->wait_head != NULL;
+}
+
+/* Nothing to do for a while: sleep in poll() on the sockets, at most 1 ms. */
+static void group_idle_wait(struct tgt_group *g)
+{
+	struct pollfd pfd[130];
+	nfds_t n = 0;
+
+	if (g->id == 0 && g->tgt->lfd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
+	if (g->id == 0 && g->tgt->dfd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = g->tgt->dfd, .events = POLLIN };
+	for (struct tgt_conn *c = g->conns; c && n < 130; c = c->next) {
+		if (c->fd < 0)
+			continue;
+		pfd[n++] = (struct pollfd){ .fd = c->fd,
+					    .events = (short)(POLLIN |
+							      (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
+	}
+	(void)poll(pfd, n, 1);
+}
+
+/* Stopping: answer what the backends still hold, then close everything. */
+void tgt_group_stop(struct tgt_group *g)
+{
+	uint64_t end = tgt_now_ms() + TGT_STOP_DRAIN_MS;
+
+	for (struct tgt_conn *c = g->conns; c; c = c->next)
+		c->stopping = true;
+	while (group_backend_busy(g) && tgt_now_ms() < end) {
+		if (!tgt_group_poll(g))
+			sched_yield();
+	}
+	for (int i = 0; i < 100 && tgt_group_poll(g); i++)
+		; /* send what is queued */
+	while (g->inbox) {
+		struct tgt_conn *c = g->inbox;
+
+		g->inbox = c->next;
+		c->next = g->conns;
+		g->conns = c;
+	}
+	for (struct tgt_conn *c = g->conns; c; c = c->next)
+		tgt_conn_close(c);
+	bq_release(g); /* requests still at a backend end with -ECANCELED */
+	while (g->conns) {
+		struct tgt_conn *c = g->conns;
+
+		g->conns = c->next;
+		tgt_conn_free(c);
+		__atomic_sub_fetch(&g->tgt->nconns, 1, __ATOMIC_RELAXED);
+	}
+}
+
+void *tgt_group_thread(void *arg)
+{
+	struct tgt_group *g = arg;
+	struct pnvme_tgt *t = g->tgt;
+	unsigned idle = 0;
+
+	if (t->o.cpu_mask) {
+		cpu_set_t set;
+		unsigned k = 0;
+
+		CPU_ZERO(&set);
+		for (unsigned cpu = 0; cpu < 64; cpu++) {
+			if (!(t->o.cpu_mask & (1ull << cpu)))
+				continue;
+			if (k++ == g->id % (unsigned)__builtin_popcountll(t->o.cpu_mask)) {
+				CPU_SET(cpu, &set);
+				break;
+			}
+		}
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+			log_warn("tgt: thread %u: cannot pin to its cpu", g->id);
+	}
+	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
+		if (tgt_group_poll(g)) {
+			idle = 0;
+		} else if (++idle > 64 && !group_backend_busy(g)) {
+			group_idle_wait(g);
+		}
+	}
+	tgt_group_stop(g);
+	return NULL;
+}
