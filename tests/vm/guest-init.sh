@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tgt
 #                                               what to run
 #   vmtest.seed=N                               seeds the data pattern
 #   vmtest.tcp_pnvme=0|1 vmtest.tcp_selfcheck=0|1   tcp: the pnvme steps (default 1),
@@ -528,8 +528,20 @@ scenario_tcp_target() {
 	fi
 }
 
+# tgt: pnvme-tgt exports the drive at 00:04.0 (through vfio-pci) and an
+# emulated namespace on 127.0.0.1:4420; the kernel's nvme-tcp host is the
+# client. The steps are in tgt-host.sh.
+scenario_tgt() {
+	load nvme
+	load vfio
+	load fs
+	load tgt
+	wait_disk $A >/dev/null || echo "VMTEST: no disk for $A"
+	SEED=$SEED BDF_A=$A tgt-host.sh
+}
+
 case $SCENARIO in
-main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) scenario_$SCENARIO ;;
+main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp|tgt) scenario_$SCENARIO ;;
 tcp-target) scenario_tcp_target ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
