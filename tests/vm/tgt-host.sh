@@ -41,6 +41,9 @@ NQN_B=nqn.2014-08.org.pnvme:tgt-emu
 NQN_DISC=nqn.2014-08.org.nvmexpress.discovery
 HOST_OK=nqn.2014-08.org.pnvme:kernel-host
 HOST_BAD=nqn.2014-08.org.pnvme:intruder
+# each host NQN with its own host id (newer kernels refuse one id under two NQNs)
+ID_OK=hostid=6b9f1b52-1c0e-4a8e-9d2f-0a1b2c3d4e01
+ID_BAD=hostid=6b9f1b52-1c0e-4a8e-9d2f-0a1b2c3d4e02
 TADDR=127.0.0.1
 SVC=4420
 MB=64             # both namespaces
@@ -150,9 +153,9 @@ region_write() {
 # ---------------------------------------------------------------------------
 step_discover() {
 	begin
-	if kh_connect $NQN_DISC hostnqn=$HOST_OK && tcpcheck disc-log /dev/$CTRL > /tmp/disc-ok.out 2>&1 &&
+	if kh_connect $NQN_DISC hostnqn=$HOST_OK,$ID_OK && tcpcheck disc-log /dev/$CTRL > /tmp/disc-ok.out 2>&1 &&
 	   kh_disconnect $CTRL &&
-	   kh_connect $NQN_DISC hostnqn=$HOST_BAD && tcpcheck disc-log /dev/$CTRL > /tmp/disc-bad.out 2>&1 &&
+	   kh_connect $NQN_DISC hostnqn=$HOST_BAD,$ID_BAD && tcpcheck disc-log /dev/$CTRL > /tmp/disc-bad.out 2>&1 &&
 	   kh_disconnect $CTRL; then
 		sed "s/^/    | ($HOST_OK) /" /tmp/disc-ok.out; sed "s/^/    | ($HOST_BAD) /" /tmp/disc-bad.out
 		e="trtype=tcp adrfam=ipv4 subtype=nvme .*trsvcid=$SVC traddr=$TADDR subnqn"
@@ -170,7 +173,7 @@ step_discover() {
 
 step_host_refused() {
 	begin
-	if kh_connect $NQN_A hostnqn=$HOST_BAD; then
+	if kh_connect $NQN_A hostnqn=$HOST_BAD,$ID_BAD; then
 		bad host-refused "$HOST_BAD connected to $NQN_A"; kh_disconnect $CTRL
 	elif new_tlog | grep -q "host $HOST_BAD may not use $NQN_A"; then
 		ok host-refused "pnvme-tgt: $(new_tlog | grep -m1 'may not use'); kernel: $(new_dmesg | grep -m1 -iE 'connect.*(invalid|fail|error)|Connect command failed' | sed 's/^\[[ 0-9.]*\] //')"
@@ -182,9 +185,9 @@ step_host_refused() {
 step_connect() {
 	begin
 	CA= NA= CB= NB=
-	if kh_connect $NQN_A hostnqn=$HOST_OK,keep_alive_tmo=$KATO_S,reconnect_delay=1,ctrl_loss_tmo=60; then
+	if kh_connect $NQN_A hostnqn=$HOST_OK,$ID_OK,keep_alive_tmo=$KATO_S,reconnect_delay=1,ctrl_loss_tmo=60; then
 		CA=$CTRL NA=$NS
-		if kh_connect $NQN_B hostnqn=$HOST_OK; then CB=$CTRL NB=$NS; fi
+		if kh_connect $NQN_B hostnqn=$HOST_OK,$ID_OK; then CB=$CTRL NB=$NS; fi
 	fi
 	sa=$(cat /sys/block/${NA#/dev/}/size 2>/dev/null) sb=$(cat /sys/block/${NB#/dev/}/size 2>/dev/null)
 	if [ -n "$NA" ] && [ -n "$NB" ] && [ "$sa" = $((MB * 2048)) ] && [ "$sb" = $((MB * 2048)) ] &&
