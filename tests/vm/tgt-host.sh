@@ -19,8 +19,9 @@
 #   discover      the discovery log for $HOST_OK lists A and B; for $HOST_BAD neither
 #   host-refused  Connect as $HOST_BAD refused, pnvme-tgt logs "host ... may not use"
 #   connect       the kernel connects to A (keep_alive_tmo=3, reconnect_delay=1) and B
-#   fs-A, fs-B    mkfs.ext4, mount, files written, umount, e2fsck -fn clean,
-#                 mount again and the files read back (md5)
+#   fs-A, fs-B    mkfs.ext4 (discards the namespace: Dataset Management), mount,
+#                 files written, umount, e2fsck -fn clean, mount again and the
+#                 files read back (md5); no I/O error in the kernel log
 #   rw-A, rw-B    pattern over the whole namespace (O_DIRECT, fsync), read back, cmp
 #                 (A: seed SEED, B: SEED+1)
 #   keepalive     A idle 12 s (4 x KATO), then read: same controller, no reconnect,
@@ -175,10 +176,13 @@ step_host_refused() {
 	begin
 	if kh_connect $NQN_A hostnqn=$HOST_BAD,$ID_BAD; then
 		bad host-refused "$HOST_BAD connected to $NQN_A"; kh_disconnect $CTRL
-	elif new_tlog | grep -q "host $HOST_BAD may not use $NQN_A"; then
-		ok host-refused "pnvme-tgt: $(new_tlog | grep -m1 'may not use'); kernel: $(new_dmesg | grep -m1 -iE 'connect.*(invalid|fail|error)|Connect command failed' | sed 's/^\[[ 0-9.]*\] //')"
+	elif new_tlog | grep -q "host $HOST_BAD may not use $NQN_A" &&
+	     new_dmesg | grep -q "Connect for subsystem $NQN_A is not allowed"; then
+		# the kernel says so for Connect status Invalid Host (0x184)
+		ok host-refused "pnvme-tgt: $(new_tlog | grep -m1 'may not use' | sed 's/^pnvme-tgt: //'); kernel: $(new_dmesg | grep -m1 'is not allowed' | sed 's/^\[[ 0-9.]*\] //')"
 	else
-		new_tlog | show; bad host-refused "refused, but pnvme-tgt did not log 'host $HOST_BAD may not use $NQN_A'"
+		new_tlog | show
+		bad host-refused "refused, but pnvme-tgt did not log 'host $HOST_BAD may not use $NQN_A' or the kernel did not log Invalid Host ('Connect for subsystem $NQN_A is not allowed')"
 	fi
 }
 
@@ -219,14 +223,16 @@ step_fs() {  # step_fs NAME DEV
 	echo 3 > /proc/sys/vm/drop_caches
 	mount -t ext4 -o ro $2 /mnt/$1 && sum2=$(cat /mnt/$1/big /mnt/$1/dir/* | md5sum | cut -d' ' -f1)
 	umount /mnt/$1
-	if [ "$sum" = "$sum2" ]; then
+	if new_dmesg | grep -q 'I/O error'; then
+		new_dmesg | grep 'I/O error' | head -n 3 | show; bad fs-$1 "I/O errors on $2 (kernel log)"
+	elif [ "$sum" = "$sum2" ]; then
 		ok fs-$1 "ext4 on $2: 4 MiB + 20 files written, e2fsck -fn clean, read back after remount (md5 $sum)"
 	else bad fs-$1 "files differ after remount: md5 '$sum' then '$sum2'"; fi
 }
 
 step_rw() {  # step_rw NAME DEV SEED
 	begin
-	if region_write $2 0 $MB $3 && region_is $2 0 $MB $3; then
+	if region_write $2 0 $MB $3 && region_is $2 0 $MB $3 && ! new_dmesg | grep -q 'I/O error'; then
 		ok rw-$1 "$MB MiB pattern $3 over $2 (1 MiB O_DIRECT writes + fsync), read back (O_DIRECT), cmp equal"
 	else bad rw-$1 "$2: write, read or cmp failed"; fi
 }
@@ -251,8 +257,8 @@ step_kill() {
 	kh_disconnect $CB   # B is in memory: it does not outlive pnvme-tgt
 	begin
 	tcpcheck pattern $((SEED + 2)) $((HALF << 20)) > /tmp/kill.bin
-	# 4 KiB writes: several seconds of I/O at TCG speed
-	dd if=/tmp/kill.bin of=$NA bs=4k seek=$((HALF * 256)) oflag=direct conv=notrunc,fsync 2>/tmp/kill-dd.err &
+	# 64 KiB writes: a few seconds of I/O at TCG speed (4 KiB ones take a minute)
+	dd if=/tmp/kill.bin of=$NA bs=64k seek=$((HALF * 16)) oflag=direct conv=notrunc,fsync 2>/tmp/kill-dd.err &
 	DD=$!
 	sleep 0.7
 	running=no; kill -0 $DD 2>/dev/null && running=yes
