@@ -24,7 +24,7 @@
 #                 files read back (md5); no I/O error in the kernel log
 #   rw-A, rw-B    pattern over the whole namespace (O_DIRECT, fsync), read back, cmp
 #                 (A: seed SEED, B: SEED+1)
-#   keepalive     A idle 12 s (4 x KATO), then read: same controller, no reconnect,
+#   keepalive     A idle 10 s (over 3 x KATO), then read: same controller, no reconnect,
 #                 no "no Keep Alive" teardown in pnvme-tgt's log
 #   kill          B disconnected; a dd writing pattern SEED+2 over A's second half
 #                 runs when pnvme-tgt gets SIGKILL; pnvme-tgt restarted on the port
@@ -49,7 +49,7 @@ TADDR=127.0.0.1
 SVC=4420
 MB=64             # both namespaces
 KATO_S=3
-IDLE_S=12
+IDLE_S=10         # more than 3 x KATO
 SEED=${SEED:-1}
 TGT_LOG=/tmp/pnvme-tgt.log
 MKFS=/usr/sbin/mke2fs
