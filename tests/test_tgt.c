@@ -1095,6 +1095,126 @@ static void test_discovery_port(void **state)
 	pnvme_disc_free(e);
 }
 
+/* Connect queue `qid` of controller `cntlid` on a raw connection; returns the status. */
+static uint16_t raw_io_connect(int fd, uint16_t qid, uint16_t cntlid)
+{
+	struct pnvme_tcp_tx_params tp = { 0 };
+	struct pnvme_fabrics_connect cmd = { 0 };
+	struct pnvme_fabrics_connect_data d = { 0 };
+	struct pnvme_tcp_tx_pdu pdu;
+	uint8_t buf[256];
+	const struct pnvme_tcp_capsule_resp *r = (const void *)buf;
+
+	cmd.opc = PNVME_OPC_FABRICS;
+	cmd.flags = PNVME_SQE_PSDT_SGL_MPTR_CONTIG << PNVME_SQE_PSDT_SHIFT;
+	cmd.cid = 8;
+	cmd.fctype = PNVME_FCTYPE_CONNECT;
+	cmd.sgl1.id = PNVME_SGL_ID_INCAPSULE;
+	cmd.sgl1.length = sizeof(d);
+	cmd.qid = qid;
+	cmd.sqsize = 31;
+	d.cntlid = cntlid;
+	snprintf(d.subnqn, sizeof(d.subnqn), "%s", SUBNQN);
+	snprintf(d.hostnqn, sizeof(d.hostnqn), "%s", HOSTNQN);
+	assert_ok(pnvme_tcp_build_capsule_cmd(&pdu, &tp, (const void *)&cmd, &d, sizeof(d)));
+	raw_send_pdu(fd, &pdu);
+	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_CAPSULE_RESP);
+	return (uint16_t)(r->cqe.status >> 1);
+}
+
+/* One command with `len` bytes of in-capsule data (SGL length `sgl_len`); returns the status. */
+static uint16_t raw_cmd_icd(int fd, struct pnvme_sqe *sqe, const void *data, uint32_t len,
+			uint32_t sgl_len)
+{
+	struct pnvme_tcp_tx_params tp = { 0 };
+	struct pnvme_sgl_desc *sgl = (void *)&sqe->prp1;
+	struct pnvme_tcp_tx_pdu pdu;
+	uint8_t buf[256];
+	const struct pnvme_tcp_capsule_resp *r = (const void *)buf;
+
+	sqe->flags = PNVME_SQE_PSDT_SGL_MPTR_CONTIG << PNVME_SQE_PSDT_SHIFT;
+	memset(sgl, 0, sizeof(*sgl));
+	sgl->id = len ? PNVME_SGL_ID_INCAPSULE : PNVME_SGL_ID_TRANSPORT;
+	sgl->length = sgl_len;
+	assert_ok(pnvme_tcp_build_capsule_cmd(&pdu, &tp, sqe, data, len));
+	raw_send_pdu(fd, &pdu);
+	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_CAPSULE_RESP);
+	assert_int_equal(r->cqe.cid, sqe->cid);
+	return (uint16_t)(r->cqe.status >> 1);
+}
+
+/*
+ * Dataset Management as the Linux host sends it: NR ranges, but always a 4 KiB
+ * buffer (NVME_DSM_MAX_RANGES x 16 bytes) in the SGL (nvme_setup_discard), which
+ * Linux's target accepts (nvmet_check_data_len_lte). The target takes the NR
+ * ranges and ignores the rest; shorter than the ranges, or beyond 256 ranges,
+ * is still Data SGL Length Invalid.
+ */
+static void test_dsm_linux_buffer(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_fabrics_prop_set ps = { 0 };
+	struct pnvme_dsm_range r[256] = { { .nlb = 8, .slba = 64 } };
+	static uint8_t wdata[16 * LBA], big[8192];
+	const struct pnvme_ns *bns = pnvme_ctrl_ns(f->be, 1);
+	struct pnvme_sqe sqe = { 0 };
+	struct pnvme_qpair *bqp;
+	uint16_t cntlid;
+	uint8_t *buf;
+	int afd = raw_ic(f->port), iofd;
+
+	assert_int_equal(raw_admin_connect(afd, 0, &cntlid), 0);
+	ps.opc = PNVME_OPC_FABRICS;
+	ps.cid = 9;
+	ps.fctype = PNVME_FCTYPE_PROPERTY_SET;
+	ps.attrib = PNVME_PROP_SIZE_4;
+	ps.ofst = PNVME_REG_CC;
+	ps.value = PNVME_SET(PNVME_CC_EN, 1u) | PNVME_SET(PNVME_CC_IOSQES, 6u) |
+		   PNVME_SET(PNVME_CC_IOCQES, 4u);
+	assert_int_equal(raw_cmd_icd(afd, (struct pnvme_sqe *)(void *)&ps, NULL, 0, 0), 0);
+	iofd = raw_ic(f->port);
+	assert_int_equal(raw_io_connect(iofd, 1, cntlid), 0);
+
+	/* 16 blocks of 0xab at LBA 64 (in the capsule) */
+	memset(wdata, 0xab, sizeof(wdata));
+	sqe.opc = PNVME_NVM_WRITE;
+	sqe.cid = 1;
+	sqe.nsid = 1;
+	sqe.cdw10 = 64;
+	sqe.cdw12 = 16 - 1;
+	assert_int_equal(raw_cmd_icd(iofd, &sqe, wdata, sizeof(wdata), sizeof(wdata)), 0);
+
+	/* Deallocate LBA 64..71: one range (NR 0) in a 4 KiB buffer */
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = PNVME_NVM_DSM;
+	sqe.cid = 2;
+	sqe.nsid = 1;
+	sqe.cdw10 = 0;
+	sqe.cdw11 = PNVME_DSM_AD;
+	assert_int_equal(raw_cmd_icd(iofd, &sqe, r, sizeof(r), sizeof(r)), 0);
+	/* Shorter than the NR ranges, or more than 256 ranges can need: refused */
+	sqe.cid = 3;
+	sqe.cdw10 = 1;
+	assert_int_equal(raw_cmd_icd(iofd, &sqe, r, 16, 16) & 0x7ffu,
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_DATA));
+	sqe.cid = 4;
+	sqe.cdw10 = 0;
+	assert_int_equal(raw_cmd_icd(iofd, &sqe, big, sizeof(big), sizeof(big)) & 0x7ffu,
+			 PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_DATA));
+
+	/* On the backend: 64..71 deallocated (zeroes), 72..79 as written */
+	assert_ok(pnvme_dma_alloc(f->be, sizeof(wdata), 0, (void **)&buf, NULL));
+	assert_ok(pnvme_qpair_create(f->be, NULL, &bqp));
+	assert_ok(pnvme_read_sync(bqp, bns, buf, 64, 16, 0));
+	for (unsigned i = 0; i < 8 * LBA; i++)
+		assert_int_equal(buf[i], 0);
+	assert_memory_equal(buf + 8 * LBA, wdata, 8 * LBA);
+	assert_ok(pnvme_qpair_destroy(bqp));
+	pnvme_dma_free(f->be, buf);
+	close(iofd);
+	close(afd);
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -1127,6 +1247,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_whole_ns_rw, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_zeroes_dsm_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsm_linux_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_pdus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),

@@ -68,7 +68,7 @@ static int submit(struct tgt_req *req, struct tgt_bq *bq)
 					  flags | (sqe->cdw12 & PNVME_RW_DEAC), io_done, req);
 	case PNVME_NVM_DSM:
 		return pnvme_dsm(bq->qp, bns, (const struct pnvme_dsm_range *)(void *)req->buf,
-				 req->len / 16u, sqe->cdw11 & 7u, io_done, req);
+				 PNVME_GET(sqe->cdw10, PNVME_DSM_NR) + 1u, sqe->cdw11 & 7u, io_done, req);
 	default:
 		return -EINVAL; /* parse_io lets nothing else through */
 	}

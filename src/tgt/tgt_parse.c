@@ -199,8 +199,17 @@ static uint16_t parse_io(struct tgt_req *req)
 		set(req, tgt_exec_io, 0, TGT_DIR_NONE);
 		return 0;
 	case PNVME_NVM_DSM:
-		/* NR (0's based) ranges of 16 bytes (NVM 1.0 §3.2.3) */
-		set(req, tgt_exec_io, (PNVME_GET(sqe->cdw10, PNVME_DSM_NR) + 1u) * 16u, TGT_DIR_H2C);
+		/*
+		 * NR (0's based) ranges of 16 bytes (NVM 1.0 §3.2.3). The host may
+		 * send more: Linux always sends a buffer for the 256 ranges a DSM
+		 * can hold (nvme_setup_discard) and its target takes any length
+		 * from NR's up (nvmet_check_data_len_lte). Take up to 4 KiB; the
+		 * execution uses NR ranges only.
+		 */
+		len = (PNVME_GET(sqe->cdw10, PNVME_DSM_NR) + 1u) * 16u;
+		if (tgt_sgl(sqe)->length > len && tgt_sgl(sqe)->length <= PNVME_DSM_MAX_RANGES * 16u)
+			len = tgt_sgl(sqe)->length;
+		set(req, tgt_exec_io, (uint32_t)len, TGT_DIR_H2C);
 		return 0;
 	default:
 		return TGT_GEN(PNVME_SC_INVALID_OPCODE);

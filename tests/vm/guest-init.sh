@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tcp-perf
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tcp-perf|tgt
 #                                               what to run
 #   vmtest.seed=N                               seeds the data pattern
 #   vmtest.tcp_pnvme=0|1 vmtest.tcp_selfcheck=0|1   tcp: the pnvme steps (default 1),
@@ -542,8 +542,20 @@ scenario_tcp_perf() {
 	RUNS=${RUNS:-3} RUNTIME=${RUNTIME:-10} ORDER=${ORDER:-forward} tcp-perf.sh
 }
 
+# tgt: pnvme-tgt exports the drive at 00:04.0 (through vfio-pci) and an
+# emulated namespace on 127.0.0.1:4420; the kernel's nvme-tcp host is the
+# client. The steps are in tgt-host.sh.
+scenario_tgt() {
+	load nvme
+	load vfio
+	load fs
+	load tgt
+	wait_disk $A >/dev/null || echo "VMTEST: no disk for $A"
+	SEED=$SEED BDF_A=$A tgt-host.sh
+}
+
 case $SCENARIO in
-main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) scenario_$SCENARIO ;;
+main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp|tgt) scenario_$SCENARIO ;;
 tcp-target) scenario_tcp_target ;;
 tcp-perf) scenario_tcp_perf ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;

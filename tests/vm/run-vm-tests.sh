@@ -28,7 +28,11 @@
 #                      | tcp-target (that target reachable from this machine
 #                      at 127.0.0.1:$TCP_HOSTFWD (14420) for $TCP_WAIT (900)
 #                      s: use tests/vm/tcp-target-dev.sh)
+#                      | tgt (pnvme-tgt in the guest exporting a QEMU drive on
+#                      vfio-pci and an emulated namespace, the kernel's
+#                      nvme-tcp host as its client: tgt-host.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
+#     --tgt PATH       pnvme-tgt for the tgt scenario (default: built here)
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420; perf: 900)
 #
@@ -53,6 +57,7 @@ SRC=$(cd "$HERE/../.." && pwd)
 PNVME_BIN=
 VMTEST_BIN=
 PERF_BIN=
+TGT_BIN=
 WORK=$PWD/vm-work
 SCENARIOS=()
 SEED=$(( $(od -An -N3 -tu4 /dev/urandom | tr -d ' ') + 1 ))
@@ -67,13 +72,16 @@ while [ $# -gt 0 ]; do
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
-	-h|--help)  sed -n '3,48p' "$0"; exit 0 ;;
+	--tgt)      TGT_BIN=$2; shift 2 ;;
+	-h|--help)  sed -n '3,51p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
 WANT_PERF=0
 case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*) WANT_PERF=1 ;; esac
+WANT_TGT=0
+case " ${SCENARIOS[*]} " in *" tgt "*) WANT_TGT=1 ;; esac
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -103,7 +111,8 @@ echo "== workdir $WORK, seed $SEED, scenarios ${SCENARIOS[*]}"
 # ---------------------------------------------------------------------------
 # payloads: given, or built here from the source tree
 # ---------------------------------------------------------------------------
-if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; }; then
+if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; } ||
+   { [ $WANT_TGT = 1 ] && [ -z "$TGT_BIN" ]; }; then
 	echo "== building pnvme and vmtest from $SRC"
 	mkdir -p "$WORK/build"
 	PCI_FLAGS=()
@@ -131,6 +140,11 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 			-lpthread -lm -o "$WORK/build/pnvme-perf" || die "linking pnvme-perf failed"
 		PERF_BIN=$WORK/build/pnvme-perf
 	fi
+	if [ $WANT_TGT = 1 ] && [ -z "$TGT_BIN" ]; then
+		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-tgt.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal \
+			-lpthread -o "$WORK/build/pnvme-tgt" || die "linking pnvme-tgt failed"
+		TGT_BIN=$WORK/build/pnvme-tgt
+	fi
 	PNVME_BIN=${PNVME_BIN:-$WORK/build/pnvme}
 	VMTEST_BIN=${VMTEST_BIN:-$WORK/build/vmtest}
 fi
@@ -139,6 +153,14 @@ fi
 if [ $WANT_PERF = 1 ]; then
 	[ -x "$PERF_BIN" ] || die "pnvme-perf $PERF_BIN missing"
 	FIO_BIN=$(command -v fio) || die "fio not found (tools/install-deps.sh --bench)"
+fi
+if [ $WANT_TGT = 1 ]; then
+	[ -x "$TGT_BIN" ] || die "pnvme-tgt $TGT_BIN missing"
+	# mkfs.ext4 and e2fsck for the filesystem on the exported namespace
+	# (busybox has an ext2-only mke2fs and no fsck for ext2/3/4)
+	MKE2FS_BIN=$(command -v mke2fs || echo /usr/sbin/mke2fs)
+	E2FSCK_BIN=$(command -v e2fsck || echo /usr/sbin/e2fsck)
+	[ -x "$MKE2FS_BIN" ] && [ -x "$E2FSCK_BIN" ] || die "mke2fs/e2fsck not found (apt-get install e2fsprogs)"
 fi
 
 # ---------------------------------------------------------------------------
@@ -200,6 +222,15 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 		PAYLOADS+=("$STRACE_BIN")
 	fi
 fi
+if [ $WANT_TGT = 1 ]; then    # the tgt scenario: pnvme-tgt and e2fsprogs (~2 MiB)
+	install -m 755 "$HERE/tgt-host.sh" "$STAGE/bin/tgt-host.sh"
+	cp "$TGT_BIN" "$STAGE/bin/pnvme-tgt"
+	mkdir -p "$STAGE/usr/sbin"
+	cp "$MKE2FS_BIN" "$STAGE/usr/sbin/mke2fs"
+	cp "$E2FSCK_BIN" "$STAGE/usr/sbin/e2fsck"
+	[ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$STAGE/etc/mke2fs.conf"
+	PAYLOADS+=("$TGT_BIN" "$MKE2FS_BIN" "$E2FSCK_BIN")
+fi
 # shared libraries of the payloads (libpci has no static archive on Debian)
 for bin in "${PAYLOADS[@]}"; do
 	ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
@@ -247,6 +278,8 @@ mod_set fs crc32c_generic ext4
 mod_set tcp crct10dif_common crct10dif_generic crc64_rocksoft_generic crc32c_generic \
 	configfs nvmet nvmet-tcp null_blk nvme-fabrics nvme-tcp
 mod_set net virtio_pci virtio_net
+# pnvme-tgt's client: the kernel's NVMe/TCP host only
+mod_set tgt crc32c_generic nvme-fabrics nvme-tcp
 INITRD=$WORK/initramfs.cpio.gz
 (cd "$STAGE" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1 > "$INITRD"
 echo "   $INITRD: $(du -h "$INITRD" | cut -f1)"
@@ -526,9 +559,30 @@ run_tcp_target() {  # the kernel target for a host on this machine (tcp-target-d
 	expect_checks tcp-target tcp-target-ready tcp-target-stop
 }
 
+run_tgt() {  # pnvme-tgt in the guest, the kernel's nvme-tcp host its client (tgt-host.sh)
+	img tgt.img 64M
+	boot tgt intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
+		$(drive tgt.img dt) -device nvme,serial=pnvmeT,drive=dt,addr=0x4
+	expect_checks tgt tool-setup tgt-bind tgt-start tgt-discover tgt-host-refused tgt-connect \
+		tgt-fs-A tgt-fs-B tgt-rw-A tgt-rw-B tgt-keepalive tgt-kill tgt-intact tgt-rewrite tgt-stop
+	# the drive as the guest left it: pattern SEED over the first half (written
+	# before pnvme-tgt was killed), pattern SEED+2 over the second half
+	local image=$WORK/tgt.img size half t0=${EPOCHREALTIME/./}
+	size=$(stat -c %s "$image")
+	half=$((size / 2))
+	{ "$WORK/tcpcheck" pattern "$SEED" "$half"; "$WORK/tcpcheck" pattern $((SEED + 2)) "$half"; } \
+		> "$WORK/expect-tgt.img"
+	if cmp "$WORK/expect-tgt.img" "$image" > "$WORK/cmp.out" 2>&1; then
+		record PASS "image-tgt: tgt.img ($size bytes) = pattern $SEED then pattern $((SEED + 2)), byte for byte ($(elapsed "$t0")s)"
+	else
+		record FAIL "image-tgt: tgt.img differs from pattern $SEED then pattern $((SEED + 2)): $(head -n 1 "$WORK/cmp.out")"
+	fi
+	rm -f "$WORK/expect-tgt.img"
+}
+
 for sc in "${SCENARIOS[@]}"; do
 	case $sc in
-	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) run_$sc ;;
+	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp|tgt) run_$sc ;;
 	tcp-target) run_tcp_target ;;
 	tcp-perf) run_tcp_perf ;;
 	*) die "unknown scenario $sc" ;;

@@ -15,4 +15,5 @@ args=(--workdir "$BUILD/vm-work")
 if [ -x "$BUILD/pnvme" ] && [ -x "$BUILD/tests/vm/vmtest" ]; then
 	args+=(--pnvme "$BUILD/pnvme" --vmtest "$BUILD/tests/vm/vmtest")
 fi
+[ -x "$BUILD/pnvme-tgt" ] && args+=(--tgt "$BUILD/pnvme-tgt")
 exec "$HERE/run-vm-tests.sh" "${args[@]}" "$@"
