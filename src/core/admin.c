@@ -97,6 +97,8 @@ static int admin_sync_tmo(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, 
 
 	if (!ctrl || !cmd)
 		return pnvme_fail(-EINVAL, "admin command: NULL controller or command");
+	if (cqe)
+		memset(cqe, 0, sizeof(*cqe));
 	if (ctrl_is_dead(ctrl))
 		return pnvme_fail(-ENODEV, "controller is gone");
 	if (len) {
