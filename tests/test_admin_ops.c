@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -281,6 +282,39 @@ static void test_format_refused(void **state)
 	env_close(&e);
 }
 
+/*
+ * file=: the metadata area after the data is sized for the format the file
+ * was made with; a format needing more is Invalid Format, one needing less
+ * fits (and the data survives without an erase).
+ */
+static void test_format_file_backed(void **state)
+{
+	struct env e;
+	char path[] = "/tmp/pnvme-fmt-XXXXXX", opts[128];
+	int fd = mkstemp(path);
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(opts, sizeof(opts), "format=1,ms=8,file=%s", path);
+	env_open(&e, opts);
+	const struct pnvme_ns *ns = pnvme_ctrl_ns(e.ctrl, 1);
+	assert_int_equal(ns->ms, 8);
+	struct pnvme_format_opts o = { .lbaf = (uint8_t)find_lbaf(ns, 9, 64) };
+	assert_rc(pnvme_format_nvm(e.ctrl, 1, &o), -EINVAL);
+	assert_last_error_has("Invalid Format");
+	assert_int_equal(ns->ms, 8);                     /* unchanged */
+	o.lbaf = (uint8_t)find_lbaf(ns, 12, 8);
+	o.mset = 1;
+	assert_ok(pnvme_format_nvm(e.ctrl, 1, &o));
+	assert_int_equal(ns->block_bytes, 4104);
+	test_block_fill(e.buf, 4104, 9, 4);
+	assert_ok(pnvme_write_sync(e.qp, ns, e.buf, 9, 1, 0));
+	assert_ok(pnvme_read_sync(e.qp, ns, e.buf + 8192, 9, 1, 0));
+	assert_memory_equal(e.buf, e.buf + 8192, 4104);
+	env_close(&e);
+	unlink(path);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sanitize                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -422,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_format_upper_index),
 		cmocka_unit_test(test_format_all_namespaces),
 		cmocka_unit_test(test_format_refused),
+		cmocka_unit_test(test_format_file_backed),
 		cmocka_unit_test(test_sanitize_progress),
 		cmocka_unit_test(test_sanitize_overwrite),
 		cmocka_unit_test(test_sanitize_refused),
