@@ -160,6 +160,9 @@ static void test_errno(void **state)
 	assert_int_equal(pnvme_status_errno(S(MEDIA, REFTAG_CHECK)), -EILSEQ);
 	assert_int_equal(pnvme_status_errno(S(MEDIA, COMPARE_FAILED)), -EILSEQ);
 	assert_int_equal(pnvme_status_errno(S(CMD, LOG_PAGE_INVALID)), -ENOENT);
+	assert_int_equal(pnvme_status_errno(S(CMD, FORMAT_INVALID)), -EINVAL);
+	assert_int_equal(pnvme_status_errno(S(GENERIC, SANITIZE_IN_PROGRESS)), -EBUSY);
+	assert_int_equal(pnvme_status_errno(S(GENERIC, FORMAT_IN_PROGRESS)), -EBUSY);
 	/* Everything else is -EIO. */
 	assert_int_equal(pnvme_status_errno(S(GENERIC, INTERNAL)), -EIO);
 	assert_int_equal(pnvme_status_errno(S(GENERIC, DATA_XFER_ERROR)), -EIO);

@@ -106,7 +106,8 @@ expect 0 "^pnvme $ver\$" --version
 expect 0 "^pnvme $ver\$" -V
 
 # --help for every command, and `pnvme help CMD`
-for c in list bind unbind status setup id-ctrl id-ns smart-log error-log; do
+for c in list bind unbind status setup id-ctrl id-ns smart-log error-log fw-log format \
+	sanitize sanitize-log; do
 	expect 0 "^usage: pnvme $c " "$c" --help
 done
 expect 0 '^usage: pnvme id-ns DEV -n NSID' id-ns -h
@@ -114,13 +115,18 @@ expect 0 '^usage: pnvme smart-log ' help smart-log
 
 # -o json where there is no JSON output is an error, not text. (Arguments that
 # do nothing even where -o json were ignored: no such PCI domain; no setup.)
-for c in "bind ffff:00:1f.7" "unbind ffff:00:1f.7" status setup; do
+for c in "bind ffff:00:1f.7" "unbind ffff:00:1f.7" status setup "format emu -n 1 --yes" \
+	"sanitize emu --action block --yes"; do
 	# shellcheck disable=SC2086 # the command and its arguments
 	expect 2 "^pnvme: ${c%% *}: no JSON output" $c -o json
 done
 # options that do not apply to the command
-expect 2 '^pnvme: id-ctrl: -n applies to id-ns only' id-ctrl emu -n 1
-expect 2 '^pnvme: list: --force applies to bind only' list --force
+expect 2 '^pnvme: id-ctrl: -n applies to id-ns and format only' id-ctrl emu -n 1
+expect 2 '^pnvme: list: --force applies to bind, format and sanitize only' list --force
+expect 2 '^pnvme: id-ctrl: --yes applies to format and sanitize only' id-ctrl emu --yes
+expect 2 '^pnvme: id-ns: -n all applies to format only' id-ns emu -n all
+expect 2 '^pnvme: smart-log: --lbaf applies to format only' smart-log emu --lbaf 1
+expect 2 '^pnvme: format: --action applies to sanitize only' format emu -n 1 --action block
 
 # Every JSON document carries the format version; nvme-cli's field names,
 # pnvme's own fields under "pnvme" and nowhere else.
@@ -164,6 +170,57 @@ expect 0 '^flbas  : 0x0 \(LBA format 0; no metadata\)$' id-ns emu -n 1
 expect 0 '^dps    : 0x0 \(no end-to-end protection\)$' id-ns emu -n 1
 expect 0 '^lbaf  0 : ms:0   lbads:9  rp:0  512 data \+ 0 metadata bytes, best performance \(in use\)$' \
 	id-ns emu -n 1
+
+# ---------------------------------------------------------------------------
+# format, sanitize, sanitize-log, fw-log (emu: format=1 offers Format NVM with
+# eight LBA formats, 4096 + 8 is index 5; sanicap=7 every sanitize action)
+# ---------------------------------------------------------------------------
+# destructive commands without --yes: refused, exit 2, nothing sent (the
+# second emulator could not even format: the refusal comes first)
+expect 2 '^pnvme: format: this destroys all data on namespace 1 of emu:format=1; add --yes' \
+	format emu:format=1 -n 1 --lbaf 5
+expect 2 'add --yes' format emu -n 1 --lbaf 5
+expect 2 '^pnvme: sanitize: this erases ALL user data .* add --yes' \
+	sanitize emu:sanicap=7 --action block
+expect 2 'needs -n NSID' format emu:format=1 --lbaf 5 --yes
+expect 2 'needs --action' sanitize emu:sanicap=7 --yes
+expect 2 '^pnvme: --action needs block, crypto' sanitize emu:sanicap=7 --action erase --yes
+expect 2 '^pnvme: --lbaf needs a number 0..63' format emu:format=1 -n 1 --lbaf 64 --yes
+expect 2 'apply to --action overwrite only' sanitize emu:sanicap=7 --action block --owpass 2 --yes
+# with --yes (or nvme-cli's --force)
+expect 0 '^namespace 1: LBA format 5, 4096 \+ 8 bytes \(extended LBA\), no protection information, 16384 blocks$' \
+	format emu:format=1 -n 1 --lbaf 5 --ms 1 --ses 1 --yes
+expect 0 '^namespace 1: LBA format 2, 512 \+ 16 bytes \(separate metadata\), PI type 1 in the first 8 bytes' \
+	format emu:format=1 -n 1 -l 2 -i 1 -p 1 --force
+expect 0 '^namespace 2: LBA format 4, 4096 \+ 0 bytes' format emu:format=1,ns=2 -n all --lbaf 4 -y
+expect 1 '^pnvme: format: the controller does not support Format NVM \(Identify Controller OACS bit 1 is 0\)$' \
+	format emu -n 1 --yes
+expect 1 '^pnvme: format: LBA format 9 does not exist' format emu:format=1 -n 1 --lbaf 9 --yes
+expect 1 'namespace 3 is not active' format emu:format=1 -n 3 --yes
+# sanitize: started, or followed to the end with --wait
+expect 0 '^sanitize started' sanitize emu:sanicap=7 --action crypto --yes
+expect 0 '^sanitize: most recent sanitize completed successfully$' \
+	sanitize emu:sanicap=7,sansteps=5 --action block --yes --wait
+expect 0 'completed successfully' sanitize emu:sanicap=4 -a start-overwrite --owpass 2 \
+	--ovrpat 0x5a5a5a5a --oipbp --yes --wait
+expect 0 '^exit failure mode: done$' sanitize emu:sanicap=1 --action exit-failure
+expect 1 '^pnvme: sanitize: the controller does not support crypto erase \(Identify Controller SANICAP 0x2\)$' \
+	sanitize emu:sanicap=2 --action crypto --yes
+expect 1 'does not support block erase \(Identify Controller SANICAP 0x0\)' sanitize emu --action block --yes
+# sanitize-log / fw-log
+expect 0 '^sstat  : 0x0 \(never sanitized' sanitize-log emu:sanicap=7
+expect 1 'no Sanitize Status log' sanitize-log emu
+expect 0 '^frs1 : 0\.1\.0 \(active\)$' fw-log emu
+expect 0 '^afi  : 0x1 \(running slot 1' fw-log emu
+SAN_KEYS='sprog sstat cdw10_info time_over_write time_block_erase time_crypto_erase
+	time_over_write_no_dealloc time_block_erase_no_dealloc time_crypto_erase_no_dealloc
+	pnvme_json_version pnvme'
+json_check "sanitize-log json: nvme-cli names" \
+	"$V and set(d) == set('''$SAN_KEYS'''.split()) and d['sprog'] == 65535 and d['sstat']['status'].startswith('(0)') and d['sstat']['no_cmplted_passes'] == 0 and d['time_block_erase'] == 4294967295 and d['pnvme']['in_progress'] is False" \
+	sanitize-log emu:sanicap=7 -o json
+json_check "fw-log json: nvme-cli names" \
+	"$V and d['Active Firmware Slot (afi)'] == 1 and d['Firmware Rev Slot 1'].endswith(' (0.1.0)') and 'Firmware Rev Slot 2' not in d and d['pnvme']['revisions'] == [{'slot': 1, 'revision': '0.1.0'}] and d['pnvme']['active_slot'] == 1" \
+	fw-log emu -o json
 
 # ---------------------------------------------------------------------------
 # bind / unbind on a fake sysfs tree

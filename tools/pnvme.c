@@ -11,10 +11,15 @@
  *   pnvme id-ns DEV -n NSID [-o json] Identify Namespace
  *   pnvme smart-log DEV [-o json]     SMART / Health log
  *   pnvme error-log DEV [-o json]     Error Information log
+ *   pnvme fw-log DEV [-o json]        Firmware Slot Information log
+ *   pnvme format DEV -n NSID [--lbaf N ...] --yes       Format NVM (destroys data)
+ *   pnvme sanitize DEV --action ACT [...] --yes         Sanitize (destroys data)
+ *   pnvme sanitize-log DEV [-o json]  Sanitize Status log
  *   pnvme CMD --help, pnvme --version
  *
  * DEV is a PCI address bound to vfio-pci or an emulator spec ("emu:size=1G").
- * Exit status: 0 success, 1 failure ("pnvme: <reason>" on stderr), 2 usage.
+ * Exit status: 0 success, 1 failure ("pnvme: <reason>" on stderr), 2 usage
+ * (including a destructive command without --yes).
  *
  * JSON documents carry "pnvme_json_version" (PNVME_JSON_VERSION; raised when a
  * field changes meaning or goes away). Identify and log page fields have
@@ -102,6 +107,43 @@ static const struct command commands[] = {
 	{ "error-log", "DEV [-o json]", "Error Information log",
 	  "Error Information log page (01h): the entries with a non-zero error count.\n",
 	  true },
+	{ "fw-log", "DEV [-o json]", "Firmware Slot Information log",
+	  "Firmware Slot Information log page (03h): the slot the running firmware came\n"
+	  "from, the slot activated at the next reset, and each slot's revision.\n", true },
+	{ "format", "DEV -n NSID [--lbaf N] [--ms 0|1] [--pi N] [--pil 0|1] [--ses N] --yes",
+	  "Format NVM: new LBA format / metadata / protection (DESTROYS DATA)",
+	  "Low-level formats namespace NSID ('all': every namespace) with Format NVM\n"
+	  "(NVMe Base 2.0 §5.23), then shows the namespaces as identified again. Settings\n"
+	  "not given keep the namespace's current ones. The data on the namespace is lost;\n"
+	  "without --yes nothing is sent (exit 2). Controllers may format every namespace\n"
+	  "together (Identify Controller FNA bit 0). No I/O may run meanwhile.\n"
+	  "  -n, --namespace-id NSID   namespace, or 'all' (NSID FFFFFFFFh)\n"
+	  "  -l, --lbaf N              LBA format index 0..63 (see pnvme id-ns)\n"
+	  "  -m, --ms, --mset 0|1      metadata: 1 extended LBAs, 0 a separate buffer\n"
+	  "  -i, --pi 0..3             protection information type (0: none)\n"
+	  "  -p, --pil 0|1             PI in the first (1) or last (0) 8 metadata bytes\n"
+	  "  -s, --ses 0..2            secure erase: 0 none, 1 user data, 2 cryptographic\n"
+	  "  -t, --timeout MS          wait this long (default 600000)\n"
+	  "  -y, --yes, -f, --force    yes, destroy the data\n", false },
+	{ "sanitize", "DEV --action block|crypto|overwrite|exit-failure [...] --yes",
+	  "Sanitize: erase all user data of the NVM subsystem (DESTROYS DATA)",
+	  "Starts a sanitize operation (NVMe Base 2.0 §5.24): block erase, crypto erase\n"
+	  "or overwrite of ALL user data in the NVM subsystem, or exit failure mode after\n"
+	  "a failed one. The operation runs in the background: follow it with\n"
+	  "pnvme sanitize-log, or --wait here. The erasing actions need --yes (without it\n"
+	  "nothing is sent: exit 2).\n"
+	  "  -a, --action, --sanact ACT  block | crypto | overwrite | exit-failure (or\n"
+	  "                              nvme-cli's 1..4 / start-block-erase / ...)\n"
+	  "  --ause                      allow unrestricted sanitize exit\n"
+	  "  --no-dealloc                no deallocation after sanitize (NDAS)\n"
+	  "  --owpass N                  overwrite passes, 1..16 (default 1)\n"
+	  "  --oipbp                     invert the overwrite pattern between passes\n"
+	  "  --ovrpat N                  overwrite pattern, 32 bits (default 0)\n"
+	  "  -w, --wait                  wait for completion, showing progress\n"
+	  "  -y, --yes, -f, --force      yes, destroy the data\n", false },
+	{ "sanitize-log", "DEV [-o json]", "Sanitize Status log",
+	  "Sanitize Status log page (81h): progress of a sanitize operation, the status\n"
+	  "of the most recent one and the command that started it, time estimates.\n", true },
 };
 
 static const struct command *find_command(const char *name)
@@ -116,9 +158,12 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: pnvme COMMAND [ARGS]   (pnvme COMMAND --help, pnvme --version)\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		char syn[64];
+		char syn[128];
 		snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
-		fprintf(f, "  %-28s %s\n", syn, commands[i].what);
+		if (strlen(syn) > 28)
+			fprintf(f, "  %s\n  %-28s %s\n", syn, "", commands[i].what);
+		else
+			fprintf(f, "  %-28s %s\n", syn, commands[i].what);
 	}
 	fprintf(f, "DEV: PCI address bound to vfio-pci (0000:01:00.0) or emulator spec (emu:size=1G)\n");
 }
@@ -1185,21 +1230,375 @@ static int cmd_discover(const char *addr, bool json)
 }
 
 /* ------------------------------------------------------------------------ */
+/* firmware log, Format NVM, Sanitize                                       */
+/* ------------------------------------------------------------------------ */
+
+static int cmd_fw_log(const char *dev, bool json)
+{
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_fw_slot_log log;
+	if (open_dev(dev, &ctrl) != 0)
+		return fail();
+	if (pnvme_fw_log(ctrl, &log) != 0) {
+		int rc = fail();
+		pnvme_ctrl_close(ctrl);
+		return rc;
+	}
+	unsigned nslots = (unsigned)PNVME_GET(pnvme_ctrl_id(ctrl)->frmw, PNVME_FRMW_NSLOTS);
+	unsigned act = (unsigned)PNVME_GET(log.afi, PNVME_AFI_ACTIVE);
+	unsigned next = (unsigned)PNVME_GET(log.afi, PNVME_AFI_NEXT);
+	/* Base 2.0 §5.16.1.4; JSON names as nvme-cli's fw-log */
+	if (json) {
+		j_begin();
+		j_u("Active Firmware Slot (afi)", log.afi);
+		for (unsigned i = 0; i < 7; i++) {
+			char key[24], val[48], rev[9];
+			uint64_t raw;
+			if (!log.frs[i][0])
+				continue;
+			memcpy(&raw, log.frs[i], 8);
+			trimmed(rev, log.frs[i], 8);
+			snprintf(key, sizeof(key), "Firmware Rev Slot %u", i + 1);
+			snprintf(val, sizeof(val), "%" PRIu64 " (%s)", raw, rev);
+			j_s(key, val, sizeof(val));
+		}
+		j_open("pnvme", '{');
+		j_u("active_slot", act);
+		j_u("next_slot", next);
+		j_u("slots", nslots);
+		j_b("slot1_read_only", pnvme_ctrl_id(ctrl)->frmw & PNVME_FRMW_SLOT1_RO);
+		j_open("revisions", '[');
+		for (unsigned i = 0; i < 7; i++) {
+			char rev[9];
+			if (!log.frs[i][0])
+				continue;
+			trimmed(rev, log.frs[i], 8);
+			j_open(NULL, '{');
+			j_u("slot", i + 1);
+			j_s("revision", rev, sizeof(rev));
+			j_close('}');
+		}
+		j_close(']');
+		j_close('}');
+		j_end();
+	} else {
+		printf("afi  : 0x%x (running slot %u; next reset: %s)\n", log.afi, act,
+		       next ? "slot" : "no change");
+		if (next)
+			printf("next : slot %u\n", next);
+		for (unsigned i = 0; i < 7; i++) {
+			char rev[9];
+			if (!log.frs[i][0])
+				continue;
+			trimmed(rev, log.frs[i], 8);
+			printf("frs%u : %s%s\n", i + 1, rev, i + 1 == act ? " (active)" : "");
+		}
+		printf("slots: %u%s\n", nslots,
+		       pnvme_ctrl_id(ctrl)->frmw & PNVME_FRMW_SLOT1_RO ? ", slot 1 read only" : "");
+	}
+	pnvme_ctrl_close(ctrl);
+	return 0;
+}
+
+/* Format NVM settings from the command line; -1 = keep the namespace's. */
+struct fmt_args {
+	long lbaf, mset, pi, pil, ses, timeout_ms;
+};
+
+static void print_ns_format(const struct pnvme_ns *ns)
+{
+	char pi[40] = "no protection information";
+	if (ns->pi_type)
+		snprintf(pi, sizeof(pi), "PI type %u in the %s 8 bytes", ns->pi_type,
+			 ns->pi_first ? "first" : "last");
+	printf("namespace %u: LBA format %u, %u + %u bytes%s, %s, %" PRIu64 " blocks\n",
+	       ns->nsid, PNVME_FLBAS_INDEX(ns->id.flbas), ns->lba_size, ns->ms,
+	       ns->ms == 0 ? "" : ns->md_ext ? " (extended LBA)" : " (separate metadata)", pi,
+	       ns->nlba);
+}
+
+static int cmd_format(const char *dev, uint32_t nsid, const struct fmt_args *fa)
+{
+	struct pnvme_ctrl *ctrl;
+	if (open_dev(dev, &ctrl) != 0)
+		return fail();
+	const struct pnvme_ns *cur = nsid == PNVME_NSID_ALL ? pnvme_ctrl_ns_at(ctrl, 0)
+							    : pnvme_ctrl_ns(ctrl, nsid);
+	if (!cur) {
+		fprintf(stderr, "%s: format: namespace %u is not active on %s\n", prog, nsid, dev);
+		pnvme_ctrl_close(ctrl);
+		return 1;
+	}
+	struct pnvme_format_opts o = {
+		.lbaf = (uint8_t)(fa->lbaf >= 0 ? fa->lbaf : PNVME_FLBAS_INDEX(cur->id.flbas)),
+		.mset = (uint8_t)(fa->mset >= 0 ? fa->mset : cur->md_ext),
+		.pi = (uint8_t)(fa->pi >= 0 ? fa->pi : cur->pi_type),
+		.pil = (uint8_t)(fa->pil >= 0 ? fa->pil : cur->pi_first),
+		.ses = (uint8_t)(fa->ses >= 0 ? fa->ses : 0),
+		.timeout_ms = fa->timeout_ms >= 0 ? (uint32_t)fa->timeout_ms : 0,
+	};
+	if (pnvme_format_nvm(ctrl, nsid, &o) != 0) {
+		int rc = fail();
+		pnvme_ctrl_close(ctrl);
+		return rc;
+	}
+	if (nsid == PNVME_NSID_ALL)
+		printf("formatted all namespaces of %s\n", dev);
+	else
+		printf("formatted namespace %u of %s\n", nsid, dev);
+	for (uint32_t i = 0; i < pnvme_ctrl_nr_ns(ctrl); i++)
+		print_ns_format(pnvme_ctrl_ns_at(ctrl, i));
+	pnvme_ctrl_close(ctrl);
+	return 0;
+}
+
+/* Base 2.0 §5.16.1 Sanitize Status: SSTAT bits 2:0 */
+static const char *sstat_str(unsigned st)
+{
+	switch (st) {
+	case PNVME_SSTAT_NEVER:          return "never sanitized";
+	case PNVME_SSTAT_COMPLETED:      return "most recent sanitize completed successfully";
+	case PNVME_SSTAT_IN_PROGRESS:    return "sanitize in progress";
+	case PNVME_SSTAT_FAILED:         return "most recent sanitize failed";
+	case PNVME_SSTAT_COMPLETED_NDAS: return "completed successfully, with deallocation "
+					        "although no-deallocate was asked";
+	default:                         return "reserved";
+	}
+}
+
+static void est_str(uint32_t v, char *buf, size_t len)
+{
+	if (v == 0xffffffffu)
+		snprintf(buf, len, "none");
+	else
+		snprintf(buf, len, "%u s", v);
+}
+
+static int cmd_sanitize_log(const char *dev, bool json)
+{
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_sanitize_log l;
+	if (open_dev(dev, &ctrl) != 0)
+		return fail();
+	if (pnvme_sanitize_log(ctrl, &l) != 0) {
+		int rc = fail();
+		pnvme_ctrl_close(ctrl);
+		return rc;
+	}
+	unsigned st = (unsigned)PNVME_GET(l.sstat, PNVME_SSTAT_STATUS);
+	unsigned passes = (unsigned)PNVME_GET(l.sstat, PNVME_SSTAT_OPC);
+	double pct = st == PNVME_SSTAT_IN_PROGRESS ? l.sprog * 100.0 / 65536.0 : 100.0;
+	/* JSON names as nvme-cli's sanitize-log */
+	if (json) {
+		char str[128];
+		j_begin();
+		j_u("sprog", l.sprog);
+		j_open("sstat", '{');
+		j_u("global_erased", (l.sstat & PNVME_SSTAT_GDE) ? 1 : 0);
+		j_u("no_cmplted_passes", passes);
+		snprintf(str, sizeof(str), "(%u) %s", st, sstat_str(st));
+		j_s("status", str, sizeof(str));
+		j_close('}');
+		j_u("cdw10_info", l.scdw10);
+		j_u("time_over_write", l.eto);
+		j_u("time_block_erase", l.etbe);
+		j_u("time_crypto_erase", l.etce);
+		j_u("time_over_write_no_dealloc", l.etondas);
+		j_u("time_block_erase_no_dealloc", l.etbendas);
+		j_u("time_crypto_erase_no_dealloc", l.etcendas);
+		j_open("pnvme", '{');
+		j_u("status", st);
+		j_b("in_progress", st == PNVME_SSTAT_IN_PROGRESS);
+		j_key("progress_percent");
+		printf("%.1f", pct);
+		j_close('}');
+		j_end();
+	} else {
+		char a[24], b[24], c[24];
+		if (st == PNVME_SSTAT_IN_PROGRESS)
+			printf("sprog  : %u (%.1f%% done)\n", l.sprog, pct);
+		else
+			printf("sprog  : %u\n", l.sprog);
+		printf("sstat  : 0x%x (%s; overwrite passes %u; global data erased %u)\n",
+		       l.sstat, sstat_str(st), passes, (l.sstat & PNVME_SSTAT_GDE) ? 1 : 0);
+		printf("scdw10 : 0x%x\n", l.scdw10);
+		est_str(l.eto, a, sizeof(a));
+		est_str(l.etbe, b, sizeof(b));
+		est_str(l.etce, c, sizeof(c));
+		printf("estimates: overwrite %s, block erase %s, crypto erase %s\n", a, b, c);
+	}
+	pnvme_ctrl_close(ctrl);
+	return 0;
+}
+
+struct san_args {
+	int action;            /* enum pnvme_sanact, 0: not given */
+	uint32_t flags;
+	long owpass;           /* -1: not given */
+	uint32_t ovrpat;
+	bool ovrpat_set, wait;
+};
+
+static int cmd_sanitize(const char *dev, const struct san_args *sa)
+{
+	struct pnvme_ctrl *ctrl;
+	uint32_t flags = sa->flags;
+	if (sa->action == PNVME_SANACT_OVERWRITE)
+		flags |= PNVME_SET(PNVME_SANITIZE_OWPASS,
+				   (uint32_t)(sa->owpass > 0 ? sa->owpass % 16 : 1));
+	if (open_dev(dev, &ctrl) != 0)
+		return fail();
+	if (pnvme_sanitize(ctrl, (enum pnvme_sanact)sa->action, flags, sa->ovrpat) != 0) {
+		int rc = fail();
+		pnvme_ctrl_close(ctrl);
+		return rc;
+	}
+	if (sa->action == PNVME_SANACT_EXIT_FAILURE) {
+		printf("exit failure mode: done\n");
+		pnvme_ctrl_close(ctrl);
+		return 0;
+	}
+	if (!sa->wait) {
+		printf("sanitize started (see pnvme sanitize-log %s)\n", dev);
+		pnvme_ctrl_close(ctrl);
+		return 0;
+	}
+	bool tty = isatty(STDOUT_FILENO);
+	struct pnvme_sanitize_log l;
+	unsigned st;
+	for (;;) {
+		if (pnvme_sanitize_log(ctrl, &l) != 0) {
+			int rc = fail();
+			pnvme_ctrl_close(ctrl);
+			return rc;
+		}
+		st = (unsigned)PNVME_GET(l.sstat, PNVME_SSTAT_STATUS);
+		if (st != PNVME_SSTAT_IN_PROGRESS)
+			break;
+		if (tty) {
+			printf("\rsanitize: %5.1f%%", l.sprog * 100.0 / 65536.0);
+			fflush(stdout);
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (tty)
+		printf("\r");
+	printf("sanitize: %s\n", sstat_str(st));
+	pnvme_ctrl_close(ctrl);
+	return st == PNVME_SSTAT_FAILED ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* argument parsing                                                         */
 /* ------------------------------------------------------------------------ */
 
 struct args {
 	const char *pos[2];
 	int npos;
-	bool json, force, help;
+	bool json, force, help, yes;
 	long nsid, hugepages;
+	struct fmt_args fmt;
+	struct san_args san;
+	const char *fmt_opt;   /* a format option given (for the misuse message) */
+	const char *san_opt;   /* a sanitize option given */
 };
+
+/* A number option's value: 0..max (0x... allowed). false if missing or bad. */
+static bool num_arg(int argc, char **argv, int *i, long max, long *out)
+{
+	if (*i + 1 >= argc)
+		return false;
+	const char *arg = argv[++*i];
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 0);
+	if (!*arg || *end || errno || v < 0 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Sanitize actions by name (ours and nvme-cli's) or number 1..4. */
+static int sanact_parse(const char *v)
+{
+	static const struct { const char *name; int act; } names[] = {
+		{ "exit-failure", PNVME_SANACT_EXIT_FAILURE }, { "1", 1 },
+		{ "block", PNVME_SANACT_BLOCK_ERASE }, { "start-block-erase", 2 }, { "2", 2 },
+		{ "overwrite", PNVME_SANACT_OVERWRITE }, { "start-overwrite", 3 }, { "3", 3 },
+		{ "crypto", PNVME_SANACT_CRYPTO_ERASE }, { "start-crypto-erase", 4 }, { "4", 4 },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(v, names[i].name))
+			return names[i].act;
+	return 0;
+}
+
+/* One option of format or sanitize at argv[*i]: 1 taken, 0 not ours, 2 usage error. */
+static int parse_admin_opt(int argc, char **argv, int *i, struct args *a)
+{
+	const char *s = argv[*i];
+	long v = 0;
+	struct { const char *s, *l, *l2; long max; long *dst; } fo[] = {
+		{ "-l", "--lbaf", NULL, 63, &a->fmt.lbaf },
+		{ "-m", "--ms", "--mset", 1, &a->fmt.mset },
+		{ "-i", "--pi", NULL, 3, &a->fmt.pi },
+		{ "-p", "--pil", NULL, 1, &a->fmt.pil },
+		{ "-s", "--ses", NULL, 2, &a->fmt.ses },
+		{ "-t", "--timeout", NULL, 0x7fffffffL, &a->fmt.timeout_ms },
+	};
+	for (size_t k = 0; k < sizeof(fo) / sizeof(fo[0]); k++) {
+		if (strcmp(s, fo[k].s) && strcmp(s, fo[k].l) && (!fo[k].l2 || strcmp(s, fo[k].l2)))
+			continue;
+		if (!num_arg(argc, argv, i, fo[k].max, fo[k].dst)) {
+			fprintf(stderr, "%s: %s needs a number 0..%ld\n", prog, s, fo[k].max);
+			return 2;
+		}
+		a->fmt_opt = s;
+		return 1;
+	}
+	if (!strcmp(s, "-a") || !strcmp(s, "--action") || !strcmp(s, "--sanact")) {
+		if (*i + 1 >= argc || !(a->san.action = sanact_parse(argv[*i + 1]))) {
+			fprintf(stderr, "%s: %s needs block, crypto, overwrite or exit-failure\n",
+				prog, s);
+			return 2;
+		}
+		++*i;
+	} else if (!strcmp(s, "--ause")) {
+		a->san.flags |= PNVME_SANITIZE_AUSE;
+	} else if (!strcmp(s, "--no-dealloc")) {
+		a->san.flags |= PNVME_SANITIZE_NDAS;
+	} else if (!strcmp(s, "--oipbp")) {
+		a->san.flags |= PNVME_SANITIZE_OIPBP;
+	} else if (!strcmp(s, "--owpass")) {
+		if (!num_arg(argc, argv, i, 16, &v) || v < 1) {
+			fprintf(stderr, "%s: --owpass needs a number 1..16\n", prog);
+			return 2;
+		}
+		a->san.owpass = v;
+	} else if (!strcmp(s, "--ovrpat")) {
+		if (!num_arg(argc, argv, i, 0xffffffffL, &v)) {
+			fprintf(stderr, "%s: --ovrpat needs a 32-bit number\n", prog);
+			return 2;
+		}
+		a->san.ovrpat = (uint32_t)v;
+		a->san.ovrpat_set = true;
+	} else if (!strcmp(s, "-w") || !strcmp(s, "--wait")) {
+		a->san.wait = true;
+	} else {
+		return 0;
+	}
+	a->san_opt = s;
+	return 1;
+}
 
 static int parse(int argc, char **argv, struct args *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->nsid = -1;
 	a->hugepages = -1;
+	a->fmt = (struct fmt_args){ -1, -1, -1, -1, -1, -1 };
+	a->san.owpass = -1;
 	for (int i = 0; i < argc; i++) {
 		const char *s = argv[i];
 		const char *val = NULL;
@@ -1217,8 +1616,21 @@ static int parse(int argc, char **argv, struct args *a)
 				return bad_usage("output format must be json or normal");
 			continue;
 		}
+		int ar = parse_admin_opt(argc, argv, &i, a);
+		if (ar == 2) {
+			usage(stderr);
+			return 2;
+		}
+		if (ar == 1)
+			continue;
 		if (!strcmp(s, "--force") || !strcmp(s, "-f")) {
 			a->force = true;
+		} else if (!strcmp(s, "--yes") || !strcmp(s, "-y")) {
+			a->yes = true;
+		} else if ((!strcmp(s, "-n") || !strcmp(s, "--namespace-id")) && i + 1 < argc &&
+			   !strcmp(argv[i + 1], "all")) {
+			a->nsid = PNVME_NSID_ALL;
+			i++;
 		} else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
 			a->help = true;
 		} else if (!strcmp(s, "-n") || !strcmp(s, "--namespace-id") ||
@@ -1299,13 +1711,22 @@ int main(int argc, char **argv)
 		command_help(c);
 		return 0;
 	}
+	bool destructive = !strcmp(name, "format") || !strcmp(name, "sanitize");
 	if (a.json && !c->json)
 		return command_misuse(c, "no JSON output (-o json applies to list, id-ctrl, id-ns, "
-				      "smart-log, error-log and discover)");
-	if (a.force && strcmp(name, "bind") != 0)
-		return command_misuse(c, "--force applies to bind only");
-	if (a.nsid >= 0 && strcmp(name, "id-ns") != 0)
-		return command_misuse(c, "-n applies to id-ns only");
+				      "smart-log, error-log, fw-log, sanitize-log and discover)");
+	if (a.force && strcmp(name, "bind") != 0 && !destructive)
+		return command_misuse(c, "--force applies to bind, format and sanitize only");
+	if (a.yes && !destructive)
+		return command_misuse(c, "--yes applies to format and sanitize only");
+	if (a.nsid >= 0 && strcmp(name, "id-ns") != 0 && strcmp(name, "format") != 0)
+		return command_misuse(c, "-n applies to id-ns and format only");
+	if (a.nsid == (long)PNVME_NSID_ALL && strcmp(name, "format") != 0)
+		return command_misuse(c, "-n all applies to format only");
+	if (a.fmt_opt && strcmp(name, "format") != 0)
+		return command_misuse(c, "%s applies to format only", a.fmt_opt);
+	if (a.san_opt && strcmp(name, "sanitize") != 0)
+		return command_misuse(c, "%s applies to sanitize only", a.san_opt);
 	if (a.hugepages >= 0 && strcmp(name, "setup") != 0)
 		return command_misuse(c, "--hugepages applies to setup only");
 
@@ -1337,5 +1758,39 @@ int main(int argc, char **argv)
 		return cmd_smart_log(a.pos[0], a.json);
 	if (!strcmp(name, "discover"))
 		return cmd_discover(a.pos[0], a.json);
+	if (!strcmp(name, "fw-log"))
+		return cmd_fw_log(a.pos[0], a.json);
+	if (!strcmp(name, "sanitize-log"))
+		return cmd_sanitize_log(a.pos[0], a.json);
+	if (!strcmp(name, "format")) {
+		if (a.nsid < 0)
+			return command_misuse(c, "needs -n NSID (or -n all)");
+		/* Refused before anything is opened: nothing reaches the device. */
+		if (!a.yes && !a.force) {
+			char nsname[24];
+			if (a.nsid == (long)PNVME_NSID_ALL)
+				snprintf(nsname, sizeof(nsname), "all");
+			else
+				snprintf(nsname, sizeof(nsname), "%ld", a.nsid);
+			fprintf(stderr, "%s: format: this destroys all data on namespace %s of %s; "
+				"add --yes to go ahead\n", prog, nsname, a.pos[0]);
+			return 2;
+		}
+		return cmd_format(a.pos[0], (uint32_t)a.nsid, &a.fmt);
+	}
+	if (!strcmp(name, "sanitize")) {
+		if (!a.san.action)
+			return command_misuse(c, "needs --action block|crypto|overwrite|exit-failure");
+		if (a.san.action != PNVME_SANACT_OVERWRITE &&
+		    (a.san.owpass >= 0 || a.san.ovrpat_set || (a.san.flags & PNVME_SANITIZE_OIPBP)))
+			return command_misuse(c, "--owpass, --ovrpat and --oipbp apply to --action "
+					      "overwrite only");
+		if (!a.yes && !a.force && a.san.action != PNVME_SANACT_EXIT_FAILURE) {
+			fprintf(stderr, "%s: sanitize: this erases ALL user data in the NVM "
+				"subsystem of %s; add --yes to go ahead\n", prog, a.pos[0]);
+			return 2;
+		}
+		return cmd_sanitize(a.pos[0], &a.san);
+	}
 	return cmd_error_log(a.pos[0], a.json);
 }

@@ -187,7 +187,10 @@ bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl);
 /** The emulator behind this controller, or NULL for a real device. */
 struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl);
 
-/** An active namespace, as identified at open. Read-only for applications. */
+/**
+ * An active namespace, as identified at open. Read-only for applications.
+ * pnvme_format_nvm() rewrites it in place (same address, new format).
+ */
 struct pnvme_ns {
 	uint32_t nsid;
 	uint32_t lba_size;      /* bytes per logical block */
@@ -282,6 +285,86 @@ int pnvme_get_log_page_async(struct pnvme_ctrl *ctrl, uint8_t lid, uint32_t nsid
 int pnvme_smart_log(struct pnvme_ctrl *ctrl, struct pnvme_smart_log *log);
 /** Up to `n` Error Information log entries (newest first). */
 int pnvme_error_log(struct pnvme_ctrl *ctrl, struct pnvme_error_log *entries, unsigned n);
+
+/**
+ * Firmware Slot Information log (Base 2.0 §5.16.1.4, LID 03h): the active
+ * slot (AFI) and the revision in each slot (FRS1..7, ASCII, space padded,
+ * all zeroes for an empty slot; FRMW says how many slots exist). Returns 0 or
+ * the errors of pnvme_get_log_page(). Any thread.
+ */
+int pnvme_fw_log(struct pnvme_ctrl *ctrl, struct pnvme_fw_slot_log *log);
+
+/** Options of pnvme_format_nvm(); all zero: format 0, separate metadata, no PI, no erase. */
+struct pnvme_format_opts {
+	uint8_t  lbaf;        /* LBA format index 0..63, at most the namespace's NLBAF */
+	uint8_t  mset;        /* metadata settings: 1 extended LBAs, 0 a separate buffer */
+	uint8_t  pi;          /* protection information type 0 (none), 1, 2, 3 */
+	uint8_t  pil;         /* 1: PI in the first 8 bytes of the metadata, 0: the last */
+	uint8_t  ses;         /* secure erase: PNVME_SES_NONE, _USER_DATA, _CRYPTO */
+	uint8_t  rsvd5[3];    /* zero */
+	uint32_t timeout_ms;  /* how long to wait; 0: 600 s (nvme-cli's), or the admin
+	                         timeout if that is longer */
+};
+
+/**
+ * Format NVM (NVMe Base 2.0 §5.23; NVM Command Set 1.0 §4.1): low-level
+ * format namespace `nsid` (or every namespace: PNVME_NSID_ALL) with LBA
+ * format `opts->lbaf` (formats 16..63 go in CDW10 LBAFU), metadata settings,
+ * protection information and secure erase settings (`opts` NULL: all zero).
+ * DESTRUCTIVE: the namespace's data is lost (with SES 1 or 2 it is erased).
+ *
+ * Waits for the command up to opts->timeout_ms; a timeout takes the admin
+ * timeout path (Abort, controller reset). Then identifies the namespace
+ * again - every namespace with PNVME_NSID_ALL or when the controller formats
+ * them all together (FNA bit 0) - and updates its struct pnvme_ns IN PLACE:
+ * pointers from pnvme_ctrl_ns() stay valid and show the new lba_size,
+ * block_bytes, ms, md_ext, pi_type, nlba, max_lbas and id. Buffers sized
+ * for the old format are the caller's to resize.
+ *
+ * I/O: the caller quiesces it. The call is refused (-EBUSY) while an I/O
+ * queue pair of this controller has requests outstanding; a thread that
+ * submits I/O during the call is the caller's bug (its commands may run
+ * against either format, and read the namespace fields while they change).
+ *
+ * Returns 0, or -EINVAL (NULL controller, NSID 0 or not active, format index
+ * beyond NLBAF, PI with less than 8 bytes of metadata, bad settings),
+ * -EOPNOTSUPP (OACS bit 1 clear: no Format NVM; SES 2 without FNA
+ * cryptographic erase; NSID FFFFFFFFh where FNA bit 3 forbids it), -EBUSY
+ * (I/O outstanding; or the controller reports a sanitize or format in
+ * progress), -ETIMEDOUT, -ENODEV, or the errno of an NVMe error (Invalid
+ * Format: -EINVAL). If the new format cannot be driven by pnvme (-EPROTO),
+ * the namespace is left with nlba 0 (all I/O refused). Any thread; do not
+ * call it from a completion callback.
+ */
+int pnvme_format_nvm(struct pnvme_ctrl *ctrl, uint32_t nsid,
+		     const struct pnvme_format_opts *opts);
+
+/**
+ * Start a sanitize operation (NVMe Base 2.0 §5.24; §8.21): `action` block
+ * erase, crypto erase or overwrite of ALL user data in the NVM subsystem
+ * (DESTRUCTIVE), or exit failure mode after a failed one. `flags` are CDW10
+ * bits: PNVME_SANITIZE_AUSE, PNVME_SANITIZE_NDAS, and for overwrite
+ * PNVME_SANITIZE_OIPBP and PNVME_SET(PNVME_SANITIZE_OWPASS, n); `ovrpat` is
+ * the overwrite pattern (CDW11). Returns once the controller accepted the
+ * command: the operation runs in the background; follow it with
+ * pnvme_sanitize_log(). Until it completes, I/O and most admin commands fail
+ * with Sanitize In Progress (-EBUSY).
+ * Returns 0, -EINVAL (NULL, unknown action or flag bits, overwrite flags on
+ * another action), -EOPNOTSUPP (SANICAP lacks the action - for exit failure
+ * mode: lacks every action -, or NDAS asked where SANICAP.NDI inhibits it),
+ * -EBUSY (one is in progress), -ETIMEDOUT, -ENODEV, or the errno of an NVMe
+ * error. Any thread.
+ */
+int pnvme_sanitize(struct pnvme_ctrl *ctrl, enum pnvme_sanact action, uint32_t flags,
+		   uint32_t ovrpat);
+
+/**
+ * Sanitize Status log (LID 81h): progress (SPROG / 65536 while SSTAT says in
+ * progress), the status of the most recent operation and its CDW10, time
+ * estimates. Returns 0, -EOPNOTSUPP (SANICAP reports no sanitize action: the
+ * log does not exist), or the errors of pnvme_get_log_page(). Any thread.
+ */
+int pnvme_sanitize_log(struct pnvme_ctrl *ctrl, struct pnvme_sanitize_log *log);
 
 /**
  * Abort command `cid` on submission queue `sqid` (Base 2.0 §5.1).

@@ -16,7 +16,8 @@
  *
  * Spec string (every option has a default; "emu" alone is valid):
  *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
- *       dbbuf=1,ms=0,ext=0,pi=0,pil=0,mode=thread,file=PATH,sn=...,mn=...
+ *       dbbuf=1,ms=0,ext=0,pi=0,pil=0,format=0,lbafs=1,sanicap=0,
+ *       sansteps=0,mode=thread,file=PATH,sn=...,mn=...
  *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
  *          must be a multiple of the LBA size
  *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
@@ -38,6 +39,20 @@
  *          (default 0; needs ms >= 8); DPC reports that type only
  *   pil    PI location, DPS bit 3: 0 = last 8 bytes of the metadata (default,
  *          as QEMU's pil=0), 1 = first 8 bytes (needs pi)
+ *   format 1: offer Format NVM (OACS bit 1; FNA 7h: a format applies to
+ *          every namespace, secure erase too, crypto erase supported) (default 0)
+ *   lbafs  LBA formats advertised, 1..64 (default 8 with format=1, else 1).
+ *          Format 0 is the one configured (lba, ms); the others follow from
+ *          (512,0) (512,8) (512,16) (512,64) (4096,0) (4096,8) (4096,16)
+ *          (4096,64) (1024,0) (2048,0) (512,32) (4096,32) (1024,8) (2048,8)
+ *          (1024,16) (2048,16), the configured one skipped, then the same
+ *          list again with relative performance 1, 2, 3 (so format=1 on the
+ *          default 512-byte namespace lists QEMU's eight: 4096+8 is index 5)
+ *   sanicap Identify SANICAP, bits 0 crypto erase, 1 block erase, 2 overwrite
+ *          (0..7; default 0: no Sanitize command, no Sanitize Status log)
+ *   sansteps a sanitize operation stays in progress for this many further
+ *          admin commands (each one advances SPROG by 1/N; default 0: it
+ *          completes before the Sanitize command does)
  *   mode   thread | step (default thread)
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * (size + size / lba * ms)); default is anonymous RAM
@@ -96,6 +111,31 @@
  * value found there at creation is not taken as a doorbell). CC.EN = 0
  * forgets the configuration.
  *
+ * Format NVM (format=1, Base 2.0 §5.23): formats every namespace (FNA bit
+ * 0) to LBA format LBAFL | LBAFU << 4 with MSET, PI, PIL; the namespace keeps
+ * its size in bytes (NSZE = size / new LBA size). Metadata reads as
+ * deallocated afterwards (zeroes, PI tuple all ones). Data: SES 1 (user data
+ * erase) and SES 2 (crypto erase) zero it, SES 0 leaves the bytes as they
+ * were. Refused with Invalid Format (SCT 1h SC 0Ah) for an index beyond
+ * NLBAF, PI with less than 8 bytes of metadata, or (file=) more metadata than
+ * the file holds after the data (the metadata area is sized for the format
+ * the file was created with); Invalid Field for SES > 2; Invalid Namespace
+ * for an inactive NSID other than FFFFFFFFh. The new format shows in
+ * pnvme_emu_config() (lba_size, ms, ext, pi, pi_first).
+ *
+ * Sanitize (sanicap != 0, Base 2.0 §5.24, §8.21): an action SANICAP lacks is
+ * Invalid Field. Block and crypto erase zero data and metadata of every
+ * namespace; overwrite fills the data with OVRPAT (CDW11, little-endian; the
+ * last of OWPASS passes inverted when OIPBP asks for it and the count is
+ * even) and zeroes metadata. Exit failure mode succeeds doing nothing (an
+ * emulated sanitize never fails). While one is in progress (sansteps > 0):
+ * SSTAT says in progress with SPROG = done / sansteps * 65536, every I/O
+ * command and any Format NVM or Sanitize other than exit failure complete
+ * with Sanitize In Progress (SC 1Dh, DNR); other admin commands run and each
+ * advances it by one step. Sanitize Status log (81h): SPROG FFFFh once done,
+ * SSTAT completed (overwrite: passes in bits 7:3), SCDW10, estimates
+ * FFFFFFFFh (none). Firmware Slot log (03h): AFI 1, slot 1 = Identify FR.
+ *
  * Registers are shared memory: access them with 32-bit atomic loads and
  * stores (the library's own accessors acquire and release). Doorbell
  * registers belong to the host, the controller never writes them (not at
@@ -139,6 +179,11 @@ struct pnvme_emu_config {
 	bool     ext;        /* metadata in extended LBAs (FLBAS bit 4), else via MPTR */
 	uint32_t pi;         /* end-to-end protection type (DPS 2:0): 0 none, 1..3 */
 	bool     pi_first;   /* PI in the first 8 bytes of metadata (DPS bit 3), else last */
+	/* (lba_size, ms, ext, pi, pi_first: the format in use; Format NVM changes them) */
+	bool     format;     /* offer Format NVM (OACS bit 1) */
+	uint32_t lbafs;      /* LBA formats advertised, 1..64 (NLBAF + 1) */
+	uint32_t sanicap;    /* Identify SANICAP bits 2:0 (crypto, block, overwrite) */
+	uint32_t sansteps;   /* admin commands a sanitize operation lasts (0: none) */
 };
 
 /**

@@ -49,8 +49,8 @@ const char *pnvme_status_str(uint16_t status);
 
 /**
  * The negative errno pnvme reports for an NVMe status field: 0 for success,
- * -EOPNOTSUPP invalid opcode, -EINVAL invalid field / queue id / size,
- * -ERANGE LBA out of range, -ENOSPC capacity exceeded, -EROFS write protected /
+ * -EOPNOTSUPP invalid opcode, -EINVAL invalid field / queue id / size /
+ * invalid format, -EBUSY sanitize or format in progress, -ERANGE LBA out of range, -ENOSPC capacity exceeded, -EROFS write protected /
  * read only, -EACCES access denied, -EBADE reservation conflict, -ECANCELED
  * aborted (abort requested, SQ deleted, host aborted), -EAGAIN namespace not
  * ready, -EILSEQ end-to-end/compare check failures, -ENOENT invalid log page,

@@ -436,6 +436,9 @@ enum pnvme_nvm_opc {
 #define PNVME_ABORT_CID_MASK        0xffffu
 #define PNVME_ABORT_NOT_ABORTED     (1u << 0)
 
+/* Broadcast NSID: every namespace, or the controller (Base 2.0 §3.2.1.2) */
+#define PNVME_NSID_ALL              0xffffffffu
+
 /* Identify (Base 2.0 §5.17): CDW10 CNS (7:0) | CNTID (31:16) */
 enum pnvme_identify_cns {
 	PNVME_ID_CNS_NS            = 0x00,
@@ -463,6 +466,7 @@ enum pnvme_log_id {
 	PNVME_LOG_FW_SLOT          = 0x03,
 	PNVME_LOG_CHANGED_NS       = 0x04,
 	PNVME_LOG_CMD_EFFECTS      = 0x05,
+	PNVME_LOG_SANITIZE         = 0x81, /* Sanitize Status */
 };
 
 /* Get / Set Features (Base 2.0 §5.15, §5.27): CDW10 FID (7:0), SEL (10:8) / SV (31) */
@@ -495,6 +499,44 @@ enum pnvme_feature_id {
 #define PNVME_NUMQ_NSQ_MASK         0xffffu
 #define PNVME_NUMQ_NCQ_SHIFT        16
 #define PNVME_NUMQ_NCQ_MASK         0xffffu
+
+/*
+ * Format NVM (Base 2.0 §5.23; NVM 1.0 §4.1 for the NVM-specific fields):
+ * CDW10. The LBA format index is split: bits 3:0 in LBAFL, bits 5:4 in LBAFU
+ * (formats 16..63, NVMe 2.0).
+ */
+#define PNVME_FORMAT_LBAFL_SHIFT    0
+#define PNVME_FORMAT_LBAFL_MASK     0xfu
+#define PNVME_FORMAT_MSET           (1u << 4)  /* 1: metadata in extended LBAs */
+#define PNVME_FORMAT_PI_SHIFT       5          /* protection information type 0..3 */
+#define PNVME_FORMAT_PI_MASK        0x7u
+#define PNVME_FORMAT_PIL            (1u << 8)  /* PI in the first 8 bytes of the metadata */
+#define PNVME_FORMAT_SES_SHIFT      9          /* Secure Erase Settings */
+#define PNVME_FORMAT_SES_MASK       0x7u
+#define PNVME_FORMAT_LBAFU_SHIFT    12
+#define PNVME_FORMAT_LBAFU_MASK     0x3u
+#define PNVME_FORMAT_LBAF(i)        (PNVME_SET(PNVME_FORMAT_LBAFL, (unsigned)(i)) | \
+				     PNVME_SET(PNVME_FORMAT_LBAFU, (unsigned)(i) >> 4))
+enum pnvme_format_ses {
+	PNVME_SES_NONE             = 0, /* no secure erase requested */
+	PNVME_SES_USER_DATA        = 1, /* user data erase */
+	PNVME_SES_CRYPTO           = 2, /* cryptographic erase (FNA.CRYES) */
+};
+
+/* Sanitize (Base 2.0 §5.24): CDW10; CDW11 is the overwrite pattern (OVRPAT) */
+#define PNVME_SANITIZE_SANACT_SHIFT 0
+#define PNVME_SANITIZE_SANACT_MASK  0x7u
+#define PNVME_SANITIZE_AUSE         (1u << 3)  /* Allow Unrestricted Sanitize Exit */
+#define PNVME_SANITIZE_OWPASS_SHIFT 4          /* overwrite passes (0 means 16) */
+#define PNVME_SANITIZE_OWPASS_MASK  0xfu
+#define PNVME_SANITIZE_OIPBP        (1u << 8)  /* invert the pattern between passes */
+#define PNVME_SANITIZE_NDAS         (1u << 9)  /* No-Deallocate After Sanitize */
+enum pnvme_sanact {
+	PNVME_SANACT_EXIT_FAILURE  = 1,
+	PNVME_SANACT_BLOCK_ERASE   = 2,
+	PNVME_SANACT_OVERWRITE     = 3,
+	PNVME_SANACT_CRYPTO_ERASE  = 4,
+};
 
 /* Read / Write / Write Zeroes (NVM 1.0 §3.2.4, §3.2.6, §3.2.8): CDW10/11 SLBA, CDW12 */
 #define PNVME_RW_NLB_SHIFT          0   /* 0's based */
@@ -648,6 +690,20 @@ struct pnvme_id_ctrl {
 #define PNVME_OACS_SELF_TEST  (1u << 4)
 #define PNVME_OACS_DIRECTIVES (1u << 5)
 #define PNVME_OACS_DBBUF      (1u << 8)
+/* FRMW (Base 2.0 Figure 275): firmware updates */
+#define PNVME_FRMW_SLOT1_RO        (1u << 0) /* slot 1 is read only */
+#define PNVME_FRMW_NSLOTS_SHIFT    1         /* number of slots, 1..7 */
+#define PNVME_FRMW_NSLOTS_MASK     0x7u
+/* SANICAP (Base 2.0 Figure 275): sanitize actions supported */
+#define PNVME_SANICAP_CES     (1u << 0)  /* crypto erase */
+#define PNVME_SANICAP_BES     (1u << 1)  /* block erase */
+#define PNVME_SANICAP_OWS     (1u << 2)  /* overwrite */
+#define PNVME_SANICAP_NDI     (1u << 29) /* No-Deallocate Inhibited */
+/* FNA (Base 2.0 Figure 275): Format NVM attributes */
+#define PNVME_FNA_FNS         (1u << 0)  /* a format applies to every namespace */
+#define PNVME_FNA_SENS        (1u << 1)  /* a secure erase applies to every namespace */
+#define PNVME_FNA_CRYES       (1u << 2)  /* cryptographic erase supported */
+#define PNVME_FNA_FNVMBS      (1u << 3)  /* NSID FFFFFFFFh not supported by Format NVM */
 /* ONCS bits (Base 2.0 Figure 275) */
 #define PNVME_ONCS_COMPARE    (1u << 0)
 #define PNVME_ONCS_WRITE_UNC  (1u << 1)
@@ -771,6 +827,44 @@ struct pnvme_smart_log {
 	uint8_t  rsvd232[280];
 };
 
+/* Firmware Slot Information, LID 03h (Base 2.0 §5.16.1.4) */
+struct pnvme_fw_slot_log {
+	uint8_t  afi;           /* Active Firmware Info (PNVME_AFI_*) */
+	uint8_t  rsvd1[7];
+	char     frs[7][8];     /* Firmware Revision for Slot 1..7 (ASCII, 0: empty) */
+	uint8_t  rsvd64[448];
+};
+#define PNVME_AFI_ACTIVE_SHIFT     0  /* slot the running firmware came from */
+#define PNVME_AFI_ACTIVE_MASK      0x7u
+#define PNVME_AFI_NEXT_SHIFT       4  /* slot activated at the next reset, 0: none */
+#define PNVME_AFI_NEXT_MASK        0x7u
+
+/* Sanitize Status, LID 81h (Base 2.0 §5.16.1, Sanitize Status log page) */
+struct pnvme_sanitize_log {
+	uint16_t sprog;         /* progress, numerator of n / 65536 (FFFFh unless in progress) */
+	uint16_t sstat;         /* Sanitize Status (PNVME_SSTAT_*) */
+	uint32_t scdw10;        /* CDW10 of the Sanitize command that started the operation */
+	uint32_t eto;           /* estimated seconds: overwrite (FFFFFFFFh: no estimate) */
+	uint32_t etbe;          /* block erase */
+	uint32_t etce;          /* crypto erase */
+	uint32_t etondas;       /* the same with No-Deallocate After Sanitize */
+	uint32_t etbendas;
+	uint32_t etcendas;
+	uint8_t  rsvd32[480];
+};
+#define PNVME_SSTAT_STATUS_SHIFT   0
+#define PNVME_SSTAT_STATUS_MASK    0x7u
+#define PNVME_SSTAT_OPC_SHIFT      3  /* overwrite passes completed */
+#define PNVME_SSTAT_OPC_MASK       0x1fu
+#define PNVME_SSTAT_GDE            (1u << 8) /* Global Data Erased */
+enum pnvme_sstat_status {
+	PNVME_SSTAT_NEVER          = 0, /* never sanitized */
+	PNVME_SSTAT_COMPLETED      = 1, /* the most recent sanitize completed */
+	PNVME_SSTAT_IN_PROGRESS    = 2,
+	PNVME_SSTAT_FAILED         = 3,
+	PNVME_SSTAT_COMPLETED_NDAS = 4, /* completed, deallocated although NDAS was asked */
+};
+
 /* ------------------------------------------------------------------------ */
 /* Compile-time layout checks                                               */
 /* ------------------------------------------------------------------------ */
@@ -822,6 +916,15 @@ PNVME_STATIC_ASSERT(sizeof(struct pnvme_smart_log) == 512, "SMART log is 512 byt
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, data_units_read) == 32, "SMART DUR");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, warning_temp_time) == 192, "SMART WCTT");
 PNVME_STATIC_ASSERT(offsetof(struct pnvme_smart_log, thm_temp1_trans_count) == 216, "SMART TMT1TC");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, fna) == 524, "id_ctrl FNA");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_id_ctrl, frmw) == 260, "id_ctrl FRMW");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_fw_slot_log) == 512, "firmware slot log is 512 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_fw_slot_log, frs) == 8, "firmware slot log FRS1");
+PNVME_STATIC_ASSERT(sizeof(struct pnvme_sanitize_log) == 512, "sanitize log is 512 bytes");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sanitize_log, scdw10) == 4, "sanitize log SCDW10");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sanitize_log, etce) == 16, "sanitize log ETCE");
+PNVME_STATIC_ASSERT(offsetof(struct pnvme_sanitize_log, etcendas) == 28, "sanitize log ETCENDAS");
+PNVME_STATIC_ASSERT(PNVME_FORMAT_LBAF(17) == 0x1001u, "Format NVM LBAF 17: LBAFU 1, LBAFL 1");
 PNVME_STATIC_ASSERT(PNVME_REG_CC == 0x14 && PNVME_REG_CSTS == 0x1c && PNVME_REG_AQA == 0x24,
 		    "register offsets");
 PNVME_STATIC_ASSERT(PNVME_REG_ASQ == 0x28 && PNVME_REG_ACQ == 0x30 && PNVME_REG_CMBSZ == 0x3c,

@@ -73,8 +73,23 @@ static void admin_wait_cb(void *arg, int err, const struct pnvme_cqe *cqe)
  * Submit `cmd` and wait for it; `buf` is ordinary memory of `len` bytes,
  * copied through a DMA bounce buffer in the opcode's direction.
  */
+static int admin_sync_tmo(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf,
+			  size_t len, struct pnvme_cqe *cqe, uint32_t timeout_ms);
+
 int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, size_t len,
 	       struct pnvme_cqe *cqe)
+{
+	return admin_sync_tmo(ctrl, cmd, buf, len, cqe, 0);
+}
+
+/*
+ * admin_sync() with the command's own timeout (`timeout_ms`, 0: the admin
+ * timeout), for commands that legitimately run long (Format NVM). Its
+ * deadline is taken at submission from the admin queue's timeout, which is
+ * swapped for this one submission under the admin lock.
+ */
+static int admin_sync_tmo(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf,
+			  size_t len, struct pnvme_cqe *cqe, uint32_t timeout_ms)
 {
 	struct admin_wait w = { 0 };
 	void *dma = NULL;
@@ -82,6 +97,8 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 
 	if (!ctrl || !cmd)
 		return pnvme_fail(-EINVAL, "admin command: NULL controller or command");
+	if (cqe)
+		memset(cqe, 0, sizeof(*cqe));
 	if (ctrl_is_dead(ctrl))
 		return pnvme_fail(-ENODEV, "controller is gone");
 	if (len) {
@@ -104,7 +121,11 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 	}
 	uint64_t until = pnvme_ticks() + ctrl->admin_timeout_ticks;
 	do {
+		uint64_t saved_tmo = ctrl->adminq->timeout_ticks;
+		if (timeout_ms)
+			ctrl->adminq->timeout_ticks = pnvme_ms_to_ticks(timeout_ms);
 		rc = qpair_submit_raw(ctrl->adminq, cmd, dma, len, admin_wait_cb, &w);
+		ctrl->adminq->timeout_ticks = saved_tmo;
 		if (rc == -EAGAIN) {
 			/* Queue full of async commands: reap (and recover) and retry. */
 			int prc = pnvme_qpair_poll(ctrl->adminq, 0);
@@ -131,7 +152,7 @@ int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, 
 		memcpy(buf, dma, len);
 	if (rc == -ETIMEDOUT)
 		pnvme_fail(rc, "admin command 0x%02x timed out after %u ms", cmd->opc,
-			   ctrl->opts.admin_timeout_ms);
+			   timeout_ms ? timeout_ms : ctrl->opts.admin_timeout_ms);
 	else if (rc == -ENODEV || rc == -ECANCELED)
 		pnvme_fail(rc, "admin command 0x%02x: %s", cmd->opc,
 			   rc == -ENODEV ? "controller gone" : "cancelled");
@@ -456,4 +477,231 @@ int pnvme_delete_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb
 
 	cmd_delete_q(&c, PNVME_ADM_DELETE_SQ, qid);
 	return pnvme_admin_submit(ctrl, &c, NULL, 0, cb, arg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Format NVM, Sanitize, firmware slot log                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Default Format NVM timeout: formats of large drives take minutes (nvme-cli waits 600 s). */
+#define FORMAT_TIMEOUT_MS 600000u
+
+/*
+ * Identify namespace `ns->nsid` again and parse it into `ns` in place (as
+ * ns_fill() in ctrl.c does at open). On data pnvme cannot drive the
+ * namespace is left with no blocks (nlba 0: every I/O is refused as out of
+ * range), like Linux's capacity 0, and the parse error is returned.
+ */
+static int ns_reidentify(struct pnvme_ctrl *ctrl, struct pnvme_ns *ns)
+{
+	struct pnvme_ns *tmp = malloc(sizeof(*tmp));
+	int rc;
+
+	if (!tmp)
+		return pnvme_fail(-ENOMEM, "out of memory");
+	memset(tmp, 0, sizeof(*tmp));
+	rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, ns->nsid, &tmp->id);
+	if (rc)
+		goto out;
+	rc = pnvme_parse_id_ns(&tmp->id, ctrl->max_xfer, tmp);
+	tmp->nsid = ns->nsid;
+	tmp->ctrl = ctrl;
+	if (ctrl->tcp)
+		tmp->fast_lbas = 0;
+	if (rc) {
+		pnvme_fail(rc, "namespace %u after Format NVM: %s (namespace left without "
+			   "blocks)", ns->nsid, pnvme_last_error());
+		ns->id = tmp->id;
+		ns->nlba = 0;
+		ns->ncap = 0;
+		ns->fast_lbas = 0;
+		goto out;
+	}
+	*ns = *tmp;
+out:
+	free(tmp);
+	return rc;
+}
+
+/* The I/O queue pair with requests outstanding, if any (admin lock held). */
+static const struct pnvme_qpair *busy_qpair(const struct pnvme_ctrl *ctrl)
+{
+	for (const struct pnvme_qpair *q = ctrl->qpairs; q; q = q->next)
+		if (pnvme_qpair_outstanding(q) != 0)
+			return q;
+	return NULL;
+}
+
+static struct pnvme_ns *ns_find(struct pnvme_ctrl *ctrl, uint32_t nsid)
+{
+	for (uint32_t i = 0; i < ctrl->nr_ns; i++)
+		if (ctrl->ns[i].nsid == nsid)
+			return &ctrl->ns[i];
+	return NULL;
+}
+
+/* Base 2.0 §5.23 / NVM 1.0 §4.1: Format NVM CDW10 from the options, checked. */
+static int format_cdw10(struct pnvme_ctrl *ctrl, uint32_t nsid,
+			const struct pnvme_format_opts *o, uint32_t *cdw10)
+{
+	const struct pnvme_ns *ns = nsid == PNVME_NSID_ALL ? pnvme_ctrl_ns_at(ctrl, 0)
+							   : ns_find(ctrl, nsid);
+
+	if (!(ctrl->id.oacs & PNVME_OACS_FORMAT))
+		return pnvme_fail(-EOPNOTSUPP, "format: the controller does not support Format "
+				  "NVM (Identify Controller OACS bit 1 is 0)");
+	if (nsid == PNVME_NSID_ALL && (ctrl->id.fna & PNVME_FNA_FNVMBS))
+		return pnvme_fail(-EOPNOTSUPP, "format: the controller does not take NSID "
+				  "FFFFFFFFh for Format NVM (FNA bit 3): name a namespace");
+	if (nsid != PNVME_NSID_ALL && !ns)
+		return pnvme_fail(-EINVAL, "format: namespace %u is not active", nsid);
+	if (o->lbaf > 63 || (ns && o->lbaf > ns->id.nlbaf))
+		return pnvme_fail(-EINVAL, "format: LBA format %u does not exist (the namespace "
+				  "has formats 0..%u)", o->lbaf, ns ? ns->id.nlbaf : 63u);
+	if (o->pi > 3 || o->mset > 1 || o->pil > 1)
+		return pnvme_fail(-EINVAL, "format: protection type %u (0..3), mset %u, pil %u "
+				  "(0 or 1)", o->pi, o->mset, o->pil);
+	if (ns && o->pi && PNVME_GET(ns->id.lbaf[o->lbaf], PNVME_LBAF_MS) < 8)
+		return pnvme_fail(-EINVAL, "format: protection information needs 8 bytes of "
+				  "metadata; LBA format %u has %u", o->lbaf,
+				  (unsigned)PNVME_GET(ns->id.lbaf[o->lbaf], PNVME_LBAF_MS));
+	if (o->ses > PNVME_SES_CRYPTO)
+		return pnvme_fail(-EINVAL, "format: secure erase setting %u (0 none, 1 user data, "
+				  "2 cryptographic)", o->ses);
+	if (o->ses == PNVME_SES_CRYPTO && !(ctrl->id.fna & PNVME_FNA_CRYES))
+		return pnvme_fail(-EOPNOTSUPP, "format: the controller does not support "
+				  "cryptographic erase (FNA bit 2 is 0)");
+	*cdw10 = PNVME_FORMAT_LBAF(o->lbaf) | (o->mset ? PNVME_FORMAT_MSET : 0) |
+		 PNVME_SET(PNVME_FORMAT_PI, o->pi) | (o->pil ? PNVME_FORMAT_PIL : 0) |
+		 PNVME_SET(PNVME_FORMAT_SES, o->ses);
+	return 0;
+}
+
+int pnvme_format_nvm(struct pnvme_ctrl *ctrl, uint32_t nsid, const struct pnvme_format_opts *opts)
+{
+	struct pnvme_format_opts dflt = { 0 };
+	const struct pnvme_qpair *busy;
+	struct pnvme_sqe c;
+	uint32_t cdw10 = 0, tmo;
+	bool all;
+	int rc;
+
+	if (!ctrl)
+		return pnvme_fail(-EINVAL, "format: NULL controller");
+	if (!opts)
+		opts = &dflt;
+	if (nsid == 0)
+		return pnvme_fail(-EINVAL, "format: namespace 0 (name one, or PNVME_NSID_ALL)");
+	rc = format_cdw10(ctrl, nsid, opts, &cdw10);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ctrl->admin_lock);
+	busy = busy_qpair(ctrl);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	if (busy)
+		return pnvme_fail(-EBUSY, "format: I/O queue pair %u has %u request(s) "
+				  "outstanding: quiesce I/O first", pnvme_qpair_id(busy),
+				  pnvme_qpair_outstanding(busy));
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_FORMAT_NVM;
+	c.nsid = nsid;
+	c.cdw10 = cdw10;
+	tmo = opts->timeout_ms ? opts->timeout_ms : FORMAT_TIMEOUT_MS;
+	if (!opts->timeout_ms && tmo < ctrl->opts.admin_timeout_ms)
+		tmo = ctrl->opts.admin_timeout_ms;
+	log_info("Format NVM: namespace 0x%x, LBA format %u, mset %u, pi %u, pil %u, ses %u",
+		 nsid, opts->lbaf, opts->mset, opts->pi, opts->pil, opts->ses);
+	rc = admin_sync_tmo(ctrl, &c, NULL, 0, NULL, tmo);
+	if (rc)
+		return rc;
+	/*
+	 * The format changed what Identify Namespace reports: read it again for
+	 * the namespace, or for all of them with NSID FFFFFFFFh or a controller
+	 * whose formats apply to every namespace (FNA bit 0). The array is
+	 * updated in place, so pnvme_ns pointers stay valid.
+	 */
+	all = nsid == PNVME_NSID_ALL || (ctrl->id.fna & PNVME_FNA_FNS);
+	for (uint32_t i = 0; i < ctrl->nr_ns; i++) {
+		if (!all && ctrl->ns[i].nsid != nsid)
+			continue;
+		int r = ns_reidentify(ctrl, &ctrl->ns[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* SANICAP bit each sanitize action needs (Base 2.0 §5.24, Figure 275). */
+static uint32_t sanact_cap(enum pnvme_sanact a)
+{
+	switch (a) {
+	case PNVME_SANACT_BLOCK_ERASE:  return PNVME_SANICAP_BES;
+	case PNVME_SANACT_OVERWRITE:    return PNVME_SANICAP_OWS;
+	case PNVME_SANACT_CRYPTO_ERASE: return PNVME_SANICAP_CES;
+	default:                        return PNVME_SANICAP_BES | PNVME_SANICAP_OWS |
+					       PNVME_SANICAP_CES;
+	}
+}
+
+static const char *sanact_name(enum pnvme_sanact a)
+{
+	switch (a) {
+	case PNVME_SANACT_EXIT_FAILURE: return "exit failure mode";
+	case PNVME_SANACT_BLOCK_ERASE:  return "block erase";
+	case PNVME_SANACT_OVERWRITE:    return "overwrite";
+	case PNVME_SANACT_CRYPTO_ERASE: return "crypto erase";
+	default:                        return "?";
+	}
+}
+
+int pnvme_sanitize(struct pnvme_ctrl *ctrl, enum pnvme_sanact action, uint32_t flags,
+		   uint32_t ovrpat)
+{
+	const uint32_t allowed = PNVME_SANITIZE_AUSE | PNVME_SANITIZE_OIPBP | PNVME_SANITIZE_NDAS |
+				 PNVME_SET(PNVME_SANITIZE_OWPASS, PNVME_SANITIZE_OWPASS_MASK);
+	struct pnvme_sqe c;
+
+	if (!ctrl)
+		return pnvme_fail(-EINVAL, "sanitize: NULL controller");
+	if (action < PNVME_SANACT_EXIT_FAILURE || action > PNVME_SANACT_CRYPTO_ERASE)
+		return pnvme_fail(-EINVAL, "sanitize: unknown action %d", (int)action);
+	if (flags & ~allowed)
+		return pnvme_fail(-EINVAL, "sanitize: unknown flag bits 0x%x", flags & ~allowed);
+	if ((flags & (PNVME_SANITIZE_OIPBP | PNVME_SET(PNVME_SANITIZE_OWPASS,
+							   PNVME_SANITIZE_OWPASS_MASK))) &&
+	    action != PNVME_SANACT_OVERWRITE)
+		return pnvme_fail(-EINVAL, "sanitize: overwrite passes / pattern inversion apply "
+				  "to the overwrite action only");
+	if (!(ctrl->id.sanicap & sanact_cap(action)))
+		return pnvme_fail(-EOPNOTSUPP, "sanitize: the controller does not support %s "
+				  "(Identify Controller SANICAP 0x%x)", action == PNVME_SANACT_EXIT_FAILURE ?
+				  "the Sanitize command" : sanact_name(action), ctrl->id.sanicap);
+	if ((flags & PNVME_SANITIZE_NDAS) && (ctrl->id.sanicap & PNVME_SANICAP_NDI))
+		return pnvme_fail(-EOPNOTSUPP, "sanitize: the controller inhibits No-Deallocate "
+				  "After Sanitize (SANICAP NDI)");
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_ADM_SANITIZE;
+	c.cdw10 = PNVME_SET(PNVME_SANITIZE_SANACT, (uint32_t)action) | flags;
+	c.cdw11 = ovrpat;
+	log_info("Sanitize: %s (CDW10 0x%x)", sanact_name(action), c.cdw10);
+	return admin_sync(ctrl, &c, NULL, 0, NULL);
+}
+
+int pnvme_sanitize_log(struct pnvme_ctrl *ctrl, struct pnvme_sanitize_log *log)
+{
+	if (!ctrl || !log)
+		return pnvme_fail(-EINVAL, "sanitize_log: NULL argument");
+	if (!(ctrl->id.sanicap & (PNVME_SANICAP_BES | PNVME_SANICAP_OWS | PNVME_SANICAP_CES)))
+		return pnvme_fail(-EOPNOTSUPP, "sanitize_log: the controller does not support "
+				  "sanitize (SANICAP 0x%x), so it has no Sanitize Status log",
+				  ctrl->id.sanicap);
+	return pnvme_get_log_page(ctrl, PNVME_LOG_SANITIZE, PNVME_NSID_ALL, 0, log, sizeof(*log));
+}
+
+int pnvme_fw_log(struct pnvme_ctrl *ctrl, struct pnvme_fw_slot_log *log)
+{
+	if (!ctrl || !log)
+		return pnvme_fail(-EINVAL, "fw_log: NULL argument");
+	/* Base 2.0 §5.16.1.4: mandatory, controller wide (NSID 0 or FFFFFFFFh). */
+	return pnvme_get_log_page(ctrl, PNVME_LOG_FW_SLOT, PNVME_NSID_ALL, 0, log, sizeof(*log));
 }

@@ -233,6 +233,7 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 		goto fail;
 	emu_regs_init(emu);
 	emu_features_default(emu);
+	emu_formats_init(emu);
 
 	if (cfg.threaded) {
 		rc = pthread_create(&emu->thread, NULL, emu_thread, emu);

@@ -42,7 +42,7 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->ssvid = 0x1af4;
 	pad_copy(id->sn, sizeof(id->sn), c->sn);
 	pad_copy(id->mn, sizeof(id->mn), c->mn);
-	pad_copy(id->fr, sizeof(id->fr), "0.1.0");
+	pad_copy(id->fr, sizeof(id->fr), EMU_FW_REV);
 	id->rab = 6;
 	id->mdts = (uint8_t)c->mdts;
 	if (emu_fault_armed(emu, PNVME_EMU_FAULT_ID_MDTS_HUGE))
@@ -51,6 +51,12 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->ver = PNVME_VS(2, 0, 0);
 	id->cntrltype = 1;                       /* I/O controller */
 	id->oacs = emu->cfg.dbbuf ? PNVME_OACS_DBBUF : 0;
+	if (c->format) {
+		id->oacs |= PNVME_OACS_FORMAT;
+		/* one format for all namespaces, erase too; crypto erase offered */
+		id->fna = PNVME_FNA_FNS | PNVME_FNA_SENS | PNVME_FNA_CRYES;
+	}
+	id->sanicap = c->sanicap;
 	id->acl = EMU_ACL;
 	id->aerl = EMU_AERL;
 	id->frmw = 1u << 1;                      /* one firmware slot */
@@ -79,24 +85,31 @@ static void identify_ns(struct pnvme_emu *emu, uint32_t nsid, struct pnvme_id_ns
 	id->nsze = ns->nlba;
 	id->ncap = ns->nlba;
 	id->nuse = ns->nlba;
-	id->nlbaf = 0;
-	id->flbas = 0;
+	id->nlbaf = (uint8_t)emu->nlbaf;
+	/* FLBAS (NVM 1.0 Figure 97): index bits 3:0, and 5:4 in FLBAS bits 6:5 */
+	id->flbas = (uint8_t)((emu->fmt_idx & 0xfu) | ((emu->fmt_idx >> 4) << 5));
 	id->dlfeat = 0x1u | (1u << 3);   /* deallocated blocks read zeroes; WZ DEAC */
 	put_u128(id->nvmcap, ns->bytes);
 	id->nguid[0] = 0x70;              /* 'p' */
 	memcpy(&id->nguid[4], emu->cfg.sn, 8);
 	memcpy(&id->nguid[12], &nsid, 4);
-	id->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, emu->lba_shift) |
-		      PNVME_SET(PNVME_LBAF_MS, emu->ms);
-	/* NVM 1.0 Figure 97: FLBAS bit 4, MC, DPC, DPS (one format: only what it is) */
+	memcpy(id->lbaf, emu->lbaf, sizeof(emu->lbaf));
+	/*
+	 * NVM 1.0 Figure 97: FLBAS bit 4, MC, DPC, DPS. Without Format NVM only
+	 * what the namespace is; with it, every setting Format NVM accepts.
+	 */
 	if (emu->cfg.ext)
-		id->flbas = PNVME_FLBAS_META_EXT;
-	if (emu->ms != 0)
+		id->flbas |= PNVME_FLBAS_META_EXT;
+	if (emu->cfg.format)
+		id->mc = 3u;
+	else if (emu->ms != 0)
 		id->mc = emu->cfg.ext ? 1u : 2u;        /* bit 0 extended, bit 1 separate */
-	if (emu->cfg.pi != 0) {
+	if (emu->cfg.format)
+		id->dpc = 0x1fu;                        /* types 1..3, first or last bytes */
+	else if (emu->cfg.pi != 0)
 		id->dpc = (uint8_t)((1u << (emu->cfg.pi - 1)) | (emu->cfg.pi_first ? 1u << 3 : 1u << 4));
+	if (emu->cfg.pi != 0)
 		id->dps = (uint8_t)(emu->cfg.pi | (emu->cfg.pi_first ? 1u << 3 : 0));
-	}
 	if (emu_fault_armed(emu, PNVME_EMU_FAULT_ID_FLBAS_RANGE)) {
 		/* index 3 with NLBAF 0; LBAF3 itself looks fine, so only the NLBAF check catches it */
 		id->flbas = (uint8_t)(EMU_BAD_FLBAS | (id->flbas & PNVME_FLBAS_META_EXT));
@@ -218,6 +231,28 @@ static uint16_t exec_get_log_page(struct pnvme_emu *emu, struct emu_req *req)
 		memset(buf, 0, (size_t)size);
 		smart_fill(emu, (struct pnvme_smart_log *)buf);
 		break;
+	case PNVME_LOG_FW_SLOT: {
+		/* Base 2.0 §5.16.1.4: running from slot 1, nothing pending */
+		struct pnvme_fw_slot_log *f = (struct pnvme_fw_slot_log *)buf;
+		size = sizeof(*f);
+		memset(buf, 0, (size_t)size);
+		f->afi = PNVME_SET(PNVME_AFI_ACTIVE, 1u);
+		pad_copy(f->frs[0], sizeof(f->frs[0]), EMU_FW_REV);
+		break;
+	}
+	case PNVME_LOG_SANITIZE: {
+		struct pnvme_sanitize_log *l = (struct pnvme_sanitize_log *)buf;
+		if (emu->cfg.sanicap == 0)
+			return ST_LOG_INVALID;
+		size = sizeof(*l);
+		memset(buf, 0, (size_t)size);
+		l->sprog = emu->san_busy ? emu->san_sprog : 0xffffu;
+		l->sstat = emu->san_sstat;
+		l->scdw10 = emu->san_cdw10;
+		l->eto = l->etbe = l->etce = 0xffffffffu;       /* no estimates */
+		l->etondas = l->etbendas = l->etcendas = 0xffffffffu;
+		break;
+	}
 	default:
 		return ST_LOG_INVALID;
 	}
@@ -612,11 +647,123 @@ static uint16_t exec_dbbuf_config(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Format NVM and Sanitize                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* (LBADS, MS) pairs the format list walks after the configured format. */
+static const uint8_t fmt_walk[16][2] = {
+	{ 9, 0 }, { 9, 8 }, { 9, 16 }, { 9, 64 }, { 12, 0 }, { 12, 8 }, { 12, 16 }, { 12, 64 },
+	{ 10, 0 }, { 11, 0 }, { 9, 32 }, { 12, 32 }, { 10, 8 }, { 11, 8 }, { 10, 16 }, { 11, 16 },
+};
+
+void emu_formats_init(struct pnvme_emu *emu)
+{
+	uint32_t n = 1;
+
+	memset(emu->lbaf, 0, sizeof(emu->lbaf));
+	emu->lbaf[0] = PNVME_SET(PNVME_LBAF_LBADS, emu->lba_shift) |
+		       PNVME_SET(PNVME_LBAF_MS, emu->ms);
+	for (uint32_t rp = 0; rp < 4; rp++) {
+		for (uint32_t i = 0; i < ARRAY_SIZE(fmt_walk) && n < emu->cfg.lbafs; i++) {
+			if (rp == 0 && fmt_walk[i][0] == emu->lba_shift && fmt_walk[i][1] == emu->ms)
+				continue;
+			emu->lbaf[n++] = PNVME_SET(PNVME_LBAF_LBADS, fmt_walk[i][0]) |
+					 PNVME_SET(PNVME_LBAF_MS, fmt_walk[i][1]) |
+					 PNVME_SET(PNVME_LBAF_RP, rp);
+		}
+	}
+	emu->nlbaf = n - 1;
+	emu->fmt_idx = 0;
+}
+
+/* Base 2.0 §5.23, NVM 1.0 §4.1: Format NVM (every namespace: FNA bit 0). */
+static uint16_t exec_format(struct pnvme_emu *emu, struct emu_req *req)
+{
+	uint32_t cdw10 = req->cmd.cdw10, nsid = req->cmd.nsid;
+	uint32_t idx = PNVME_GET(cdw10, PNVME_FORMAT_LBAFL) |
+		       PNVME_GET(cdw10, PNVME_FORMAT_LBAFU) << 4;
+	uint32_t pi = PNVME_GET(cdw10, PNVME_FORMAT_PI);
+	uint32_t ses = PNVME_GET(cdw10, PNVME_FORMAT_SES);
+
+	if (emu->san_busy)
+		return ST_SANITIZING;
+	if (nsid != PNVME_NSID_ALL && (nsid == 0 || nsid > emu->cfg.nr_ns))
+		return ST_INVALID_NS;
+	if (ses > PNVME_SES_CRYPTO)
+		return ST_INVALID_FIELD;
+	if (idx > emu->nlbaf || pi > 3 ||
+	    (pi != 0 && PNVME_GET(emu->lbaf[idx], PNVME_LBAF_MS) < EMU_PI_SIZE))
+		return ST_INVALID_FORMAT;
+	return emu_media_format(emu, idx, (cdw10 & PNVME_FORMAT_MSET) != 0, pi,
+				(cdw10 & PNVME_FORMAT_PIL) != 0, ses);
+}
+
+static void sanitize_finish(struct pnvme_emu *emu)
+{
+	uint32_t sanact = PNVME_GET(emu->san_cdw10, PNVME_SANITIZE_SANACT);
+	uint32_t passes = PNVME_GET(emu->san_cdw10, PNVME_SANITIZE_OWPASS);
+
+	emu_media_sanitize(emu, emu->san_cdw10, emu->san_ovrpat);
+	emu->san_busy = false;
+	emu->san_sprog = 0xffffu;
+	emu->san_sstat = PNVME_SET(PNVME_SSTAT_STATUS, PNVME_SSTAT_COMPLETED);
+	if (sanact == PNVME_SANACT_OVERWRITE)
+		emu->san_sstat |= PNVME_SET(PNVME_SSTAT_OPC, passes ? passes : 16u);
+	log_debug("emu: sanitize (action %u) completed", sanact);
+}
+
+/* One admin command went by while a sanitize runs: it advances one step. */
+static void sanitize_step(struct pnvme_emu *emu)
+{
+	uint32_t total = emu->cfg.sansteps;
+
+	if (--emu->san_left == 0) {
+		sanitize_finish(emu);
+		return;
+	}
+	emu->san_sprog = (uint16_t)((uint64_t)(total - emu->san_left) * 65536u / total);
+}
+
+/* Base 2.0 §5.24: Sanitize. Runs in the background for cfg.sansteps admin commands. */
+static uint16_t exec_sanitize(struct pnvme_emu *emu, struct emu_req *req)
+{
+	uint32_t sanact = PNVME_GET(req->cmd.cdw10, PNVME_SANITIZE_SANACT);
+	uint32_t need;
+
+	switch (sanact) {
+	case PNVME_SANACT_EXIT_FAILURE: need = 7u; break;
+	case PNVME_SANACT_BLOCK_ERASE:  need = PNVME_SANICAP_BES; break;
+	case PNVME_SANACT_OVERWRITE:    need = PNVME_SANICAP_OWS; break;
+	case PNVME_SANACT_CRYPTO_ERASE: need = PNVME_SANICAP_CES; break;
+	default:                        return ST_INVALID_FIELD;
+	}
+	if (!(emu->cfg.sanicap & need))
+		return ST_INVALID_FIELD;
+	if (sanact == PNVME_SANACT_EXIT_FAILURE)
+		return 0;                       /* never in failure mode: nothing to exit */
+	if (emu->san_busy)
+		return ST_SANITIZING;
+	emu->san_cdw10 = req->cmd.cdw10;
+	emu->san_ovrpat = req->cmd.cdw11;
+	emu->san_left = emu->cfg.sansteps;
+	if (emu->san_left == 0) {
+		sanitize_finish(emu);
+		return 0;
+	}
+	emu->san_busy = true;
+	emu->san_sprog = 0;
+	emu->san_sstat = PNVME_SET(PNVME_SSTAT_STATUS, PNVME_SSTAT_IN_PROGRESS);
+	return 0;
+}
+
 /* Parse an admin command: validate fields, pick the execute function. */
 uint16_t emu_parse_admin(struct pnvme_emu *emu, struct emu_req *req)
 {
 	const struct pnvme_sqe *c = &req->cmd;
 
+	if (unlikely(emu->san_busy))
+		sanitize_step(emu);
 	switch (c->opc) {
 	case PNVME_ADM_IDENTIFY:
 		if (PNVME_IDENTIFY_DATA_SIZE > emu->max_xfer)
@@ -657,6 +804,16 @@ uint16_t emu_parse_admin(struct pnvme_emu *emu, struct emu_req *req)
 		return 0;
 	case PNVME_ADM_KEEP_ALIVE:
 		req->execute = exec_nop;
+		return 0;
+	case PNVME_ADM_FORMAT_NVM:
+		if (!emu->cfg.format)
+			return ST_INVALID_OPC;
+		req->execute = exec_format;
+		return 0;
+	case PNVME_ADM_SANITIZE:
+		if (emu->cfg.sanicap == 0)
+			return ST_INVALID_OPC;
+		req->execute = exec_sanitize;
 		return 0;
 	case PNVME_ADM_DBBUF_CONFIG:
 		if (!emu->cfg.dbbuf)

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -388,6 +389,9 @@ uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req)
 	uint64_t slba;
 	uint32_t nlb;
 
+	/* Base 2.0 §8.21: no I/O while a sanitize operation runs */
+	if (unlikely(emu->san_busy))
+		return ST_SANITIZING;
 	switch (c->opc) {
 	case PNVME_NVM_READ:
 	case PNVME_NVM_WRITE:
@@ -493,12 +497,117 @@ int emu_media_open(struct pnvme_emu *emu)
 			emu->ns[i].meta = p;
 		}
 	}
+	emu->meta_cap = meta;
 	for (uint32_t i = 0; i < c->nr_ns; i++) {
 		emu->ns[i].bytes = c->ns_size;
 		emu->ns[i].nlba = c->ns_size >> emu->lba_shift;
 		emu->ns[i].meta_bytes = meta;
 	}
 	return 0;
+}
+
+/*
+ * Format NVM (Base 2.0 §5.23) of every namespace to LBA format `idx`: the
+ * namespaces keep their size in bytes; metadata is reallocated (RAM) or
+ * reused from the file's metadata area when it fits, and reads as
+ * deallocated; data is zeroed with a secure erase (SES 1 or 2), else kept.
+ */
+uint16_t emu_media_format(struct pnvme_emu *emu, uint32_t idx, bool mset, uint32_t pi,
+			  bool pil, uint32_t ses)
+{
+	uint32_t lbads = PNVME_GET(emu->lbaf[idx], PNVME_LBAF_LBADS);
+	uint32_t ms = PNVME_GET(emu->lbaf[idx], PNVME_LBAF_MS);
+	uint64_t nlba = emu->cfg.ns_size >> lbads, meta = nlba * ms;
+	uint32_t n = emu->cfg.nr_ns;
+	uint8_t **nm = NULL;
+
+	if (emu->file_map != NULL && meta > emu->meta_cap)
+		return ST_INVALID_FORMAT;
+	if (emu->file_map == NULL && meta != 0) {
+		/* new metadata mappings first, so a failure leaves the old format whole */
+		nm = calloc(n, sizeof(*nm));
+		if (nm == NULL)
+			return ST_INTERNAL;
+		for (uint32_t i = 0; i < n; i++) {
+			void *p = mmap(NULL, (size_t)meta, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (p == MAP_FAILED) {
+				while (i-- > 0)
+					munmap(nm[i], (size_t)meta);
+				free(nm);
+				return ST_INTERNAL;
+			}
+			nm[i] = p;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct emu_ns *ns = &emu->ns[i];
+		if (emu->file_map == NULL) {
+			if (ns->meta != NULL)
+				munmap(ns->meta, (size_t)ns->meta_bytes);
+			ns->meta = nm != NULL ? nm[i] : NULL;
+		} else if (ns->meta != NULL) {
+			zero_range(emu, ns->meta, 0, meta);
+		}
+		ns->meta_bytes = meta;
+		ns->nlba = nlba;
+		if (ses != PNVME_SES_NONE)
+			media_zero(emu, ns, 0, ns->bytes);
+		emu_media_sync(emu, ns);
+	}
+	free(nm);
+	emu->lba_shift = lbads;
+	emu->ms = ms;
+	emu->cfg.lba_size = 1u << lbads;
+	emu->cfg.ms = ms;
+	emu->cfg.ext = mset && ms != 0;
+	emu->cfg.pi = pi;
+	emu->cfg.pi_first = pil && pi != 0;
+	emu->pif.type = pi;
+	emu->pif.lba_size = 1u << lbads;
+	emu->pif.ms = ms;
+	emu->pif.pil = emu->cfg.pi_first || ms < EMU_PI_SIZE ? 0 : ms - EMU_PI_SIZE;
+	emu->fmt_idx = idx;
+	log_debug("emu: formatted: LBA format %u (%u + %u bytes%s, pi %u), ses %u", idx,
+		  1u << lbads, ms, emu->cfg.ext ? " extended" : "", pi, ses);
+	return 0;
+}
+
+/* Fill [0, len) of `p` with the 32-bit pattern `pat`, little-endian. */
+static void fill_pattern(uint8_t *p, uint64_t len, uint32_t pat)
+{
+	uint8_t b[4] = { (uint8_t)pat, (uint8_t)(pat >> 8), (uint8_t)(pat >> 16),
+			 (uint8_t)(pat >> 24) };
+
+	for (uint64_t i = 0; i < len; i++)
+		p[i] = b[i & 3u];
+}
+
+/*
+ * Sanitize's effect on the media (Base 2.0 §8.21): block and crypto erase
+ * zero the data; overwrite leaves the pattern of its last pass (inverted
+ * when OIPBP inverts between passes and the count is even). Metadata of
+ * every block reads as deallocated.
+ */
+void emu_media_sanitize(struct pnvme_emu *emu, uint32_t cdw10, uint32_t ovrpat)
+{
+	uint32_t sanact = PNVME_GET(cdw10, PNVME_SANITIZE_SANACT);
+	uint32_t passes = PNVME_GET(cdw10, PNVME_SANITIZE_OWPASS);
+
+	if (passes == 0)
+		passes = 16;
+	if ((cdw10 & PNVME_SANITIZE_OIPBP) && passes % 2 == 0)
+		ovrpat = ~ovrpat;
+	for (uint32_t i = 0; i < emu->cfg.nr_ns; i++) {
+		struct emu_ns *ns = &emu->ns[i];
+		if (sanact == PNVME_SANACT_OVERWRITE)
+			fill_pattern(ns->media, ns->bytes, ovrpat);
+		else
+			media_zero(emu, ns, 0, ns->bytes);
+		if (ns->meta != NULL)
+			zero_range(emu, ns->meta, 0, ns->meta_bytes);
+		emu_media_sync(emu, ns);
+	}
 }
 
 static int media_check(struct pnvme_emu *emu, uint32_t nsid, uint64_t off, size_t len,

@@ -32,6 +32,7 @@
 #define EMU_TEMP_K        300u
 #define EMU_WCTEMP_K      343u
 #define EMU_CCTEMP_K      373u
+#define EMU_FW_REV        "0.1.0"  /* Identify FR, firmware slot 1 */
 
 #define EMU_EI_PASSES     4u     /* SQ re-reads after an EventIdx update, per step */
 #define PAGE_MASK_        ((uint64_t)PNVME_PAGE_SIZE - 1)
@@ -57,6 +58,9 @@
 #define ST_NOT_SAVEABLE   ST_DNR(PNVME_SCT_CMD, PNVME_SC_FEATURE_NOT_SAVEABLE)
 #define ST_INVALID_PI     ST_DNR(PNVME_SCT_CMD, PNVME_SC_INVALID_PI)
 #define ST_PI_ERROR(sc)   ST_DNR(PNVME_SCT_MEDIA, sc)   /* guard / apptag / reftag check */
+#define ST_INVALID_FORMAT ST_DNR(PNVME_SCT_CMD, PNVME_SC_FORMAT_INVALID)
+#define ST_SANITIZING     ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SANITIZE_IN_PROGRESS)
+#define ST_INTERNAL       PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL)
 
 /* How a fault mangles a completion when it is written (enum emu_cpl_fx bits). */
 enum emu_cpl_fx {
@@ -181,6 +185,7 @@ struct pnvme_emu {
 	uint32_t nr_delayed;
 	bool reordering;                    /* collect this step's completions */
 	bool running;                       /* enabled, ready, no CFS, not shut down */
+	bool san_busy;                      /* a sanitize operation is in progress */
 	uint64_t max_xfer;
 	uint32_t step_posted;
 	uint32_t dstrd;
@@ -231,6 +236,16 @@ struct pnvme_emu {
 	uint32_t feat_nq;                   /* NSQA | NCQA << 16, 0's based */
 	uint32_t feat_irq_coal;
 	uint32_t feat_aec;
+	/* LBA formats (Identify Namespace LBAF0..NLBAF) and the one in use */
+	uint32_t lbaf[64];
+	uint32_t nlbaf;                     /* 0's based */
+	uint32_t fmt_idx;
+	/* sanitize (Base 2.0 §5.24): the Sanitize Status log's state */
+	uint16_t san_sstat;
+	uint16_t san_sprog;
+	uint32_t san_cdw10;
+	uint32_t san_ovrpat;
+	uint32_t san_left;                  /* admin commands until it completes */
 	/* logs */
 	struct pnvme_error_log errlog[EMU_ERRLOG_LEN];
 	uint64_t error_count;
@@ -240,6 +255,7 @@ struct pnvme_emu {
 	/* media */
 	void *file_map;
 	size_t file_len;
+	uint64_t meta_cap;                  /* file=: metadata area per namespace, bytes */
 	int fd;
 	/* thread */
 	pthread_t thread;
@@ -309,9 +325,16 @@ uint16_t emu_fault_match(struct pnvme_emu *emu, struct emu_req *req);
 void emu_media_sync(struct pnvme_emu *emu, struct emu_ns *ns);
 uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req);
 int emu_media_open(struct pnvme_emu *emu);
+/** Format NVM: every namespace to LBA format `idx` (checked by the caller); a status. */
+uint16_t emu_media_format(struct pnvme_emu *emu, uint32_t idx, bool mset, uint32_t pi,
+			  bool pil, uint32_t ses);
+/** Sanitize's media effect (action `sanact`, CDW10 / CDW11 of the command). */
+void emu_media_sanitize(struct pnvme_emu *emu, uint32_t cdw10, uint32_t ovrpat);
 
 /* emu_admin.c: admin command set */
 void emu_features_default(struct pnvme_emu *emu);
+/** Build the LBA format list (cfg.lbafs entries, the configured one first). */
+void emu_formats_init(struct pnvme_emu *emu);
 uint16_t emu_parse_admin(struct pnvme_emu *emu, struct emu_req *req);
 
 /* ------------------------------------------------------------------------ */

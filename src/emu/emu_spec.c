@@ -43,6 +43,10 @@ static const struct pnvme_emu_config emu_defaults = {
 	.ext = false,
 	.pi = 0,
 	.pi_first = false,
+	.format = false,
+	.lbafs = 0,          /* resolved after parsing: 8 with format=1, else 1 */
+	.sanicap = 0,
+	.sansteps = 0,
 };
 
 /*
@@ -177,6 +181,19 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 	}
 	if (key_is(k, kn, "pi"))
 		return num_opt(k, kn, v, vn, 0, 3, &cfg->pi);
+	if (key_is(k, kn, "format")) {
+		uint32_t x = 0;
+		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
+		if (rc == 0)
+			cfg->format = x != 0;
+		return rc;
+	}
+	if (key_is(k, kn, "lbafs"))
+		return num_opt(k, kn, v, vn, 1, 64, &cfg->lbafs);
+	if (key_is(k, kn, "sanicap"))
+		return num_opt(k, kn, v, vn, 0, 7, &cfg->sanicap);
+	if (key_is(k, kn, "sansteps"))
+		return num_opt(k, kn, v, vn, 0, 65535, &cfg->sansteps);
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;
@@ -209,12 +226,14 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 	if (cfg == NULL)
 		return pnvme_fail(-EINVAL, "emu spec: no config to fill");
 	*cfg = emu_defaults;
+	cfg->lbafs = 1;
 	if (spec == NULL || strcmp(spec, "emu") == 0)
 		return 0;
 	if (strncmp(spec, "emu:", 4) == 0)
 		spec += 4;
 	if (*spec == '\0')
 		return 0;
+	cfg->lbafs = 0;
 
 	for (p = spec;;) {
 		const char *end = strchr(p, ',');
@@ -242,6 +261,8 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 		p = end + 1;
 	}
 
+	if (cfg->lbafs == 0)
+		cfg->lbafs = cfg->format ? 8 : 1;
 	if (cfg->ns_size % cfg->lba_size != 0)
 		return pnvme_fail(-EINVAL, "emu spec: option 'size': %llu is not a multiple of lba %u",
 				  (unsigned long long)cfg->ns_size, cfg->lba_size);
