@@ -25,10 +25,16 @@
 #                      tcp-perf.sh; GUEST_ARGS="vmtest.runs=N vmtest.runtime=S
 #                      vmtest.order=forward|reverse"; needs fio; see
 #                      benchmarks/tcp-compare.sh)
+#                      | tgt-perf (pnvme-tgt vs the kernel target nvmet-tcp,
+#                      the kernel's nvme-tcp host under fio, one QEMU drive
+#                      and a null backend, one boot: tgt-perf.sh;
+#                      GUEST_ARGS as tcp-perf; needs fio; see
+#                      benchmarks/tgt-compare.sh)
 #                      | tcp-target (that target reachable from this machine
 #                      at 127.0.0.1:$TCP_HOSTFWD (14420) for $TCP_WAIT (900)
 #                      s: use tests/vm/tcp-target-dev.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
+#     --tgt PATH       pnvme-tgt for the tgt-perf scenario (default: built here)
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420; perf: 900)
 #
@@ -53,6 +59,7 @@ SRC=$(cd "$HERE/../.." && pwd)
 PNVME_BIN=
 VMTEST_BIN=
 PERF_BIN=
+TGT_BIN=
 WORK=$PWD/vm-work
 SCENARIOS=()
 SEED=$(( $(od -An -N3 -tu4 /dev/urandom | tr -d ' ') + 1 ))
@@ -67,13 +74,16 @@ while [ $# -gt 0 ]; do
 	--scenario) SCENARIOS+=("$2"); shift 2 ;;
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
-	-h|--help)  sed -n '3,48p' "$0"; exit 0 ;;
+	--tgt)      TGT_BIN=$2; shift 2 ;;
+	-h|--help)  sed -n '3,54p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
 WANT_PERF=0
-case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*) WANT_PERF=1 ;; esac
+case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*|*" tgt-perf "*) WANT_PERF=1 ;; esac
+WANT_TGTPERF=0   # tgt-perf: pnvme-tgt packed too
+case " ${SCENARIOS[*]} " in *" tgt-perf "*) WANT_TGTPERF=1 ;; esac
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -103,7 +113,8 @@ echo "== workdir $WORK, seed $SEED, scenarios ${SCENARIOS[*]}"
 # ---------------------------------------------------------------------------
 # payloads: given, or built here from the source tree
 # ---------------------------------------------------------------------------
-if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; }; then
+if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "$PERF_BIN" ]; } ||
+   { [ $WANT_TGTPERF = 1 ] && [ -z "$TGT_BIN" ]; }; then
 	echo "== building pnvme and vmtest from $SRC"
 	mkdir -p "$WORK/build"
 	PCI_FLAGS=()
@@ -131,6 +142,11 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 			-lpthread -lm -o "$WORK/build/pnvme-perf" || die "linking pnvme-perf failed"
 		PERF_BIN=$WORK/build/pnvme-perf
 	fi
+	if [ $WANT_TGTPERF = 1 ] && [ -z "$TGT_BIN" ]; then
+		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-tgt.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal \
+			-lpthread -lm -o "$WORK/build/pnvme-tgt" || die "linking pnvme-tgt failed"
+		TGT_BIN=$WORK/build/pnvme-tgt
+	fi
 	PNVME_BIN=${PNVME_BIN:-$WORK/build/pnvme}
 	VMTEST_BIN=${VMTEST_BIN:-$WORK/build/vmtest}
 fi
@@ -140,6 +156,7 @@ if [ $WANT_PERF = 1 ]; then
 	[ -x "$PERF_BIN" ] || die "pnvme-perf $PERF_BIN missing"
 	FIO_BIN=$(command -v fio) || die "fio not found (tools/install-deps.sh --bench)"
 fi
+[ $WANT_TGTPERF = 0 ] || [ -x "$TGT_BIN" ] || die "pnvme-tgt $TGT_BIN missing"
 
 # ---------------------------------------------------------------------------
 # kernel: an uncompressed vmlinux for PVH boot (skips the slow in-guest
@@ -186,6 +203,7 @@ chmod 755 "$STAGE/init"
 install -m 755 "$HERE/nvmet.sh" "$STAGE/bin/nvmet.sh"
 install -m 755 "$HERE/tcp-host.sh" "$STAGE/bin/tcp-host.sh"
 install -m 755 "$HERE/tcp-perf.sh" "$STAGE/bin/tcp-perf.sh"
+install -m 755 "$HERE/tgt-perf.sh" "$STAGE/bin/tgt-perf.sh"
 ${CC:-gcc} -static -O2 -Wall -Wextra -o "$WORK/tcpcheck" "$HERE/tcpcheck.c" ||
 	die "building the static tcpcheck helper failed (static libc: libc6-dev)"
 cp "$WORK/tcpcheck" "$STAGE/bin/tcpcheck"
@@ -198,6 +216,10 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 	if STRACE_BIN=$(command -v strace); then
 		cp "$STRACE_BIN" "$STAGE/bin/strace"
 		PAYLOADS+=("$STRACE_BIN")
+	fi
+	if [ $WANT_TGTPERF = 1 ]; then
+		cp "$TGT_BIN" "$STAGE/bin/pnvme-tgt"
+		PAYLOADS+=("$TGT_BIN")
 	fi
 fi
 # shared libraries of the payloads (libpci has no static archive on Debian)
@@ -516,6 +538,15 @@ run_tcp_perf() {  # pnvme-perf over TCP vs the kernel host, one boot (benchmarks
 	expect_checks tcp-perf tcp-perf
 }
 
+run_tgt_perf() {  # pnvme-tgt vs nvmet-tcp, one QEMU drive + null backends, one boot (benchmarks/tgt-compare.sh)
+	local TIMEOUT=$TIMEOUT
+	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=1500
+	img tgtperf.img 1G
+	boot tgt-perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" -m 2G \
+		$(drive tgtperf.img dt) -device nvme,serial=pnvmeT,drive=dt,addr=0x4
+	expect_checks tgt-perf tool-setup tgt-perf
+}
+
 run_tcp_target() {  # the kernel target for a host on this machine (tcp-target-dev.sh)
 	local hp=${TCP_HOSTFWD:-14420} wait=${TCP_WAIT:-900}
 	local TIMEOUT=$TIMEOUT
@@ -531,6 +562,7 @@ for sc in "${SCENARIOS[@]}"; do
 	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp) run_$sc ;;
 	tcp-target) run_tcp_target ;;
 	tcp-perf) run_tcp_perf ;;
+	tgt-perf) run_tgt_perf ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done
