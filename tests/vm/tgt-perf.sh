@@ -47,6 +47,15 @@ PIN=${PIN:-1}
 UNPINNED=${UNPINNED:-1}
 FIO_CPU=0
 TGT_CPU=1
+EMU_CPU=${EMU_CPU:-float}
+TGT_PROBE=0
+TGT_NULL=emu:size=${NULL_MB}M
+for a in $(cat /proc/cmdline); do
+	case $a in
+	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
+	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
+	esac
+done
 FAILS=0
 NCPU=$(grep -c ^processor /proc/cpuinfo)
 TGT_PID=
@@ -60,6 +69,13 @@ drv() { basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)" 2>/dev
 cpustat() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
 # utime + stime (clock ticks) of a process, all its threads; 0 if none
 proctime() { [ -n "$1" ] && [ -r /proc/$1/stat ] && sed 's/.*) //' /proc/$1/stat | awk '{ print $12 + $13 }' || echo 0; }
+
+# thread_times PID: "TID:TICKS:LASTCPU ..." of every thread (utime + stime, the vCPU it last ran on)
+thread_times() {
+	for tk in /proc/$1/task/*; do
+		[ -r $tk/stat ] && sed 's/.*) //' $tk/stat | awk -v t=${tk##*/} '{ printf "%s:%d:%d ", t, $12 + $13, $37 }'
+	done
+}
 
 wait_disk() {  # wait_disk BDF: the kernel namespace 1 of BDF, up to 10 s
 	i=0
@@ -145,12 +161,18 @@ fio_opts() {
 measure() {
 	name=$1 qd=$2 run=$3 pin=$4
 	cpus=; [ $pin = 1 ] && cpus=--cpus_allowed=$FIO_CPU
+	th0=; [ -n "$TGT_PID" ] && th0=$(thread_times $TGT_PID)
 	c0=$(cpustat); p0=$(proctime $TGT_PID); t0=$(now)
 	time -v fio --name=r --filename=$NS --direct=1 --rw=randread --bs=4k --iodepth=$qd \
 		--numjobs=1 --time_based --runtime=$RUNTIME --group_reporting $cpus \
 		$(fio_opts ${name##*/}) --output-format=normal,terse > /tmp/run.out 2> /tmp/time.out
 	rc=$?
 	t1=$(now); p1=$(proctime $TGT_PID); c1=$(cpustat)
+	# per thread of pnvme-tgt: CPU ticks (1/100 s) in this run, the vCPU it last ran on
+	[ -n "$TGT_PID" ] && echo "$th0 | $(thread_times $TGT_PID)" | awk '{
+		for (i = 1; i <= NF && $i != "|"; i++) { split($i, a, ":"); b[a[1]] = a[2] }
+		for (i++; i <= NF; i++) { split($i, a, ":"); s = s sprintf(" tid %s %d ticks (vCPU %s);", a[1], a[2] - b[a[1]], a[3]) }
+		print "    tgt| threads:" s }'
 	echo "PERF: $name qd=$qd run=$run: fio $(fio_opts ${name##*/}) --iodepth=$qd $cpus on $NS (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s)"
 	grep -E 'IOPS=|lat \((u|n|m)sec\): min|cpu  *:|err=' /tmp/run.out | sed 's/^/    out| /'
 	grep -E 'User time|System time|Elapsed' /tmp/time.out | sed 's/^\t*/    time| /'
@@ -209,16 +231,32 @@ tgt_phase() {
 		return 1
 	fi
 	cpus=; [ $2 = 1 ] && cpus="--cpus $TGT_CPU"
-	pnvme-tgt -l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 -s $NQN_NULL -n emu:size=${NULL_MB}M \
-		--allow-any-host -t 1 $cpus > /tmp/tgt.log 2>&1 &
+	[ $2 = 1 ] && [ $EMU_CPU != float ] && emu_note=", emulator thread pinned to vCPU $EMU_CPU" || emu_note=
+	TGT_ARGS="-l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 --allow-any-host -s $NQN_NULL -n $TGT_NULL --allow-any-host -t 1 $cpus"
+	pnvme-tgt $TGT_ARGS > /tmp/tgt.log 2>&1 &
 	TGT_PID=$!
 	i=0
 	while ! grep -q 'listening on' /tmp/tgt.log && kill -0 $TGT_PID 2>/dev/null && [ $i -lt 100 ]; do
 		sleep 0.1; i=$((i + 1))
 	done
-	note "pnvme-tgt pid $TGT_PID: pnvme-tgt -l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 -s $NQN_NULL -n emu:size=${NULL_MB}M --allow-any-host -t 1 $cpus; threads: $(ls /proc/$TGT_PID/task 2>/dev/null | wc -l)"
+	# the emulator's thread (the null backend): the one thread that is neither
+	# the main thread nor the poller pinned by --cpus
+	emu_tid=
+	for tk in /proc/$TGT_PID/task/*; do
+		tid=${tk##*/}
+		[ $tid = $TGT_PID ] && continue
+		[ $2 = 1 ] && [ "$(awk '/Cpus_allowed_list/ { print $2 }' $tk/status)" = $TGT_CPU ] && continue
+		emu_tid="$emu_tid $tid"
+	done
+	[ $2 = 1 ] && [ $EMU_CPU != float ] && for tid in $emu_tid; do taskset -p -c $EMU_CPU $tid > /dev/null; done
+	for tk in /proc/$TGT_PID/task/*; do
+		echo "    tgt| thread ${tk##*/}: cpus $(awk '/Cpus_allowed_list/ { print $2 }' $tk/status)"
+	done
+	p0=$(proctime $TGT_PID); sleep 2; p1=$(proctime $TGT_PID)
+	note "pnvme-tgt with no host connected: $((p1 - p0)) ticks of CPU in 2 s ($(( (p1 - p0) / 2 )) % of a vCPU)"
+	note "pnvme-tgt pid $TGT_PID: pnvme-tgt $TGT_ARGS$emu_note; threads: $(ls /proc/$TGT_PID/task 2>/dev/null | wc -l)"
 	if grep -q 'listening on' /tmp/tgt.log; then
-		host_runs pnvme-tgt "$@"
+		host_runs pnvme-tgt${TGT_TAG:-} "$@"
 		kill -TERM $TGT_PID
 		wait $TGT_PID; rc=$?
 		[ $rc = 0 ] || failed "pnvme-tgt exit $rc after SIGTERM, round $1"
@@ -249,6 +287,13 @@ note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' ')
 if ! setup; then
 	failed "set-up"
 	exit 1
+fi
+if [ "$TGT_PROBE" = 1 ]; then   # development aid: where the emulator thread should run
+	for EMU_CPU in float 0 1; do
+		be=null; [ $EMU_CPU = float ] && be="drive null"
+		TGT_TAG=-emu$EMU_CPU; tgt_phase 1 1 $be
+	done
+	RUNS=0 UNPINNED=0
 fi
 r=1
 while [ $r -le $RUNS ]; do
