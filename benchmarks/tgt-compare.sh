@@ -140,12 +140,12 @@ END {
 		be = bi == 1 ? "drive" : "null"; en = ei == 1 ? "iou-hipri" : "libaio"; qd = qi == 1 ? 1 : 32
 		kn = "nvmet" sfx "/" be "/" en " " qd; kp = "pnvme-tgt" sfx "/" be "/" en " " qd
 		if (!(kn in med) && !(kp in med)) continue
-		mn = kn in med ? med[kn] : -1; mp = kp in med ? med[kp] : -1
+		mn = (kn in med) ? med[kn] : -1; mp = (kp in med) ? med[kp] : -1
 		printf "| %s%s | %s | %d | %s | %s | %s | %s | %s | %s |\n", be, sfx ? " (unpinned)" : "", en, qd,
-			mn < 0 ? "-" : sprintf("%.0f", mn), mp < 0 ? "-" : sprintf("%.0f", mp),
-			mn > 0 && mp >= 0 ? sprintf("**%.2fx**", mp / mn) : "-",
-			kn in oth ? sprintf("%.1f", oth[kn]) : "-", kp in oth ? sprintf("%.1f", oth[kp]) : "-",
-			kp in tpu && tpu[kp] >= 0 ? sprintf("%.1f", tpu[kp]) : "-"
+			(mn < 0) ? "-" : sprintf("%.0f", mn), (mp < 0) ? "-" : sprintf("%.0f", mp),
+			(mn > 0 && mp >= 0) ? sprintf("**%.2fx**", mp / mn) : "-",
+			(kn in oth) ? sprintf("%.1f", oth[kn]) : "-", (kp in oth) ? sprintf("%.1f", oth[kp]) : "-",
+			((kp in tpu) && tpu[kp] >= 0) ? sprintf("%.1f", tpu[kp]) : "-"
 	}
 }'
 echo
