@@ -4,7 +4,7 @@
 # guest-init.sh - /init of the pnvme test guest (packed by run-vm-tests.sh).
 #
 # Kernel command line (set by the host script):
-#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tcp-perf|tgt
+#   vmtest.scenario=main|recovery|nointremap|iommuoff|smoke|perf|tcp|tcp-target|tcp-perf|tgt|tgt-perf
 #                                               what to run
 #   vmtest.seed=N                               seeds the data pattern
 #   vmtest.tcp_pnvme=0|1 vmtest.tcp_selfcheck=0|1   tcp: the pnvme steps (default 1),
@@ -554,10 +554,25 @@ scenario_tgt() {
 	SEED=$SEED BDF_A=$A tgt-host.sh
 }
 
+# tgt-perf: pnvme-tgt vs the kernel target nvmet-tcp, the kernel's nvme-tcp host
+# under fio, on the QEMU drive at 00:04.0 and a null backend (tgt-perf.sh;
+# benchmarks/tgt-compare.sh makes the table).
+scenario_tgt_perf() {
+	for m in $(cat /etc/modules.nvme); do
+		opt=; case $m in nvme-core|nvme_core) opt=multipath=N ;; esac
+		insmod /lib/modules/$m.ko $opt 2>/dev/null ||
+			grep -q "^$(echo $m | tr - _) " /proc/modules || echo "VMTEST: insmod $m failed"
+	done
+	load vfio
+	load tcp
+	RUNS=${RUNS:-3} RUNTIME=${RUNTIME:-10} ORDER=${ORDER:-forward} tgt-perf.sh
+}
+
 case $SCENARIO in
 main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp|tgt) scenario_$SCENARIO ;;
 tcp-target) scenario_tcp_target ;;
 tcp-perf) scenario_tcp_perf ;;
+tgt-perf) scenario_tgt_perf ;;
 *) fail scenario "unknown scenario $SCENARIO" ;;
 esac
 dmesg | grep -iE 'vfio|dmar|nvme|error|fault|BUG' | tail -40 | sed 's/^/    dmesg| /'

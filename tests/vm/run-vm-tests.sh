@@ -25,6 +25,11 @@
 #                      tcp-perf.sh; GUEST_ARGS="vmtest.runs=N vmtest.runtime=S
 #                      vmtest.order=forward|reverse"; needs fio; see
 #                      benchmarks/tcp-compare.sh)
+#                      | tgt-perf (pnvme-tgt vs the kernel target nvmet-tcp,
+#                      the kernel's nvme-tcp host under fio, one QEMU drive
+#                      and a null backend, one boot: tgt-perf.sh;
+#                      GUEST_ARGS as tcp-perf; needs fio; see
+#                      benchmarks/tgt-compare.sh)
 #                      | tcp-target (that target reachable from this machine
 #                      at 127.0.0.1:$TCP_HOSTFWD (14420) for $TCP_WAIT (900)
 #                      s: use tests/vm/tcp-target-dev.sh)
@@ -32,7 +37,7 @@
 #                      vfio-pci and an emulated namespace, the kernel's
 #                      nvme-tcp host as its client: tgt-host.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
-#     --tgt PATH       pnvme-tgt for the tgt scenario (default: built here)
+#     --tgt PATH       pnvme-tgt for the tgt and tgt-perf scenarios (default: built here)
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420; perf: 900)
 #
@@ -73,15 +78,17 @@ while [ $# -gt 0 ]; do
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
 	--tgt)      TGT_BIN=$2; shift 2 ;;
-	-h|--help)  sed -n '3,51p' "$0"; exit 0 ;;
+	-h|--help)  sed -n '3,57p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(main recovery nointremap iommuoff)
 WANT_PERF=0
-case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*) WANT_PERF=1 ;; esac
-WANT_TGT=0
-case " ${SCENARIOS[*]} " in *" tgt "*) WANT_TGT=1 ;; esac
+case " ${SCENARIOS[*]} " in *" perf "*|*" tcp-perf "*|*" tgt-perf "*) WANT_PERF=1 ;; esac
+WANT_TGT=0   # tgt, tgt-perf: pnvme-tgt packed too
+case " ${SCENARIOS[*]} " in *" tgt "*|*" tgt-perf "*) WANT_TGT=1 ;; esac
+WANT_FS=0    # tgt: mke2fs and e2fsck packed too
+case " ${SCENARIOS[*]} " in *" tgt "*) WANT_FS=1 ;; esac
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local d=$(( ${EPOCHREALTIME/./} - ${1:-$T0} )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 % 1000)); }
@@ -142,7 +149,7 @@ if [ -z "$PNVME_BIN" ] || [ -z "$VMTEST_BIN" ] || { [ $WANT_PERF = 1 ] && [ -z "
 	fi
 	if [ $WANT_TGT = 1 ] && [ -z "$TGT_BIN" ]; then
 		$CC "${CFLAGS[@]}" "$SRC/tools/pnvme-tgt.c" "$WORK/build/libpnvme.a" $PCI_LIBS -lisal \
-			-lpthread -o "$WORK/build/pnvme-tgt" || die "linking pnvme-tgt failed"
+			-lpthread -lm -o "$WORK/build/pnvme-tgt" || die "linking pnvme-tgt failed"
 		TGT_BIN=$WORK/build/pnvme-tgt
 	fi
 	PNVME_BIN=${PNVME_BIN:-$WORK/build/pnvme}
@@ -154,8 +161,8 @@ if [ $WANT_PERF = 1 ]; then
 	[ -x "$PERF_BIN" ] || die "pnvme-perf $PERF_BIN missing"
 	FIO_BIN=$(command -v fio) || die "fio not found (tools/install-deps.sh --bench)"
 fi
-if [ $WANT_TGT = 1 ]; then
-	[ -x "$TGT_BIN" ] || die "pnvme-tgt $TGT_BIN missing"
+[ $WANT_TGT = 0 ] || [ -x "$TGT_BIN" ] || die "pnvme-tgt $TGT_BIN missing"
+if [ $WANT_FS = 1 ]; then
 	# mkfs.ext4 and e2fsck for the filesystem on the exported namespace
 	# (busybox has an ext2-only mke2fs and no fsck for ext2/3/4)
 	MKE2FS_BIN=$(command -v mke2fs || echo /usr/sbin/mke2fs)
@@ -208,6 +215,7 @@ chmod 755 "$STAGE/init"
 install -m 755 "$HERE/nvmet.sh" "$STAGE/bin/nvmet.sh"
 install -m 755 "$HERE/tcp-host.sh" "$STAGE/bin/tcp-host.sh"
 install -m 755 "$HERE/tcp-perf.sh" "$STAGE/bin/tcp-perf.sh"
+install -m 755 "$HERE/tgt-perf.sh" "$STAGE/bin/tgt-perf.sh"
 ${CC:-gcc} -static -O2 -Wall -Wextra -o "$WORK/tcpcheck" "$HERE/tcpcheck.c" ||
 	die "building the static tcpcheck helper failed (static libc: libc6-dev)"
 cp "$WORK/tcpcheck" "$STAGE/bin/tcpcheck"
@@ -222,14 +230,17 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 		PAYLOADS+=("$STRACE_BIN")
 	fi
 fi
-if [ $WANT_TGT = 1 ]; then    # the tgt scenario: pnvme-tgt and e2fsprogs (~2 MiB)
-	install -m 755 "$HERE/tgt-host.sh" "$STAGE/bin/tgt-host.sh"
+if [ $WANT_TGT = 1 ]; then    # tgt, tgt-perf: pnvme-tgt
 	cp "$TGT_BIN" "$STAGE/bin/pnvme-tgt"
+	PAYLOADS+=("$TGT_BIN")
+fi
+if [ $WANT_FS = 1 ]; then     # the tgt scenario: its script and e2fsprogs (~2 MiB)
+	install -m 755 "$HERE/tgt-host.sh" "$STAGE/bin/tgt-host.sh"
 	mkdir -p "$STAGE/usr/sbin"
 	cp "$MKE2FS_BIN" "$STAGE/usr/sbin/mke2fs"
 	cp "$E2FSCK_BIN" "$STAGE/usr/sbin/e2fsck"
 	[ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$STAGE/etc/mke2fs.conf"
-	PAYLOADS+=("$TGT_BIN" "$MKE2FS_BIN" "$E2FSCK_BIN")
+	PAYLOADS+=("$MKE2FS_BIN" "$E2FSCK_BIN")
 fi
 # shared libraries of the payloads (libpci has no static archive on Debian)
 for bin in "${PAYLOADS[@]}"; do
@@ -554,6 +565,15 @@ run_tcp_perf() {  # pnvme-perf over TCP vs the kernel host, one boot (benchmarks
 	expect_checks tcp-perf tcp-perf
 }
 
+run_tgt_perf() {  # pnvme-tgt vs nvmet-tcp, one QEMU drive + null backends, one boot (benchmarks/tgt-compare.sh)
+	local TIMEOUT=$TIMEOUT
+	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=1500
+	img tgtperf.img 1G
+	boot tgt-perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" -m 2G \
+		$(drive tgtperf.img dt) -device nvme,serial=pnvmeT,drive=dt,addr=0x4
+	expect_checks tgt-perf tool-setup tgt-perf
+}
+
 run_tcp_target() {  # the kernel target for a host on this machine (tcp-target-dev.sh)
 	local hp=${TCP_HOSTFWD:-14420} wait=${TCP_WAIT:-900}
 	local TIMEOUT=$TIMEOUT
@@ -590,6 +610,7 @@ for sc in "${SCENARIOS[@]}"; do
 	main|recovery|resetloop|smoke|nointremap|iommuoff|perf|tcp|tgt) run_$sc ;;
 	tcp-target) run_tcp_target ;;
 	tcp-perf) run_tcp_perf ;;
+	tgt-perf) run_tgt_perf ;;
 	*) die "unknown scenario $sc" ;;
 	esac
 done
