@@ -1179,6 +1179,101 @@ static void test_split_separate_md(void **state)
 	env_close(&e);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Vectored I/O                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Page-chained elements: one command, one PRP list; data in order on the media. */
+static void test_readv_writev_prp(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512", NULL);
+	uint8_t *a = dma_buf(&e, 4 * 4096), *b = dma_buf(&e, 4096), *c = dma_buf(&e, 4096);
+	uint8_t *want = malloc(3 * 4096 + 512), *back = dma_buf(&e, 16384);
+	/* 3.5 KiB ending on a page boundary, a whole page, 1 KiB from a page start */
+	struct iovec w[3] = { { a + 512, 3584 }, { b, 4096 }, { c, 1024 } };
+	fill(a + 512, 3584, 1);
+	fill(b, 4096, 2);
+	fill(c, 1024, 3);
+	memcpy(want, a + 512, 3584);
+	memcpy(want + 3584, b, 4096);
+	memcpy(want + 7680, c, 1024);
+	uint64_t cmds = emu_commands(&e);
+	struct cpl d = { 0 };
+	assert_ok(pnvme_writev(e.qp, e.ns, w, 3, 10, 17, 0, cpl_cb, &d));
+	reap(&e, 1);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(emu_commands(&e) - cmds, 1);
+	assert_media(&e, 10, 17, want);
+	/* read back into the same shape */
+	struct iovec r[3] = { { back + 512, 3584 }, { back + 4096, 4096 }, { back + 8192, 1024 } };
+	memset(back, 0, 16384);
+	memset(&d, 0, sizeof(d));
+	assert_ok(pnvme_readv(e.qp, e.ns, r, 3, 10, 17, 0, cpl_cb, &d));
+	reap(&e, 1);
+	assert_int_equal(d.err, 0);
+	assert_memory_equal(back + 512, want, 3584 + 4096 + 1024);
+	free(want);
+	pnvme_dma_free(e.ctrl, a);
+	pnvme_dma_free(e.ctrl, b);
+	pnvme_dma_free(e.ctrl, c);
+	pnvme_dma_free(e.ctrl, back);
+	env_close(&e);
+}
+
+/* Elements PRPs cannot chain: one command each, the parent completes once. */
+static void test_readv_writev_scattered(void **state)
+{
+	struct env e;
+	(void)state;
+
+	env_open(&e, "size=1M,lba=512", NULL);
+	uint8_t *m = dma_buf(&e, 8192);
+	struct iovec w[4] = { { m + 100 * 4, 512 }, { m + 2048, 1024 }, { m + 1100, 512 },
+			      { m + 5000, 512 } };
+	uint8_t want[2560];
+	size_t off = 0;
+	for (int i = 0; i < 4; i++) {
+		fill(w[i].iov_base, w[i].iov_len, 20 + (uint32_t)i);
+		memcpy(want + off, w[i].iov_base, w[i].iov_len);
+		off += w[i].iov_len;
+	}
+	struct cpl d = { 0 };
+	uint64_t cmds = emu_commands(&e);
+	assert_ok(pnvme_writev(e.qp, e.ns, w, 4, 100, 5, 0, cpl_cb, &d));
+	reap(&e, 4);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(emu_commands(&e) - cmds, 4);
+	assert_media(&e, 100, 5, want);
+	/* refusals: sizes that do not add up, part blocks that cannot be chained, empty */
+	struct iovec bad[2] = { { m, 512 }, { m + 1000, 100 } };
+	assert_rc(pnvme_writev(e.qp, e.ns, bad, 2, 0, 2, 0, cpl_cb, &d), -EINVAL);
+	bad[0].iov_len = 412; /* 412 + 612 = two blocks, but neither element whole blocks */
+	bad[1].iov_len = 612;
+	assert_rc(pnvme_writev(e.qp, e.ns, bad, 2, 0, 2, 0, cpl_cb, &d), -EINVAL);
+	assert_non_null(strstr(pnvme_last_error(), "not a whole number"));
+	bad[1].iov_len = 0;
+	assert_rc(pnvme_readv(e.qp, e.ns, bad, 2, 0, 1, 0, cpl_cb, &d), -EINVAL);
+	assert_rc(pnvme_readv(e.qp, e.ns, w, 0, 0, 1, 0, cpl_cb, &d), -EINVAL);
+	assert_rc(pnvme_readv(e.qp, e.ns, w, 4, 2047, 5, 0, cpl_cb, &d), -ERANGE);
+	/* an element outside pnvme memory is refused before anything is sent */
+	uint8_t stack[1024];
+	struct iovec st[2] = { { m + 4096 - 512, 512 }, { stack, 512 } };
+	cmds = emu_commands(&e);
+	assert_rc(pnvme_readv(e.qp, e.ns, st, 2, 0, 2, 0, cpl_cb, &d), -EINVAL);
+	pnvme_qpair_flush(e.qp);
+	(void)pnvme_emu_step(e.emu);
+	assert_int_equal(emu_commands(&e), cmds);
+	assert_int_equal(d.calls, 1);
+	pnvme_dma_free(e.ctrl, m);
+	env_close(&e);
+}
+
 /*
  * The device may touch only the bytes handed over (issue: DMA bounds per
  * allocation): a transfer running past its buffer, straddling two buffers,
@@ -2040,6 +2135,8 @@ int main(void)
 		cmocka_unit_test(test_split_queue_full),
 		cmocka_unit_test(test_split_child_error),
 		cmocka_unit_test(test_split_separate_md),
+		cmocka_unit_test(test_readv_writev_prp),
+		cmocka_unit_test(test_readv_writev_scattered),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_buffer_bounds),
 		cmocka_unit_test(test_metadata_sizes_and_refusals),

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <pnvme/api.h>
 #include <pnvme/ctrl.h>
@@ -212,6 +213,24 @@ int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uin
 /** Write `nlb` blocks from `buf` at `slba`; as pnvme_read(). */
 int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *buf,
 		uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb, void *arg);
+/**
+ * Vectored Read / Write: `nlb` blocks at `slba` to / from `iovcnt` (1..1024)
+ * elements of pnvme DMA memory (any memory on NVMe/TCP) holding exactly
+ * nlb * ns->block_bytes bytes together. Elements that PRPs can chain (only
+ * the first may start inside a page, only the last may end inside one;
+ * Base 2.0 §4.1.1) within one command's transfer limit go out as one
+ * command with one PRP list; otherwise each element becomes its own
+ * command (each must then hold whole blocks; all are submitted at once or
+ * the call returns -EAGAIN) and the callback runs once, after the last,
+ * with the first error. Namespaces with separate metadata are refused;
+ * io_flags PNVME_IO_FUA | PNVME_IO_LR. Returns as pnvme_read().
+ */
+int pnvme_readv(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const struct iovec *iov,
+		unsigned iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb,
+		void *arg);
+int pnvme_writev(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const struct iovec *iov,
+		 unsigned iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb,
+		 void *arg);
 /**
  * Read with a separate metadata buffer `md` (MPTR): nlb * ns->ms bytes of
  * pnvme DMA memory, dword aligned, inside one allocation. `md` NULL is
