@@ -51,6 +51,7 @@ int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl)
 	ctrl_run_pending_reset(ctrl);
 	if (ctrl->tcp)
 		ctrl_reconnect_poll(ctrl);
+	ctrl_aer_process(ctrl); /* asynchronous events reaped by this or earlier polls */
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	return rc;
 }
