@@ -42,6 +42,11 @@
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * (size + size / lba * ms)); default is anonymous RAM
  *   sn, mn serial and model number strings
+ *   aen_ms a scripted event for tests of event consumers (pnvme watch): this
+ *          many ms after the host first enables namespace attribute notices,
+ *          namespace `ns` (the last) is removed, raising a Namespace
+ *          Attribute Changed notice (see "Asynchronous events"); 0..600000,
+ *          default 0 (never)
  * Errors: -EINVAL with pnvme_last_error() naming the bad option.
  *
  * Metadata (ms > 0, NVM Command Set 1.0 §5.2): Read and Write move nlb *
@@ -139,6 +144,8 @@ struct pnvme_emu_config {
 	bool     ext;        /* metadata in extended LBAs (FLBAS bit 4), else via MPTR */
 	uint32_t pi;         /* end-to-end protection type (DPS 2:0): 0 none, 1..3 */
 	bool     pi_first;   /* PI in the first 8 bytes of metadata (DPS bit 3), else last */
+	uint32_t aen_ms;     /* scripted event: remove the last namespace this long after
+	                        namespace notices are enabled (0: never) */
 };
 
 /**

@@ -354,6 +354,10 @@ static uint16_t exec_set_features(struct pnvme_emu *emu, struct emu_req *req)
 	case PNVME_FEAT_VOLATILE_WC:
 		*slot = v & 1u;
 		return 0;
+	case PNVME_FEAT_ASYNC_EVENT:
+		*slot = v;
+		emu_aen_configured(emu);
+		return 0;
 	default:
 		*slot = v;
 		return 0;

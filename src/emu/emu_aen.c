@@ -138,6 +138,28 @@ static void ns_changed(struct pnvme_emu *emu, uint32_t nsid)
 				       PNVME_LOG_CHANGED_NS));
 }
 
+void emu_aen_configured(struct pnvme_emu *emu)
+{
+	if (emu->cfg.aen_ms && !emu->aen_armed && (emu->feat_aec & AEC_NS_ATTR)) {
+		emu->aen_armed = true;
+		emu->aen_at_ns = emu_now_ns() + (uint64_t)emu->cfg.aen_ms * 1000000u;
+	}
+}
+
+void emu_aen_timer(struct pnvme_emu *emu)
+{
+	uint32_t nsid = emu->cfg.nr_ns;
+
+	if (emu_now_ns() < emu->aen_at_ns)
+		return;
+	emu->aen_at_ns = 0;
+	if (!emu_ns_active(emu, nsid))
+		return;
+	log_debug("emu: aen_ms: namespace %u removed", nsid);
+	emu->ns[nsid - 1].inactive = true;
+	ns_changed(emu, nsid);
+}
+
 int pnvme_emu_ns_remove(struct pnvme_emu *emu, uint32_t nsid)
 {
 	if (emu == NULL)

@@ -229,6 +229,8 @@ struct pnvme_emu {
 	uint8_t aen_masked;                 /* event types reported, log page not read yet */
 	uint8_t crit_warn;                  /* SMART critical warning bits */
 	uint64_t changed_ns;                /* Changed Namespace List: bit nsid - 1 */
+	uint64_t aen_at_ns;                 /* cfg.aen_ms: when the scripted event fires, 0 none */
+	bool aen_armed;                     /* cfg.aen_ms: timer started once already */
 	/* features (Base 2.0 §5.27.1) */
 	uint32_t feat_arb;
 	uint32_t feat_pm;
@@ -323,6 +325,10 @@ int emu_media_open(struct pnvme_emu *emu);
 bool emu_aen_take(struct pnvme_emu *emu, uint32_t *dw0);
 /** Get Log Page `lid` was read with RAE clear: clear what it reports, re-arm its event. */
 void emu_aen_log_read(struct pnvme_emu *emu, uint32_t lid);
+/** Set Features Asynchronous Event Configuration changed: start cfg.aen_ms's timer. */
+void emu_aen_configured(struct pnvme_emu *emu);
+/** The scripted event of cfg.aen_ms, when due (from each step while running). */
+void emu_aen_timer(struct pnvme_emu *emu);
 /** Changed Namespace List (log 04h) into `list` (4096 bytes, zeroed). */
 void emu_aen_changed_list(const struct pnvme_emu *emu, uint32_t *list);
 /** Active namespace: NSID in 1..ns and not removed. */
