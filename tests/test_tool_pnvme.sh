@@ -107,7 +107,7 @@ expect 0 "^pnvme $ver\$" -V
 
 # --help for every command, and `pnvme help CMD`
 for c in list bind unbind status setup id-ctrl id-ns smart-log error-log fw-log format \
-	sanitize sanitize-log; do
+	sanitize sanitize-log watch; do
 	expect 0 "^usage: pnvme $c " "$c" --help
 done
 expect 0 '^usage: pnvme id-ns DEV -n NSID' id-ns -h
@@ -377,6 +377,31 @@ if echo "$out" | grep -qi 'extended' && echo "$out" | grep -q '512 data + 8 meta
 	ok "id-ns shows an extended-LBA format"
 else
 	bad "id-ns extended: $out"
+fi
+
+# watch: the emulator's scripted event (aen_ms: namespace 2 removed 200 ms after
+# events are enabled) is printed as one JSON line; SIGINT ends the watch with 0.
+"$PNVME" watch "emu:size=1M,ns=2,aen_ms=200" -o json >"$tmp/watch.out" 2>"$tmp/watch.err" &
+wp=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q nsids "$tmp/watch.out" 2>/dev/null; do
+	sleep 0.05; i=$((i + 1))
+done
+kill -INT "$wp" 2>/dev/null
+wait "$wp"; rc=$?
+if [ "$rc" = 0 ] && grep -q 'watching emu:' "$tmp/watch.err" &&
+   python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1, lines
+d = json.loads(lines[0])
+assert d["type_name"] == "notice" and d["info"] == 0 and d["log_page"] == 4, d
+assert d["nsids"] == [2] and d["namespaces"] == [1] and d["ns_generation"] == 1, d
+' "$tmp/watch.out"; then
+	ok "watch -o json prints the namespace change; SIGINT -> 0"
+else
+	bad "watch: exit $rc:"
+	sed 's/^/     | /' "$tmp/watch.out" "$tmp/watch.err" | head -20
 fi
 
 json_verdicts

@@ -23,7 +23,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 if [ $# -eq 0 ]; then
 	set -- test_ctrl test_qpair test_emu test_dma test_log test_status test_recovery test_soak \
-		test_tcp_pdu test_api test_tgt
+		test_tcp_pdu test_api test_tgt test_aer
 fi
 
 export PNVME_SOAK_SECONDS="${PNVME_SOAK_SECONDS:-3}"

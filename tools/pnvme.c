@@ -15,6 +15,7 @@
  *   pnvme format DEV -n NSID [--lbaf N ...] --yes       Format NVM (destroys data)
  *   pnvme sanitize DEV --action ACT [...] --yes         Sanitize (destroys data)
  *   pnvme sanitize-log DEV [-o json]  Sanitize Status log
+ *   pnvme watch DEV [-o json]         print asynchronous events until interrupted
  *   pnvme CMD --help, pnvme --version
  *
  * DEV is a PCI address bound to vfio-pci or an emulator spec ("emu:size=1G").
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -144,6 +146,13 @@ static const struct command commands[] = {
 	{ "sanitize-log", "DEV [-o json]", "Sanitize Status log",
 	  "Sanitize Status log page (81h): progress of a sanitize operation, the status\n"
 	  "of the most recent one and the command that started it, time estimates.\n", true },
+	{ "watch", "DEV [-o json]", "print asynchronous events until interrupted",
+	  "Opens DEV and prints each asynchronous event (NVMe Base 2.0 §5.2) as it\n"
+	  "arrives, one line each, until SIGINT or SIGTERM (exit 0): SMART / Health\n"
+	  "critical warnings, namespace attribute changes (with the changed NSIDs and\n"
+	  "the namespace list after the library's rescan), and any other event the\n"
+	  "controller reports. The library reads each event's log page, which re-arms\n"
+	  "the event. With -o json: one JSON object per line.\n", true },
 };
 
 static const struct command *find_command(const char *name)
@@ -1490,6 +1499,135 @@ static int cmd_sanitize(const char *dev, const struct san_args *sa)
 }
 
 /* ------------------------------------------------------------------------ */
+/* watch: asynchronous events                                               */
+/* ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t watch_stop;
+
+static void watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+struct watch {
+	struct pnvme_ctrl *ctrl;
+	bool json;
+	uint64_t t0;
+};
+
+static const char *aer_type_str(uint8_t t)
+{
+	static const char *const names[8] = { "error", "smart", "notice", "immediate",
+					      "one-shot", "reserved", "io-command-set", "vendor" };
+	return names[t & 7u];
+}
+
+static const char *aer_info_str(const struct pnvme_async_event *ev)
+{
+	if (ev->type == PNVME_AER_TYPE_SMART) {
+		switch (ev->info) {
+		case PNVME_AER_SMART_RELIABILITY: return "NVM subsystem reliability";
+		case PNVME_AER_SMART_TEMPERATURE: return "temperature threshold";
+		case PNVME_AER_SMART_SPARE:       return "spare below threshold";
+		}
+	} else if (ev->type == PNVME_AER_TYPE_NOTICE) {
+		switch (ev->info) {
+		case PNVME_AER_NOTICE_NS_CHANGED:   return "namespace attribute changed";
+		case PNVME_AER_NOTICE_FW_ACT:       return "firmware activation starting";
+		case PNVME_AER_NOTICE_TELEMETRY:    return "telemetry log changed";
+		case PNVME_AER_NOTICE_ANA:          return "asymmetric namespace access change";
+		case PNVME_AER_NOTICE_DISC_CHANGED: return "discovery log changed";
+		}
+	}
+	return "";
+}
+
+/* One line per event (the admin lock is held: no sync admin commands here). */
+static void watch_cb(void *arg, const struct pnvme_async_event *ev)
+{
+	struct watch *w = arg;
+	uint64_t t = now_ms() - w->t0;
+	bool ns_event = ev->type == PNVME_AER_TYPE_NOTICE &&
+			ev->info == PNVME_AER_NOTICE_NS_CHANGED;
+
+	if (w->json) {
+		printf("{\"pnvme_json_version\": %d, \"time_ms\": %" PRIu64 ", \"dw0\": %u, "
+		       "\"type\": %u, \"type_name\": \"%s\", \"info\": %u, \"info_name\": "
+		       "\"%s\", \"log_page\": %u, \"log_err\": %d", PNVME_JSON_VERSION, t, ev->dw0,
+		       ev->type, aer_type_str(ev->type), ev->info, aer_info_str(ev), ev->log_page,
+		       ev->log_err);
+		if (ev->type == PNVME_AER_TYPE_SMART)
+			printf(", \"critical_warning\": %u", ev->critical_warning);
+		if (ns_event) {
+			printf(", \"nsids\": [");
+			for (uint32_t i = 0; i < ev->nr_nsids; i++)
+				printf("%s%u", i ? ", " : "", ev->nsids[i]);
+			printf("], \"ns_overflow\": %s, \"namespaces\": [",
+			       ev->ns_overflow ? "true" : "false");
+			for (uint32_t i = 0; i < pnvme_ctrl_nr_ns(w->ctrl); i++)
+				printf("%s%u", i ? ", " : "", pnvme_ctrl_ns_at(w->ctrl, i)->nsid);
+			printf("], \"ns_generation\": %u", pnvme_ctrl_ns_generation(w->ctrl));
+		}
+		printf("}\n");
+	} else {
+		printf("%" PRIu64 ".%03" PRIu64 " s  %s event (type %u, info 0x%02x%s%s), log page "
+		       "0x%02x", t / 1000, t % 1000, aer_type_str(ev->type), ev->type, ev->info,
+		       *aer_info_str(ev) ? ": " : "", aer_info_str(ev), ev->log_page);
+		if (ev->log_err)
+			printf(" (log page read failed: %s)", strerror(-ev->log_err));
+		if (ev->type == PNVME_AER_TYPE_SMART)
+			printf(", critical warning 0x%02x", ev->critical_warning);
+		if (ns_event) {
+			printf(", changed NSIDs");
+			if (ev->ns_overflow)
+				printf(" (more than 1024)");
+			for (uint32_t i = 0; i < ev->nr_nsids; i++)
+				printf("%s%u", i ? "," : " ", ev->nsids[i]);
+			printf("; %u namespace(s) now:", pnvme_ctrl_nr_ns(w->ctrl));
+			for (uint32_t i = 0; i < pnvme_ctrl_nr_ns(w->ctrl); i++)
+				printf(" %u", pnvme_ctrl_ns_at(w->ctrl, i)->nsid);
+		}
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+static int cmd_watch(const char *dev, bool json)
+{
+	struct pnvme_ctrl_opts o;
+	struct watch w = { .json = json, .t0 = now_ms() };
+	struct sigaction sa;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	pnvme_ctrl_opts_default(&o);
+	o.nr_io_queues = 1;
+	o.aer_cb = watch_cb;
+	o.aer_arg = &w;
+	if (pnvme_ctrl_open(dev, &o, &w.ctrl))
+		return fail();
+	fprintf(stderr, "%s: watching %s for asynchronous events (%u requests outstanding); "
+		"Ctrl-C to stop\n", prog, dev, pnvme_ctrl_aer_outstanding(w.ctrl));
+	rc = 0;
+	while (!watch_stop) {
+		/* Events are delivered from the admin poll; a tool can afford to sleep. */
+		if (pnvme_ctrl_process_admin(w.ctrl) < 0 && pnvme_ctrl_is_dead(w.ctrl)) {
+			rc = fail();
+			break;
+		}
+		usleep(10000);
+	}
+	if (pnvme_ctrl_close(w.ctrl) && rc == 0)
+		rc = fail();
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* argument parsing                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -1714,7 +1852,7 @@ int main(int argc, char **argv)
 	bool destructive = !strcmp(name, "format") || !strcmp(name, "sanitize");
 	if (a.json && !c->json)
 		return command_misuse(c, "no JSON output (-o json applies to list, id-ctrl, id-ns, "
-				      "smart-log, error-log, fw-log, sanitize-log and discover)");
+				      "smart-log, error-log, fw-log, sanitize-log, discover and watch)");
 	if (a.force && strcmp(name, "bind") != 0 && !destructive)
 		return command_misuse(c, "--force applies to bind, format and sanitize only");
 	if (a.yes && !destructive)
@@ -1792,5 +1930,7 @@ int main(int argc, char **argv)
 		}
 		return cmd_sanitize(a.pos[0], &a.san);
 	}
+	if (!strcmp(name, "watch"))
+		return cmd_watch(a.pos[0], a.json);
 	return cmd_error_log(a.pos[0], a.json);
 }

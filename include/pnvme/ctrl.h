@@ -54,6 +54,48 @@ typedef void (*pnvme_cmd_cb)(void *arg, int err, const struct pnvme_cqe *cqe);
  */
 typedef void (*pnvme_reset_cb)(void *arg, int err, const char *reason);
 
+/**
+ * An asynchronous event (NVMe Base 2.0 §5.2), as pnvme_aer_cb receives it.
+ * The library keeps min(AERL + 1, 8, admin_depth / 2) Asynchronous Event
+ * Requests outstanding from bring-up on (and again after every controller
+ * reset), with SMART / Health critical warnings and namespace attribute
+ * notices enabled (Set Features Asynchronous Event Configuration,
+ * §5.27.1.7). When one completes it reads the log page the event names
+ * (Get Log Page with RAE clear: this re-arms the event type on the
+ * controller), applies namespace changes, posts a new request, then calls
+ * the application.
+ */
+struct pnvme_async_event {
+	uint32_t dw0;       /* the completion's DW0 as posted */
+	uint8_t type;       /* enum pnvme_aer_type (pnvme/spec.h) */
+	uint8_t info;       /* per type: enum pnvme_aer_smart_info / _notice_info */
+	uint8_t log_page;   /* the log page the event named (02h SMART, 04h Changed NS, ...) */
+	uint8_t critical_warning; /* SMART events: byte 0 of the SMART log (PNVME_SMART_CW_*) */
+	int log_err;        /* 0: the log page was read; else the negative errno of the read */
+	/*
+	 * Namespace Attribute Changed (type Notice, info 00h): the NSIDs of the
+	 * Changed Namespace List (valid during the call only); `ns_overflow`
+	 * set when the controller reported more than 1024 (every namespace
+	 * was identified again). The namespace list (pnvme_ctrl_ns*) already
+	 * shows the change, and pnvme_ctrl_ns_generation() has moved if any
+	 * namespace was added, removed or changed.
+	 */
+	const uint32_t *nsids;
+	uint32_t nr_nsids;
+	bool ns_overflow;
+	/* The log page's data as read (log_err 0), `log_len` bytes; valid during the call. */
+	const void *log;
+	uint32_t log_len;
+};
+
+/**
+ * Called for every asynchronous event, from pnvme_ctrl_process_admin() (the
+ * only place events are delivered: poll it now and then), with the admin
+ * lock held: it may not issue sync admin commands or close the controller.
+ * Controller resets and close end the outstanding requests without an event.
+ */
+typedef void (*pnvme_aer_cb)(void *arg, const struct pnvme_async_event *ev);
+
 struct pnvme_ctrl_opts {
 	uint32_t admin_timeout_ms; /* per admin command (default 60000, like Linux ADMIN_TIMEOUT) */
 	uint32_t io_timeout_ms;    /* default per I/O command (default 30000, NVME_IO_TIMEOUT) */
@@ -64,6 +106,8 @@ struct pnvme_ctrl_opts {
 	pnvme_reset_cb reset_cb;   /* optional: told about every controller reset */
 	void *reset_arg;
 	uint32_t flags;            /* PNVME_CTRL_*; other bits are refused (-EINVAL) */
+	pnvme_aer_cb aer_cb;       /* optional: told about asynchronous events (0.x: appended) */
+	void *aer_arg;
 };
 
 /*
@@ -188,8 +232,13 @@ bool pnvme_ctrl_is_dead(const struct pnvme_ctrl *ctrl);
 struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl);
 
 /**
- * An active namespace, as identified at open. Read-only for applications.
- * pnvme_format_nvm() rewrites it in place (same address, new format).
+ * An active namespace, as identified at open and kept current by namespace
+ * attribute notices (see pnvme_async_event). Read-only for applications.
+ * Its address stays valid until pnvme_ctrl_close(): a namespace that
+ * changes size is updated in place, one that goes away is marked `removed`
+ * (and nlba 0) and drops out of the list, one that comes back (same NSID)
+ * reuses its old object.
+ * pnvme_format_nvm() rewrites it in place too (same address, new format).
  */
 struct pnvme_ns {
 	uint32_t nsid;
@@ -205,7 +254,7 @@ struct pnvme_ns {
 	uint8_t  md_ext;        /* 1: extended LBA (metadata inline with the data) */
 	uint8_t  pi_type;       /* protection information type 0 (none), 1, 2, 3 (DPS) */
 	uint8_t  pi_first;      /* PI in the first 8 bytes of the metadata (DPS bit 3) */
-	uint8_t  rsvd0;
+	uint8_t  removed;       /* 1: no longer active (detached / deleted): nlba 0, I/O -ENODEV */
 	uint32_t block_bytes;   /* bytes per block in the data buffer: lba_size, + ms if md_ext */
 	uint64_t nlba;          /* NSZE: size in logical blocks */
 	uint64_t ncap;          /* NCAP */
@@ -216,8 +265,28 @@ struct pnvme_ns {
 	struct pnvme_id_ns id;  /* Identify Namespace data */
 };
 
+/*
+ * The namespace list changes only inside pnvme_ctrl_process_admin() (when a
+ * namespace attribute notice arrives), on the thread polling the admin
+ * queue, before the aer_cb runs. Other threads reading the list or a
+ * namespace's fields meanwhile may see the old or the new values, or a
+ * mix: an application that polls the admin queue on one thread and does
+ * I/O on others synchronises them itself (e.g. from the aer_cb) when its
+ * namespaces may change. Pointers stay valid either way.
+ */
 /** Number of active namespaces. */
 uint32_t pnvme_ctrl_nr_ns(const struct pnvme_ctrl *ctrl);
+/**
+ * Namespace list generation: 0 at open, bumped each time a rescan adds,
+ * removes or changes a namespace. Compare it to see whether to look again.
+ */
+uint32_t pnvme_ctrl_ns_generation(const struct pnvme_ctrl *ctrl);
+/**
+ * Asynchronous Event Requests the library has outstanding now (0 before
+ * bring-up posted them, after a reset failed, or when the controller or
+ * admin_depth allows none). For tests and tools.
+ */
+uint32_t pnvme_ctrl_aer_outstanding(const struct pnvme_ctrl *ctrl);
 /** Namespace `nsid` if active, else NULL. */
 const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsid);
 /** The i-th active namespace (0-based, ascending NSID), else NULL. */

@@ -57,6 +57,11 @@
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * (size + size / lba * ms)); default is anonymous RAM
  *   sn, mn serial and model number strings
+ *   aen_ms a scripted event for tests of event consumers (pnvme watch): this
+ *          many ms after the host first enables namespace attribute notices,
+ *          namespace `ns` (the last) is removed, raising a Namespace
+ *          Attribute Changed notice (see "Asynchronous events"); 0..600000,
+ *          default 0 (never)
  * Errors: -EINVAL with pnvme_last_error() naming the bad option.
  *
  * Metadata (ms > 0, NVM Command Set 1.0 §5.2): Read and Write move nlb *
@@ -184,6 +189,8 @@ struct pnvme_emu_config {
 	uint32_t lbafs;      /* LBA formats advertised, 1..64 (NLBAF + 1) */
 	uint32_t sanicap;    /* Identify SANICAP bits 2:0 (crypto, block, overwrite) */
 	uint32_t sansteps;   /* admin commands a sanitize operation lasts (0: none) */
+	uint32_t aen_ms;     /* scripted event: remove the last namespace this long after
+	                        namespace notices are enabled (0: never) */
 };
 
 /**
@@ -252,6 +259,43 @@ int pnvme_emu_meta_read(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, void
 			uint32_t nlb);
 int pnvme_emu_meta_write(struct pnvme_emu *emu, uint32_t nsid, uint64_t lba, const void *buf,
 			 uint32_t nlb);
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous events (NVMe Base 2.0 §5.2)                                 */
+/*                                                                          */
+/* The controller reports AERL 3 (four Asynchronous Event Requests held at  */
+/* once), OAES bit 8 (namespace attribute notices), the Changed Namespace   */
+/* List (log 04h, §5.16.1.5) and the SMART critical warning byte. An event  */
+/* is raised only when the host enabled it with Set Features Asynchronous   */
+/* Event Configuration (bit 8: namespace attribute notices; bits 7:0:       */
+/* SMART critical warnings); the configuration is cleared by each           */
+/* controller reset. An event completes a held request (DW0: type, info,    */
+/* log page), or waits for the next one; once reported, events of its type  */
+/* wait until the host reads the log page named with RAE clear, which also  */
+/* clears the Changed Namespace List. Namespaces occupy slots 1..ns of the  */
+/* spec; a removed one reads as inactive (Identify zeroes, not in the       */
+/* active list, I/O Invalid Namespace) and keeps its media.                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Namespace Attribute Changed, for tests: remove active namespace `nsid`,
+ * add back a removed one (at its full size), or change an active one's size
+ * to `nlba` blocks (1..the size the spec gave). Each records the NSID in
+ * the Changed Namespace List and raises the notice. Returns 0 or -EINVAL
+ * (NULL, NSID outside 1..ns or in the wrong state, size out of range).
+ * Any thread.
+ */
+int pnvme_emu_ns_remove(struct pnvme_emu *emu, uint32_t nsid);
+int pnvme_emu_ns_add(struct pnvme_emu *emu, uint32_t nsid);
+int pnvme_emu_ns_resize(struct pnvme_emu *emu, uint32_t nsid, uint64_t nlba);
+
+/**
+ * Set the SMART / Health critical warning byte (PNVME_SMART_CW_* bits,
+ * pnvme/spec.h). Bits newly set that the host enabled raise a SMART / Health
+ * status event (information 02h spare, 01h temperature, else 00h
+ * reliability; log page 02h). Returns 0 or -EINVAL. Any thread.
+ */
+int pnvme_emu_set_critical_warning(struct pnvme_emu *emu, uint8_t bits);
 
 /* ------------------------------------------------------------------------ */
 /* Fault injection                                                          */

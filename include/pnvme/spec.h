@@ -538,6 +538,70 @@ enum pnvme_sanact {
 	PNVME_SANACT_CRYPTO_ERASE  = 4,
 };
 
+/*
+ * Asynchronous Event Request (Base 2.0 §5.2): the completion's DW0 carries
+ * the event type (2:0), its information (15:8) and the log page to read
+ * (23:16) to clear it (Figure 146). Event types and information values:
+ * Figures 147-150.
+ */
+#define PNVME_AER_TYPE_SHIFT        0
+#define PNVME_AER_TYPE_MASK         0x7u
+#define PNVME_AER_INFO_SHIFT        8
+#define PNVME_AER_INFO_MASK         0xffu
+#define PNVME_AER_LID_SHIFT         16
+#define PNVME_AER_LID_MASK          0xffu
+
+enum pnvme_aer_type {
+	PNVME_AER_TYPE_ERROR        = 0x0, /* Error status */
+	PNVME_AER_TYPE_SMART        = 0x1, /* SMART / Health status */
+	PNVME_AER_TYPE_NOTICE       = 0x2, /* Notice */
+	PNVME_AER_TYPE_IMMEDIATE    = 0x3, /* Immediate */
+	PNVME_AER_TYPE_ONE_SHOT     = 0x4, /* One-Shot */
+	PNVME_AER_TYPE_IO_CMD_SET   = 0x6, /* I/O Command Specific status */
+	PNVME_AER_TYPE_VENDOR       = 0x7, /* Vendor specific */
+};
+
+/* Information for SMART / Health status events (Figure 149) */
+enum pnvme_aer_smart_info {
+	PNVME_AER_SMART_RELIABILITY = 0x00, /* NVM subsystem reliability */
+	PNVME_AER_SMART_TEMPERATURE = 0x01, /* temperature threshold */
+	PNVME_AER_SMART_SPARE       = 0x02, /* spare below threshold */
+};
+
+/* Information for Notice events (Figure 150) */
+enum pnvme_aer_notice_info {
+	PNVME_AER_NOTICE_NS_CHANGED = 0x00, /* Namespace Attribute Changed (log 04h) */
+	PNVME_AER_NOTICE_FW_ACT     = 0x01, /* Firmware Activation Starting */
+	PNVME_AER_NOTICE_TELEMETRY  = 0x02, /* Telemetry Log Changed */
+	PNVME_AER_NOTICE_ANA        = 0x03, /* Asymmetric Namespace Access Change */
+	PNVME_AER_NOTICE_DISC_CHANGED = 0xf0, /* Discovery Log Page Change (fabrics) */
+};
+
+/*
+ * Asynchronous Event Configuration, Set Features FID 0Bh (Base 2.0
+ * §5.27.1.7, Figure 326): bits 7:0 one per SMART / Health critical warning
+ * bit, then the notices.
+ */
+#define PNVME_AEC_SMART_SHIFT       0
+#define PNVME_AEC_SMART_MASK        0xffu
+#define PNVME_AEC_NS_ATTR           (1u << 8)
+#define PNVME_AEC_FW_ACT            (1u << 9)
+
+/* SMART / Health Information critical warning bits (Figure 207, byte 0) */
+#define PNVME_SMART_CW_SPARE        (1u << 0) /* available spare below threshold */
+#define PNVME_SMART_CW_TEMPERATURE  (1u << 1) /* temperature threshold */
+#define PNVME_SMART_CW_RELIABILITY  (1u << 2) /* NVM subsystem reliability degraded */
+#define PNVME_SMART_CW_READ_ONLY    (1u << 3) /* media placed in read only mode */
+#define PNVME_SMART_CW_VOLATILE     (1u << 4) /* volatile memory backup failed */
+#define PNVME_SMART_CW_PMR_RO       (1u << 5) /* persistent memory region read only */
+
+/*
+ * Changed Namespace List, log 04h (Base 2.0 §5.16.1.5): up to 1024 NSIDs,
+ * zero-filled after the last; FFFFFFFFh first when more than 1024 changed.
+ */
+#define PNVME_CHANGED_NS_MAX        1024u
+#define PNVME_CHANGED_NS_OVERFLOW   0xffffffffu
+
 /* Read / Write / Write Zeroes (NVM 1.0 §3.2.4, §3.2.6, §3.2.8): CDW10/11 SLBA, CDW12 */
 #define PNVME_RW_NLB_SHIFT          0   /* 0's based */
 #define PNVME_RW_NLB_MASK           0xffffu

@@ -51,6 +51,7 @@ int pnvme_ctrl_process_admin(struct pnvme_ctrl *ctrl)
 	ctrl_run_pending_reset(ctrl);
 	if (ctrl->tcp)
 		ctrl_reconnect_poll(ctrl);
+	ctrl_aer_process(ctrl); /* asynchronous events reaped by this or earlier polls */
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	return rc;
 }
@@ -486,42 +487,6 @@ int pnvme_delete_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, pnvme_cmd_cb
 /* Default Format NVM timeout: formats of large drives take minutes (nvme-cli waits 600 s). */
 #define FORMAT_TIMEOUT_MS 600000u
 
-/*
- * Identify namespace `ns->nsid` again and parse it into `ns` in place (as
- * ns_fill() in ctrl.c does at open). On data pnvme cannot drive the
- * namespace is left with no blocks (nlba 0: every I/O is refused as out of
- * range), like Linux's capacity 0, and the parse error is returned.
- */
-static int ns_reidentify(struct pnvme_ctrl *ctrl, struct pnvme_ns *ns)
-{
-	struct pnvme_ns *tmp = malloc(sizeof(*tmp));
-	int rc;
-
-	if (!tmp)
-		return pnvme_fail(-ENOMEM, "out of memory");
-	memset(tmp, 0, sizeof(*tmp));
-	rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, ns->nsid, &tmp->id);
-	if (rc)
-		goto out;
-	rc = pnvme_parse_id_ns(&tmp->id, ctrl->max_xfer, tmp);
-	tmp->nsid = ns->nsid;
-	tmp->ctrl = ctrl;
-	if (ctrl->tcp)
-		tmp->fast_lbas = 0;
-	if (rc) {
-		pnvme_fail(rc, "namespace %u after Format NVM: %s (namespace left without "
-			   "blocks)", ns->nsid, pnvme_last_error());
-		ns->id = tmp->id;
-		ns->nlba = 0;
-		ns->ncap = 0;
-		ns->fast_lbas = 0;
-		goto out;
-	}
-	*ns = *tmp;
-out:
-	free(tmp);
-	return rc;
-}
 
 /* The I/O queue pair with requests outstanding, if any (admin lock held). */
 static const struct pnvme_qpair *busy_qpair(const struct pnvme_ctrl *ctrl)
@@ -532,12 +497,9 @@ static const struct pnvme_qpair *busy_qpair(const struct pnvme_ctrl *ctrl)
 	return NULL;
 }
 
-static struct pnvme_ns *ns_find(struct pnvme_ctrl *ctrl, uint32_t nsid)
+static const struct pnvme_ns *ns_find(struct pnvme_ctrl *ctrl, uint32_t nsid)
 {
-	for (uint32_t i = 0; i < ctrl->nr_ns; i++)
-		if (ctrl->ns[i].nsid == nsid)
-			return &ctrl->ns[i];
-	return NULL;
+	return pnvme_ctrl_ns(ctrl, nsid);
 }
 
 /* Base 2.0 §5.23 / NVM 1.0 §4.1: Format NVM CDW10 from the options, checked. */
@@ -621,14 +583,7 @@ int pnvme_format_nvm(struct pnvme_ctrl *ctrl, uint32_t nsid, const struct pnvme_
 	 * updated in place, so pnvme_ns pointers stay valid.
 	 */
 	all = nsid == PNVME_NSID_ALL || (ctrl->id.fna & PNVME_FNA_FNS);
-	for (uint32_t i = 0; i < ctrl->nr_ns; i++) {
-		if (!all && ctrl->ns[i].nsid != nsid)
-			continue;
-		int r = ns_reidentify(ctrl, &ctrl->ns[i]);
-		if (r && !rc)
-			rc = r;
-	}
-	return rc;
+	return ctrl_ns_rescan(ctrl, &nsid, 1, all);
 }
 
 /* SANICAP bit each sanitize action needs (Base 2.0 §5.24, Figure 275). */

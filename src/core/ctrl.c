@@ -19,7 +19,6 @@
 #include "tcp/host.h"
 
 #define MAX_XFER_CAP   (2u << 20)   /* one PRP list page per request covers 2 MiB */
-#define MAX_NAMESPACES 1024u        /* active namespaces pnvme tracks */
 #define CTRL_FLAGS     PNVME_CTRL_SHADOW_DB /* every flag pnvme_ctrl_opts knows */
 
 void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
@@ -208,64 +207,8 @@ int pnvme_parse_id_ns(const struct pnvme_id_ns *id, uint32_t max_xfer, struct pn
 	return 0;
 }
 
-static int ns_fill(struct pnvme_ctrl *ctrl, uint32_t nsid, struct pnvme_ns *ns)
-{
-	int rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS, nsid, &ns->id);
-
-	if (rc)
-		return rc;
-	rc = pnvme_parse_id_ns(&ns->id, ctrl->max_xfer, ns);
-	if (rc)
-		return pnvme_fail(rc, "namespace %u: %s", nsid, pnvme_last_error());
-	ns->nsid = nsid;
-	ns->ctrl = ctrl;
-	/* Fabrics queue pairs take the slow path: SGLs, any memory (tcp/host.h). */
-	if (ctrl->tcp)
-		ns->fast_lbas = 0;
-	return 0;
-}
-
-static int ns_add(struct pnvme_ctrl *ctrl, uint32_t nsid, uint32_t *cap)
-{
-	if (ctrl->nr_ns == *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 8;
-		struct pnvme_ns *nns = realloc(ctrl->ns, ncap * sizeof(*nns));
-		if (!nns)
-			return pnvme_fail(-ENOMEM, "out of memory");
-		ctrl->ns = nns;
-		*cap = ncap;
-	}
-	memset(&ctrl->ns[ctrl->nr_ns], 0, sizeof(ctrl->ns[0]));
-	int rc = ns_fill(ctrl, nsid, &ctrl->ns[ctrl->nr_ns]);
-	if (rc == 0 && ctrl->ns[ctrl->nr_ns].nlba == 0)
-		return 0; /* inactive (only seen on the NVMe 1.0 scan path) */
-	if (rc == 0)
-		ctrl->nr_ns++;
-	else if (rc == -EPROTO)
-		log_warn("%s (namespace skipped)", pnvme_last_error());
-	else
-		return rc;
-	return 0;
-}
-
-/* NVMe 1.0 controllers have no active namespace list: probe 1..NN. */
-static int ns_scan_all(struct pnvme_ctrl *ctrl, uint32_t *cap)
-{
-	uint32_t nn = ctrl->id.nn < MAX_NAMESPACES ? ctrl->id.nn : MAX_NAMESPACES;
-
-	for (uint32_t nsid = 1; nsid <= nn; nsid++) {
-		int rc = ns_add(ctrl, nsid, cap);
-		/* An NVMe error for one NSID (e.g. Invalid Namespace) just skips it. */
-		if (rc == -ETIMEDOUT || rc == -ENODEV || rc == -ENOMEM || rc == -ECANCELED)
-			return rc;
-	}
-	return 0;
-}
-
 static int ctrl_identify(struct pnvme_ctrl *ctrl)
 {
-	uint32_t *list = NULL;
-	uint32_t cap = 0;
 	int rc;
 
 	rc = pnvme_identify(ctrl, PNVME_ID_CNS_CTRL, 0, &ctrl->id);
@@ -282,43 +225,8 @@ static int ctrl_identify(struct pnvme_ctrl *ctrl)
 
 	if (ctrl->discovery)
 		return 0;
-	/* Active namespace IDs (CNS 02h, NVMe 1.1+), 1024 per call, ascending. */
-	list = malloc(PNVME_IDENTIFY_DATA_SIZE);
-	if (!list)
-		return pnvme_fail(-ENOMEM, "out of memory");
-	for (uint32_t start = 0;;) {
-		uint32_t n = 0;
-		rc = pnvme_identify(ctrl, PNVME_ID_CNS_NS_ACTIVE, start, list);
-		if (rc == -ETIMEDOUT || rc == -ENODEV || rc == -ENOMEM || rc == -ECANCELED)
-			goto out;
-		if (rc) {
-			log_info("no active namespace list (%s): probing NSIDs 1..NN",
-				 pnvme_last_error());
-			rc = ns_scan_all(ctrl, &cap);
-			goto out;
-		}
-		while (n < PNVME_ID_NS_LIST_MAX && list[n] && ctrl->nr_ns < MAX_NAMESPACES) {
-			if (list[n] <= start) {
-				/* Base 2.0 §5.17.2.2: the list ascends. This one does not. */
-				log_err("active namespace list not in ascending order (NSID %u "
-					"after %u): probing NSIDs 1..NN instead", list[n], start);
-				ctrl->nr_ns = 0;
-				rc = ns_scan_all(ctrl, &cap);
-				goto out;
-			}
-			rc = ns_add(ctrl, list[n], &cap);
-			if (rc)
-				goto out;
-			start = list[n];
-			n++;
-		}
-		if (n < PNVME_ID_NS_LIST_MAX || ctrl->nr_ns >= MAX_NAMESPACES)
-			break;
-	}
-	rc = 0;
-out:
-	free(list);
-	return rc;
+	/* Step 8: the active namespaces (ns.c). */
+	return ctrl_ns_scan(ctrl);
 }
 
 /* Step 9: Set Features, Number of Queues (Base 2.0 §5.27.1.5). */
@@ -432,8 +340,12 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 	 * ctrl.h), capped at CAP.MQES on PCIe; a fabrics admin queue is sized
 	 * before its CAP can be read: at most 32 entries there (the admin queue
 	 * depth NVMe over Fabrics targets accept, e.g. Linux's NVMET_AQ_DEPTH).
+	 * CTRL_AER_SLOTS entries more for the Asynchronous Event Requests
+	 * (aer.c), where the caps leave room.
 	 */
-	aqsize = (uint32_t)ctrl->opts.admin_depth + 1;
+	aqsize = (uint32_t)ctrl->opts.admin_depth + 1 + CTRL_AER_SLOTS;
+	if (aqsize > PNVME_MAX_QUEUE_ENTRIES)
+		aqsize = PNVME_MAX_QUEUE_ENTRIES;
 	if (ctrl->tcp) {
 		if (aqsize > 32)
 			aqsize = 32;
@@ -462,6 +374,8 @@ static int ctrl_bringup(struct pnvme_ctrl *ctrl)
 	if (rc)
 		return rc;
 	rc = ctrl_dbbuf_config(ctrl);
+	if (rc == 0)
+		rc = ctrl_aer_start(ctrl);
 	if (rc)
 		return rc;
 	log_info("controller %.40s ready: NVMe %u.%u, %u namespace(s), %u I/O queues, "
@@ -483,7 +397,8 @@ static void ctrl_free(struct pnvme_ctrl *ctrl)
 	if (ctrl->owns_emu)
 		pnvme_emu_destroy(ctrl->emu);
 	pthread_mutex_destroy(&ctrl->admin_lock);
-	free(ctrl->ns);
+	ctrl_aer_free(ctrl);
+	ctrl_ns_free(ctrl);
 	free(ctrl->qid_used);
 	free(ctrl->quarantine);
 	free(ctrl);
@@ -767,26 +682,6 @@ uint32_t pnvme_ctrl_max_xfer(const struct pnvme_ctrl *ctrl)
 struct pnvme_emu *pnvme_ctrl_emu(const struct pnvme_ctrl *ctrl)
 {
 	return ctrl ? ctrl->emu : NULL;
-}
-
-uint32_t pnvme_ctrl_nr_ns(const struct pnvme_ctrl *ctrl)
-{
-	return ctrl ? ctrl->nr_ns : 0;
-}
-
-const struct pnvme_ns *pnvme_ctrl_ns(const struct pnvme_ctrl *ctrl, uint32_t nsid)
-{
-	if (!ctrl)
-		return NULL;
-	for (uint32_t i = 0; i < ctrl->nr_ns; i++)
-		if (ctrl->ns[i].nsid == nsid)
-			return &ctrl->ns[i];
-	return NULL;
-}
-
-const struct pnvme_ns *pnvme_ctrl_ns_at(const struct pnvme_ctrl *ctrl, uint32_t i)
-{
-	return ctrl && i < ctrl->nr_ns ? &ctrl->ns[i] : NULL;
 }
 
 int pnvme_dma_alloc(struct pnvme_ctrl *ctrl, size_t size, size_t align, void **buf,

@@ -237,8 +237,19 @@ struct pnvme_ctrl {
 	struct pnvme_qpair *adminq;
 	/* identity */
 	struct pnvme_id_ctrl id;
-	struct pnvme_ns *ns;       /* active namespaces, ascending NSID */
+	/*
+	 * Namespaces (ns.c): `ns` has room for MAX_NAMESPACES pointers from
+	 * bring-up on (never reallocated), the first nr_ns the active ones in
+	 * ascending NSID; each object is allocated once and lives until close
+	 * (applications hold pointers). Removed ones move to ns_gone. Changed
+	 * only under the admin lock (bring-up, rescans from the AER path).
+	 */
+	struct pnvme_ns **ns;
 	uint32_t nr_ns;
+	struct pnvme_ns **ns_gone;
+	uint32_t nr_gone;
+	uint32_t ns_gen;           /* pnvme_ctrl_ns_generation() (atomic) */
+	struct ctrl_aer *aer;      /* aer.c: Asynchronous Event Requests */
 	uint32_t max_xfer;
 	uint16_t max_io_queues;
 	uint8_t *qid_used;         /* [max_io_queues + 1] */
@@ -401,6 +412,33 @@ uint32_t ctrl_reconnect_delay_ms(const struct pnvme_ctrl *ctrl);
 int tcp_ctrl_identified(struct pnvme_ctrl *ctrl);
 /* qpair.c: the PCIe transport's queue deletion (Delete I/O SQ, reap, Delete I/O CQ) */
 int pcie_queue_delete(struct pnvme_qpair *qp);
+
+/* ns.c: the namespace list */
+#define MAX_NAMESPACES 1024u       /* active namespaces pnvme tracks */
+/** Bring-up: allocate the list and identify the active namespaces. 0 / -errno. */
+int ctrl_ns_scan(struct pnvme_ctrl *ctrl);
+/**
+ * Rescan after a namespace attribute notice (admin lock held, not inside the
+ * admin poll: sync admin commands): read the active list again, Identify the
+ * namespaces in `changed` (every active one when `all`), add new ones, mark
+ * vanished ones removed. Bumps ns_gen if anything changed. 0 / -errno.
+ */
+int ctrl_ns_rescan(struct pnvme_ctrl *ctrl, const uint32_t *changed, uint32_t n, bool all);
+void ctrl_ns_free(struct pnvme_ctrl *ctrl);
+
+/* aer.c: Asynchronous Event Requests (Base 2.0 §5.2) */
+#define CTRL_AER_SLOTS 8u          /* admin ring entries added for them (at most) */
+/**
+ * Enable events (Set Features Asynchronous Event Configuration) and post
+ * Asynchronous Event Requests up to the target count: after bring-up's and
+ * after each reset's admin commands (admin lock held). A refusal leaves
+ * the controller without events (logged): returns 0, or -ETIMEDOUT /
+ * -ENODEV.
+ */
+int ctrl_aer_start(struct pnvme_ctrl *ctrl);
+/** Handle events completed during admin polls (admin lock held, not in the poll). */
+void ctrl_aer_process(struct pnvme_ctrl *ctrl);
+void ctrl_aer_free(struct pnvme_ctrl *ctrl);
 
 /* admin.c */
 int admin_sync(struct pnvme_ctrl *ctrl, const struct pnvme_sqe *cmd, void *buf, size_t len,

@@ -41,11 +41,14 @@ static __attribute__((cold, noinline)) int io_args_fail(const struct pnvme_qpair
 
 static inline int check_range(const struct pnvme_ns *ns, uint64_t slba, uint32_t nlb)
 {
-	if (unlikely(nlb == 0 || slba >= ns->nlba || nlb > ns->nlba - slba))
+	if (unlikely(nlb == 0 || slba >= ns->nlba || nlb > ns->nlba - slba)) {
+		if (ns->removed)
+			return pnvme_fail(-ENODEV, "namespace %u was removed", ns->nsid);
 		return pnvme_fail(nlb == 0 ? -EINVAL : -ERANGE,
 				  "LBA range %llu+%u outside namespace %u (%llu blocks)",
 				  (unsigned long long)slba, nlb, ns->nsid,
 				  (unsigned long long)ns->nlba);
+	}
 	return 0;
 }
 
@@ -404,8 +407,9 @@ int pnvme_write_zeroes(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint64
 		return pnvme_fail(-EINVAL, "unsupported Write Zeroes flags 0x%x", io_flags);
 	if (nlb > 65536u)
 		return pnvme_fail(-EINVAL, "Write Zeroes of %u blocks: at most 65536", nlb);
-	if (check_range(ns, slba, nlb))
-		return nlb ? -ERANGE : -EINVAL;
+	int rc = check_range(ns, slba, nlb); /* -EINVAL, -ERANGE, -ENODEV (removed) */
+	if (rc)
+		return rc;
 	return submit_nodata(qp, ns->nsid, PNVME_NVM_WRITE_ZEROES, (uint32_t)slba,
 			     (uint32_t)(slba >> 32), (nlb - 1) | io_flags, cb, arg);
 }
@@ -430,8 +434,9 @@ int pnvme_dsm(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
 	if (attr & ~(PNVME_DSM_IDR | PNVME_DSM_IDW | PNVME_DSM_AD))
 		return pnvme_fail(-EINVAL, "unsupported Dataset Management attributes 0x%x", attr);
 	for (uint32_t i = 0; i < nr; i++) {
-		if (ranges[i].nlb && check_range(ns, ranges[i].slba, ranges[i].nlb))
-			return -ERANGE;
+		int rc = ranges[i].nlb ? check_range(ns, ranges[i].slba, ranges[i].nlb) : 0;
+		if (rc)
+			return rc;
 	}
 	if (unlikely(qpair_gone_flag(qp)))
 		return qpair_gone(qp);

@@ -198,6 +198,9 @@ void qpair_check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 		}
 		if (trk->state != TRK_ACTIVE || (int64_t)(now - trk->deadline) < 0)
 			continue;
+		/* An Asynchronous Event Request waits for an event: no deadline (aer.c). */
+		if (qp->qid == 0 && trk->opc == PNVME_ADM_ASYNC_EVENT)
+			continue;
 		if (qp->qid == 0) {
 			qp->stats.timeouts++;
 			log_warn("admin command id %u (opcode 0x%02x) timed out", i, trk->opc);

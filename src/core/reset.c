@@ -182,6 +182,8 @@ static int reset_attempt(struct pnvme_ctrl *ctrl, uint32_t nq, bool *enabled)
 		rc = pnvme_fail(-EIO, "after reset the controller grants fewer queues");
 	if (rc == 0)
 		rc = ctrl_dbbuf_config(ctrl);
+	if (rc == 0)
+		rc = ctrl_aer_start(ctrl); /* the reset ended the old requests with -EIO */
 	return rc;
 }
 

@@ -82,6 +82,8 @@ static bool step_locked(struct pnvme_emu *emu)
 	if (!emu->running)
 		return busy;
 
+	if (unlikely(emu->aen_at_ns != 0))
+		emu_aen_timer(emu);
 	emu->reordering = emu_fault_armed(emu, PNVME_EMU_FAULT_REORDER);
 	for (uint32_t q = 0; q <= emu->hi_qid; q++)
 		if (emu->cqs[q].valid && emu->cqs[q].ring != NULL)

@@ -59,6 +59,7 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->sanicap = c->sanicap;
 	id->acl = EMU_ACL;
 	id->aerl = EMU_AERL;
+	id->oaes = 1u << 8;                      /* namespace attribute notices (emu_aen.c) */
 	id->frmw = 1u << 1;                      /* one firmware slot */
 	id->lpa = 1u << 2;                       /* extended Get Log Page (offset, NUMDU) */
 	id->elpe = EMU_ERRLOG_LEN - 1;
@@ -131,7 +132,8 @@ static void identify_active_list(struct pnvme_emu *emu, uint32_t nsid, uint32_t 
 	uint32_t n = 0;
 
 	for (uint32_t id = nsid + 1; id <= emu->cfg.nr_ns && n < PNVME_ID_NS_LIST_MAX; id++)
-		list[n++] = id;
+		if (emu_ns_active(emu, id))
+			list[n++] = id;
 	if (n == 0 || !emu_fault_armed(emu, PNVME_EMU_FAULT_ID_NN_HUGE))
 		return;
 	uint32_t hi = list[n - 1], lo = list[0];
@@ -153,7 +155,7 @@ static uint16_t exec_identify(struct pnvme_emu *emu, struct emu_req *req)
 	case PNVME_ID_CNS_NS:
 		if (nsid == 0 || nsid > EMU_NN)
 			return ST_INVALID_NS;
-		if (nsid <= emu->cfg.nr_ns)          /* inactive NSIDs: zeroes */
+		if (emu_ns_active(emu, nsid))        /* inactive NSIDs: zeroes */
 			identify_ns(emu, nsid, (struct pnvme_id_ns *)buf);
 		break;
 	case PNVME_ID_CNS_CTRL:
@@ -168,7 +170,7 @@ static uint16_t exec_identify(struct pnvme_emu *emu, struct emu_req *req)
 		/* Base 2.0 §5.17.2.3: one NGUID descriptor (NIDT 2, NIDL 16) */
 		if (nsid == 0 || nsid > EMU_NN)
 			return ST_INVALID_NS;
-		if (nsid <= emu->cfg.nr_ns) {
+		if (emu_ns_active(emu, nsid)) {
 			struct pnvme_id_ns id;
 			memset(&id, 0, sizeof(id));
 			identify_ns(emu, nsid, &id);
@@ -190,6 +192,7 @@ static void smart_fill(struct pnvme_emu *emu, struct pnvme_smart_log *s)
 {
 	uint64_t hours = (emu_now_ns() / 1000000000ull - emu->created_ns / 1000000000ull) / 3600u;
 
+	s->critical_warning = emu->crit_warn;
 	s->temperature[0] = (uint8_t)(EMU_TEMP_K & 0xff);
 	s->temperature[1] = (uint8_t)(EMU_TEMP_K >> 8);
 	s->avail_spare = 100;
@@ -205,7 +208,7 @@ static void smart_fill(struct pnvme_emu *emu, struct pnvme_smart_log *s)
 	s->temp_sensor[0] = EMU_TEMP_K;
 }
 
-/* Base 2.0 §5.16: Get Log Page (offset and NUMDU honoured, RAE ignored). */
+/* Base 2.0 §5.16: Get Log Page (offset and NUMDU honoured; RAE clear re-arms events). */
 static uint16_t exec_get_log_page(struct pnvme_emu *emu, struct emu_req *req)
 {
 	const struct pnvme_sqe *c = &req->cmd;
@@ -253,12 +256,20 @@ static uint16_t exec_get_log_page(struct pnvme_emu *emu, struct emu_req *req)
 		l->etondas = l->etbendas = l->etcendas = 0xffffffffu;
 		break;
 	}
+	case PNVME_LOG_CHANGED_NS:
+		size = PNVME_CHANGED_NS_MAX * sizeof(uint32_t);
+		memset(buf, 0, (size_t)size);
+		emu_aen_changed_list(emu, (uint32_t *)buf);
+		break;
 	default:
 		return ST_LOG_INVALID;
 	}
 	if ((off & 3u) || off > size)
 		return ST_INVALID_FIELD;
-	return emu_prp_to_host(emu, req, buf + off, size - off, len);
+	uint16_t st = emu_prp_to_host(emu, req, buf + off, size - off, len);
+	if (st == 0 && !(c->cdw10 & PNVME_GLP_RAE))
+		emu_aen_log_read(emu, lid);
+	return st;
 }
 
 /* Base 2.0 §5.27.1: the features this controller keeps. */
@@ -377,6 +388,10 @@ static uint16_t exec_set_features(struct pnvme_emu *emu, struct emu_req *req)
 		return 0;
 	case PNVME_FEAT_VOLATILE_WC:
 		*slot = v & 1u;
+		return 0;
+	case PNVME_FEAT_ASYNC_EVENT:
+		*slot = v;
+		emu_aen_configured(emu);
 		return 0;
 	default:
 		*slot = v;
@@ -594,11 +609,13 @@ static uint16_t exec_abort(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
-/* Base 2.0 §5.2: Asynchronous Event Request: held; no events are generated. */
+/* Base 2.0 §5.2: Asynchronous Event Request: held until an event (emu_aen.c). */
 static uint16_t exec_aer(struct pnvme_emu *emu, struct emu_req *req)
 {
 	if (emu->nr_aer > EMU_AERL)
 		return ST_AER_LIMIT;
+	if (emu_aen_take(emu, &req->dw0))
+		return 0;                /* an event was waiting */
 	emu->aer_cid[emu->nr_aer++] = req->cmd.cid;
 	req->hold = true;
 	return 0;

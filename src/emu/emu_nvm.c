@@ -103,7 +103,7 @@ static void meta_store(const struct pnvme_emu *emu, struct emu_ns *ns, uint64_t 
 
 static struct emu_ns *ns_get(struct pnvme_emu *emu, uint32_t nsid)
 {
-	if (nsid == 0 || nsid > emu->cfg.nr_ns)
+	if (!emu_ns_active(emu, nsid))
 		return NULL;
 	return &emu->ns[nsid - 1];
 }

@@ -27,6 +27,7 @@
 #define EMU_ERRLOG_LEN    64u   /* Error Information log entries (ELPE + 1) */
 #define EMU_AERL          3u    /* 0's based: 4 outstanding AERs */
 #define EMU_ACL           3u
+#define EMU_AEN_PENDING   8u    /* events waiting for an Asynchronous Event Request */
 #define EMU_MAX_ABORTS    16u   /* aborts recorded against unfetched commands */
 #define EMU_BAD_FLBAS     3u    /* ID_FLBAS_RANGE: format index reported */
 #define EMU_TEMP_K        300u
@@ -137,6 +138,7 @@ struct emu_ns {
 	uint64_t bytes;
 	uint8_t *meta;          /* ms bytes per LBA (NULL: ms = 0); PI tuples stored inverted */
 	uint64_t meta_bytes;
+	bool inactive;          /* removed (pnvme_emu_ns_remove): Invalid Namespace */
 };
 
 struct emu_map {
@@ -226,6 +228,14 @@ struct pnvme_emu {
 	uint8_t *id_override[3];            /* CNS 0, 1, 2 data replacing ours (fuzzing) */
 	uint16_t aer_cid[EMU_AERL + 1];
 	uint32_t nr_aer;
+	/* asynchronous events (emu_aen.c, Base 2.0 §5.2) */
+	uint32_t aen_pending[EMU_AEN_PENDING]; /* DW0 of events not yet reported */
+	uint32_t nr_aen;
+	uint8_t aen_masked;                 /* event types reported, log page not read yet */
+	uint8_t crit_warn;                  /* SMART critical warning bits */
+	uint64_t changed_ns;                /* Changed Namespace List: bit nsid - 1 */
+	uint64_t aen_at_ns;                 /* cfg.aen_ms: when the scripted event fires, 0 none */
+	bool aen_armed;                     /* cfg.aen_ms: timer started once already */
 	/* features (Base 2.0 §5.27.1) */
 	uint32_t feat_arb;
 	uint32_t feat_pm;
@@ -330,6 +340,23 @@ uint16_t emu_media_format(struct pnvme_emu *emu, uint32_t idx, bool mset, uint32
 			  bool pil, uint32_t ses);
 /** Sanitize's media effect (action `sanact`, CDW10 / CDW11 of the command). */
 void emu_media_sanitize(struct pnvme_emu *emu, uint32_t cdw10, uint32_t ovrpat);
+
+/* emu_aen.c: asynchronous events */
+/** An Asynchronous Event Request arrived: true (and *dw0) if an event was waiting. */
+bool emu_aen_take(struct pnvme_emu *emu, uint32_t *dw0);
+/** Get Log Page `lid` was read with RAE clear: clear what it reports, re-arm its event. */
+void emu_aen_log_read(struct pnvme_emu *emu, uint32_t lid);
+/** Set Features Asynchronous Event Configuration changed: start cfg.aen_ms's timer. */
+void emu_aen_configured(struct pnvme_emu *emu);
+/** The scripted event of cfg.aen_ms, when due (from each step while running). */
+void emu_aen_timer(struct pnvme_emu *emu);
+/** Changed Namespace List (log 04h) into `list` (4096 bytes, zeroed). */
+void emu_aen_changed_list(const struct pnvme_emu *emu, uint32_t *list);
+/** Active namespace: NSID in 1..ns and not removed. */
+static inline bool emu_ns_active(const struct pnvme_emu *emu, uint32_t nsid)
+{
+	return nsid >= 1 && nsid <= emu->cfg.nr_ns && !emu->ns[nsid - 1].inactive;
+}
 
 /* emu_admin.c: admin command set */
 void emu_features_default(struct pnvme_emu *emu);

@@ -194,6 +194,8 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 0, 7, &cfg->sanicap);
 	if (key_is(k, kn, "sansteps"))
 		return num_opt(k, kn, v, vn, 0, 65535, &cfg->sansteps);
+	if (key_is(k, kn, "aen_ms"))
+		return num_opt(k, kn, v, vn, 0, 600000, &cfg->aen_ms);
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;
