@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -215,6 +216,10 @@ static bool group_backend_busy(const struct tgt_group *g)
 	return g->wait_head != NULL;
 }
 
+/* Empty rounds with backend commands outstanding before the poller naps, and the nap. */
+#define TGT_SPIN_POLLS  4096u
+#define TGT_BACKOFF_NS  50000L
+
 /* Nothing to do for a while: sleep in poll() on the sockets, at most 1 ms. */
 static void group_idle_wait(struct tgt_group *g)
 {
@@ -294,6 +299,19 @@ void *tgt_group_thread(void *arg)
 			idle = 0;
 		} else if (++idle > 64 && !group_backend_busy(g)) {
 			group_idle_wait(g);
+		} else if (idle > TGT_SPIN_POLLS) {
+			/*
+			 * A backend command is outstanding and nothing has moved for
+			 * TGT_SPIN_POLLS rounds (far longer than a drive's completion on
+			 * real hardware, where this never triggers): give the CPU away
+			 * for a moment instead of spinning on. Whoever has to make that
+			 * progress may need it: an emulated backend's thread, the host
+			 * on the same core, or, in a virtual machine, the hypervisor's
+			 * device emulation (BENCHMARKS.md §5: the spinning poller is what
+			 * made pnvme-tgt slow in a TCG guest).
+			 */
+			struct timespec ts = { 0, TGT_BACKOFF_NS };
+			nanosleep(&ts, NULL);
 		}
 	}
 	tgt_group_stop(g);
