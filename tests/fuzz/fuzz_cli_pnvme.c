@@ -35,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0 && rc != 2)
 		__builtin_trap();
 	if (rc == 0) {
-		if (args.npos < 0 || args.npos > 2 || args.nsid == 0 || args.nsid > 0xfffffffeL ||
+		/* -n: 1..FFFFFFFEh, or "all" (FFFFFFFFh, format only) */
+		if (args.npos < 0 || args.npos > 2 || args.nsid == 0 ||
+		    (args.nsid > 0xfffffffeL && args.nsid != (long)PNVME_NSID_ALL) ||
 		    args.hugepages < -1)
 			__builtin_trap();
 		for (int i = 0; i < args.npos; i++)
