@@ -497,17 +497,12 @@ static const struct pnvme_qpair *busy_qpair(const struct pnvme_ctrl *ctrl)
 	return NULL;
 }
 
-static const struct pnvme_ns *ns_find(struct pnvme_ctrl *ctrl, uint32_t nsid)
-{
-	return pnvme_ctrl_ns(ctrl, nsid);
-}
-
 /* Base 2.0 §5.23 / NVM 1.0 §4.1: Format NVM CDW10 from the options, checked. */
 static int format_cdw10(struct pnvme_ctrl *ctrl, uint32_t nsid,
 			const struct pnvme_format_opts *o, uint32_t *cdw10)
 {
 	const struct pnvme_ns *ns = nsid == PNVME_NSID_ALL ? pnvme_ctrl_ns_at(ctrl, 0)
-							   : ns_find(ctrl, nsid);
+							   : pnvme_ctrl_ns(ctrl, nsid);
 
 	if (!(ctrl->id.oacs & PNVME_OACS_FORMAT))
 		return pnvme_fail(-EOPNOTSUPP, "format: the controller does not support Format "

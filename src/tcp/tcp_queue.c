@@ -355,6 +355,23 @@ static int rx_hdr(void *arg, struct pnvme_tcp_rx *rx, struct pnvme_tcp_rx_pdu *p
 	}
 }
 
+/*
+ * The command is over (CapsuleResp, or C2HData with SUCCESS): post its CQE.
+ * A data digest error fails it with Transient Transport Error (TCP 1.0
+ * §3.6.2.8); a read "successful" with data missing, with Data Transfer Error.
+ * `status` is the CQE status word (phase bit included).
+ */
+static void req_complete(struct pnvme_qpair *qp, struct pnvme_tcp_queue *tq, struct tcp_req *r,
+			 uint32_t dw0, uint32_t dw1, uint16_t status)
+{
+	if (r->ddgst_err)
+		status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_TRANSIENT_TR_ERR) << 1);
+	else if ((status >> 1) == 0 && r->dir == DIR_C2H && r->rcvd != r->len)
+		status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_DATA_XFER_ERROR) << 1);
+	r->state = REQ_DONE;
+	cqe_post(qp, tq, dw0, dw1, r->cid, status);
+}
+
 static int rx_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx_pdu *pdu,
 		   int ddgst)
 {
@@ -362,7 +379,6 @@ static int rx_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx
 	struct pnvme_qpair *qp = tq->qp;
 	const union pnvme_tcp_hdr *h = pdu->hdr;
 	struct tcp_req *r;
-	uint16_t status;
 
 	tq->pdus_rx++;
 	switch (pdu->type) {
@@ -374,13 +390,7 @@ static int rx_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx
 		/* A response before the command's data left: the target cannot have it. */
 		if (r->queued || r->r2t_active)
 			return pnvme_tcp_rx_fail(rx, PNVME_TCP_RX_SEQUENCE, 0);
-		status = h->resp.cqe.status;
-		if (r->ddgst_err)
-			status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, 0x22) << 1);
-		else if ((status >> 1) == 0 && r->dir == DIR_C2H && r->rcvd != r->len)
-			status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, 0x04) << 1);
-		r->state = REQ_DONE;
-		cqe_post(qp, tq, h->resp.cqe.dw0, h->resp.cqe.dw1, r->cid, status);
+		req_complete(qp, tq, r, h->resp.cqe.dw0, h->resp.cqe.dw1, h->resp.cqe.status);
 		return 0;
 	case PNVME_TCP_C2H_DATA:
 		r = req_of(tq, h->c2h.cccid);
@@ -392,13 +402,7 @@ static int rx_done(void *arg, struct pnvme_tcp_rx *rx, const struct pnvme_tcp_rx
 		if (!(pdu->flags & PNVME_TCP_F_SUCCESS))
 			return 0;
 		/* SUCCESS: the CapsuleResp is implied (status 0), if all data came. */
-		status = 0;
-		if (r->ddgst_err)
-			status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, 0x22) << 1);
-		else if (r->rcvd != r->len)
-			status = (uint16_t)(PNVME_STATUS(PNVME_SCT_GENERIC, 0x04) << 1);
-		r->state = REQ_DONE;
-		cqe_post(qp, tq, 0, 0, r->cid, status);
+		req_complete(qp, tq, r, 0, 0, 0);
 		return 0;
 	case PNVME_TCP_C2H_TERM_REQ:
 		pnvme_fail(-ECONNRESET, "the target terminated the connection: %s",
