@@ -47,7 +47,7 @@ struct pnvme_tracker {
 	uint8_t state;         /* enum trk_state */
 	uint8_t opc;
 	uint8_t retries;       /* resubmissions so far */
-	uint8_t rsvd;
+	uint8_t owned;         /* held by a prepared request (pnvme/req.h): never on the free stack */
 	uint16_t sq_slot;      /* SQ entry it was posted in */
 	uint16_t cid;          /* command id on the wire: index | generation << 12 */
 	/* cold: only multi-page transfers, DSM, retries and aborts touch these */
@@ -56,6 +56,14 @@ struct pnvme_tracker {
 	struct pnvme_sqe *saved; /* copy of the command, when the queue pair may retry */
 	struct abort_ctx *abort;
 };
+
+/* qp->post_slow: what a submission does beyond posting the entry (tested once, sqe_post) */
+#define QP_POST_IMMEDIATE PNVME_QPAIR_DB_IMMEDIATE /* ring the SQ doorbell now */
+#define QP_POST_SAVE      (1u << 8)  /* retries enabled: keep a copy of the command */
+/* qp->slow: what sends pnvme_qpair_poll() off its fast path (tested with in_poll, once) */
+#define QP_SLOW_TCP       (1u << 0)  /* NVMe/TCP: move the rings over the connection */
+#define QP_SLOW_STOPPED   (1u << 1)  /* qpair_stop(): err is set */
+#define QP_SLOW_GONE      (1u << 2)  /* a poll found the controller gone: every poll says so */
 
 struct pnvme_qpair {
 	/* hot: submission */
@@ -67,12 +75,18 @@ struct pnvme_qpair {
 	uint32_t qsize;        /* entries in each ring */
 	uint16_t *free_cids;   /* free tracker stack */
 	uint32_t nr_free;
-	uint32_t flags;
+	uint32_t post_slow;    /* QP_POST_*: 0 on the plain path */
 	struct pnvme_tracker *trk;
 	struct pnvme_tcp_queue *tq; /* NVMe/TCP: the connection carrying the rings; NULL on PCIe */
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
 	struct pnvme_dma_cache xl; /* run of the last buffer translated */
+	/*
+	 * Requests posted and requests completed (callbacks run), since
+	 * creation. Outstanding = posted - done; the statistics' submitted and
+	 * completed are these less their values at pnvme_qpair_reset_stats().
+	 */
+	uint64_t posted;
 	uint32_t *sdb_sq;      /* shadow SQ tail doorbell, NULL without DBBUF (atomics) */
 	const uint32_t *ei_sq; /* controller's EventIdx for it (atomics) */
 	uint32_t *sdb_cq;
@@ -84,24 +98,35 @@ struct pnvme_qpair {
 	int db_busy;           /* inside a doorbell write (handshake with a reset) */
 	/* hot: completion */
 	struct pnvme_cqe *cq;
+	struct pnvme_cqe *cq_end; /* cq + cq_size */
 	volatile uint32_t *cq_db;
 	uint32_t cq_head;
 	uint32_t cq_size;      /* CQ entries (qsize, or more with PNVME_QPAIR_LAZY_CQ_DB) */
 	uint32_t cq_db_head;   /* last value written to the CQ head doorbell */
 	uint32_t cq_db_every;  /* write it once this many entries were consumed */
+	union {
+		struct {
+			uint16_t in_poll; /* inside pnvme_qpair_poll (callbacks run) */
+			uint16_t slow;    /* QP_SLOW_* */
+		};
+		uint32_t poll_gate;   /* both: the poll's one test */
+	};
 	uint16_t phase;
-	uint16_t in_poll;
-	uint32_t outstanding;  /* ACTIVE + ABORTING trackers */
 	uint32_t nr_trk;       /* qsize - 1 */
+	uint64_t done;         /* requests completed (see posted) */
 	uint64_t next_check;   /* next deadline scan, cycle counter */
-	struct pnvme_qpair_stats stats;
+	struct pnvme_qpair_stats stats; /* (submitted, completed: from posted, done) */
 	/* ---- cold below ---- */
 	struct pnvme_ctrl *ctrl;
+	uint64_t posted_base;  /* posted, done at the last pnvme_qpair_reset_stats() */
+	uint64_t done_base;
 	uint16_t qid;
+	uint32_t flags;        /* PNVME_QPAIR_* as created */
 	int err;               /* sticky error (failed re-creation, being destroyed) */
 	int stopped;           /* 1 once err is set: ctrl_dead points here then (atomic) */
 	uint32_t max_retries;
 	uint32_t nr_expired;   /* EXPIRED trackers */
+	uint32_t nr_owned;     /* trackers held by prepared requests */
 	uint32_t warned;       /* hostile-CQE kinds already reported */
 	uint64_t check_ticks;  /* interval between deadline scans */
 	uint64_t next_health;  /* next CSTS read */
@@ -109,6 +134,23 @@ struct pnvme_qpair {
 	struct pnvme_sqe *saved_mem;
 	struct pnvme_qpair *next; /* controller's list of I/O queue pairs */
 };
+
+/* Requests submitted and not yet completed (ACTIVE + ABORTING trackers). */
+static inline uint32_t qpair_outstanding(const struct pnvme_qpair *qp)
+{
+	return (uint32_t)(qp->posted - qp->done);
+}
+
+/*
+ * A tracker's request ended (callback run, or its id recycled): back on the
+ * free stack, unless a prepared request holds it (it stays with the request).
+ */
+static inline void trk_release(struct pnvme_qpair *qp, struct pnvme_tracker *trk, uint32_t idx)
+{
+	trk->state = TRK_FREE;
+	if (likely(!trk->owned))
+		qp->free_cids[qp->nr_free++] = (uint16_t)idx;
+}
 
 /*
  * Controller state (like Linux's nvme_ctrl_state). Only ctrl_change_state()
@@ -352,6 +394,7 @@ static inline bool qpair_gone_flag(const struct pnvme_qpair *qp)
 static inline void qpair_stop(struct pnvme_qpair *qp, int err)
 {
 	qp->err = err;
+	qp->slow |= QP_SLOW_STOPPED;
 	__atomic_store_n(&qp->stopped, 1, __ATOMIC_RELAXED);
 	qp->ctrl_dead = &qp->stopped;
 }

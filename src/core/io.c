@@ -303,8 +303,6 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 		tcp_sqe_data(sqe, buf, len); /* fabrics: an SGL, any memory (tcp/host.h) */
 	trk->opc = opc;
 	sqe_post(qp, trk, sqe, cb, arg);
-	if (unlikely(qp->tq != NULL) && (qp->flags & PNVME_QPAIR_DB_IMMEDIATE))
-		tcp_queue_flush(qp);
 	return 0;
 }
 

@@ -53,17 +53,16 @@ static void host_complete(struct pnvme_qpair *qp, uint16_t cid, int err, bool ke
 
 	host_cqe(&cqe, trk->cid, qp->qid);
 	qpair_abort_release(trk);
-	qp->outstanding--;
 	if (keep_cid) {
 		/* The device may still post this command id: keep it out of use. */
 		trk->state = TRK_EXPIRED;
 		qp->nr_expired++;
 	} else {
-		trk->state = TRK_FREE;
-		qp->free_cids[qp->nr_free++] = cid;
+		trk_release(qp, trk, cid);
 	}
-	trk->cb = NULL;
-	qp->stats.completed++;
+	if (!trk->owned)
+		trk->cb = NULL; /* (a prepared request keeps its callback) */
+	qp->done++;
 	if (cb)
 		cb(arg, err, &cqe);
 }
@@ -79,9 +78,8 @@ void qpair_fail_all(struct pnvme_qpair *qp, int err)
 			host_complete(qp, (uint16_t)i, trk->state == TRK_ABORTING ? -ETIMEDOUT : err,
 				      false);
 		} else if (trk->state == TRK_EXPIRED) {
-			trk->state = TRK_FREE;
 			qp->nr_expired--;
-			qp->free_cids[qp->nr_free++] = (uint16_t)i;
+			trk_release(qp, trk, i);
 		}
 	}
 	/* Nothing is in flight any more: the rings are empty from our side. */
@@ -188,7 +186,7 @@ void qpair_check_deadlines(struct pnvme_qpair *qp, uint64_t now)
 			why = "controller fatal status (CSTS.CFS)";
 	}
 	/* (Past the Abort Command Limit the scan goes on, to mark every expired request.) */
-	for (uint32_t i = 0; i < qp->nr_trk && qp->outstanding && (!why || over_acl); i++) {
+	for (uint32_t i = 0; i < qp->nr_trk && qpair_outstanding(qp) && (!why || over_acl); i++) {
 		struct pnvme_tracker *trk = &qp->trk[i];
 		if (trk->state == TRK_ABORTING) {
 			aborting = true;
@@ -351,9 +349,8 @@ int qpair_reconnect(struct pnvme_qpair *qp)
 	for (uint32_t i = 0; i < qp->nr_trk; i++) {
 		struct pnvme_tracker *trk = &qp->trk[i];
 		if (trk->state == TRK_EXPIRED) {
-			trk->state = TRK_FREE;
 			qp->nr_expired--;
-			qp->free_cids[qp->nr_free++] = (uint16_t)i;
+			trk_release(qp, trk, i);
 			continue;
 		}
 		if (trk->state != TRK_ACTIVE && trk->state != TRK_ABORTING)

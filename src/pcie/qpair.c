@@ -54,6 +54,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	 */
 	qp->cq_db_every = qp->cq_size - qp->nr_trk;
 	qp->flags = flags;
+	qp->post_slow = (flags & QP_POST_IMMEDIATE) | (max_retries ? QP_POST_SAVE : 0);
 	qp->phase = 1;
 	qp->dma = &ctrl->dma;
 	qp->xl.pg = &pnvme_dma_no_page; /* the empty cache */
@@ -71,6 +72,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 		rc = tcp_queue_alloc(qp);
 		if (rc)
 			goto fail;
+		qp->slow |= QP_SLOW_TCP;
 	} else {
 		qp->sq_db = (volatile uint32_t *)(ctrl->bar + PNVME_SQ_TDBL(qid, ctrl->dstrd));
 		qp->cq_db = (volatile uint32_t *)(ctrl->bar + PNVME_CQ_HDBL(qid, ctrl->dstrd));
@@ -87,6 +89,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	if (rc)
 		goto fail;
 	qp->cq = qp->cq_mem;
+	qp->cq_end = qp->cq + qp->cq_size;
 	rc = pnvme_dma_alloc_raw(&ctrl->dma, (size_t)qp->nr_trk * PNVME_PAGE_SIZE,
 				 PNVME_PAGE_SIZE, &qp->prp_mem, &iova);
 	if (rc)
@@ -333,7 +336,7 @@ unlock:
 	return rc;
 }
 
-static int reap(struct pnvme_qpair *qp, uint32_t max);
+static int reap(struct pnvme_qpair *qp, uint32_t max, bool limited);
 
 /*
  * PCIe: Base 2.0 §3.3.1.3, delete the SQ first; the controller aborts what
@@ -351,7 +354,7 @@ int pcie_queue_delete(struct pnvme_qpair *qp)
 	rc = pnvme_delete_io_sq(ctrl, qp->qid);
 	qpair_stop(qp, -ECANCELED);
 	qp->in_poll = 1;
-	(void)reap(qp, 0);
+	(void)reap(qp, 0, false);
 	qp->in_poll = 0;
 	if (gen == __atomic_load_n(&ctrl->gen, __ATOMIC_ACQUIRE)) {
 		rc2 = pnvme_delete_io_cq(ctrl, qp->qid);
@@ -412,7 +415,7 @@ uint32_t pnvme_qpair_depth(const struct pnvme_qpair *qp)
 
 uint32_t pnvme_qpair_outstanding(const struct pnvme_qpair *qp)
 {
-	return qp ? qp->outstanding : 0;
+	return qp ? qpair_outstanding(qp) : 0;
 }
 
 void pnvme_qpair_set_timeout(struct pnvme_qpair *qp, uint32_t timeout_ms)
@@ -434,16 +437,23 @@ void pnvme_qpair_get_stats(const struct pnvme_qpair *qp, struct pnvme_qpair_stat
 {
 	if (!stats)
 		return;
-	if (qp)
+	if (qp) {
 		*stats = qp->stats;
-	else
+		/* Derived, not counted on the I/O path. */
+		stats->submitted = qp->posted - qp->posted_base;
+		stats->completed = qp->done - qp->done_base;
+	} else {
 		memset(stats, 0, sizeof(*stats));
+	}
 }
 
 void pnvme_qpair_reset_stats(struct pnvme_qpair *qp)
 {
-	if (qp)
+	if (qp) {
 		memset(&qp->stats, 0, sizeof(qp->stats));
+		qp->posted_base = qp->posted;
+		qp->done_base = qp->done;
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -456,6 +466,20 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp)
 		ring_sq(qp);
 		if (unlikely(qp->tq != NULL))
 			tcp_queue_flush(qp); /* the capsules leave now */
+	}
+}
+
+void qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+		     const struct pnvme_sqe *sqe)
+{
+	if (trk->saved != NULL) {
+		*trk->saved = *sqe; /* retries enabled: keep the command */
+		trk->retries = 0;
+	}
+	if (qp->post_slow & QP_POST_IMMEDIATE) {
+		ring_sq(qp);
+		if (unlikely(qp->tq != NULL))
+			tcp_queue_flush(qp); /* the capsule leaves now */
 	}
 }
 
@@ -494,8 +518,6 @@ int qpair_submit_raw(struct pnvme_qpair *qp, const struct pnvme_sqe *cmd, void *
 	/* len == 0: PRP1/PRP2 stay as the caller set them (e.g. queue ring IOVAs). */
 	trk->opc = cmd->opc;
 	sqe_post(qp, trk, sqe, cb, arg);
-	if (unlikely(qp->tq != NULL) && (qp->flags & PNVME_QPAIR_DB_IMMEDIATE))
-		tcp_queue_flush(qp);
 	return 0;
 }
 
@@ -515,9 +537,9 @@ static void warn_once(struct pnvme_qpair *qp, unsigned bit, const char *what, un
 /*
  * A CQE that is not the plain completion of an ACTIVE request: a late one for
  * a request we aborted or timed out, or a device bug (CID out of range, not
- * outstanding, already completed). Returns true if a callback ran.
+ * outstanding, already completed).
  */
-static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16_t cid,
+static void cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16_t cid,
 		     uint16_t status)
 {
 	uint16_t idx = (uint16_t)(cid & CID_IDX_MASK);
@@ -535,24 +557,22 @@ static bool cqe_slow(struct pnvme_qpair *qp, const struct pnvme_cqe *cqe, uint16
 		else if (st)
 			err = pnvme_status_errno(st);
 		qpair_abort_release(trk);
-		trk->state = TRK_FREE;
-		trk->cb = NULL;
-		qp->free_cids[qp->nr_free++] = idx;
-		qp->outstanding--;
+		if (!trk->owned)
+			trk->cb = NULL;
+		trk_release(qp, trk, idx);
+		qp->done++;
 		cb(arg, err, cqe);
-		return true;
+		return;
 	}
 	if (trk && trk->state == TRK_EXPIRED) {
 		/* The device finally completed a command we timed out: recycle its id. */
-		trk->state = TRK_FREE;
 		qp->nr_expired--;
-		qp->free_cids[qp->nr_free++] = idx;
-		return false;
+		trk_release(qp, trk, idx);
+		return;
 	}
 	qp->stats.bad_cqes++;
 	warn_once(qp, 0, idx < qp->nr_trk ? "completion for a command id that is not outstanding"
 					  : "completion with an out-of-range command id", cid);
-	return false;
 }
 
 /*
@@ -586,11 +606,42 @@ bool qpair_repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *
 }
 
 /*
+ * The completion of an ACTIVE request with an error status: posted again
+ * when the queue pair retries and the command may be repeated (no DNR),
+ * else completed with the status's errno. Out of line: the loop's plain
+ * path passes err 0.
+ */
+static __attribute__((noinline)) void cqe_error(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+					       uint16_t idx, const struct pnvme_cqe *cqe,
+					       uint16_t status)
+{
+	uint16_t st = (uint16_t)(status >> 1);
+
+	if (trk->saved && !PNVME_STATUS_IS_DNR(st) && trk->retries < qp->max_retries &&
+	    opc_retryable(trk->opc)) {
+		trk->retries++;
+		if (qpair_repost(qp, idx, trk->saved, true))
+			return;
+	}
+	qp->stats.errors++;
+	pnvme_cmd_cb cb = trk->cb;
+	void *arg = trk->arg;
+	trk_release(qp, trk, idx);
+	qp->done++;
+	cb(arg, pnvme_status_errno(st), cqe);
+}
+
+/*
  * Take the SQ head pointer of a batch's last CQE. It may only move forward,
  * up to our tail: anything else is untrusted device data gone wrong.
  */
 static inline void sqhd_update(struct pnvme_qpair *qp, uint32_t sqhd)
 {
+	/* Usually the device fetched all we announced: that head is valid. */
+	if (likely(sqhd == qp->sq_db_tail)) {
+		qp->sq_head = sqhd;
+		return;
+	}
 	uint32_t adv = sqhd >= qp->sq_head ? sqhd - qp->sq_head : sqhd + qp->qsize - qp->sq_head;
 	/* Only entries the doorbell announced can have been fetched. */
 	uint32_t used = qp->sq_db_tail >= qp->sq_head ? qp->sq_db_tail - qp->sq_head
@@ -605,16 +656,18 @@ static inline void sqhd_update(struct pnvme_qpair *qp, uint32_t sqhd)
 }
 
 /* Base 2.0 §4.2.4 phase-tag walk; shared by poll, deletion and (qpair_reap) reconnect. */
-static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
+static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited)
 {
-	uint32_t head = qp->cq_head;
-	uint32_t limit = max ? max : UINT32_MAX;
-	uint32_t sqhd = 0;
+	struct pnvme_cqe *cqe = &qp->cq[qp->cq_head];
 	uint16_t phase = qp->phase;
-	int n = 0;
+	uint64_t done = qp->done;
 
+	/*
+	 * qp->done counts each completion before its callback runs (a callback
+	 * reading pnvme_qpair_outstanding() sees its own request gone); the
+	 * difference is the poll's count. `limited`: only when max is not 0.
+	 */
 	for (;;) {
-		struct pnvme_cqe *cqe = &qp->cq[head];
 		uint16_t status = cqe_status_load(cqe);
 
 		/* The entry is new when its phase tag matches ours. */
@@ -622,62 +675,54 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 			break;
 		/*
 		 * The device writes the entry before flipping its phase tag; without
-		 * this barrier the loads of CID and SQHD below could be satisfied
-		 * before the status load above and see the previous pass's values.
-		 * (The acquire load orders them for the CPUs; on arm64 the barrier
-		 * also orders them against the device, an outer-shareable observer.
-		 * On x86 both are free.)
+		 * this barrier the load of the CID below could be satisfied before
+		 * the status load above and see the previous pass's value. (The
+		 * acquire load orders them for the CPUs; on arm64 the barrier also
+		 * orders them against the device, an outer-shareable observer. On
+		 * x86 both are free.)
 		 */
 		pnvme_rmb();
-		uint16_t cid = cqe->cid;
-		sqhd = cqe->sqhd; /* the last one of the batch is the one that counts */
-		if (++head == qp->cq_size) {
-			head = 0;
+		const struct pnvme_cqe *cur = cqe;
+		uint16_t cid = cur->cid;
+		if (++cqe == qp->cq_end) {
+			cqe = qp->cq;
 			phase ^= 1;
 		}
-		uint32_t idx = cid & CID_IDX_MASK;
+		uint16_t idx = (uint16_t)(cid & CID_IDX_MASK);
 		if (unlikely(idx >= qp->nr_trk || qp->trk[idx].cid != cid ||
 			     qp->trk[idx].state != TRK_ACTIVE)) {
-			if (cqe_slow(qp, cqe, cid, status))
-				n++;
-			continue;
+			cqe_slow(qp, cur, cid, status);
+		} else if (unlikely(status > 1)) {
+			/* An error status (the phase tag is bit 0): retry, or complete with it. */
+			cqe_error(qp, &qp->trk[idx], idx, cur, status);
+		} else {
+			struct pnvme_tracker *trk = &qp->trk[idx];
+			pnvme_cmd_cb cb = trk->cb;
+			void *arg = trk->arg;
+			trk_release(qp, trk, idx);
+			qp->done++;
+			cb(arg, 0, cur);
 		}
-		struct pnvme_tracker *trk = &qp->trk[idx];
-		int err = 0;
-		if (unlikely(status >> 1)) {
-			uint16_t st = (uint16_t)(status >> 1);
-			if (trk->saved && !PNVME_STATUS_IS_DNR(st) && trk->retries < qp->max_retries &&
-			    opc_retryable(trk->opc)) {
-				trk->retries++;
-				if (qpair_repost(qp, (uint16_t)idx, trk->saved, true))
-					continue;
-			}
-			qp->stats.errors++;
-			err = pnvme_status_errno(st);
-		}
-		pnvme_cmd_cb cb = trk->cb;
-		void *arg = trk->arg;
-		trk->state = TRK_FREE;
-		qp->free_cids[qp->nr_free++] = (uint16_t)idx;
-		qp->outstanding--;
-		n++;
-		cb(arg, err, cqe);
-		if (unlikely((uint32_t)n == limit))
+		if (limited && unlikely(qp->done - done >= max))
 			break;
 	}
 	/*
 	 * The head moved iff an entry was consumed (at most cq_size - 1 can be:
-	 * the device sees our head doorbell only after this loop), and then
-	 * `sqhd` is the last entry's.
+	 * the device sees our head doorbell only after this loop). The SQ head
+	 * pointer that counts is the last entry's; the device cannot have
+	 * rewritten it, as it does not know the entry was consumed yet.
 	 */
+	uint32_t head = (uint32_t)(cqe - qp->cq);
 	if (head != qp->cq_head) {
-		sqhd_update(qp, sqhd);
+		const struct pnvme_cqe *last = (head ? cqe : qp->cq_end) - 1;
+		sqhd_update(qp, last->sqhd);
 		qp->cq_head = head;
 		qp->phase = phase;
 		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch (or later). */
-		uint32_t unreported = head >= qp->cq_db_head ? head - qp->cq_db_head
-							     : head + qp->cq_size - qp->cq_db_head;
-		if (unreported >= qp->cq_db_every && likely(db_enter(qp))) {
+		uint32_t every = qp->cq_db_every; /* 1 unless PNVME_QPAIR_LAZY_CQ_DB */
+		if ((every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
+							 : head + qp->cq_size - qp->cq_db_head) >= every) &&
+		    likely(db_enter(qp))) {
 			qp->cq_db_head = head;
 			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
 				db_write(qp->cq_db, head); /* release: our CQE reads come first */
@@ -686,14 +731,13 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max)
 			db_leave(qp);
 		}
 	}
-	qp->stats.completed += (uint64_t)n;
-	return n;
+	return (int)(qp->done - done);
 }
 
 /* The whole CQ, out of line: for the re-creation after a reset (core/recovery.c). */
 int qpair_reap(struct pnvme_qpair *qp)
 {
-	return reap(qp, 0);
+	return reap(qp, 0, false);
 }
 
 /*
@@ -726,17 +770,57 @@ static __attribute__((noinline)) void tcp_poll(struct pnvme_qpair *qp)
 	}
 }
 
-int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
+/*
+ * The end of a poll that found the controller gone or the queue pair
+ * stopped: nothing more will come from the device, so fail what is left;
+ * and every later poll takes poll_slow() and says so again.
+ */
+static __attribute__((noinline)) int poll_gone(struct pnvme_qpair *qp, int n)
 {
-	int n;
+	qp->slow |= QP_SLOW_GONE;
+	if (qpair_outstanding(qp) || qp->nr_expired)
+		qpair_fail_all(qp, -ENODEV);
+	qp->in_poll = 0;
+	return n ? n : -ENODEV;
+}
 
-	if (unlikely(qp == NULL))
-		return pnvme_fail(-EINVAL, "pnvme_qpair_poll: NULL queue pair");
-	if (unlikely(qp->in_poll))
+/*
+ * After the reap: the statistics, and the deadline scan when one is due (at
+ * most every check_ticks, only while requests are outstanding). The scan is
+ * the one step of a fast-path poll that can find the controller gone (its
+ * CSTS read) or stop the queue pair (a failed re-creation). A controller
+ * that died on another thread moves the generation, which the next poll's
+ * entry test sees.
+ */
+static ALWAYS_INLINE int poll_tail(struct pnvme_qpair *qp, int n, bool slow)
+{
+	qp->stats.polls++;
+	if (n == 0)
+		qp->stats.empty_polls++;
+	if (qp->posted != qp->done) {
+		uint64_t now = pnvme_ticks();
+		if (unlikely((int64_t)(now - qp->next_check) >= 0)) {
+			qpair_check_deadlines(qp, now);
+			slow = true;
+		}
+	}
+	if (unlikely(slow) && qpair_gone_flag(qp))
+		return poll_gone(qp, n);
+	qp->in_poll = 0;
+	return n;
+}
+
+/*
+ * The poll off its fast path: a call from a callback, a queue pair that
+ * must follow a controller reset, is stopped or lost its controller, NVMe/TCP.
+ */
+static __attribute__((noinline)) int poll_slow(struct pnvme_qpair *qp, uint32_t max)
+{
+	if (qp->in_poll)
 		return pnvme_fail(-EDEADLK, "pnvme_qpair_poll called from a completion callback "
 				  "of the same queue pair");
 	qp->in_poll = 1;
-	if (unlikely(qp->gen != qpair_ctrl_gen(qp) || qp->err)) {
+	if (qp->gen != qpair_ctrl_gen(qp) || qp->err) {
 		int rc = qp->err ? qp->err : qpair_reconnect(qp);
 		if (rc > 0) {
 			/* A reset runs on this thread, below us: the queues wait for its end. */
@@ -745,36 +829,32 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		}
 		if (rc) {
 			/* Stopped or dead: nothing is left hanging on this queue. */
-			if (qp->outstanding || qp->nr_expired)
+			if (qpair_outstanding(qp) || qp->nr_expired)
 				qpair_fail_all(qp, rc);
+			if (qpair_gone_flag(qp))
+				qp->slow |= QP_SLOW_GONE; /* (and so says every later poll) */
 			qp->in_poll = 0;
 			return rc;
 		}
 	}
 	if (qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);
-	if (unlikely(qp->tq != NULL))
+	if (qp->tq != NULL)
 		tcp_poll(qp);
-	qp->stats.polls++;
-	n = reap(qp, max);
-	if (n == 0)
-		qp->stats.empty_polls++;
-	if (qp->outstanding) {
-		uint64_t now = pnvme_ticks();
-		if (unlikely((int64_t)(now - qp->next_check) >= 0))
-			qpair_check_deadlines(qp, now);
-	}
-	qp->in_poll = 0;
-	if (unlikely(qpair_gone_flag(qp))) {
-		/* Nothing more will come from the device: fail what is left. */
-		if (qp->outstanding || qp->nr_expired) {
-			qp->in_poll = 1;
-			qpair_fail_all(qp, -ENODEV);
-			qp->in_poll = 0;
-		}
-		return n ? n : -ENODEV;
-	}
-	return n;
+	return poll_tail(qp, max ? reap(qp, max, true) : reap(qp, 0, false), true);
+}
+
+int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
+{
+	if (unlikely(qp == NULL))
+		return pnvme_fail(-EINVAL, "pnvme_qpair_poll: NULL queue pair");
+	/* One test for the rare cases: in a callback, TCP, stopped, after a reset. */
+	if (unlikely(qp->poll_gate != 0 || qp->gen != qpair_ctrl_gen(qp)))
+		return poll_slow(qp, max);
+	qp->in_poll = 1;
+	if (qp->sq_tail != qp->sq_db_tail)
+		ring_sq(qp);
+	return poll_tail(qp, max ? reap(qp, max, true) : reap(qp, 0, false), false);
 }
 
 bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp)

@@ -116,25 +116,42 @@ static ALWAYS_INLINE struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pn
 	return &qp->sq[qp->sq_tail];
 }
 
+/*
+ * What a submission does beyond posting the entry (qp->post_slow, QP_POST_*):
+ * keep a copy for retries, ring the doorbell at once, send the capsule.
+ * Out of line: the plain path tests one word.
+ */
+void qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+		     const struct pnvme_sqe *sqe);
+
+/* The tracker's part of a submission, and the ring's: the entry at the tail is filled. */
+static ALWAYS_INLINE void sqe_commit(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+				     const struct pnvme_sqe *sqe)
+{
+	uint32_t tail = qp->sq_tail;
+
+	trk->state = TRK_ACTIVE;
+	trk->sq_slot = (uint16_t)tail;
+	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
+	if (++tail == qp->qsize)
+		tail = 0;
+	qp->sq_tail = tail;
+	qp->posted++;
+	if (unlikely(qp->post_slow != 0)) {
+		if (qp->post_slow == QP_POST_IMMEDIATE)
+			ring_sq(qp);
+		else
+			qpair_post_slow(qp, trk, sqe);
+	}
+}
+
 /* Hand the filled SQE at the tail to the device side of the ring. */
 static ALWAYS_INLINE void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
-			    const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
+				   const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
 {
 	trk->cb = cb ? cb : noop_cb;
 	trk->arg = arg;
-	trk->state = TRK_ACTIVE;
-	trk->sq_slot = (uint16_t)qp->sq_tail;
-	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
-	if (unlikely(trk->saved != NULL)) {
-		*trk->saved = *sqe; /* retries enabled: keep the command */
-		trk->retries = 0;
-	}
-	if (++qp->sq_tail == qp->qsize)
-		qp->sq_tail = 0;
-	qp->outstanding++;
-	qp->stats.submitted++;
-	if (qp->flags & PNVME_QPAIR_DB_IMMEDIATE)
-		ring_sq(qp);
+	sqe_commit(qp, trk, sqe);
 }
 
 /* Give back a tracker taken by sqe_get() when the command could not be built. */
