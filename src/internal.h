@@ -239,6 +239,13 @@ struct pnvme_dma_page {
 
 struct pnvme_dma {
 	struct pnvme_dma_page **xl[PNVME_XL_L1_SIZE]; /* translation table, hot for lookups */
+	/*
+	 * Moved by every free (and by every namespace change of the controller,
+	 * core/ns.c): a prepared request (pnvme/req.h) checked its buffer and
+	 * namespace in one epoch and trusts them while it lasts. Atomic; read
+	 * on every prepared submission, written rarely.
+	 */
+	uint64_t epoch;
 	/* cold below */
 	pthread_mutex_t lock;
 	const struct pnvme_backend *be;

@@ -3,8 +3,10 @@
 """breakdown.py SRC_DIR CALLGRIND_OUT... - per-I/O instruction counts from percmd's profiles.
 
 Each callgrind part file percmd dumps holds one configuration (its "Trigger:
-Client Request:" names it). Only pnvme_read, pnvme_qpair_flush and
-pnvme_qpair_poll (with what they call) were collected; the harness callback
+Client Request:" names it: api=read for pnvme_read, api=req for prepared
+requests, depth, doorbells). Only pnvme_read / pnvme_req_submit,
+pnvme_qpair_flush and pnvme_qpair_poll (with what they call) were collected;
+the harness callback
 percmd_cb, which runs inside the poll, is subtracted. Self costs are taken per
 source line, and each line is assigned to the function whose body it is in, so
 static inline helpers (sqe_get, build_prps, pnvme_dma_xlate...) get their own
@@ -21,28 +23,49 @@ CALLBACK = "percmd_cb"
 CATEGORY = {
     "pnvme_read": "call overhead (prologue/epilogue)",
     "submit_rw": "SQE build",
+    "rw_sqe": "SQE build",
+    "req_post": "SQE build",
     "check_range": "argument checks",
+    "io_args_ok": "argument checks",
+    "qpair_gone_flag": "argument checks",
+    "pnvme_req_submit": "argument checks",
     "sqe_get": "tracker + SQ slot",
     "build_prps": "PRP build",
     "pnvme_dma_xlate": "DMA xlate",
     "pnvme_dma_xlate1": "DMA xlate",
+    "pnvme_dma_cached_xlate": "DMA xlate",
     "pnvme_ticks": "ticks (rdtsc)",
     "sqe_post": "post (tracker, tail, stats)",
+    "sqe_commit": "post (tracker, tail, stats)",
+    "qpair_post_slow": "post (tracker, tail, stats)",
     "ring_sq": "doorbell writes",
+    "db_enter": "doorbell writes",
+    "db_leave": "doorbell writes",
+    "db_write": "doorbell writes",
+    "shadow_db_update": "doorbell writes",
     "pnvme_qpair_flush": "doorbell writes",
     "pnvme_qpair_poll": "poll loop",
+    "poll_tail": "poll loop",
     "reap": "poll loop",
+    "trk_release": "poll loop",
+    "sqhd_update": "poll loop",
+    "cqe_status_load": "poll loop",
+    "qpair_ctrl_gen": "poll loop",
+    "qpair_outstanding": "poll loop",
 }
 # Line-level refinements: (function, regex on the source line) -> category.
 LINE_RULES = [
     ("submit_rw", r"max_lbas|io_flags & ~", "argument checks"),
     ("submit_rw", r"^\s*[{}]\s*$", "call overhead (prologue/epilogue)"),
+    ("pnvme_req_submit", r"^\s*[{}]\s*$|return 0;", "call overhead (prologue/epilogue)"),
     ("pnvme_qpair_poll", r"^\s*[{}]\s*$", "call overhead (prologue/epilogue)"),
     ("pnvme_qpair_poll", r"cq_db|cq_doorbells", "doorbell writes"),
     ("pnvme_qpair_poll", r"cb\(arg|trk->cb|trk->arg", "callback dispatch"),
     ("pnvme_qpair_poll", r"pnvme_ticks|next_check", "ticks (rdtsc)"),
+    ("poll_tail", r"pnvme_ticks|next_check", "ticks (rdtsc)"),
+    ("poll_tail", r"^\s*[{}]\s*$|return n;", "call overhead (prologue/epilogue)"),
     ("reap", r"^\s*[{}]\s*$", "call overhead (prologue/epilogue)"),
-    ("reap", r"cq_db|cq_doorbells", "doorbell writes"),
+    ("reap", r"cq_db|cq_doorbells|every", "doorbell writes"),
     ("reap", r"cb\(arg|trk->cb|trk->arg", "callback dispatch"),
     ("reap", r"pnvme_ticks|next_check", "ticks (rdtsc)"),
 ]
@@ -171,10 +194,11 @@ def main():
     results = []
     for path in sys.argv[2:]:
         trigger, summary, lc, fc, inc = parse(path)
-        m = re.search(r"depth=(\d+) db=(\S+) n=(\d+)", trigger)
+        m = re.search(r"(?:api=(\S+) )?depth=(\d+) db=(\S+) n=(\d+)", trigger)
         if not m:
             continue
-        depth, db, n = int(m.group(1)), m.group(2), int(m.group(3))
+        api = m.group(1) or "read"
+        depth, db, n = int(m.group(2)), m.group(3), int(m.group(4))
         total_self = sum(fc.values())
         if total_self != summary:
             print(f"warning: {path}: self costs {total_self} != summary {summary}",
@@ -199,37 +223,43 @@ def main():
                     break
             by_func[f"{os.path.basename(f)}:{func}"] += cost
             by_cat[cat] += cost
-        results.append((depth, db, n, summary, cb, inc, by_func, by_cat))
+        results.append((depth, db, n, summary, cb, inc, by_func, by_cat, api))
 
-    results.sort(key=lambda r: (r[0], r[1] != "batched"))
-    print(f"{'depth':>5} {'doorbells':<12} {'I/Os':>7} {'lib instr/IO':>12} "
+    apis = sorted({r[8] for r in results}, key=lambda a: a != "read")
+    results.sort(key=lambda r: (r[8] != "read", r[0], r[1] != "batched"))
+    print(f"{'api':<5} {'depth':>5} {'doorbells':<12} {'I/Os':>7} {'lib instr/IO':>12} "
           f"{'submit':>7} {'flush':>7} {'poll':>7} {'(callback)':>10}")
-    for depth, db, n, summary, cb, inc, _, _ in results:
+    for depth, db, n, summary, cb, inc, _, _, api in results:
         lib = summary - cb
-        print(f"{depth:>5} {db:<12} {n:>7} {lib / n:>12.1f} "
-              f"{inc.get('pnvme_read', 0) / n:>7.1f} {inc.get('pnvme_qpair_flush', 0) / n:>7.1f} "
+        submit = inc.get('pnvme_read', 0) + inc.get('pnvme_req_submit', 0)
+        print(f"{api:<5} {depth:>5} {db:<12} {n:>7} {lib / n:>12.1f} "
+              f"{submit / n:>7.1f} {inc.get('pnvme_qpair_flush', 0) / n:>7.1f} "
               f"{(inc.get('pnvme_qpair_poll', 0) - cb) / n:>7.1f} {cb / n:>10.1f}")
-    print("\nlib instr/IO: everything executed inside pnvme_read + pnvme_qpair_flush +"
-          " pnvme_qpair_poll,\nwithout the harness callback (run inside the poll, counted"
-          " apart). submit = pnvme_read,\nflush = pnvme_qpair_flush, poll ="
-          " pnvme_qpair_poll, each inclusive, per I/O.")
+    print("\nlib instr/IO: everything executed inside the submission call + pnvme_qpair_flush"
+          " +\npnvme_qpair_poll, without the harness callback (run inside the poll, counted"
+          " apart).\nsubmit = pnvme_read (api read) or pnvme_req_submit (api req, prepared"
+          " requests),\nflush = pnvme_qpair_flush, poll = pnvme_qpair_poll, each inclusive,"
+          " per I/O.")
 
-    cats = [c for c in CATEGORY_ORDER if any(r[7].get(c) for r in results)]
-    print("\nInstructions per I/O by category (inlined helpers attributed by source line):")
-    hdr = f"{'category':<30}" + "".join(f"{f'q{r[0]} {r[1][:5]}':>11}" for r in results)
-    print(hdr)
-    for c in cats:
-        print(f"{c:<30}" + "".join(f"{r[7].get(c, 0) / r[2]:>11.1f}" for r in results))
-    print(f"{'= total':<30}" + "".join(f"{sum(r[7].values()) / r[2]:>11.1f}" for r in results))
+    for a in apis:
+        rs = [r for r in results if r[8] == a]
+        cats = [c for c in CATEGORY_ORDER if any(r[7].get(c) for r in rs)]
+        print(f"\napi={a}: instructions per I/O by category (inlined helpers attributed by"
+              " source line):")
+        hdr = f"{'category':<34}" + "".join(f"{f'q{r[0]} {r[1][:5]}':>11}" for r in rs)
+        print(hdr)
+        for c in cats:
+            print(f"{c:<34}" + "".join(f"{r[7].get(c, 0) / r[2]:>11.1f}" for r in rs))
+        print(f"{'= total':<34}" + "".join(f"{sum(r[7].values()) / r[2]:>11.1f}" for r in rs))
 
-    funcs = collections.Counter()
-    for r in results:
-        for k, v in r[6].items():
-            funcs[k] += v / r[2]
-    print("\nInstructions per I/O by source function:")
-    print(f"{'function':<36}" + "".join(f"{f'q{r[0]} {r[1][:5]}':>11}" for r in results))
-    for k, _ in funcs.most_common():
-        print(f"{k:<36}" + "".join(f"{r[6].get(k, 0) / r[2]:>11.1f}" for r in results))
+        funcs = collections.Counter()
+        for r in rs:
+            for k, v in r[6].items():
+                funcs[k] += v / r[2]
+        print(f"\napi={a}: instructions per I/O by source function:")
+        print(f"{'function':<34}" + "".join(f"{f'q{r[0]} {r[1][:5]}':>11}" for r in rs))
+        for k, _ in funcs.most_common():
+            print(f"{k:<34}" + "".join(f"{r[6].get(k, 0) / r[2]:>11.1f}" for r in rs))
 
 
 if __name__ == "__main__":

@@ -6,21 +6,26 @@
  *
  * An emulated controller in step mode (nothing runs unless stepped), one queue
  * pair per configuration, N 4 KiB reads of LBA 0 into preallocated buffers, at
- * depth 1, 32 and 128, with batched and with per-command doorbells. The loop:
+ * depth 1, 32 and 128, with batched and with per-command doorbells, through
+ * each submission API: pnvme_read() (api=read) and prepared requests
+ * (api=req: `depth` requests prepared once with pnvme_req_prep_read(), then
+ * pnvme_req_submit(qp, req, 0) each time). The loop:
  *
- *   submit until `depth` are outstanding   pnvme_read()
+ *   submit until `depth` are outstanding   pnvme_read() / pnvme_req_submit()
  *   pnvme_qpair_flush()                    the SQ doorbell, once (batched mode)
  *   pnvme_emu_step()                       the "device": not the library's cost
  *   pnvme_qpair_poll(qp, 0)                reap, callbacks, CQ doorbell
  *
  * Run under callgrind (run.sh does) with --collect-atstart=no and
- * --toggle-collect on pnvme_read, pnvme_qpair_flush and pnvme_qpair_poll, so
- * only the library's path (and the trivial callback inside poll) is counted;
+ * --toggle-collect on pnvme_read, pnvme_req_submit, pnvme_qpair_flush and
+ * pnvme_qpair_poll, so only the library's path (and the trivial callback
+ * inside poll) is counted;
  * CALLGRIND_ZERO_STATS before each measured loop and CALLGRIND_DUMP_STATS_AT
  * after it leave one profile per configuration, named after it. Outside
  * valgrind the client requests are no-ops and it just runs.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +48,13 @@ __attribute__((noinline)) static void percmd_cb(void *arg, int err, const struct
 }
 
 static int run(struct pnvme_ctrl *ctrl, struct pnvme_emu *emu, const struct pnvme_ns *ns,
-	       void **bufs, uint32_t depth, uint32_t flags, uint64_t n, uint64_t warm)
+	       void **bufs, bool prepared, uint32_t depth, uint32_t flags, uint64_t n,
+	       uint64_t warm)
 {
+	static struct pnvme_req reqs[MAX_DEPTH];
 	struct pnvme_qpair_opts qo;
 	struct pnvme_qpair *qp;
-	char name[64];
+	char name[80];
 	int rc;
 
 	pnvme_qpair_opts_default(&qo);
@@ -58,8 +65,14 @@ static int run(struct pnvme_ctrl *ctrl, struct pnvme_emu *emu, const struct pnvm
 		fprintf(stderr, "percmd: qpair depth %u: %s\n", depth, pnvme_last_error());
 		return 1;
 	}
-	snprintf(name, sizeof(name), "percmd depth=%u db=%s n=%" PRIu64, depth,
-		 flags ? "per-command" : "batched", n);
+	snprintf(name, sizeof(name), "percmd api=%s depth=%u db=%s n=%" PRIu64,
+		 prepared ? "req" : "read", depth, flags ? "per-command" : "batched", n);
+	for (uint32_t i = 0; prepared && i < depth; i++) {
+		if (pnvme_req_prep_read(qp, &reqs[i], ns, bufs[i], 1, 0, percmd_cb, &completed)) {
+			fprintf(stderr, "percmd: prepare: %s\n", pnvme_last_error());
+			return 1;
+		}
+	}
 
 	for (int phase = 0; phase < 2; phase++) {
 		uint64_t want = phase ? n : warm, submitted = 0;
@@ -72,7 +85,9 @@ static int run(struct pnvme_ctrl *ctrl, struct pnvme_emu *emu, const struct pnvm
 		}
 		while (completed < want) {
 			while (submitted - completed < depth && submitted < want) {
-				rc = pnvme_read(qp, ns, bufs[slot], 0, 1, 0, percmd_cb, &completed);
+				rc = prepared ? pnvme_req_submit(qp, &reqs[slot], 0)
+					      : pnvme_read(qp, ns, bufs[slot], 0, 1, 0, percmd_cb,
+							   &completed);
 				if (rc) {
 					fprintf(stderr, "percmd: submit: %s\n", pnvme_last_error());
 					return 1;
@@ -98,6 +113,8 @@ static int run(struct pnvme_ctrl *ctrl, struct pnvme_emu *emu, const struct pnvm
 	printf("%s: %" PRIu64 " I/Os, %" PRIu64 " SQ doorbells, %" PRIu64 " CQ doorbells, %" PRIu64
 	       " polls (%" PRIu64 " empty)\n", name, st.completed, st.sq_doorbells, st.cq_doorbells,
 	       st.polls, st.empty_polls);
+	for (uint32_t i = 0; prepared && i < depth; i++)
+		pnvme_req_release(&reqs[i]);
 	pnvme_qpair_destroy(qp);
 	return 0;
 }
@@ -127,10 +144,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "percmd: %s\n", pnvme_last_error());
 			goto out;
 		}
-	for (unsigned d = 0; d < 3; d++)
-		for (uint32_t flags = 0; flags <= PNVME_QPAIR_DB_IMMEDIATE; flags += PNVME_QPAIR_DB_IMMEDIATE)
-			if (run(ctrl, emu, ns, bufs, depths[d], flags, n, 4 * depths[d] + 64))
-				goto out;
+	for (int prepared = 0; prepared < 2; prepared++)
+		for (unsigned d = 0; d < 3; d++)
+			for (uint32_t flags = 0; flags <= PNVME_QPAIR_DB_IMMEDIATE;
+			     flags += PNVME_QPAIR_DB_IMMEDIATE)
+				if (run(ctrl, emu, ns, bufs, prepared, depths[d], flags, n,
+					4 * depths[d] + 64))
+					goto out;
 	status = 0;
 out:
 	for (unsigned i = 0; i < MAX_DEPTH; i++)

@@ -13,8 +13,9 @@
 #               valgrind 3.19 cannot read clang 14's DWARF 5).
 #   CC          compiler (default gcc)
 #
-# Prints the per-configuration table (depth 1/32/128 x batched/per-command
-# doorbells) and the breakdown by cost category and by source function.
+# Prints the per-configuration table (pnvme_read and prepared requests x depth
+# 1/32/128 x batched/per-command doorbells) and the breakdown by cost category
+# and by source function.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -39,10 +40,10 @@ if pkg-config --exists libpci 2>/dev/null; then libs="$(pkg-config --libs libpci
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $cc $("$cc" -dumpversion), library $type, $n I/Os per configuration"
-echo "# valgrind --tool=callgrind --collect-atstart=no --toggle-collect=pnvme_read --toggle-collect=pnvme_qpair_flush --toggle-collect=pnvme_qpair_poll $build/percmd $n"
+echo "# valgrind --tool=callgrind --collect-atstart=no --toggle-collect=pnvme_read --toggle-collect=pnvme_req_submit --toggle-collect=pnvme_qpair_flush --toggle-collect=pnvme_qpair_poll $build/percmd $n"
 if ! valgrind --tool=callgrind --collect-atstart=no \
-	--toggle-collect=pnvme_read --toggle-collect=pnvme_qpair_flush \
-	--toggle-collect=pnvme_qpair_poll \
+	--toggle-collect=pnvme_read --toggle-collect=pnvme_req_submit \
+	--toggle-collect=pnvme_qpair_flush --toggle-collect=pnvme_qpair_poll \
 	--callgrind-out-file="$out/cg.out" "$build/percmd" "$n" >"$out/percmd.log" 2>"$out/valgrind.log" ||
    ! grep -q "Collected" "$out/valgrind.log"; then
 	cat "$out/percmd.log" "$out/valgrind.log" >&2

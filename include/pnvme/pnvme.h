@@ -9,6 +9,7 @@
  *   pnvme/dma.h      DMA memory
  *   pnvme/ctrl.h     controllers, namespaces, admin commands
  *   pnvme/qpair.h    I/O queue pairs and I/O commands (the hot path)
+ *   pnvme/req.h      prepared requests: Read / Write checked once, submitted often
  *   pnvme/emu.h      the emulated controller
  *   pnvme/pci.h      NVMe controllers on the PCI bus, binding to vfio-pci
  *   pnvme/fabrics.h  NVMe over Fabrics (TCP): discovery
@@ -23,6 +24,7 @@
 #include <pnvme/dma.h>
 #include <pnvme/ctrl.h>
 #include <pnvme/qpair.h>
+#include <pnvme/req.h>
 #include <pnvme/emu.h>
 #include <pnvme/pci.h>
 #include <pnvme/fabrics.h>

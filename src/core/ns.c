@@ -225,8 +225,11 @@ int ctrl_ns_rescan(struct pnvme_ctrl *ctrl, const uint32_t *changed, uint32_t n,
 	}
 	memcpy(ctrl->ns, nt, m * sizeof(*nt));
 	__atomic_store_n(&ctrl->nr_ns, m, __ATOMIC_RELEASE);
-	if (moved)
+	if (moved) {
 		__atomic_add_fetch(&ctrl->ns_gen, 1, __ATOMIC_RELEASE);
+		/* Prepared requests (core/io.c) check their namespace again. */
+		__atomic_add_fetch(&ctrl->dma.epoch, 1, __ATOMIC_RELEASE);
+	}
 	rc = 0;
 out:
 	free(tmp);

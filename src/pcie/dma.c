@@ -689,6 +689,8 @@ int pnvme_dma_free_raw(struct pnvme_dma *d, void *buf)
 	if (c->nfree == GRANULES && count_empty(d) > CACHED_EMPTY)
 		run_destroy(d, c, prev);
 out:
+	if (rc == 0) /* prepared requests check their buffers again */
+		__atomic_add_fetch(&d->epoch, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
