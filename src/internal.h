@@ -303,10 +303,11 @@ extern const struct pnvme_dma_page pnvme_dma_no_page;
  * The queue pairs' per-I/O check: as pnvme_dma_xlate(), through the cache.
  * A hit reads the cached page's number, the end of the allocation holding
  * the buffer's first granule, and the page's IOVA: three loads.
+ * pnvme_dma_cache_hit() is the hit alone (false: no answer, ask
+ * pnvme_dma_xlate_fill()).
  */
-static inline __attribute__((always_inline)) int
-pnvme_dma_cached_xlate(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
-		       size_t len, uint64_t *iova)
+static inline __attribute__((always_inline)) bool
+pnvme_dma_cache_hit(const struct pnvme_dma_cache *k, uintptr_t va, size_t len, uint64_t *iova)
 {
 	const struct pnvme_dma_page *pg = k->pg;
 
@@ -317,9 +318,18 @@ pnvme_dma_cached_xlate(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uin
 		/* end 0 (free) fails too: len >= 1 */
 		if (likely(len <= end && off <= end - len)) {
 			*iova = pg->iova + off;
-			return 0;
+			return true;
 		}
 	}
+	return false;
+}
+
+static inline __attribute__((always_inline)) int
+pnvme_dma_cached_xlate(const struct pnvme_dma *d, struct pnvme_dma_cache *k, uintptr_t va,
+		       size_t len, uint64_t *iova)
+{
+	if (likely(pnvme_dma_cache_hit(k, va, len, iova)))
+		return 0;
 	return pnvme_dma_xlate_fill(d, k, va, len, iova);
 }
 

@@ -94,7 +94,6 @@ struct pnvme_qpair {
 	/* (shared words below: read and written with __atomic builtins only) */
 	const uint32_t *ctrl_gen; /* controller reset generation */
 	const int *ctrl_dead;  /* controller's dead flag, or our `stopped` */
-	uint32_t gen;          /* generation our queues were created in */
 	int db_busy;           /* inside a doorbell write (handshake with a reset) */
 	/* hot: completion */
 	struct pnvme_cqe *cq;
@@ -104,12 +103,23 @@ struct pnvme_qpair {
 	uint32_t cq_size;      /* CQ entries (qsize, or more with PNVME_QPAIR_LAZY_CQ_DB) */
 	uint32_t cq_db_head;   /* last value written to the CQ head doorbell */
 	uint32_t cq_db_every;  /* write it once this many entries were consumed */
+	/*
+	 * The poll's one compare: gate_gen == (controller generation) << 32
+	 * means not inside a poll already, nothing rare to do (poll_gate 0), and
+	 * no reset since our queues were created (gen current).
+	 */
 	union {
 		struct {
-			uint16_t in_poll; /* inside pnvme_qpair_poll (callbacks run) */
-			uint16_t slow;    /* QP_SLOW_* */
+			union {
+				struct {
+					uint16_t in_poll; /* inside pnvme_qpair_poll */
+					uint16_t slow;    /* QP_SLOW_* */
+				};
+				uint32_t poll_gate;
+			};
+			uint32_t gen; /* generation our queues were created in */
 		};
-		uint32_t poll_gate;   /* both: the poll's one test */
+		uint64_t gate_gen;
 	};
 	uint16_t phase;
 	uint32_t nr_trk;       /* qsize - 1 */

@@ -306,38 +306,76 @@ submit_rw_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc, c
 	return 0;
 }
 
-/* Read and Write (NVM 1.0 §3.2.4, §3.2.6): SLBA in CDW10/11, NLB 0's based in CDW12. */
+/*
+ * Everything pnvme_read() / pnvme_write() leave to the slow path: a bad
+ * call, a range or flags the fast path does not take, metadata, a stopped
+ * queue pair, a buffer outside the translation cache. Same arguments as
+ * the fast entry, so that it is a tail call (no frame on the fast path).
+ */
+static __attribute__((noinline)) int read_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+					       void *buf, uint64_t slba, uint32_t nlb,
+					       uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
+{
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_read");
+	return submit_rw_slow(qp, ns, PNVME_NVM_READ, buf, NULL, slba, nlb, io_flags, 0, 0, cb,
+			      arg);
+}
+
+static __attribute__((noinline)) int write_slow(struct pnvme_qpair *qp, const struct pnvme_ns *ns,
+						const void *buf, uint64_t slba, uint32_t nlb,
+						uint32_t io_flags, pnvme_cmd_cb cb, void *arg)
+{
+	if (!io_args_ok(qp, ns))
+		return io_args_fail(qp, ns, "pnvme_write");
+	return submit_rw_slow(qp, ns, PNVME_NVM_WRITE, buf, NULL, slba, nlb, io_flags, 0, 0, cb,
+			      arg);
+}
+
+static __attribute__((cold, noinline)) int rw_prps_fail(struct pnvme_qpair *qp, uint16_t cid,
+							size_t len)
+{
+	sqe_putback(qp, cid);
+	return prps_too_long(len);
+}
+
+/*
+ * Read and Write (NVM 1.0 §3.2.4, §3.2.6): SLBA in CDW10/11, NLB 0's based in
+ * CDW12. The fast path: the same controller, nlb in 1..fast_lbas (no
+ * metadata), FUA / LR only, the range inside the namespace, the queue pair
+ * live, the buffer inside one live allocation of the cached 2 MiB run and
+ * dword aligned. Anything else goes to read_slow / write_slow, which check
+ * again and say what is wrong.
+ */
 static ALWAYS_INLINE int submit_rw(struct pnvme_qpair *qp, const struct pnvme_ns *ns, uint8_t opc,
-			    const void *buf, uint64_t slba, uint32_t nlb, uint32_t io_flags,
-			    pnvme_cmd_cb cb, void *arg)
+				   const void *buf, uint64_t slba, uint32_t nlb, uint32_t io_flags,
+				   pnvme_cmd_cb cb, void *arg)
 {
 	struct pnvme_tracker *trk;
 	struct pnvme_sqe *sqe;
-	uint64_t end;
+	uint64_t end, iova;
 	uint16_t cid;
 
-	if (unlikely(!io_args_ok(qp, ns)))
-		return io_args_fail(qp, ns, opc == PNVME_NVM_READ ? "pnvme_read" : "pnvme_write");
-	/*
-	 * nlb in 1..max_lbas, known flags, [slba, slba + nlb) inside the
-	 * namespace. Namespaces with metadata have fast_lbas 0: the slow path.
-	 */
-	if (unlikely(nlb - 1 >= ns->fast_lbas || (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
-		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba))
-		return submit_rw_slow(qp, ns, opc, buf, NULL, slba, nlb, io_flags, 0, 0, cb, arg);
-	if (unlikely(qpair_gone_flag(qp)))
-		return qpair_gone(qp);
+	if (unlikely(!io_args_ok(qp, ns) || nlb - 1 >= ns->fast_lbas ||
+		     (io_flags & ~(PNVME_IO_FUA | PNVME_IO_LR)) ||
+		     __builtin_add_overflow(slba, nlb, &end) || end > ns->nlba ||
+		     qpair_gone_flag(qp)))
+		goto slow;
+	size_t len = (size_t)nlb << ns->lba_shift;
+	if (unlikely(!pnvme_dma_cache_hit(&qp->xl, (uintptr_t)buf, len, &iova) || (iova & 3)))
+		goto slow;
 	sqe = sqe_get(qp, &trk, &cid);
 	if (unlikely(!sqe))
 		return -EAGAIN;
-	if (unlikely(build_prps(qp, trk, buf, (size_t)nlb << ns->lba_shift, sqe) != 0)) {
-		sqe_putback(qp, cid);
-		return -EINVAL; /* build_prps said what is wrong with the buffer */
-	}
+	if (unlikely(prps_fill(trk, iova, len, sqe) != 0))
+		return rw_prps_fail(qp, cid, len);
 	rw_sqe(sqe, opc, cid, ns->nsid, 0, slba, (nlb - 1) | io_flags, 0, 0);
 	trk->opc = opc;
-	sqe_post(qp, trk, sqe, cb, arg);
-	return 0;
+	return sqe_post(qp, trk, sqe, cb, arg);
+slow:
+	return opc == PNVME_NVM_READ ? read_slow(qp, ns, (void *)(uintptr_t)buf, slba, nlb, io_flags,
+						 cb, arg)
+				     : write_slow(qp, ns, buf, slba, nlb, io_flags, cb, arg);
 }
 
 int pnvme_read(struct pnvme_qpair *qp, const struct pnvme_ns *ns, void *buf, uint64_t slba,

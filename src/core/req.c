@@ -128,7 +128,7 @@ int pnvme_req_prep_write(struct pnvme_qpair *qp, struct pnvme_req *req,
  * Post the request at the tail: its template, the tracker's next command id
  * (the generation the completion is checked against), the SLBA (CDW10/11).
  */
-static ALWAYS_INLINE void req_post(struct pnvme_qpair *qp, const struct pnvme_req *req,
+static ALWAYS_INLINE int req_post(struct pnvme_qpair *qp, const struct pnvme_req *req,
 				   struct pnvme_tracker *trk, uint64_t slba)
 {
 	struct pnvme_sqe *sqe = &qp->sq[qp->sq_tail];
@@ -138,7 +138,7 @@ static ALWAYS_INLINE void req_post(struct pnvme_qpair *qp, const struct pnvme_re
 	sqe->cid = cid;
 	memcpy(&sqe->cdw10, &slba, 8);
 	trk->cid = cid;
-	sqe_commit(qp, trk, sqe);
+	return sqe_commit(qp, trk, sqe);
 }
 
 static __attribute__((cold, noinline)) int req_bad(const struct pnvme_qpair *qp,
@@ -181,8 +181,7 @@ static __attribute__((noinline)) int req_submit_slow(struct pnvme_qpair *qp, str
 		return pnvme_fail(-ERANGE, "pnvme_req_submit: LBA range %llu+%u outside namespace "
 				  "%u (%llu blocks)", (unsigned long long)slba, req->nlb, ns->nsid,
 				  (unsigned long long)ns->nlba);
-	req_post(qp, req, trk, slba);
-	return 0;
+	return req_post(qp, req, trk, slba);
 }
 
 int pnvme_req_submit(struct pnvme_qpair *qp, struct pnvme_req *req, uint64_t slba)
@@ -198,8 +197,7 @@ int pnvme_req_submit(struct pnvme_qpair *qp, struct pnvme_req *req, uint64_t slb
 		     req->epoch != __atomic_load_n(&qp->dma->epoch, __ATOMIC_RELAXED) ||
 		     qpair_gone_flag(qp)))
 		return req_submit_slow(qp, req, slba);
-	req_post(qp, req, trk, slba);
-	return 0;
+	return req_post(qp, req, trk, slba);
 }
 
 int pnvme_req_release(struct pnvme_req *req)

@@ -469,8 +469,13 @@ void pnvme_qpair_flush(struct pnvme_qpair *qp)
 	}
 }
 
-void qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
-		     const struct pnvme_sqe *sqe)
+int prps_too_long(size_t len)
+{
+	return pnvme_fail(-EINVAL, "transfer of %zu bytes needs more than one PRP list page", len);
+}
+
+int qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+		    const struct pnvme_sqe *sqe)
 {
 	if (trk->saved != NULL) {
 		*trk->saved = *sqe; /* retries enabled: keep the command */
@@ -481,6 +486,7 @@ void qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
 		if (unlikely(qp->tq != NULL))
 			tcp_queue_flush(qp); /* the capsule leaves now */
 	}
+	return 0;
 }
 
 /* Generic submission of a caller-built command (admin and I/O passthrough). */
@@ -631,6 +637,19 @@ static __attribute__((noinline)) void cqe_error(struct pnvme_qpair *qp, struct p
 	cb(arg, pnvme_status_errno(st), cqe);
 }
 
+/* A new CQE with an error status: the request's, or not a plain completion (cqe_slow). */
+static __attribute__((noinline)) void cqe_status_slow(struct pnvme_qpair *qp,
+						     const struct pnvme_cqe *cqe, uint16_t status)
+{
+	uint16_t cid = cqe->cid;
+	uint16_t idx = (uint16_t)(cid & CID_IDX_MASK);
+
+	if (idx >= qp->nr_trk || qp->trk[idx].cid != cid || qp->trk[idx].state != TRK_ACTIVE)
+		cqe_slow(qp, cqe, cid, status);
+	else
+		cqe_error(qp, &qp->trk[idx], idx, cqe, status);
+}
+
 /*
  * Take the SQ head pointer of a batch's last CQE. It may only move forward,
  * up to our tail: anything else is untrusted device data gone wrong.
@@ -669,39 +688,50 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 	 */
 	for (;;) {
 		uint16_t status = cqe_status_load(cqe);
-
-		/* The entry is new when its phase tag matches ours. */
-		if ((status & 1) != phase)
-			break;
-		/*
-		 * The device writes the entry before flipping its phase tag; without
-		 * this barrier the load of the CID below could be satisfied before
-		 * the status load above and see the previous pass's value. (The
-		 * acquire load orders them for the CPUs; on arm64 the barrier also
-		 * orders them against the device, an outer-shareable observer. On
-		 * x86 both are free.)
-		 */
-		pnvme_rmb();
 		const struct pnvme_cqe *cur = cqe;
-		uint16_t cid = cur->cid;
-		if (++cqe == qp->cq_end) {
-			cqe = qp->cq;
-			phase ^= 1;
-		}
-		uint16_t idx = (uint16_t)(cid & CID_IDX_MASK);
-		if (unlikely(idx >= qp->nr_trk || qp->trk[idx].cid != cid ||
-			     qp->trk[idx].state != TRK_ACTIVE)) {
-			cqe_slow(qp, cur, cid, status);
-		} else if (unlikely(status > 1)) {
-			/* An error status (the phase tag is bit 0): retry, or complete with it. */
-			cqe_error(qp, &qp->trk[idx], idx, cur, status);
+
+		/*
+		 * The entry is new when its phase tag matches ours; a new entry
+		 * of a successful command has nothing else in its status word,
+		 * so the common case is one compare.
+		 */
+		if (unlikely(status != phase)) {
+			if ((status & 1) != phase)
+				break;
+			/* An error status. (The barrier: see below.) */
+			pnvme_rmb();
+			if (++cqe == qp->cq_end) {
+				cqe = qp->cq;
+				phase ^= 1;
+			}
+			cqe_status_slow(qp, cur, status);
 		} else {
-			struct pnvme_tracker *trk = &qp->trk[idx];
-			pnvme_cmd_cb cb = trk->cb;
-			void *arg = trk->arg;
-			trk_release(qp, trk, idx);
-			qp->done++;
-			cb(arg, 0, cur);
+			/*
+			 * The device writes the entry before flipping its phase tag;
+			 * without this barrier the load of the CID below could be
+			 * satisfied before the status load above and see the previous
+			 * pass's value. (The acquire load orders them for the CPUs; on
+			 * arm64 the barrier also orders them against the device, an
+			 * outer-shareable observer. On x86 both are free.)
+			 */
+			pnvme_rmb();
+			uint16_t cid = cur->cid;
+			if (++cqe == qp->cq_end) {
+				cqe = qp->cq;
+				phase ^= 1;
+			}
+			uint32_t idx = (uint32_t)cid & CID_IDX_MASK;
+			if (unlikely(idx >= qp->nr_trk || qp->trk[idx].cid != cid ||
+				     qp->trk[idx].state != TRK_ACTIVE)) {
+				cqe_slow(qp, cur, cid, status);
+			} else {
+				struct pnvme_tracker *trk = &qp->trk[idx];
+				pnvme_cmd_cb cb = trk->cb;
+				void *arg = trk->arg;
+				trk_release(qp, trk, idx);
+				qp->done++;
+				cb(arg, 0, cur);
+			}
 		}
 		if (limited && unlikely(qp->done - done >= max))
 			break;
@@ -844,17 +874,28 @@ static __attribute__((noinline)) int poll_slow(struct pnvme_qpair *qp, uint32_t 
 	return poll_tail(qp, max ? reap(qp, max, true) : reap(qp, 0, false), true);
 }
 
+/* A poll that reaps at most `max` (not 0) completions. */
+static __attribute__((noinline)) int poll_limited(struct pnvme_qpair *qp, uint32_t max)
+{
+	qp->in_poll = 1;
+	if (qp->sq_tail != qp->sq_db_tail)
+		ring_sq(qp);
+	return poll_tail(qp, reap(qp, max, true), false);
+}
+
 int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 {
 	if (unlikely(qp == NULL))
 		return pnvme_fail(-EINVAL, "pnvme_qpair_poll: NULL queue pair");
-	/* One test for the rare cases: in a callback, TCP, stopped, after a reset. */
-	if (unlikely(qp->poll_gate != 0 || qp->gen != qpair_ctrl_gen(qp)))
+	/* One compare for the rare cases: in a callback, TCP, stopped, after a reset. */
+	if (unlikely(qp->gate_gen != (uint64_t)qpair_ctrl_gen(qp) << 32))
 		return poll_slow(qp, max);
+	if (unlikely(max != 0))
+		return poll_limited(qp, max);
 	qp->in_poll = 1;
 	if (qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);
-	return poll_tail(qp, max ? reap(qp, max, true) : reap(qp, 0, false), false);
+	return poll_tail(qp, reap(qp, 0, false), false);
 }
 
 bool pnvme_qpair_cq_ready(const struct pnvme_qpair *qp)

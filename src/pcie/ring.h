@@ -119,14 +119,18 @@ static ALWAYS_INLINE struct pnvme_sqe *sqe_get(struct pnvme_qpair *qp, struct pn
 /*
  * What a submission does beyond posting the entry (qp->post_slow, QP_POST_*):
  * keep a copy for retries, ring the doorbell at once, send the capsule.
- * Out of line: the plain path tests one word.
+ * Out of line: the plain path tests one word. Returns 0.
  */
-void qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
-		     const struct pnvme_sqe *sqe);
+int qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+		    const struct pnvme_sqe *sqe);
 
-/* The tracker's part of a submission, and the ring's: the entry at the tail is filled. */
-static ALWAYS_INLINE void sqe_commit(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
-				     const struct pnvme_sqe *sqe)
+/*
+ * The tracker's part of a submission, and the ring's: the entry at the tail
+ * is filled. Returns 0, so that a submit path can end with it and the call
+ * in its rare branch is a tail call (no frame on the fast path).
+ */
+static ALWAYS_INLINE int sqe_commit(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+				    const struct pnvme_sqe *sqe)
 {
 	uint32_t tail = qp->sq_tail;
 
@@ -138,20 +142,20 @@ static ALWAYS_INLINE void sqe_commit(struct pnvme_qpair *qp, struct pnvme_tracke
 	qp->sq_tail = tail;
 	qp->posted++;
 	if (unlikely(qp->post_slow != 0)) {
-		if (qp->post_slow == QP_POST_IMMEDIATE)
-			ring_sq(qp);
-		else
-			qpair_post_slow(qp, trk, sqe);
+		if (qp->post_slow != QP_POST_IMMEDIATE)
+			return qpair_post_slow(qp, trk, sqe);
+		ring_sq(qp);
 	}
+	return 0;
 }
 
-/* Hand the filled SQE at the tail to the device side of the ring. */
-static ALWAYS_INLINE void sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
-				   const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
+/* Hand the filled SQE at the tail to the device side of the ring. Returns 0. */
+static ALWAYS_INLINE int sqe_post(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+				  const struct pnvme_sqe *sqe, pnvme_cmd_cb cb, void *arg)
 {
 	trk->cb = cb ? cb : noop_cb;
 	trk->arg = arg;
-	sqe_commit(qp, trk, sqe);
+	return sqe_commit(qp, trk, sqe);
 }
 
 /* Give back a tracker taken by sqe_get() when the command could not be built. */
@@ -161,26 +165,16 @@ static inline void sqe_putback(struct pnvme_qpair *qp, uint16_t cid)
 }
 
 /*
- * Fill PRP1/PRP2 for `len` bytes at `buf` (Base 2.0 §4.1.1: PRP entries and
- * lists). The first entry may carry a dword-aligned offset; the rest are page
- * aligned. More than two pages use the tracker's preallocated list page, which
- * holds 512 entries: enough for the 2 MiB per-command cap.
+ * Fill PRP1/PRP2 for `len` bytes at IOVA `iova` (Base 2.0 §4.1.1: PRP
+ * entries and lists). The first entry may carry a dword-aligned offset; the
+ * rest are page aligned. More than two pages use the tracker's preallocated
+ * list page, which holds 512 entries: enough for the 2 MiB per-command cap
+ * (MAX_XFER_CAP, core/ctrl.c), so the refusal below is never reached
+ * through the per-command limit.
  */
-static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk, const void *buf,
-			     size_t len, struct pnvme_sqe *sqe)
+static ALWAYS_INLINE int prps_fill(struct pnvme_tracker *trk, uint64_t iova, size_t len,
+				   struct pnvme_sqe *sqe)
 {
-	uint64_t iova;
-
-	/*
-	 * [buf, buf + len) must lie inside one live allocation. Most I/O reuses
-	 * the 2 MiB run of the previous buffer: the cache hands its descriptor
-	 * over, and the owner word of the first granule bounds the range.
-	 */
-	if (unlikely(pnvme_dma_cached_xlate(qp->dma, &qp->xl, (uintptr_t)buf, len, &iova) != 0))
-		return -EINVAL;
-	if (unlikely(iova & 3))
-		return pnvme_fail(-EINVAL, "buffer %p is misaligned: data buffers must be dword "
-				  "(4-byte) aligned (Base 2.0 §4.1.1)", buf);
 	sqe->prp1 = iova;
 	size_t first = PNVME_PAGE_SIZE - (size_t)(iova & (PNVME_PAGE_SIZE - 1));
 	if (len <= first) {
@@ -195,12 +189,35 @@ static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker
 	}
 	uint32_t n = (uint32_t)((len + PNVME_PAGE_SIZE - 1) >> PNVME_PAGE_SHIFT);
 	if (unlikely(n > PNVME_PAGE_SIZE / sizeof(uint64_t)))
-		return pnvme_fail(-EINVAL, "transfer of %zu bytes needs more than one PRP list page",
-				  len + first);
+		return -EINVAL; /* (the caller says why: prps_too_long()) */
 	uint64_t *list = trk->prp_list;
 	for (uint32_t i = 0; i < n; i++)
 		list[i] = next + ((uint64_t)i << PNVME_PAGE_SHIFT);
 	sqe->prp2 = trk->prp_iova;
+	return 0;
+}
+
+/* The message of prps_fill()'s refusal (pcie/qpair.c). Returns -EINVAL. */
+__attribute__((cold)) int prps_too_long(size_t len);
+
+/*
+ * PRPs for `len` bytes at `buf`, which must lie inside one live allocation
+ * and be dword aligned. Most I/O reuses the 2 MiB run of the previous
+ * buffer: the cache hands its descriptor over, and the owner word of the
+ * first granule bounds the range.
+ */
+static ALWAYS_INLINE int build_prps(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
+				    const void *buf, size_t len, struct pnvme_sqe *sqe)
+{
+	uint64_t iova;
+
+	if (unlikely(pnvme_dma_cached_xlate(qp->dma, &qp->xl, (uintptr_t)buf, len, &iova) != 0))
+		return -EINVAL;
+	if (unlikely(iova & 3))
+		return pnvme_fail(-EINVAL, "buffer %p is misaligned: data buffers must be dword "
+				  "(4-byte) aligned (Base 2.0 §4.1.1)", buf);
+	if (unlikely(prps_fill(trk, iova, len, sqe) != 0))
+		return prps_too_long(len);
 	return 0;
 }
 
