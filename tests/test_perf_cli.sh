@@ -58,6 +58,10 @@ expect 0 '^Total .*' - -d emu:size=16M -d emu:size=8M -t 1 -w randrw -M 70 -a 1 
 expect 0 '99\.99000% :' - -d emu:size=16M -t 1 -L
 expect 0 '^Latency histogram' - -d emu:size=16M -t 1 -LL
 expect 0 '^Total ' - -d emu:mode=step,size=16M -t 1 -q 8 -N
+# Load runs submit prepared requests (pnvme/req.h), --classic pnvme_read/pnvme_write.
+expect 0 '^Total ' - -d emu:size=16M -t 1 -w randwrite -q 8 -LL
+expect 0 '^Total ' - -d emu:mode=step,size=16M -t 1 -w read -q 8 -N
+expect 0 'pnvme_read/pnvme_write' - -d emu:size=16M -t 1 -w randread --classic
 
 # --version: the project version from CMakeLists.txt
 ver=$(sed -n 's/^project(pnvme VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/../CMakeLists.txt")
@@ -151,7 +155,7 @@ want = {"nsid": 1, "seconds": 1, "warmup_seconds": 0, "queue_depth": 4, "io_size
         "pattern": "randrw", "read_pct": 70, "cores": [int(sys.argv[2])], "workers": 1,
         "qpairs_per_worker": 2, "latency": 1, "sq_doorbell": "per-command",
         "cq_doorbell": "lazy", "shadow_db": True, "verify": False, "json": True,
-        "tcp_hdr_digest": False, "tcp_data_digest": False}
+        "tcp_hdr_digest": False, "tcp_data_digest": False, "classic": False}
 bad = {k: (c.get(k), v) for k, v in want.items() if c.get(k) != v}
 assert d["pnvme_json_version"] == 1 and not bad, bad
 assert c["devices"] == [{"address": "emu:size=16M", "nsid": 1, "shadow_db": True}], c["devices"]' \

@@ -5,6 +5,7 @@
  *   pnvme-perf -d DEV|-r TRID [-d DEV|-r TRID...] [-q DEPTH] [-o BYTES] [-w PATTERN]
  *              [-M READ%] [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
  *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--shadow-db] [--lazy-cq] [--verify]
+ *              [--classic]
  *              [--json]
  *   pnvme-perf --version
  *
@@ -260,6 +261,7 @@ struct config {
 	int latency;             /* -L count: 1 percentiles, 2 also the histogram */
 	uint32_t qflags;
 	bool verify, json, shadow_db;
+	bool classic;            /* --classic: pnvme_read/pnvme_write, no prepared requests */
 	uint64_t seed;
 	uint32_t dev_nsid[MAX_DEVS]; /* ns: of a -r transport ID; 0: -n or the first active */
 	bool hdgst, ddgst;           /* -H / -I: TCP header / data digests */
@@ -293,6 +295,7 @@ struct qctx;
 struct slot {
 	struct qctx *q;
 	void *buf;
+	struct pnvme_req req; /* prepared request (qctx.prepared) */
 	uint64_t t;       /* submission tick */
 	uint64_t lba;
 	uint64_t stamp;   /* verify: the stamp written */
@@ -319,6 +322,8 @@ struct qctx {
 	struct pnvme_qpair_stats qst; /* snapshot at the end of the measured interval */
 	struct slot *slots;
 	uint64_t nr_slot_bufs;
+	uint64_t nr_prepared; /* slots whose request is prepared */
+	bool prepared;        /* submit the slots' prepared requests (pnvme/req.h) */
 	uint64_t writes_issued; /* verify stamps */
 };
 
@@ -492,7 +497,9 @@ static int submit(struct slot *s, uint64_t now)
 	int rc;
 
 	s->t = now;
-	if (s->write)
+	if (q->prepared) /* a read or a write, buffer and callback prepared once */
+		rc = pnvme_req_submit(q->qp, &s->req, s->lba);
+	else if (s->write)
 		rc = pnvme_write(q->qp, q->ns, s->buf, s->lba, q->nlb, 0, io_done, s);
 	else
 		rc = pnvme_read(q->qp, q->ns, s->buf, s->lba, q->nlb, 0, io_done, s);
@@ -865,11 +872,12 @@ static void json_report(const struct config *c, const struct dev *devs, unsigned
 	printf("], \"workers\": %u, \"qpairs_per_worker\": %u, \"latency\": %d, "
 	       "\"sq_doorbell\": \"%s\", \"cq_doorbell\": \"%s\", \"shadow_db\": %s, "
 	       "\"tcp_hdr_digest\": %s, \"tcp_data_digest\": %s, "
-	       "\"verify\": %s, \"json\": true, \"seed\": %" PRIu64 ", \"tick_hz\": %" PRIu64
-	       "},\n \"results\": [", c->nr_workers, c->qpairs_per_worker, c->latency,
-	       sq_doorbell_mode(c), cq_doorbell_mode(c), c->shadow_db ? "true" : "false",
-	       c->hdgst ? "true" : "false", c->ddgst ? "true" : "false",
-	       c->verify ? "true" : "false", c->seed, g_hz);
+	       "\"verify\": %s, \"classic\": %s, \"json\": true, \"seed\": %" PRIu64
+	       ", \"tick_hz\": %" PRIu64 "},\n \"results\": [", c->nr_workers,
+	       c->qpairs_per_worker, c->latency, sq_doorbell_mode(c), cq_doorbell_mode(c),
+	       c->shadow_db ? "true" : "false", c->hdgst ? "true" : "false",
+	       c->ddgst ? "true" : "false", c->verify ? "true" : "false",
+	       c->classic ? "true" : "false", c->seed, g_hz);
 	for (unsigned i = 0; i < n; i++) {
 		printf("%s\n  ", i ? "," : "");
 		json_row(&rows[i], c->latency);
@@ -916,6 +924,8 @@ static void usage(FILE *f)
 		"              SQ doorbells stay batched unless -N\n"
 		"  -H, -I      NVMe/TCP header (-H) / data (-I) digests on every TCP device\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
+		"  --classic   submit with pnvme_read/pnvme_write (default for read, write,\n"
+		"              randread, randwrite: prepared requests, pnvme/req.h)\n"
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help;  --version  the pnvme version\n");
 }
@@ -1218,6 +1228,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "json", no_argument, NULL, 'J' },
 		{ "shadow-db", no_argument, NULL, 'S' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
+		{ "classic", no_argument, NULL, 'C' },
 		{ "enable-tcp-hdgst", no_argument, NULL, 'H' },
 		{ "enable-tcp-ddgst", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1296,6 +1307,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
+		case 'C': c->classic = true; break;
 		case 'H': c->hdgst = true; break;
 		case 'I': c->ddgst = true; break;
 		case 'h': usage(stdout); return PARSE_HELP;
@@ -1463,11 +1475,38 @@ static int setup_qctx(struct qctx *q, struct worker *w, struct dev *d, unsigned 
 			s->cursor = 0;
 		}
 	}
+	/*
+	 * Load mode, all reads or all writes: each slot's request is prepared
+	 * once (namespace, buffer, size, callback checked and built) and
+	 * submitted with just its LBA. (A size over one command or a namespace
+	 * with metadata, which prepared requests do not carry, would keep
+	 * pnvme_read/pnvme_write.)
+	 */
+	if (!c->verify && !c->classic && c->mix != MIX_RANDOM &&
+	    q->nlb <= d->ns->max_lbas && d->ns->ms == 0) {
+		for (uint64_t k = 0; k < c->depth; k++) {
+			struct slot *s = &q->slots[k];
+			s->write = c->mix == MIX_WRITE;
+			rc = s->write ? pnvme_req_prep_write(q->qp, &s->req, d->ns, s->buf, q->nlb, 0,
+							     io_done, s)
+				      : pnvme_req_prep_read(q->qp, &s->req, d->ns, s->buf, q->nlb, 0,
+							    io_done, s);
+			if (rc) {
+				fprintf(stderr, "pnvme-perf: %s: prepared request: %s (%s)\n",
+					d->name, pnvme_last_error(), strerror(-rc));
+				return 1;
+			}
+			q->nr_prepared = k + 1;
+		}
+		q->prepared = true;
+	}
 	return 0;
 }
 
 static void free_qctx(struct qctx *q)
 {
+	for (uint64_t k = 0; k < q->nr_prepared; k++)
+		pnvme_req_release(&q->slots[k].req);
 	if (q->qp)
 		pnvme_qpair_destroy(q->qp);
 	for (uint64_t k = 0; k < q->nr_slot_bufs; k++)
@@ -1618,11 +1657,11 @@ int main(int argc, char **argv)
 		       cfg.secs);
 		if (cfg.warmup)
 			printf(" after %" PRIu64 " s warm-up", cfg.warmup);
-		printf(", SQ doorbell %s, CQ doorbell %s%s, %u worker(s) x %u queue pair(s)%s\n",
+		printf(", SQ doorbell %s, CQ doorbell %s%s, %u worker(s) x %u queue pair(s)%s%s\n",
 		       sq_doorbell_mode(&cfg), cq_doorbell_mode(&cfg),
 		       !cfg.shadow_db ? "" : pnvme_ctrl_shadow_db(devs[0].ctrl) ? ", shadow doorbells"
 		       : ", shadow doorbells not offered", cfg.nr_workers, cfg.qpairs_per_worker,
-		       cfg.verify ? ", verify" : "");
+		       cfg.verify ? ", verify" : "", cfg.classic ? ", pnvme_read/pnvme_write" : "");
 		fflush(stdout);
 	}
 

@@ -81,6 +81,7 @@ struct pnvme_qpair {
 	uint64_t timeout_ticks;
 	const struct pnvme_dma *dma;
 	struct pnvme_dma_cache xl; /* run of the last buffer translated */
+	struct pnvme_ctrl *ctrl;   /* (hot: I/O calls check the namespace's owner) */
 	/*
 	 * Requests posted and requests completed (callbacks run), since
 	 * creation. Outstanding = posted - done; the statistics' submitted and
@@ -127,7 +128,6 @@ struct pnvme_qpair {
 	uint64_t next_check;   /* next deadline scan, cycle counter */
 	struct pnvme_qpair_stats stats; /* (submitted, completed: from posted, done) */
 	/* ---- cold below ---- */
-	struct pnvme_ctrl *ctrl;
 	uint64_t posted_base;  /* posted, done at the last pnvme_qpair_reset_stats() */
 	uint64_t done_base;
 	uint16_t qid;
