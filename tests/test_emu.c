@@ -24,6 +24,7 @@
 #include <pnvme/emu.h>
 #include <pnvme/error.h>
 #include <pnvme/spec.h>
+#include <pnvme/tcp_spec.h>
 
 #include "internal.h"
 
@@ -1514,10 +1515,14 @@ static void test_io_errors(void **state)
 	memset(&c, 0, sizeof(c));
 	c.opc = PNVME_ADM_FORMAT_NVM;
 	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 0, &c, NULL)), ST(0, PNVME_SC_INVALID_OPCODE));
-	/* SGLs (PSDT != 0) and fused commands: Invalid Field */
-	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
-	c.flags = PNVME_SET(PNVME_SQE_PSDT, 1u);
-	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
+	/* MPTR holding an SGL (PSDT 10b), reserved PSDT 11b and fused commands: Invalid
+	 * Field (PSDT 01b: test_sgl_*) */
+	for (unsigned psdt = 2; psdt <= 3; psdt++) {
+		t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
+		c.flags = (uint8_t)PNVME_SET(PNVME_SQE_PSDT, psdt);
+		assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)),
+				 ST(0, PNVME_SC_INVALID_FIELD));
+	}
 	t_rw_sqe(t, &c, PNVME_NVM_READ, 1, 0, 1, buf, 512);
 	c.flags = 1;
 	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_FIELD));
@@ -1590,6 +1595,358 @@ static void test_wz_dsm_flush(void **state)
 	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
 	c.nsid = 7;
 	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_INVALID_NS));
+	t_close(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SGLs (Base 2.0 §4.1.2)                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define SGL_DATA 0u  /* descriptor types */
+#define SGL_BB   1u
+#define SGL_SEG  2u
+#define SGL_LAST 3u
+
+static struct pnvme_sgl_desc sgl_d(unsigned type, uint64_t addr, uint32_t len)
+{
+	struct pnvme_sgl_desc d;
+
+	memset(&d, 0, sizeof(d));
+	d.addr = addr;
+	d.length = len;
+	d.id = PNVME_SGL_ID(type, PNVME_SGL_SUBTYPE_ADDRESS);
+	return d;
+}
+
+/* PSDT 01b and SGL Descriptor 1 in SQE bytes 24..39. */
+static void sgl_set(struct pnvme_sqe *c, struct pnvme_sgl_desc d1)
+{
+	c->flags = (uint8_t)PNVME_SET(PNVME_SQE_PSDT, 1u);
+	c->prp1 = d1.addr;
+	c->prp2 = (uint64_t)d1.length | (uint64_t)d1.id << 56;
+}
+
+/* Read / Write of nlb blocks at slba with SGL Descriptor 1 `d1`; the status. */
+static uint16_t t_sgl_rw(struct t *t, uint8_t opc, uint64_t slba, uint32_t nlb,
+			 struct pnvme_sgl_desc d1)
+{
+	struct pnvme_sqe c;
+
+	t_rw_sqe(t, &c, opc, 1, slba, nlb, NULL, 0);
+	sgl_set(&c, d1);
+	return t_cmd(t, 1, &c, NULL);
+}
+
+/* A segment of `n` descriptors from the arena; `d1` becomes its (Last) Segment descriptor. */
+static struct pnvme_sgl_desc *t_seg(struct t *t, unsigned n, unsigned type,
+				    struct pnvme_sgl_desc *d1)
+{
+	struct pnvme_sgl_desc *s = t_alloc(t, n * sizeof(*s));
+
+	*d1 = sgl_d(type, t_iova(t, s), n * (uint32_t)sizeof(*s));
+	return s;
+}
+
+/* Identify SGLS and the sgl= option; PSDT 01b refused without SGLs and on the admin queue. */
+static void test_sgl_support(void **state)
+{
+	struct pnvme_emu_config cfg;
+	struct pnvme_id_ctrl *id = malloc(sizeof(*id));
+	const char *specs[] = { "emu:mode=step", "emu:mode=step,sgl=2", "emu:mode=step,sgl=0" };
+	const uint32_t sgls[] = { 0x10001u, 0x10002u, 0 };
+	(void)state;
+
+	assert_int_equal(pnvme_emu_parse("emu", &cfg), 0);
+	assert_int_equal(cfg.sgl, 1);
+	assert_int_equal(pnvme_emu_parse("emu:sgl=0", &cfg), 0);
+	assert_int_equal(cfg.sgl, 0);
+	expect_bad("emu:sgl=3", "sgl");
+	for (unsigned k = 0; k < 3; k++) {
+		struct t *t = t_up(specs[k]);
+		uint8_t *buf = t_alloc(t, 4096);
+		struct pnvme_emu_stats st;
+		struct pnvme_sqe c;
+
+		assert_int_equal(t_identify(t, PNVME_ID_CNS_CTRL, 0, id), ST_OK);
+		assert_int_equal(id->sgls, sgls[k]);
+		t_ioq(t, 1, 8);
+		uint16_t s = t_sgl_rw(t, PNVME_NVM_READ, 0, 1, sgl_d(SGL_DATA, t_iova(t, buf), 512));
+		assert_int_equal(PNVME_STATUS_CODE(s), sgls[k] ? ST_OK
+							       : ST(0, PNVME_SC_INVALID_FIELD));
+		/* Admin commands over PCIe use PRPs only */
+		memset(&c, 0, sizeof(c));
+		c.opc = PNVME_ADM_IDENTIFY;
+		c.cdw10 = PNVME_ID_CNS_CTRL;
+		sgl_set(&c, sgl_d(SGL_DATA, t_iova(t, buf), 4096));
+		s = t_cmd(t, 0, &c, NULL);
+		assert_int_equal(PNVME_STATUS_CODE(s), ST(0, PNVME_SC_INVALID_FIELD));
+		assert_true(PNVME_STATUS_IS_DNR(s));
+		pnvme_emu_get_stats(t->emu, &st);
+		assert_int_equal(st.sgl_commands, sgls[k] ? 1 : 0);
+		t_close(t);
+	}
+	free(id);
+}
+
+/* Data through a Data Block in the SQE, Last Segment lists, Segment chains, Bit Buckets. */
+static void test_sgl_data(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M");
+	uint8_t *src = t_alloc(t, 16384), *dst = t_alloc(t, 16384);
+	uint8_t *want = malloc(8192), *m = malloc(8192);
+	struct pnvme_sgl_desc d1, *s1, *s2, *s3;
+	struct pnvme_emu_stats st;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	fill(src, 16384, 41);
+	/* one Data Block in the SQE, at an odd address */
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_WRITE, 3, 1, sgl_d(SGL_DATA, t_iova(t, src + 1), 512)),
+			 ST_OK);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 3 * 512, m, 512), 0);
+	assert_memory_equal(m, src + 1, 512);
+
+	/* a Last Segment of odd pieces (a zero-length one among them): 4 blocks */
+	s1 = t_seg(t, 4, SGL_LAST, &d1);
+	s1[0] = sgl_d(SGL_DATA, t_iova(t, src + 7), 1001);
+	s1[1] = sgl_d(SGL_DATA, t_iova(t, src + 5000), 0);
+	s1[2] = sgl_d(SGL_DATA, t_iova(t, src + 4099), 3);
+	s1[3] = sgl_d(SGL_DATA, t_iova(t, src + 9000), 1044);
+	memcpy(want, src + 7, 1001);
+	memcpy(want + 1001, src + 4099, 3);
+	memcpy(want + 1004, src + 9000, 1044);
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_WRITE, 10, 4, d1), ST_OK);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 10 * 512, m, 2048), 0);
+	assert_memory_equal(m, want, 2048);
+
+	/* read back through SQE -> Segment -> Segment -> Last Segment, with Bit Buckets */
+	memset(dst, 0xee, 16384);
+	s1 = t_seg(t, 2, SGL_SEG, &d1);
+	s1[0] = sgl_d(SGL_DATA, t_iova(t, dst + 1), 700);
+	s2 = t_seg(t, 3, SGL_SEG, &s1[1]);
+	s2[0] = sgl_d(SGL_BB, 0, 100);                          /* bytes 700..799 dropped */
+	s2[1] = sgl_d(SGL_DATA, t_iova(t, dst + 2000), 0);
+	s3 = t_seg(t, 2, SGL_LAST, &s2[2]);
+	s3[0] = sgl_d(SGL_DATA, t_iova(t, dst + 3001), 1200);   /* 800..1999 */
+	s3[1] = sgl_d(SGL_DATA, t_iova(t, dst + 6002), 48);     /* 2000..2047 */
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 10, 4, d1), ST_OK);
+	assert_memory_equal(dst + 1, want, 700);
+	assert_memory_equal(dst + 3001, want + 800, 1200);
+	assert_memory_equal(dst + 6002, want + 2000, 48);
+	assert_int_equal(dst[0], 0xee);
+	assert_int_equal(dst[701], 0xee);
+	assert_int_equal(dst[4201], 0xee);
+	assert_int_equal(dst[6050], 0xee);
+
+	/* a Bit Bucket as SGL Descriptor 1: a read that moves nothing */
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 10, 1, sgl_d(SGL_BB, 0, 512)), ST_OK);
+
+	/* DSM ranges through an SGL */
+	struct pnvme_dsm_range *rg = t_alloc(t, 4096);
+	struct pnvme_sqe c;
+	rg[0] = (struct pnvme_dsm_range){ .nlb = 1, .slba = 3 };
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_DSM;
+	c.nsid = 1;
+	c.cdw11 = PNVME_DSM_AD;
+	sgl_set(&c, sgl_d(SGL_DATA, t_iova(t, rg), 16));
+	assert_int_equal(t_cmd(t, 1, &c, NULL), ST_OK);
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 3 * 512, m, 512), 0);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(m[i], 0);
+	pnvme_emu_get_stats(t->emu, &st);
+	assert_int_equal(st.sgl_commands, 5);
+	free(want);
+	free(m);
+	t_close(t);
+}
+
+/* Extended LBAs (data + 8 bytes of metadata per block) through an SGL. */
+static void test_sgl_meta(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,ms=8,ext=1");
+	uint8_t *src = t_alloc(t, 4096), *dst = t_alloc(t, 4096);
+	struct pnvme_sgl_desc d1, *s;
+	uint8_t md[16];
+	(void)state;
+
+	t_ioq(t, 1, 8);
+	fill(src, 1040, 5);
+	s = t_seg(t, 3, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_DATA, t_iova(t, src), 515);
+	s[1] = sgl_d(SGL_DATA, t_iova(t, src + 515), 9);
+	s[2] = sgl_d(SGL_DATA, t_iova(t, src + 524), 516);
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_WRITE, 0, 2, d1), ST_OK);
+	assert_int_equal(pnvme_emu_meta_read(t->emu, 1, 0, md, 2), 0);
+	assert_memory_equal(md, src + 512, 8);
+	assert_memory_equal(md + 8, src + 1032, 8);
+	/* read: the first block's data into the Bit Bucket */
+	s = t_seg(t, 2, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_BB, 0, 512);
+	s[1] = sgl_d(SGL_DATA, t_iova(t, dst + 3), 528);
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 0, 2, d1), ST_OK);
+	assert_memory_equal(dst + 3, src + 512, 528);
+	t_close(t);
+}
+
+/* Every way an SGL can be wrong: the status, DNR, and no data moved. */
+static void test_sgl_errors(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M");
+	uint8_t *buf = t_alloc(t, 8192), *zero = malloc(2048), *m = malloc(2048);
+	struct pnvme_sgl_desc d1, *s, *s2;
+	struct pnvme_sqe c;
+	uint64_t a = t_iova(t, buf);
+	uint16_t st;
+	(void)state;
+
+	t_ioq(t, 1, 16);
+	memset(zero, 0, 2048);
+	fill(buf, 8192, 9);
+#define EXPECT_SGL(opc, nlb, d, sc)                                                         \
+	do {                                                                                \
+		st = t_sgl_rw(t, (opc), 0, (nlb), (d));                                     \
+		assert_int_equal(PNVME_STATUS_CODE(st), ST(0, (sc)));                       \
+		assert_true(PNVME_STATUS_IS_DNR(st));                                       \
+	} while (0)
+
+	/* Data SGL Length Invalid: short, long, a list that ends early or runs on */
+	EXPECT_SGL(PNVME_NVM_WRITE, 1, sgl_d(SGL_DATA, a, 511), PNVME_SC_SGL_INVALID_DATA);
+	EXPECT_SGL(PNVME_NVM_WRITE, 1, sgl_d(SGL_DATA, a, 513), PNVME_SC_SGL_INVALID_DATA);
+	EXPECT_SGL(PNVME_NVM_WRITE, 1, sgl_d(SGL_DATA, a, 0), PNVME_SC_SGL_INVALID_DATA);
+	s = t_seg(t, 2, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_DATA, a, 1024);
+	s[1] = sgl_d(SGL_DATA, a + 4096, 16);
+	EXPECT_SGL(PNVME_NVM_WRITE, 2, d1, PNVME_SC_SGL_INVALID_DATA);
+	s[1].length = 0;                      /* trailing empty descriptors are fine */
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_WRITE, 0, 2, d1), ST_OK);
+	s = t_seg(t, 2, SGL_SEG, &d1);        /* a Segment that ends on data: the end */
+	s[0] = sgl_d(SGL_DATA, a, 512);
+	s[1] = sgl_d(SGL_DATA, a + 512, 511);
+	EXPECT_SGL(PNVME_NVM_WRITE, 2, d1, PNVME_SC_SGL_INVALID_DATA);
+
+	/* SGL Descriptor Type Invalid: keyed, transport, vendor, Offset subtype, a Bit
+	 * Bucket where data goes to the controller */
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(4, a, 512), PNVME_SC_SGL_INVALID_TYPE);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(5, a, 512), PNVME_SC_SGL_INVALID_TYPE);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(0xf, a, 512), PNVME_SC_SGL_INVALID_TYPE);
+	d1 = sgl_d(SGL_DATA, a, 512);
+	d1.id = PNVME_SGL_ID(SGL_DATA, PNVME_SGL_SUBTYPE_OFFSET);
+	EXPECT_SGL(PNVME_NVM_READ, 1, d1, PNVME_SC_SGL_INVALID_TYPE);
+	EXPECT_SGL(PNVME_NVM_WRITE, 1, sgl_d(SGL_BB, 0, 512), PNVME_SC_SGL_INVALID_TYPE);
+	s = t_seg(t, 2, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_DATA, a, 512);
+	s[1] = sgl_d(SGL_BB, 0, 512);
+	EXPECT_SGL(PNVME_NVM_WRITE, 2, d1, PNVME_SC_SGL_INVALID_TYPE);
+	memset(&c, 0, sizeof(c));
+	c.opc = PNVME_NVM_DSM;
+	c.nsid = 1;
+	c.cdw11 = PNVME_DSM_AD;
+	sgl_set(&c, sgl_d(SGL_BB, 0, 16));
+	assert_int_equal(PNVME_STATUS_CODE(t_cmd(t, 1, &c, NULL)), ST(0, PNVME_SC_SGL_INVALID_TYPE));
+
+	/* Invalid SGL Segment Descriptor: lengths 0 and 24, a Last Segment that chains */
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_LAST, a, 0), PNVME_SC_SGL_INVALID_LAST);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_SEG, a, 24), PNVME_SC_SGL_INVALID_LAST);
+	for (unsigned type = SGL_SEG; type <= SGL_LAST; type++) {
+		s = t_seg(t, 2, SGL_LAST, &d1);
+		s[0] = sgl_d(SGL_DATA, a, 512);
+		s2 = t_seg(t, 1, type, &s[1]);
+		s2[0] = sgl_d(SGL_DATA, a, 512);
+		EXPECT_SGL(PNVME_NVM_READ, 2, d1, PNVME_SC_SGL_INVALID_LAST);
+	}
+
+	/* Invalid Number of SGL Descriptors: a segment descriptor before the end of its
+	 * segment; a chain that loops (it ends: at most 4096 descriptors) */
+	s = t_seg(t, 3, SGL_SEG, &d1);
+	s2 = t_seg(t, 1, SGL_LAST, &s[0]);
+	s2[0] = sgl_d(SGL_DATA, a, 512);
+	s[1] = sgl_d(SGL_DATA, a, 512);
+	s[2] = sgl_d(SGL_DATA, a, 512);
+	EXPECT_SGL(PNVME_NVM_READ, 2, d1, PNVME_SC_SGL_INVALID_COUNT);
+	s = t_seg(t, 2, SGL_SEG, &d1);
+	s[0] = sgl_d(SGL_DATA, a, 0);
+	s[1] = d1;                            /* back to itself */
+	EXPECT_SGL(PNVME_NVM_READ, 1, d1, PNVME_SC_SGL_INVALID_COUNT);
+	s = t_seg(t, 256, SGL_LAST, &d1);     /* 4097 descriptors in all */
+	s2 = s;
+	for (unsigned k = 0; k < 16; k++) {
+		for (unsigned i = 0; i < 255; i++)
+			s2[i] = sgl_d(SGL_DATA, a, 0);
+		if (k == 15) {
+			s2[255] = sgl_d(SGL_DATA, a, 512);
+			break;
+		}
+		struct pnvme_sgl_desc *next = t_seg(t, 256, SGL_SEG, &s2[255]);
+		s2 = next;
+	}
+	d1.id = PNVME_SGL_ID(SGL_SEG, 0);
+	EXPECT_SGL(PNVME_NVM_READ, 1, d1, PNVME_SC_SGL_INVALID_COUNT);
+
+	/* Data Transfer Error: data, a segment, a segment running past its mapping */
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_DATA, 0x7000000000ull, 512),
+		   PNVME_SC_DATA_XFER_ERROR);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_LAST, 0x7000000000ull, 16),
+		   PNVME_SC_DATA_XFER_ERROR);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_LAST, ARENA_IOVA + ARENA_SIZE - 16, 32),
+		   PNVME_SC_DATA_XFER_ERROR);
+	EXPECT_SGL(PNVME_NVM_READ, 1, sgl_d(SGL_DATA, ARENA_IOVA + ARENA_SIZE - 256, 512),
+		   PNVME_SC_DATA_XFER_ERROR);
+
+	/* No data moved by any of them: a write whose list fails after a good Data Block */
+	s = t_seg(t, 2, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_DATA, a, 1024);
+	s[1] = sgl_d(4, a, 1024);
+	st = t_sgl_rw(t, PNVME_NVM_WRITE, 100, 4, d1);
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_SGL_INVALID_TYPE));
+	assert_int_equal(pnvme_emu_media_read(t->emu, 1, 100 * 512, m, 2048), 0);
+	assert_memory_equal(m, zero, 2048);
+	/* ... and a read leaves the buffer as it was */
+	memset(buf, 0x5a, 1024);
+	st = t_sgl_rw(t, PNVME_NVM_READ, 0, 4, d1);
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_SGL_INVALID_TYPE));
+	for (unsigned i = 0; i < 1024; i++)
+		assert_int_equal(buf[i], 0x5a);
+#undef EXPECT_SGL
+	/* still healthy */
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 0, 1, sgl_d(SGL_DATA, a, 512)), ST_OK);
+	free(zero);
+	free(m);
+	t_close(t);
+}
+
+/* sgl=2 (SGLS 10b): Data Block addresses and lengths dword granular. */
+static void test_sgl_dword(void **state)
+{
+	struct t *t = t_up("emu:mode=step,size=1M,sgl=2");
+	uint8_t *buf = t_alloc(t, 8192);
+	struct pnvme_sgl_desc d1, *s;
+	uint64_t a = t_iova(t, buf);
+	uint16_t st;
+	(void)state;
+
+	t_ioq(t, 1, 8);
+	st = t_sgl_rw(t, PNVME_NVM_READ, 0, 1, sgl_d(SGL_DATA, a + 2, 512));
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_SGL_INVALID_GRANULARITY));
+	assert_true(PNVME_STATUS_IS_DNR(st));
+	s = t_seg(t, 2, SGL_LAST, &d1);
+	s[0] = sgl_d(SGL_DATA, a, 510);
+	s[1] = sgl_d(SGL_DATA, a + 1024, 2);
+	st = t_sgl_rw(t, PNVME_NVM_READ, 0, 1, d1);
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_SGL_INVALID_GRANULARITY));
+	s[0].length = 508;
+	s[1].length = 4;
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 0, 1, d1), ST_OK);
+	/* Bit Buckets have no granularity rule, segments no alignment rule */
+	s = (struct pnvme_sgl_desc *)(void *)((uint8_t *)t_alloc(t, 4096) + 8);
+	d1 = sgl_d(SGL_LAST, t_iova(t, s), 48);
+	s[0] = sgl_d(SGL_BB, 0, 2);
+	s[1] = sgl_d(SGL_BB, 0, 2);
+	s[2] = sgl_d(SGL_DATA, a + 4, 508);
+	assert_int_equal(t_sgl_rw(t, PNVME_NVM_READ, 0, 1, d1), ST_OK);
+	s[2].addr = a + 2;
+	st = t_sgl_rw(t, PNVME_NVM_READ, 0, 1, d1);
+	assert_int_equal(PNVME_STATUS_CODE(st), ST(0, PNVME_SC_SGL_INVALID_GRANULARITY));
 	t_close(t);
 }
 
@@ -3319,6 +3676,11 @@ int main(void)
 		cmocka_unit_test(test_rw_4k_lba),
 		cmocka_unit_test(test_io_errors),
 		cmocka_unit_test(test_wz_dsm_flush),
+		cmocka_unit_test(test_sgl_support),
+		cmocka_unit_test(test_sgl_data),
+		cmocka_unit_test(test_sgl_meta),
+		cmocka_unit_test(test_sgl_errors),
+		cmocka_unit_test(test_sgl_dword),
 		cmocka_unit_test(test_features),
 		cmocka_unit_test(test_log_pages),
 		cmocka_unit_test(test_cq_full),

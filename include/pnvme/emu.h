@@ -17,7 +17,7 @@
  * Spec string (every option has a default; "emu" alone is valid):
  *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
  *       dbbuf=1,ms=0,ext=0,pi=0,pil=0,format=0,lbafs=1,sanicap=0,
- *       sansteps=0,mode=thread,file=PATH,sn=...,mn=...
+ *       sansteps=0,sgl=1,mode=thread,file=PATH,sn=...,mn=...
  *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
  *          must be a multiple of the LBA size
  *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
@@ -53,6 +53,10 @@
  *   sansteps a sanitize operation stays in progress for this many further
  *          admin commands (each one advances SPROG by 1/N; default 0: it
  *          completes before the Sanitize command does)
+ *   sgl    SGL support (Identify SGLS, see "SGLs" below): 0 none (PSDT 01b is an
+ *          Invalid Field), 1 SGLs with no alignment requirement (default, as
+ *          QEMU's controller), 2 SGLs whose Data Blocks need dword-aligned
+ *          addresses and lengths (SGLS 10b)
  *   mode   thread | step (default thread)
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * (size + size / lba * ms)); default is anonymous RAM
@@ -141,6 +145,28 @@
  * SSTAT completed (overwrite: passes in bits 7:3), SCDW10, estimates
  * FFFFFFFFh (none). Firmware Slot log (03h): AFI 1, slot 1 = Identify FR.
  *
+ * SGLs (sgl=1|2, Base 2.0 §4.1.2): Read, Write and Dataset Management on I/O
+ * queues take PSDT 01b (MPTR stays one contiguous buffer); Admin commands and
+ * PSDT 10b / 11b are Invalid Field. SGLS reports bits 1:0 = sgl and bit 16
+ * (Bit Bucket). SGL Descriptor 1 (SQE bytes 24..39) is a Data Block, a Bit
+ * Bucket, or a Segment / Last Segment descriptor; segments chain through
+ * their last descriptor, a Last Segment holds Data Blocks and Bit Buckets
+ * only. Accepted: Data Block (type 0h) and Segment / Last Segment (2h / 3h)
+ * with subtype Address (0h); Bit Bucket (1h) on a Read only (the bytes are
+ * dropped); any alignment, except sgl=2's dword Data Blocks; zero-length
+ * Data Blocks. The whole SGL is checked before any data moves, every
+ * address (data and segments) through the IOVA table: other types or
+ * subtypes, and a Bit Bucket in a Write or DSM, are SGL Descriptor Type
+ * Invalid (SC 11h); a segment length of 0 or not a multiple of 16, or a
+ * segment descriptor inside a Last Segment, Invalid SGL Segment Descriptor
+ * (0Dh); a segment descriptor before the end of its segment, or more than
+ * 4096 descriptors in one command (a looping chain), Invalid Number of SGL
+ * Descriptors (0Eh); lengths that add up to less or more than the transfer,
+ * Data SGL Length Invalid (0Fh); sgl=2 and a Data Block address or length
+ * not a multiple of 4, SGL Data Block Granularity Invalid (1Eh); an address
+ * outside the table, Data Transfer Error (04h); all with DNR. Counted in
+ * stats.sgl_commands.
+ *
  * Registers are shared memory: access them with 32-bit atomic loads and
  * stores (the library's own accessors acquire and release). Doorbell
  * registers belong to the host, the controller never writes them (not at
@@ -191,6 +217,8 @@ struct pnvme_emu_config {
 	uint32_t sansteps;   /* admin commands a sanitize operation lasts (0: none) */
 	uint32_t aen_ms;     /* scripted event: remove the last namespace this long after
 	                        namespace notices are enabled (0: never) */
+	uint32_t sgl;        /* Identify SGLS bits 1:0: 0 no SGLs, 1 SGLs (any alignment),
+	                        2 SGLs with dword-granular Data Blocks */
 };
 
 /**
@@ -388,6 +416,7 @@ struct pnvme_emu_stats {
 	uint64_t write_bytes;
 	uint64_t shadow_sq_updates; /* SQ tail shadow doorbell changes seen (DBBUF) */
 	uint64_t shadow_cq_updates; /* CQ head shadow doorbell changes seen (DBBUF) */
+	uint64_t sgl_commands;    /* commands accepted with PSDT 01b (SGLs) */
 };
 
 /** Snapshot of the counters. Any thread. */

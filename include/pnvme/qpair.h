@@ -17,7 +17,8 @@
  * per poll (NVMe Base 2.0 §3.3.1).
  *
  * Buffers passed to I/O commands must be pnvme DMA memory (pnvme/dma.h) of the
- * queue pair's controller and dword aligned; anything else is refused with
+ * queue pair's controller and dword aligned (vectored I/O described with
+ * SGLs: any alignment, see pnvme_readv()); anything else is refused with
  * -EINVAL before the device sees it. So are a NULL queue pair or namespace and
  * a namespace of another controller. A transfer larger than the namespace's
  * max_xfer is refused with -EINVAL (pnvme does not split requests). LBA
@@ -54,6 +55,13 @@ struct pnvme_qpair;
  * commands (see pnvme_read()).
  */
 #define PNVME_QPAIR_NO_SPLIT     (1u << 2)
+/*
+ * pnvme_readv() / pnvme_writev() describe the data with SGLs whenever the
+ * controller supports them (Identify SGLS bits 1:0 = 01b or 10b), also
+ * where PRPs would do, a single element included. Without SGL support (and
+ * on NVMe/TCP) the flag changes nothing.
+ */
+#define PNVME_QPAIR_PREFER_SGL   (1u << 3)
 
 struct pnvme_qpair_opts {
 	uint32_t depth;      /* requests outstanding at once, 1..min(CAP.MQES, 4095); the
@@ -216,14 +224,30 @@ int pnvme_write(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const void *b
 /**
  * Vectored Read / Write: `nlb` blocks at `slba` to / from `iovcnt` (1..1024)
  * elements of pnvme DMA memory (any memory on NVMe/TCP) holding exactly
- * nlb * ns->block_bytes bytes together. Elements that PRPs can chain (only
- * the first may start inside a page, only the last may end inside one;
- * Base 2.0 §4.1.1) within one command's transfer limit go out as one
- * command with one PRP list; otherwise each element becomes its own
- * command (each must then hold whole blocks; all are submitted at once or
- * the call returns -EAGAIN) and the callback runs once, after the last,
- * with the first error. Namespaces with separate metadata are refused;
- * io_flags PNVME_IO_FUA | PNVME_IO_LR. Returns as pnvme_read().
+ * nlb * ns->block_bytes bytes together, each element inside one live
+ * allocation (else -EINVAL, nothing submitted). Chosen in this order:
+ *  - PRPs: elements that PRPs can chain (only the first may start inside a
+ *    page, only the last may end inside one; the first dword aligned; Base
+ *    2.0 §4.1.1) within one command's transfer limit go out as one command
+ *    with one PRP list (one element: as pnvme_read()). Skipped with
+ *    PNVME_QPAIR_PREFER_SGL when the controller has SGLs.
+ *  - SGLs (PCIe, controller reports SGL support, Base 2.0 §4.1.2): one
+ *    Data Block descriptor per element, or per part of one, in the request's
+ *    own list page (a Last Segment descriptor in the SQE names it; one Data
+ *    Block goes in the SQE itself). Elements may start and end anywhere and
+ *    have any length of 1 byte or more, blocks may straddle elements; with
+ *    SGLS 10b (dword granularity) every element's address and length must be
+ *    multiples of 4, else the next way is taken. A request above max_lbas,
+ *    crossing the namespace's NOIOB, or needing more than 256 descriptors is
+ *    cut on block boundaries into several commands (PNVME_QPAIR_NO_SPLIT:
+ *    -EINVAL instead); a single block spread over more than 256 elements
+ *    takes the next way.
+ *  - Otherwise each element becomes its own command (each must then hold
+ *    whole blocks and be dword aligned).
+ * Several commands are submitted all at once or not at all (-EAGAIN) and
+ * the callback runs once, after the last, with the first error. Namespaces
+ * with separate metadata are refused; io_flags PNVME_IO_FUA | PNVME_IO_LR.
+ * Returns as pnvme_read().
  */
 int pnvme_readv(struct pnvme_qpair *qp, const struct pnvme_ns *ns, const struct iovec *iov,
 		unsigned iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, pnvme_cmd_cb cb,

@@ -193,7 +193,7 @@ struct pnvme_sqe {
 
 #define PNVME_SQE_FUSE_SHIFT 0
 #define PNVME_SQE_FUSE_MASK  0x3u
-#define PNVME_SQE_PSDT_SHIFT 6  /* 0 = PRPs; SGLs are not used by pnvme */
+#define PNVME_SQE_PSDT_SHIFT 6  /* 0 = PRPs; 1 = SGLs, MPTR a contiguous buffer */
 #define PNVME_SQE_PSDT_MASK  0x3u
 
 /* Completion Queue Entry, 16 bytes (Base 2.0 §4.2.1, Figure 89) */
@@ -768,6 +768,14 @@ struct pnvme_id_ctrl {
 #define PNVME_FNA_SENS        (1u << 1)  /* a secure erase applies to every namespace */
 #define PNVME_FNA_CRYES       (1u << 2)  /* cryptographic erase supported */
 #define PNVME_FNA_FNVMBS      (1u << 3)  /* NSID FFFFFFFFh not supported by Format NVM */
+/* SGLS (Base 2.0 Figure 275): SGL support */
+#define PNVME_SGLS_SUPPORT_SHIFT 0        /* 0 none, 1 any alignment, 2 dword Data Blocks */
+#define PNVME_SGLS_SUPPORT_MASK  0x3u
+#define PNVME_SGLS_NO_ALIGN      1u       /* (SUPPORT values) no alignment or granularity */
+#define PNVME_SGLS_DWORD_ALIGN   2u       /* Data Block address and length dword granular */
+#define PNVME_SGLS_KEYED         (1u << 2)  /* Keyed SGL Data Block descriptor */
+#define PNVME_SGLS_BIT_BUCKET    (1u << 16) /* SGL Bit Bucket descriptor */
+#define PNVME_SGLS_EXCESS_LEN    (1u << 18) /* SGLs longer than the transfer allowed */
 /* ONCS bits (Base 2.0 Figure 275) */
 #define PNVME_ONCS_COMPARE    (1u << 0)
 #define PNVME_ONCS_WRITE_UNC  (1u << 1)

@@ -72,6 +72,9 @@ static void identify_ctrl(struct pnvme_emu *emu, struct pnvme_id_ctrl *id)
 	id->nn = emu_fault_armed(emu, PNVME_EMU_FAULT_ID_NN_HUGE) ? 0xffffffffu : EMU_NN;
 	id->oncs = PNVME_ONCS_DSM | PNVME_ONCS_WRITE_ZEROES;
 	id->vwc = 1;
+	/* SGLS: sgl=1 any alignment (as QEMU's controller), 2 dword Data Blocks; Bit Buckets */
+	if (c->sgl != 0)
+		id->sgls = PNVME_SET(PNVME_SGLS_SUPPORT, c->sgl) | PNVME_SGLS_BIT_BUCKET;
 	snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2024-01.dev.pnvme:emu:%s", c->sn);
 	id->psd[0].mp = 2500;                    /* 25 W, in 0.01 W */
 	id->psd[0].enlat = 16;

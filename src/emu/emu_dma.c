@@ -7,8 +7,9 @@
  * emu_priv.h, which keeps a last-hit cache; a miss is a Data Transfer Error.
  * An unmap drops the rings and shadow doorbell pages that lay in the removed
  * range. Then PRP walking (Base 2.0 §4.1.1): an iterator over a command's
- * PRP1 / PRP2 / PRP lists that hands out contiguous host segments, and the
- * copies to and from a command's data buffer built on it.
+ * PRP1 / PRP2 / PRP lists that hands out contiguous host segments (or, for a
+ * command with PSDT 01b, over its SGL: emu_sgl.c), and the copies to and
+ * from a command's data buffer built on it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -135,6 +136,18 @@ void emu_prp_init(struct prp_iter *it, const struct pnvme_sqe *cmd, uint64_t len
 	it->list = NULL;
 	it->nlist = 0;
 	it->stage = PRP_FIRST;
+	if (unlikely(PNVME_GET(cmd->flags, PNVME_SQE_PSDT) != 0)) {
+		/* PSDT 01b (req_init() let no other value through): an SGL, emu_sgl.c */
+		it->stage = PRP_SGL;
+		it->seg = NULL;
+		it->nseg = 0;
+		it->budget = EMU_SGL_MAX_DESC;
+		it->d1_read = false;
+		it->in_last = false;
+		/* opcode bits 1:0 = 10b: data moves controller to host (Base 2.0 §5, NVM 1.0 §3) */
+		it->c2h = (cmd->opc & 3u) == 2u;
+		it->excess = false;
+	}
 }
 
 /* A PRP list pointer may carry a qword-aligned offset; the list runs to the page end. */
@@ -171,6 +184,8 @@ uint16_t emu_prp_next(struct pnvme_emu *emu, struct prp_iter *it, uint8_t **va, 
 			return ST_PRP_OFFSET;
 		len = it->left;
 		break;
+	case PRP_SGL:
+		return emu_sgl_next(emu, it, va, n);
 	default:
 		/* PRP2 points at a list; the last entry of a full list page chains
 		 * to the next list when more than one page is left */
@@ -218,8 +233,10 @@ uint16_t emu_prp_to_host(struct pnvme_emu *emu, struct emu_req *req, const void 
 		if (st)
 			return st;
 		c = avail < n ? (size_t)avail : n;
-		memcpy(va, s, c);
-		memset(va + c, 0, n - c);
+		if (va != NULL) {               /* NULL: an SGL Bit Bucket */
+			memcpy(va, s, c);
+			memset(va + c, 0, n - c);
+		}
 		s += c;
 		avail -= c;
 	}
@@ -238,6 +255,8 @@ uint16_t emu_prp_from_host(struct pnvme_emu *emu, struct emu_req *req, void *dst
 		uint16_t st = emu_prp_next(emu, &it, &va, &n);
 		if (st)
 			return st;
+		if (va == NULL)                 /* a Bit Bucket: only where data goes to the host */
+			return ST_SGL_TYPE;
 		memcpy(d, va, n);
 		d += n;
 	}

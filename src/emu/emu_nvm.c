@@ -145,7 +145,7 @@ static inline uint32_t cmd_host_ms(const struct pnvme_emu *emu, const struct pnv
 	return emu->ms;
 }
 
-/* A byte stream over a command's PRPs: copy any length, pulling segments as needed. */
+/* A byte stream over a command's PRPs / SGL: copy any length, pulling segments as needed. */
 struct prp_stream {
 	struct prp_iter it;
 	uint8_t *va;
@@ -166,11 +166,16 @@ static uint16_t stream_copy(struct pnvme_emu *emu, struct prp_stream *x, uint8_t
 				return st;
 		}
 		c = len < x->n ? len : x->n;
-		if (to_host)
+		if (x->va == NULL) {            /* an SGL Bit Bucket: dropped */
+			if (!to_host)
+				return ST_SGL_TYPE;
+		} else if (to_host) {
 			memcpy(x->va, buf, c);
-		else
+			x->va += c;
+		} else {
 			memcpy(buf, x->va, c);
-		x->va += c;
+			x->va += c;
+		}
 		x->n -= c;
 		buf += c;
 		len -= c;
@@ -272,7 +277,7 @@ static uint16_t exec_rw_meta(struct pnvme_emu *emu, struct emu_req *req)
 	return 0;
 }
 
-/* NVM 1.0 §3.2.4 Read, §3.2.6 Write: data between media and the PRPs. */
+/* NVM 1.0 §3.2.4 Read, §3.2.6 Write: data between media and the PRPs (or SGL). */
 static uint16_t exec_rw(struct pnvme_emu *emu, struct emu_req *req)
 {
 	uint64_t slba = cmd_slba(&req->cmd);
@@ -290,10 +295,13 @@ static uint16_t exec_rw(struct pnvme_emu *emu, struct emu_req *req)
 			req->err_lba = slba;
 			return st;
 		}
-		if (write)
+		if (write) {
+			if (unlikely(va == NULL))       /* Bit Bucket: refused for writes */
+				return ST_SGL_TYPE;
 			memcpy(media, va, n);
-		else
+		} else if (likely(va != NULL)) {        /* NULL: an SGL Bit Bucket */
 			memcpy(va, media, n);
+		}
 		media += n;
 	}
 	if (write) {
@@ -386,7 +394,7 @@ static uint16_t exec_flush(struct pnvme_emu *emu, struct emu_req *req)
 uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req)
 {
 	const struct pnvme_sqe *c = &req->cmd;
-	uint64_t slba;
+	uint64_t slba, len;
 	uint32_t nlb;
 
 	/* Base 2.0 §8.21: no I/O while a sanitize operation runs */
@@ -403,11 +411,13 @@ uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req)
 		if (unlikely(emu->ms != 0)) {
 			/* MDTS counts the metadata only when it is in the data buffer */
 			uint64_t per = emu->cfg.lba_size + (emu->cfg.ext ? cmd_host_ms(emu, c) : 0);
-			if ((uint64_t)nlb * per > emu->max_xfer)
+			len = (uint64_t)nlb * per;
+			if (len > emu->max_xfer)
 				return ST_INVALID_FIELD;
 			req->execute = exec_rw_meta;
 		} else {
-			if (unlikely(((uint64_t)nlb << emu->lba_shift) > emu->max_xfer))
+			len = (uint64_t)nlb << emu->lba_shift;
+			if (unlikely(len > emu->max_xfer))
 				return ST_INVALID_FIELD;
 			req->execute = exec_rw;
 		}
@@ -415,6 +425,9 @@ uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req)
 			req->err_lba = slba;
 			return ST_LBA_RANGE;
 		}
+		/* An SGL (PSDT 01b) is checked whole before data moves (emu_sgl.c). */
+		if (unlikely(c->flags != 0))
+			return emu_sgl_check(emu, c, len);
 		return 0;
 	case PNVME_NVM_WRITE_ZEROES:
 		req->ns = ns_get(emu, c->nsid);
@@ -432,6 +445,9 @@ uint16_t emu_parse_io(struct pnvme_emu *emu, struct emu_req *req)
 		if (req->ns == NULL)
 			return ST_INVALID_NS;
 		req->execute = exec_dsm;
+		if (c->flags != 0)
+			return emu_sgl_check(emu, c, (uint64_t)(PNVME_GET(c->cdw10, PNVME_DSM_NR) +
+								 1u) * sizeof(struct pnvme_dsm_range));
 		return 0;
 	case PNVME_NVM_FLUSH:
 		if (c->nsid != 0xffffffffu) {

@@ -36,6 +36,7 @@
 #define EMU_FW_REV        "0.1.0"  /* Identify FR, firmware slot 1 */
 
 #define EMU_EI_PASSES     4u     /* SQ re-reads after an EventIdx update, per step */
+#define EMU_SGL_MAX_DESC  4096u  /* SGL descriptors one command may use (any chain) */
 #define PAGE_MASK_        ((uint64_t)PNVME_PAGE_SIZE - 1)
 
 /* Status values as PNVME_STATUS (DNR | SCT << 8 | SC) */
@@ -62,6 +63,12 @@
 #define ST_INVALID_FORMAT ST_DNR(PNVME_SCT_CMD, PNVME_SC_FORMAT_INVALID)
 #define ST_SANITIZING     ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SANITIZE_IN_PROGRESS)
 #define ST_INTERNAL       PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL)
+/* SGL errors (Base 2.0 §4.1.2; generic command status, §4.2.3.2 Figure 94) */
+#define ST_SGL_SEG        ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_LAST)
+#define ST_SGL_COUNT      ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_COUNT)
+#define ST_SGL_DATA_LEN   ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_DATA)
+#define ST_SGL_TYPE       ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_TYPE)
+#define ST_SGL_GRAN       ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_GRANULARITY)
 
 /* How a fault mangles a completion when it is written (enum emu_cpl_fx bits). */
 enum emu_cpl_fx {
@@ -274,16 +281,28 @@ struct pnvme_emu {
 	_Alignas(64) uint8_t scratch[2 * PNVME_PAGE_SIZE];
 };
 
-/* A walk over a command's PRP entries (emu_dma.c). */
-enum { PRP_FIRST, PRP_SECOND, PRP_LIST };
+/*
+ * A walk over a command's data pointer (emu_dma.c): its PRP entries, or with
+ * PSDT 01b its SGL (stage PRP_SGL, emu_sgl.c). Either way it hands out one
+ * contiguous host segment at a time.
+ */
+enum { PRP_FIRST, PRP_SECOND, PRP_LIST, PRP_SGL };
 
 struct prp_iter {
-	uint64_t prp1;
-	uint64_t next;          /* PRP2, then the next list pointer */
+	uint64_t prp1;          /* SGL: SGL Descriptor 1, bytes 7:0 (address) */
+	uint64_t next;          /* PRP2, then the next list pointer; SGL: bytes 15:8 */
 	uint64_t left;          /* bytes not yet handed out */
 	const uint64_t *list;   /* current list page */
 	uint32_t nlist;         /* entries left in it */
 	int stage;
+	/* SGL walk (stage PRP_SGL) */
+	const uint8_t *seg;     /* the current segment's descriptors not yet read */
+	uint32_t nseg;          /* how many */
+	uint32_t budget;        /* descriptors it may still read (EMU_SGL_MAX_DESC) */
+	bool d1_read;           /* SGL Descriptor 1 (in the SQE) taken */
+	bool in_last;           /* the current segment is a Last Segment */
+	bool c2h;               /* data moves to the host: Bit Bucket descriptors allowed */
+	bool excess;            /* a descriptor ran past the transfer length */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -310,6 +329,16 @@ uint16_t emu_prp_next(struct pnvme_emu *emu, struct prp_iter *it, uint8_t **va, 
 uint16_t emu_prp_to_host(struct pnvme_emu *emu, struct emu_req *req, const void *src,
 			 uint64_t avail, uint64_t len);
 uint16_t emu_prp_from_host(struct pnvme_emu *emu, struct emu_req *req, void *dst, uint64_t len);
+
+/* emu_sgl.c: SGL walking (Base 2.0 §4.1.2), behind emu_prp_next() */
+/** The next contiguous segment of an SGL walk; *va NULL for a Bit Bucket. */
+uint16_t emu_sgl_next(struct pnvme_emu *emu, struct prp_iter *it, uint8_t **va, size_t *n);
+/**
+ * Walk a command's whole SGL once before any data moves: descriptor types,
+ * chain rules, granularity, every address in the IOVA table, and a length
+ * of exactly `len` bytes. 0 or the status the command completes with.
+ */
+uint16_t emu_sgl_check(struct pnvme_emu *emu, const struct pnvme_sqe *cmd, uint64_t len);
 
 /* emu_queues.c: queues, command fetch, completion posting */
 void emu_cpl_post(struct pnvme_emu *emu, const struct emu_cpl *c);

@@ -396,11 +396,22 @@ void emu_queues_reset(struct pnvme_emu *emu)
 /* Command fetch and dispatch (SQ tail, SQE, req_init), CQ head             */
 /* ------------------------------------------------------------------------ */
 
-/* Checks common to every command (Base 2.0 §4.1: Common Command Format). */
+/*
+ * Checks common to every command (Base 2.0 §4.1: Common Command Format).
+ * CDW0 flags: FUSE (fused operations) is not supported and bits 5:2 are
+ * reserved. PSDT: 00b PRPs; 01b SGLs with MPTR a contiguous buffer, on I/O
+ * queues when SGLS says so (sgl=1|2; emu_sgl.c), never for Admin commands
+ * (NVMe over PCIe: those use PRPs); 10b (MPTR an SGL, SGLS bit 19) and 11b
+ * (reserved) are not supported. All of it else: Invalid Field.
+ */
 static uint16_t req_init(struct pnvme_emu *emu, struct emu_req *req)
 {
-	if (unlikely(req->cmd.flags != 0))      /* fused operations, SGLs: unsupported */
-		return ST_INVALID_FIELD;
+	if (unlikely(req->cmd.flags != 0)) {
+		if (req->cmd.flags != PNVME_SET(PNVME_SQE_PSDT, 1u) || req->sq->qid == 0 ||
+		    emu->cfg.sgl == 0)
+			return ST_INVALID_FIELD;
+		emu->st.sgl_commands++;
+	}
 	if (req->sq->qid == 0)
 		return emu_parse_admin(emu, req);
 	return emu_parse_io(emu, req);

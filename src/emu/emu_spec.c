@@ -13,7 +13,8 @@
  * mode=thread file= (RAM) sn= mn=. The metadata options must agree: ext=1
  * needs ms > 0, pi=1..3 needs ms >= 8, pil=1 needs pi.
  * dbbuf=0|1 offers Doorbell Buffer Config (shadow doorbells, OACS bit 8), on
- * by default as in QEMU's controller.
+ * by default as in QEMU's controller. sgl=0|1|2 sets SGLS (0 none, 1 any
+ * alignment, the default as in QEMU's controller, 2 dword Data Blocks).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -47,6 +48,7 @@ static const struct pnvme_emu_config emu_defaults = {
 	.lbafs = 0,          /* resolved after parsing: 8 with format=1, else 1 */
 	.sanicap = 0,
 	.sansteps = 0,
+	.sgl = 1,
 };
 
 /*
@@ -196,6 +198,8 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 0, 65535, &cfg->sansteps);
 	if (key_is(k, kn, "aen_ms"))
 		return num_opt(k, kn, v, vn, 0, 600000, &cfg->aen_ms);
+	if (key_is(k, kn, "sgl"))
+		return num_opt(k, kn, v, vn, 0, 2, &cfg->sgl);
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;

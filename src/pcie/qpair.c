@@ -22,7 +22,8 @@
 
 /* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
-#define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB | PNVME_QPAIR_NO_SPLIT)
+#define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB | PNVME_QPAIR_NO_SPLIT | \
+		     PNVME_QPAIR_PREFER_SGL)
 
 /* ------------------------------------------------------------------------ */
 /* Creation and teardown                                                    */

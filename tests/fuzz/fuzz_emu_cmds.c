@@ -7,7 +7,9 @@
  * host in this file that obeys no rule: arbitrary register writes (CC, AQA,
  * ASQ, ACQ, CAP, CSTS, any BAR dword), doorbell values for any queue, SQEs
  * with arbitrary fields written into admin and I/O SQ rings, PRP lists and
- * DSM ranges poked into host memory, shadow doorbells, faults, and IOVA
+ * DSM ranges poked into host memory, SGL segments (descriptor lists whose
+ * addresses point into the arena, chains and loops included) with commands
+ * using them, shadow doorbells, faults, and IOVA
  * mappings removed and added back while the controller runs. The emulator
  * must survive all of it: no crash, no ASan/UBSan report, no hang.
  *
@@ -19,7 +21,7 @@
  * that no input runs long.
  *
  * Input: byte 0 picks the configuration (bit 0: lba=4096, 1: ns=2, 2: dbbuf=1,
- * 3-4: dstrd, 5-6: mdts - 1), byte 1 the metadata format (bits 0-2: ms from
+ * 3-4: dstrd, 5-6: mdts - 1, 7: sgl=2, else sgl=1), byte 1 the metadata format (bits 0-2: ms from
  * {0, 8, 8, 16, 16, 32, 64, 8}, 3: ext=1, 4-5: pi, 6: pil=1; combinations
  * the spec refuses are cut down to what it takes), then operations, each an
  * opcode byte (modulo OP_COUNT) and its arguments (enum op below says which);
@@ -35,6 +37,7 @@
 #include <pnvme/emu.h>
 #include <pnvme/error.h>
 #include <pnvme/spec.h>
+#include <pnvme/tcp_spec.h>
 
 #include "internal.h"
 
@@ -71,6 +74,7 @@ enum op {
 	OP_CLEAR,      /* disarm every fault */
 	OP_ABORT,      /* sqid cid: an Abort of (sqid % (NQ + 2), cid) on the admin queue */
 	OP_IO,         /* qid sel nlb reg mreg: a well-formed I/O command, cheaply (op_io) */
+	OP_SGL,        /* qid sel nlb reg off(2) n desc(13 each): an SGL command (op_sgl) */
 	OP_COUNT
 };
 
@@ -508,6 +512,79 @@ static void op_io(struct in *in)
 	submit(a[0] % (NQ + 1), &c, !(a[1] & 0x80u));
 }
 
+/*
+ * An SGL command (PSDT 01b, Base 2.0 §4.1.2): n % 16 descriptors of 13 input
+ * bytes (address 8, folded into the arena; length 4, for a Segment or Last
+ * Segment a multiple of 16 up to 256 unless its bit 31 is set, else taken
+ * modulo 16 KiB unless bit 31 is set; identifier 1: type bits 0-2, subtype
+ * bits 4-7 if bit 3) written at region reg offset off (16-byte aligned
+ * unless sel bit 7); then on queue qid a Read, Write, DSM (deallocate, nlb
+ * % 4 + 1 ranges) or Read (sel bits 0-1) of nlb + 1 blocks at SLBA 0 whose
+ * SGL Descriptor 1 is a Last Segment (sel bit 2: a Segment) naming the
+ * list, or (sel bit 3) the list's first descriptor itself.
+ */
+static void op_sgl(struct in *in)
+{
+	static const uint8_t opc[4] = {
+		PNVME_NVM_READ, PNVME_NVM_WRITE, PNVME_NVM_DSM, PNVME_NVM_READ,
+	};
+	struct pnvme_sgl_desc d1, first;
+	struct pnvme_sqe c;
+	uint8_t a[4], n;
+	uint16_t off;
+
+	if (!take(in, a, sizeof(a)) || !take(in, &off, 2) || !take(in, &n, 1))
+		return;
+	n %= 16u;
+	off = (uint16_t)(off % (REG_SIZE - 15u));
+	if (!(a[1] & 0x80u))
+		off &= (uint16_t)~15u;
+	memset(&first, 0, sizeof(first));
+	for (uint8_t i = 0; i < n; i++) {
+		struct pnvme_sgl_desc d;
+		uint64_t addr;
+		uint32_t len;
+		uint8_t id, type;
+		uint8_t *dst;
+
+		if (!take(in, &addr, 8) || !take(in, &len, 4) || !take(in, &id, 1))
+			return;
+		type = id & 7u;
+		memset(&d, 0, sizeof(d));
+		d.id = PNVME_SGL_ID(type, (id & 8u) ? id >> 4 : 0u);
+		d.addr = fold(addr);
+		if (!(len & 0x80000000u))
+			len = type == PNVME_SGL_TYPE_SEGMENT || type == PNVME_SGL_TYPE_LAST_SEGMENT
+				      ? (len % 16u + 1u) * 16u : len % REG_SIZE;
+		d.length = len;
+		if (i == 0)
+			first = d;
+		dst = host(a[3], (size_t)off + i * sizeof(d), sizeof(d));
+		if (dst != NULL)
+			memcpy(dst, &d, sizeof(d));
+	}
+	memset(&c, 0, sizeof(c));
+	c.opc = opc[a[1] & 3u];
+	c.flags = (uint8_t)PNVME_SET(PNVME_SQE_PSDT, PNVME_SQE_PSDT_SGL_MPTR_CONTIG);
+	c.cid = (uint16_t)(next_cid++ & 0xffu);
+	c.nsid = 1;
+	c.cdw12 = a[2];
+	if (c.opc == PNVME_NVM_DSM) {
+		c.cdw10 = a[2] % 4u;
+		c.cdw11 = PNVME_DSM_AD;
+	}
+	if ((a[1] & 8u) && n)
+		d1 = first;
+	else
+		d1 = (struct pnvme_sgl_desc){
+			.addr = reg_iova(a[3] % NREG) + off, .length = n * 16u,
+			.id = PNVME_SGL_ID((a[1] & 4u) ? PNVME_SGL_TYPE_SEGMENT
+						       : PNVME_SGL_TYPE_LAST_SEGMENT, 0) };
+	c.prp1 = d1.addr;
+	c.prp2 = (uint64_t)d1.length | (uint64_t)d1.id << 56;
+	submit(a[0] % (NQ + 1), &c, true);
+}
+
 static void op_abort(struct in *in)
 {
 	uint8_t a[2];
@@ -550,9 +627,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pil = pi ? (cfg[1] >> 6) & 1u : 0;
 	snprintf(spec, sizeof(spec),
 		 "emu:mode=step,size=1M,mqes=255,nq=%u,lba=%u,ns=%u,dbbuf=%u,dstrd=%u,mdts=%u,"
-		 "ms=%u,ext=%u,pi=%u,pil=%u",
+		 "ms=%u,ext=%u,pi=%u,pil=%u,sgl=%u",
 		 NQ, (cfg[0] & 1u) ? 4096u : 512u, (cfg[0] & 2u) ? 2u : 1u, (cfg[0] >> 2) & 1u,
-		 (cfg[0] >> 3) & 3u, 1u + ((cfg[0] >> 5) & 3u), ms, ext, pi, pil);
+		 (cfg[0] >> 3) & 3u, 1u + ((cfg[0] >> 5) & 3u), ms, ext, pi, pil,
+		 (cfg[0] & 0x80u) ? 2u : 1u);
 	if (pnvme_emu_create(spec, &emu) != 0) {
 		fprintf(stderr, "fuzz_emu_cmds: %s: %s\n", spec, pnvme_last_error());
 		abort();
@@ -606,6 +684,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_CLEAR:   pnvme_emu_clear_faults(emu); break;
 		case OP_ABORT:   op_abort(&in); break;
 		case OP_IO:      op_io(&in); break;
+		case OP_SGL:     op_sgl(&in); break;
 		default: break;
 		}
 	}

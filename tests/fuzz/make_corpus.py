@@ -135,7 +135,8 @@ write("fuzz_identify", {
 
 # --- fuzz_emu_cmds: configuration, reserved byte, then operations -------------
 (OP_REG32, OP_ENABLE, OP_SQDB, OP_CQDB, OP_SUBMIT, OP_CREATE, OP_STEP, OP_REAP, OP_UNMAP,
- OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT, OP_IO) = range(18)
+ OP_MAP, OP_POKE, OP_PRPLIST, OP_DBBUF, OP_SHADOW, OP_FAULT, OP_CLEAR, OP_ABORT, OP_IO,
+ OP_SGL) = range(19)
 REG_SIZE = 16 << 10
 
 
@@ -166,6 +167,10 @@ def submit(qid, c, fix=0x10):         # fix 0x10: flags 0, PRPs as given
 
 def rw(opc, cid, slba, nlb, prp1, prp2=0, cdw12=0, nsid=1):
     return sqe(opc, cid, nsid, prp1, prp2, (slba, 0, (nlb - 1) | cdw12, 0, 0, 0))
+
+
+def sgld(iova, length, ident):          # an OP_SGL descriptor record (address folded)
+    return struct.pack("<QIB", iova - 0x100000, length, ident)
 
 
 def step(n=1):
@@ -256,6 +261,22 @@ write("fuzz_emu_cmds", {
               submit(1, sqe(RD, 3, 1, riova(5), 0, (0, 0, 1, 0, 0, 0), mptr=riova(8))) +
               submit(1, sqe(WZ, 4, 1, 0, 0, (0, 0, 7 | 1 << 29, 0, 0, 0))) +
               step(2) + op(OP_REAP, 1),
+    # SGLs: a Last Segment of odd pieces, a Segment chaining to a Last Segment,
+    # a chain that loops back on itself, a Bit Bucket in a Write
+    "sgl": bytes([0x00, 0]) + IO +
+           op(OP_SGL, 1, 0x01, 3, 6, u16(0), 3, sgld(riova(4, 3), 700, 0),
+              sgld(riova(4, 2000), 1000, 0), sgld(riova(5, 1), 348, 0)) + step() +
+           op(OP_POKE, 8, u16(0), 16, struct.pack("<QIxxxB", riova(5), 1024, 0x00)) +
+           op(OP_SGL, 1, 0x04, 3, 7, u16(0), 2, sgld(riova(5, 1024), 1024, 0),
+              sgld(riova(8), 0, 3)) + step() + op(OP_REAP, 1) +
+           op(OP_SGL, 1, 0x04, 0, 9, u16(0), 2, sgld(riova(4), 0, 0), sgld(riova(9), 1, 2)) +
+           op(OP_SGL, 1, 0x09, 0, 10, u16(0), 1, sgld(riova(0), 512, 1)) + step() + op(OP_REAP, 1),
+    # SGLS 10b (sgl=2): a Data Block that is not dword granular, a DSM through an SGL
+    "sgl_dword": bytes([0x80, 0]) + IO +
+                 op(OP_SGL, 1, 0x08, 0, 6, u16(0), 1, sgld(riova(4, 2), 512, 0)) +
+                 op(OP_POKE, 8, u16(0), 16, struct.pack("<QII", 100, 8, 0)) +
+                 op(OP_SGL, 1, 0x0a, 0, 6, u16(0), 1, sgld(riova(8), 16, 0)) +
+                 step() + op(OP_REAP, 1),
     # short I/O ops on a PI type 2 namespace with 16 bytes of separate metadata:
     # PRACT write, checked read, Write Zeroes, Flush, then the SQ ring unmapped
     "io_op": bytes([0x00, 0x23]) + enable() + create(1, 2, 3, 6) +
@@ -271,6 +292,9 @@ write("fuzz_emu_cmds", {
             op(OP_REG32, u16(5), u32(0x00460001)) + step() +
             op(OP_REG32, u16(0x8000 | 0x400), u32(0xffffffff)) + op(OP_SQDB, 0, u16(0xffff)) +
             step(),
+})
+
+
 # --- fuzz_tcp_pdu: 4 config bytes, then a raw stream or build records ---------
 def crc32c(data):
     crc = 0xffffffff
