@@ -167,6 +167,14 @@ struct pnvme_backend_ops {
 	int (*bus_master)(void *ctx, bool on);
 	/* Release the transport (unmap BAR, close fds). */
 	void (*close)(void *ctx);
+	/*
+	 * Optional: map BAR `bir` (the one CMBLOC.BIR names, for the Controller
+	 * Memory Buffer). *va and *len: the host's mapping, valid until close;
+	 * *bus: the address the BAR decodes at on the bus, from which CMBMSC.CBA
+	 * is programmed. 0, -ENOTSUP (no such BAR), -errno.
+	 */
+	int (*bar_map)(void *ctx, unsigned bir, volatile uint8_t **va, size_t *len,
+		       uint64_t *bus);
 };
 
 struct pnvme_backend {

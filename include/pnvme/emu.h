@@ -17,7 +17,7 @@
  * Spec string (every option has a default; "emu" alone is valid):
  *   emu:size=64M,lba=512,ns=1,mqes=1023,mdts=5,dstrd=0,to=4,nq=64,
  *       dbbuf=1,ms=0,ext=0,pi=0,pil=0,format=0,lbafs=1,sanicap=0,
- *       sansteps=0,sgl=1,mode=thread,file=PATH,sn=...,mn=...
+ *       sansteps=0,sgl=1,cmb=0,mode=thread,file=PATH,sn=...,mn=...
  *   size   namespace size, bytes with optional K/M/G/T suffix (default 64M);
  *          must be a multiple of the LBA size
  *   lba    LBA data size: 512 or 4096 (also 1024, 2048) (default 512)
@@ -57,6 +57,8 @@
  *          Invalid Field), 1 SGLs with no alignment requirement (default, as
  *          QEMU's controller), 2 SGLs whose Data Blocks need dword-aligned
  *          addresses and lengths (SGLS 10b)
+ *   cmb    Controller Memory Buffer of this many MiB, 0..256 (default 0: none;
+ *          see "CMB" below); submission queues only (CMBSZ.SQS)
  *   mode   thread | step (default thread)
  *   file   back the namespaces with this file (created if missing, grown to
  *          ns * (size + size / lba * ms)); default is anonymous RAM
@@ -167,6 +169,25 @@
  * outside the table, Data Transfer Error (04h); all with DNR. Counted in
  * stats.sgl_commands.
  *
+ * CMB (cmb=N, Base 2.0 §3.1.4.11-§3.1.4.14): CAP.CMBS = 1. CMBLOC and
+ * CMBSZ read 0 until the host sets CMBMSC.CRE; then CMBLOC = BIR 2, offset
+ * 0 (the CMB is all of an emulated BAR2, as in QEMU's controller), CQMMS,
+ * CDPMLS, CDPCILS and CDMMMS set (an SQ in the CMB may pair with a CQ and
+ * data in host memory); CMBSZ = SQS only, SZU 2 (1 MiB units), SZ = N.
+ * CMBMSC.CMSE with CBA (any 4 KiB aligned address, as in QEMU) places the
+ * CMB at [CBA, CBA + N MiB) of the controller's address space; a range that
+ * wraps past 2^64 sets CMBSTS.CBAI and leaves the space disabled. The
+ * emulator acts on a changed CMBMSC at its next step (and at each Create
+ * I/O Queue), like QEMU on the low dword: write the high dword first.
+ * Clearing CRE clears CMBLOC and CMBSZ and disables the space; a controller
+ * reset (CC.EN = 0) leaves CMBMSC as it is. The host writes the CMB through
+ * pnvme_emu_cmb() (the BAR2 mapping). Create I/O SQ with PRP1 in the space
+ * reads its entries from the CMB, never through the IOVA table (CMB
+ * addresses win over IOVA mappings for queue rings); an SQ running past the
+ * CMB's end, and a CQ in the CMB (CQS = 0), complete with Invalid Use of
+ * Controller Memory Buffer (SC 12h, DNR). With CMSE clear, PRP1 is an
+ * ordinary IOVA. Data pointers are always IOVAs (RDS = WDS = LISTS = 0).
+ *
  * Registers are shared memory: access them with 32-bit atomic loads and
  * stores (the library's own accessors acquire and release). Doorbell
  * registers belong to the host, the controller never writes them (not at
@@ -219,6 +240,7 @@ struct pnvme_emu_config {
 	                        namespace notices are enabled (0: never) */
 	uint32_t sgl;        /* Identify SGLS bits 1:0: 0 no SGLs, 1 SGLs (any alignment),
 	                        2 SGLs with dword-granular Data Blocks */
+	uint32_t cmb;        /* Controller Memory Buffer size in MiB (0: none; see "CMB") */
 };
 
 /**
@@ -254,6 +276,13 @@ bool pnvme_emu_threaded(const struct pnvme_emu *emu);
 
 /** BAR0: the register window (registers + doorbells) and its length (see above). */
 volatile void *pnvme_emu_bar(struct pnvme_emu *emu, size_t *len);
+
+/**
+ * BAR2: the Controller Memory Buffer (cmb=N), N MiB of memory the host
+ * stores submission queue entries into, and its length; NULL (len 0)
+ * without a CMB. Valid as long as the emulator.
+ */
+volatile void *pnvme_emu_cmb(struct pnvme_emu *emu, size_t *len);
 
 /** The configuration the emulator was built with. */
 const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu);

@@ -62,6 +62,23 @@ struct pnvme_qpair;
  * on NVMe/TCP) the flag changes nothing.
  */
 #define PNVME_QPAIR_PREFER_SGL   (1u << 3)
+/*
+ * Put the I/O submission queue in the controller's Controller Memory Buffer
+ * (PCIe; CAP.CMBS and CMBSZ.SQS, NVMe Base 2.0 §3.1.4.11-§3.1.4.13), as
+ * SPDK's cmb_sq option does: the controller fetches commands from its own
+ * memory instead of reading them across the bus. The first such queue pair
+ * enables the CMB (CMBMSC.CRE, then CMSE with CBA = the bus address of the
+ * BAR CMBLOC.BIR names, mapped through VFIO or the emulator's BAR2). Commands
+ * are still built in host memory; each one is copied into the CMB when it is
+ * committed, as whole 64-byte stores followed by a store fence, so the tail
+ * doorbell never overtakes it (safe on write-combining mappings). No
+ * fallback: pnvme_qpair_create() fails with -ENOTSUP (and a message) when
+ * the controller has no CMB, its CMB takes no SQs, or the transport is
+ * NVMe/TCP; with -ENOSPC when the CMB has no room left for the ring
+ * (depth + 1 entries of 64 bytes, whole 4 KiB pages). Create the queue pair
+ * without the flag to fall back to host memory.
+ */
+#define PNVME_QPAIR_CMB_SQ       (1u << 4)
 
 struct pnvme_qpair_opts {
 	uint32_t depth;      /* requests outstanding at once, 1..min(CAP.MQES, 4095); the

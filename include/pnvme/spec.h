@@ -138,9 +138,21 @@ enum pnvme_reg {
 #define PNVME_AQA_ACQS_SHIFT    16
 #define PNVME_AQA_ACQS_MASK     0xfffu
 
-/* CMBLOC / CMBSZ (Base 2.0 §3.1.4.11, §3.1.4.12) */
-#define PNVME_CMBLOC_BIR_SHIFT  0
+/* CMBLOC / CMBSZ (Base 2.0 §3.1.4.11, §3.1.4.12): both read 0 until CMBMSC.CRE = 1 */
+#define PNVME_CMBLOC_BIR_SHIFT  0   /* Base Indicator Register: the BAR holding the CMB */
 #define PNVME_CMBLOC_BIR_MASK   0x7u
+#define PNVME_CMBLOC_CQMMS_SHIFT 3  /* CMB Queue Mixed Memory Support */
+#define PNVME_CMBLOC_CQMMS_MASK 0x1u
+#define PNVME_CMBLOC_CQPDS_SHIFT 4  /* CMB Queue Physically Discontiguous Support */
+#define PNVME_CMBLOC_CQPDS_MASK 0x1u
+#define PNVME_CMBLOC_CDPMLS_SHIFT 5 /* CMB Data Pointer Mixed Locations Support */
+#define PNVME_CMBLOC_CDPMLS_MASK 0x1u
+#define PNVME_CMBLOC_CDPCILS_SHIFT 6 /* CMB Data Pointer and Command Independent Locations */
+#define PNVME_CMBLOC_CDPCILS_MASK 0x1u
+#define PNVME_CMBLOC_CDMMMS_SHIFT 7 /* CMB Data Metadata Mixed Memory Support */
+#define PNVME_CMBLOC_CDMMMS_MASK 0x1u
+#define PNVME_CMBLOC_CQDA_SHIFT 8   /* CMB Queue Dword Alignment */
+#define PNVME_CMBLOC_CQDA_MASK  0x1u
 #define PNVME_CMBLOC_OFST_SHIFT 12
 #define PNVME_CMBLOC_OFST_MASK  0xfffffu
 #define PNVME_CMBSZ_SQS_SHIFT   0
@@ -157,6 +169,21 @@ enum pnvme_reg {
 #define PNVME_CMBSZ_SZU_MASK    0xfu
 #define PNVME_CMBSZ_SZ_SHIFT    12
 #define PNVME_CMBSZ_SZ_MASK     0xfffffu
+
+/*
+ * CMBMSC (Base 2.0 §3.1.4.13, 64-bit): CRE enables CMBLOC/CMBSZ, CMSE the
+ * controller memory space at CBA (4 KiB aligned). QEMU acts on the write of
+ * the low dword, so a host writes the high dword first.
+ */
+#define PNVME_CMBMSC_CRE        (1ull << 0)  /* Capabilities Registers Enabled */
+#define PNVME_CMBMSC_CMSE       (1ull << 1)  /* Controller Memory Space Enable */
+#define PNVME_CMBMSC_CBA_MASK   (~0xfffull)  /* Controller Base Address, bits 63:12 */
+/* CMBSTS (Base 2.0 §3.1.4.14) */
+#define PNVME_CMBSTS_CBAI       (1u << 0)    /* Controller Base Address Invalid */
+/* CMB size in bytes from CMBSZ: SZ units of 4 KiB * 16 ^ SZU (0 if SZU is reserved) */
+#define PNVME_CMBSZ_BYTES(cmbsz) \
+	(PNVME_GET((cmbsz), PNVME_CMBSZ_SZU) > 6u ? 0ull : \
+	 (uint64_t)PNVME_GET((cmbsz), PNVME_CMBSZ_SZ) << (12u + 4u * PNVME_GET((cmbsz), PNVME_CMBSZ_SZU)))
 
 /*
  * Doorbells (Base 2.0 §3.1.4.22/23): SQ y Tail Doorbell at

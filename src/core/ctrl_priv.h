@@ -60,6 +60,7 @@ struct pnvme_tracker {
 /* qp->post_slow: what a submission does beyond posting the entry (tested once, sqe_post) */
 #define QP_POST_IMMEDIATE PNVME_QPAIR_DB_IMMEDIATE /* ring the SQ doorbell now */
 #define QP_POST_SAVE      (1u << 8)  /* retries enabled: keep a copy of the command */
+#define QP_POST_CMB       (1u << 9)  /* the SQ is in the CMB: copy the entry there (pcie/cmb.c) */
 /* qp->slow: what sends pnvme_qpair_poll() off its fast path (tested with in_poll, once) */
 #define QP_SLOW_TCP       (1u << 0)  /* NVMe/TCP: move the rings over the connection */
 #define QP_SLOW_STOPPED   (1u << 1)  /* qpair_stop(): err is set */
@@ -142,6 +143,13 @@ struct pnvme_qpair {
 	uint64_t next_health;  /* next CSTS read */
 	void *sq_mem, *cq_mem, *prp_mem;
 	struct pnvme_sqe *saved_mem;
+	/*
+	 * PNVME_QPAIR_CMB_SQ (pcie/cmb.c): the SQ the controller reads is in
+	 * its Controller Memory Buffer; `sq` stays the host-memory ring that
+	 * commands are built in, each entry copied to the CMB when committed.
+	 */
+	volatile struct pnvme_sqe *cmb_sq;
+	uint64_t cmb_sq_bus;   /* its address in the controller memory space */
 	struct pnvme_qpair *next; /* controller's list of I/O queue pairs */
 };
 
@@ -281,6 +289,11 @@ struct pnvme_ctrl {
 	uint32_t *dbbuf;           /* shadow doorbells (one page), when in use */
 	uint32_t *eventidx;        /* EventIdx page */
 	bool dbbuf_on;
+	/* Controller Memory Buffer (pcie/cmb.c): set up by the first CMB queue pair */
+	volatile uint8_t *cmb;     /* the host's mapping, NULL until then */
+	size_t cmb_len;
+	uint64_t cmb_bus;          /* CMBMSC.CBA */
+	uint8_t *cmb_used;         /* per 4 KiB page of it: 1 if a queue holds it */
 	uint64_t admin_timeout_ticks;
 	struct pnvme_dma dma;
 	struct pnvme_ctrl_opts opts;
@@ -313,6 +326,18 @@ struct pnvme_ctrl {
 	bool probed;               /* the transport's probe succeeded: disable at failure */
 	bool discovery;            /* a discovery controller (Identify CNTRLTYPE 2) */
 };
+
+/* pcie/cmb.c: submission queues in the Controller Memory Buffer */
+/** Give `qp` an SQ in the CMB, enabling the CMB first. Admin lock held. 0 / -errno. */
+int cmb_sq_alloc(struct pnvme_qpair *qp);
+/** Give its CMB pages back (none: nothing). */
+void cmb_sq_free(struct pnvme_qpair *qp);
+/** Copy the committed entry in SQ slot `slot` to the CMB: 64-byte stores, then a store fence. */
+void cmb_sqe_write(struct pnvme_qpair *qp, uint32_t slot, const struct pnvme_sqe *sqe);
+/** Program CMBMSC again (before an enable: a reset may have cleared it). */
+void cmb_restore(struct pnvme_ctrl *ctrl);
+/** Free the CMB's bookkeeping (the backend unmaps the BAR). */
+void cmb_close(struct pnvme_ctrl *ctrl);
 
 /* pcie/qpair.c */
 int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t timeout_ms,

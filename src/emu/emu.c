@@ -79,6 +79,8 @@ static bool step_locked(struct pnvme_emu *emu)
 	if (unlikely(emu->cap_dirty))
 		emu_cap_write(emu);
 	busy = emu_cc_process(emu);
+	if (unlikely(emu->cmb != NULL))
+		emu_cmb_process(emu);
 	if (!emu->running)
 		return busy;
 
@@ -223,6 +225,18 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 		goto fail;
 	}
 	emu->bar = bar;
+	if (cfg.cmb != 0) {
+		/* BAR2: the Controller Memory Buffer */
+		emu->cmb_len = (size_t)cfg.cmb << 20;
+		void *cmb = mmap(NULL, emu->cmb_len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (cmb == MAP_FAILED) {
+			emu->cmb_len = 0;
+			rc = pnvme_fail(-ENOMEM, "emu: no memory for a CMB of %u MiB", cfg.cmb);
+			goto fail;
+		}
+		emu->cmb = cmb;
+	}
 	emu->sqs = calloc(cfg.nr_io_queues + 1u, sizeof(*emu->sqs));
 	emu->cqs = calloc(cfg.nr_io_queues + 1u, sizeof(*emu->cqs));
 	emu->ns = calloc(cfg.nr_ns, sizeof(*emu->ns));
@@ -281,6 +295,8 @@ void pnvme_emu_destroy(struct pnvme_emu *emu)
 			free(emu->cqs[q].ovf);
 	if (emu->bar != NULL)
 		munmap((void *)emu->bar, emu->bar_len);
+	if (emu->cmb != NULL)
+		munmap(emu->cmb, emu->cmb_len);
 	free(emu->sqs);
 	free(emu->cqs);
 	free(emu->ns);
@@ -303,6 +319,13 @@ volatile void *pnvme_emu_bar(struct pnvme_emu *emu, size_t *len)
 	if (len != NULL)
 		*len = emu != NULL ? emu->bar_len : 0;
 	return emu != NULL ? emu->bar : NULL;
+}
+
+volatile void *pnvme_emu_cmb(struct pnvme_emu *emu, size_t *len)
+{
+	if (len != NULL)
+		*len = emu != NULL ? emu->cmb_len : 0;
+	return emu != NULL ? emu->cmb : NULL;
 }
 
 const struct pnvme_emu_config *pnvme_emu_config(const struct pnvme_emu *emu)

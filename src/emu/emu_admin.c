@@ -415,6 +415,7 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 	uint32_t qsize = PNVME_GET(c->cdw10, PNVME_CREATE_Q_QSIZE) + 1u;
 	uint32_t iv = PNVME_GET(c->cdw11, PNVME_CREATE_CQ_IV);
 	struct emu_cq *cq;
+	bool straddles;
 	void *ring;
 
 	if (!qid_ok(emu, qid) || emu->cqs[qid].valid)
@@ -428,6 +429,9 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 		return ST_IV_INVALID;
 	if (c->prp1 & PAGE_MASK_)
 		return ST_INVALID_FIELD;
+	emu_cmb_process(emu);           /* a CMBMSC written just before the command */
+	if (emu_cmb_addr(emu, c->prp1, 1, &straddles) != NULL)
+		return ST_CMB_INVALID;      /* CMBSZ.CQS = 0: no CQs in the CMB */
 	ring = xlate(emu, c->prp1, (uint64_t)qsize * sizeof(struct pnvme_cqe));
 	if (ring == NULL)
 		return ST_INVALID_FIELD;
@@ -455,7 +459,10 @@ static uint16_t exec_create_sq(struct pnvme_emu *emu, struct emu_req *req)
 	uint32_t qid = PNVME_GET(c->cdw10, PNVME_CREATE_Q_QID);
 	uint32_t qsize = PNVME_GET(c->cdw10, PNVME_CREATE_Q_QSIZE) + 1u;
 	uint32_t cqid = PNVME_GET(c->cdw11, PNVME_CREATE_SQ_CQID);
+	uint64_t bytes = (uint64_t)qsize * sizeof(struct pnvme_sqe);
 	struct emu_sq *sq;
+	uint8_t *cmb_ring;
+	bool straddles;
 	void *ring;
 
 	if (!qid_ok(emu, qid) || emu->sqs[qid].valid)
@@ -469,12 +476,22 @@ static uint16_t exec_create_sq(struct pnvme_emu *emu, struct emu_req *req)
 		return ST_INVALID_FIELD;
 	if (c->prp1 & PAGE_MASK_)
 		return ST_INVALID_FIELD;
-	ring = xlate(emu, c->prp1, (uint64_t)qsize * sizeof(struct pnvme_sqe));
+	/*
+	 * PRP1 in the controller memory space (CMBMSC.CMSE, Base 2.0
+	 * §3.1.4.13): the ring is CMB memory, whole (CMBLOC.CQPDS = 0: a
+	 * queue is not split between the CMB and host memory).
+	 */
+	emu_cmb_process(emu);           /* a CMBMSC written just before the command */
+	cmb_ring = emu_cmb_addr(emu, c->prp1, bytes, &straddles);
+	if (straddles)
+		return ST_CMB_INVALID;
+	ring = cmb_ring != NULL ? cmb_ring : xlate(emu, c->prp1, bytes);
 	if (ring == NULL)
 		return ST_INVALID_FIELD;
 
 	sq = &emu->sqs[qid];
 	memset(sq, 0, sizeof(*sq));
+	sq->in_cmb = cmb_ring != NULL;
 	sq->ring = ring;
 	sq->size = qsize;
 	sq->qid = (uint16_t)qid;
@@ -553,8 +570,9 @@ static bool sq_holds_unfetched(struct pnvme_emu *emu, struct emu_sq *sq, uint16_
 
 	if (sq->ring == NULL || sq->size == 0)
 		return false;
-	ring = (const struct pnvme_sqe *)xlate(emu, sq->iova,
-					       (uint64_t)sq->size * sizeof(struct pnvme_sqe));
+	ring = sq->in_cmb ? sq->ring
+			  : (const struct pnvme_sqe *)xlate(emu, sq->iova, (uint64_t)sq->size *
+							    sizeof(struct pnvme_sqe));
 	if (ring == NULL)
 		return false;
 	if (sq->sdb_p != NULL && (sq->sdb_used || shadow_load(sq->sdb_p) != sq->sdb))

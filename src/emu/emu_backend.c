@@ -48,12 +48,31 @@ static void emu_be_close(void *ctx)
 	(void)ctx;
 }
 
+/*
+ * BAR2 is the emulator's CMB. Its "bus address" is the end of the IOVA
+ * window: no IOVA of host memory can ever equal a CMB address.
+ */
+static int emu_be_bar_map(void *ctx, unsigned bir, volatile uint8_t **va, size_t *len,
+			  uint64_t *bus)
+{
+	size_t n = 0;
+	volatile void *cmb = pnvme_emu_cmb(ctx, &n);
+
+	if (bir != 2 || cmb == NULL)
+		return pnvme_fail(-ENOTSUP, "emu: BAR%u is not implemented", bir);
+	*va = (volatile uint8_t *)cmb;
+	*len = n;
+	*bus = EMU_IOVA_END;
+	return 0;
+}
+
 static const struct pnvme_backend_ops emu_backend_ops = {
 	.name = "emu",
 	.dma_map = emu_be_map,
 	.dma_unmap = emu_be_unmap,
 	.wait = emu_be_wait,
 	.close = emu_be_close,
+	.bar_map = emu_be_bar_map,
 };
 
 int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be)

@@ -48,7 +48,7 @@ static void rings_unmapped(struct pnvme_emu *emu, uint64_t iova, uint64_t len)
 		emu_dbbuf_off(emu);
 	}
 	for (uint32_t q = 0; q <= emu->cfg.nr_io_queues; q++) {
-		if (emu->sqs[q].valid && emu->sqs[q].iova - iova < len) {
+		if (emu->sqs[q].valid && !emu->sqs[q].in_cmb && emu->sqs[q].iova - iova < len) {
 			log_debug("emu: SQ %u ring unmapped", q);
 			emu->sqs[q].ring = NULL;
 		}

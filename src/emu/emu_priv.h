@@ -63,6 +63,7 @@
 #define ST_INVALID_FORMAT ST_DNR(PNVME_SCT_CMD, PNVME_SC_FORMAT_INVALID)
 #define ST_SANITIZING     ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SANITIZE_IN_PROGRESS)
 #define ST_INTERNAL       PNVME_STATUS(PNVME_SCT_GENERIC, PNVME_SC_INTERNAL)
+#define ST_CMB_INVALID    ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_CMB_INVALID_USE)
 /* SGL errors (Base 2.0 §4.1.2; generic command status, §4.2.3.2 Figure 94) */
 #define ST_SGL_SEG        ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_LAST)
 #define ST_SGL_COUNT      ST_DNR(PNVME_SCT_GENERIC, PNVME_SC_SGL_INVALID_COUNT)
@@ -112,6 +113,7 @@ struct emu_sq {
 	uint32_t *sdb_p;                /* shadow tail doorbell in host memory, NULL: none */
 	uint32_t *ei_p;                 /* its EventIdx entry */
 	/* cold */
+	bool in_cmb;                    /* ring in the CMB (not in the IOVA table) */
 	uint16_t last_sqhd;             /* SQHD of the last CQE posted for this SQ */
 	uint64_t iova;
 };
@@ -225,6 +227,12 @@ struct pnvme_emu {
 	uint32_t *eventidx;                 /* EventIdx page (host memory) */
 	uint64_t dbbuf_iova;
 	uint64_t eventidx_iova;
+	/* Controller Memory Buffer (cfg.cmb, Base 2.0 §3.1.4.11-§3.1.4.14) */
+	uint8_t *cmb;                       /* BAR2 memory, NULL: no CMB */
+	size_t cmb_len;
+	uint64_t cmbmsc;                    /* CMBMSC as last seen */
+	uint64_t cmb_cba;                   /* controller memory space base (cmse) */
+	bool cmse;                          /* the space is enabled at cmb_cba */
 	struct emu_fault_slot faults[EMU_MAX_FAULTS];
 	struct emu_delayed *delayed;
 	uint32_t delayed_cap;
@@ -321,6 +329,14 @@ void emu_cap_write(struct pnvme_emu *emu);
 void emu_regs_init(struct pnvme_emu *emu);
 bool emu_cc_process(struct pnvme_emu *emu);
 void emu_gone_process(struct pnvme_emu *emu);
+/** Act on a CMBMSC the host changed (CRE, CMSE, CBA). */
+void emu_cmb_process(struct pnvme_emu *emu);
+/**
+ * The CMB memory of [addr, addr + len) when the controller memory space is
+ * enabled and addr lies in it; *straddles set when it runs past the CMB's
+ * end. NULL when addr is not a CMB address.
+ */
+uint8_t *emu_cmb_addr(struct pnvme_emu *emu, uint64_t addr, uint64_t len, bool *straddles);
 
 /* emu_dma.c: IOVA table and PRP walking */
 const struct emu_map *emu_map_find(const struct pnvme_emu *emu, uint64_t iova);

@@ -54,7 +54,8 @@ void emu_cap_write(struct pnvme_emu *emu)
 		       PNVME_SET(PNVME_CAP_TO, (uint64_t)c->to) |
 		       PNVME_SET(PNVME_CAP_DSTRD, (uint64_t)c->dstrd) |
 		       PNVME_SET(PNVME_CAP_CSS, (uint64_t)PNVME_CAP_CSS_NVM) |
-		       PNVME_SET(PNVME_CAP_MPSMIN, 0ull) | PNVME_SET(PNVME_CAP_MPSMAX, 0ull);
+		       PNVME_SET(PNVME_CAP_MPSMIN, 0ull) | PNVME_SET(PNVME_CAP_MPSMAX, 0ull) |
+		       PNVME_SET(PNVME_CAP_CMBS, (uint64_t)(c->cmb != 0));
 
 	mmio_write64(emu->bar, PNVME_REG_CAP, cap);
 	emu->cap_dirty = false;
@@ -68,6 +69,73 @@ void emu_regs_init(struct pnvme_emu *emu)
 	reg_write(emu, PNVME_REG_VS, PNVME_VS(2, 0, 0));
 	emu->cc = 0;
 	emu->csts = 0;
+	emu->cmbmsc = 0;
+	emu->cmse = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Controller Memory Buffer (Base 2.0 §3.1.4.11-§3.1.4.14)                  */
+/* ------------------------------------------------------------------------ */
+
+#define EMU_CMB_BIR 2u  /* the CMB is all of BAR2, offset 0 (as QEMU's controller) */
+
+/*
+ * §3.1.4.13: CRE makes CMBLOC and CMBSZ readable (0 while it is clear);
+ * CMSE with CBA maps the CMB into the controller memory space; a CBA whose
+ * range wraps sets CMBSTS.CBAI (§3.1.4.14) and leaves the space disabled.
+ */
+void emu_cmb_process(struct pnvme_emu *emu)
+{
+	uint64_t v, cba;
+	uint32_t loc, sz;
+
+	if (emu->cmb == NULL)
+		return;
+	v = mmio_read64(emu->bar, PNVME_REG_CMBMSC);
+	if (v == emu->cmbmsc)
+		return;
+	emu->cmbmsc = v;
+	emu->cmse = false;
+	if (!(v & PNVME_CMBMSC_CRE)) {
+		reg_write(emu, PNVME_REG_CMBLOC, 0);
+		reg_write(emu, PNVME_REG_CMBSZ, 0);
+		reg_write(emu, PNVME_REG_CMBSTS, 0);
+		return;
+	}
+	/* §3.1.4.11: an SQ in the CMB may pair with a CQ, PRPs and data in host memory */
+	loc = PNVME_SET(PNVME_CMBLOC_BIR, EMU_CMB_BIR) | PNVME_SET(PNVME_CMBLOC_CQMMS, 1u) |
+	      PNVME_SET(PNVME_CMBLOC_CDPMLS, 1u) | PNVME_SET(PNVME_CMBLOC_CDPCILS, 1u) |
+	      PNVME_SET(PNVME_CMBLOC_CDMMMS, 1u) | PNVME_SET(PNVME_CMBLOC_OFST, 0u);
+	/* §3.1.4.12: submission queues only, in 1 MiB units (SZU 2) */
+	sz = PNVME_SET(PNVME_CMBSZ_SQS, 1u) | PNVME_SET(PNVME_CMBSZ_SZU, 2u) |
+	     PNVME_SET(PNVME_CMBSZ_SZ, emu->cfg.cmb);
+	reg_write(emu, PNVME_REG_CMBLOC, loc);
+	reg_write(emu, PNVME_REG_CMBSZ, sz);
+	if (!(v & PNVME_CMBMSC_CMSE)) {
+		reg_write(emu, PNVME_REG_CMBSTS, 0);
+		return;
+	}
+	cba = v & PNVME_CMBMSC_CBA_MASK;
+	if (cba + (emu->cmb_len - 1) < cba) {
+		log_debug("emu: CMBMSC.CBA %#llx: the CMB would wrap", (unsigned long long)cba);
+		reg_write(emu, PNVME_REG_CMBSTS, PNVME_CMBSTS_CBAI);
+		return;
+	}
+	reg_write(emu, PNVME_REG_CMBSTS, 0);
+	emu->cmb_cba = cba;
+	emu->cmse = true;
+	log_debug("emu: CMB of %zu bytes at %#llx", emu->cmb_len, (unsigned long long)cba);
+}
+
+uint8_t *emu_cmb_addr(struct pnvme_emu *emu, uint64_t addr, uint64_t len, bool *straddles)
+{
+	uint64_t off = addr - emu->cmb_cba;
+
+	*straddles = false;
+	if (!emu->cmse || off >= emu->cmb_len)
+		return NULL;
+	*straddles = len > emu->cmb_len - off;
+	return emu->cmb + off;
 }
 
 /* ------------------------------------------------------------------------ */

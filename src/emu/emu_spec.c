@@ -15,6 +15,7 @@
  * dbbuf=0|1 offers Doorbell Buffer Config (shadow doorbells, OACS bit 8), on
  * by default as in QEMU's controller. sgl=0|1|2 sets SGLS (0 none, 1 any
  * alignment, the default as in QEMU's controller, 2 dword Data Blocks).
+ * cmb=N (MiB, 0..256, default 0) offers a Controller Memory Buffer for SQs.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -49,6 +50,7 @@ static const struct pnvme_emu_config emu_defaults = {
 	.sanicap = 0,
 	.sansteps = 0,
 	.sgl = 1,
+	.cmb = 0,
 };
 
 /*
@@ -200,6 +202,8 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 0, 600000, &cfg->aen_ms);
 	if (key_is(k, kn, "sgl"))
 		return num_opt(k, kn, v, vn, 0, 2, &cfg->sgl);
+	if (key_is(k, kn, "cmb"))
+		return num_opt(k, kn, v, vn, 0, 256, &cfg->cmb);
 	if (key_is(k, kn, "mode")) {
 		if (vn == 6 && memcmp(v, "thread", 6) == 0)
 			cfg->threaded = true;

@@ -83,6 +83,7 @@ static int pcie_admin_setup(struct pnvme_ctrl *ctrl)
 					      PNVME_SET(PNVME_AQA_ACQS, aq->qsize - 1));
 	mmio_write64(ctrl->bar, PNVME_REG_ASQ, asq);
 	mmio_write64(ctrl->bar, PNVME_REG_ACQ, acq);
+	cmb_restore(ctrl);  /* CMB queues are re-created in it after a reset */
 	return 0;
 }
 
@@ -102,6 +103,8 @@ static int pcie_queue_create(struct pnvme_qpair *qp)
 	if (pnvme_dma_xlate(&ctrl->dma, qp->sq_mem, 1, &sq_iova) ||
 	    pnvme_dma_xlate(&ctrl->dma, qp->cq_mem, 1, &cq_iova))
 		return pnvme_fail(-EFAULT, "queue rings are not DMA mapped");
+	if (qp->cmb_sq != NULL)
+		sq_iova = qp->cmb_sq_bus;   /* the SQ the controller reads is in its CMB */
 	/* Shadow entries (and a polled device's doorbells) start from zero
 	 * before the device may look at them. */
 	qpair_shadow_setup(qp);
@@ -121,6 +124,7 @@ static int pcie_queue_create(struct pnvme_qpair *qp)
 
 static void pcie_close(struct pnvme_ctrl *ctrl)
 {
+	cmb_close(ctrl);
 	if (ctrl->be.ops && ctrl->be.ops->close)
 		ctrl->be.ops->close(ctrl->be.ctx);
 }

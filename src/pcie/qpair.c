@@ -23,7 +23,7 @@
 /* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
 #define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB | PNVME_QPAIR_NO_SPLIT | \
-		     PNVME_QPAIR_PREFER_SGL)
+		     PNVME_QPAIR_PREFER_SGL | PNVME_QPAIR_CMB_SQ)
 
 /* ------------------------------------------------------------------------ */
 /* Creation and teardown                                                    */
@@ -96,6 +96,12 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	if (rc)
 		goto fail;
 
+	if (flags & PNVME_QPAIR_CMB_SQ) {
+		rc = cmb_sq_alloc(qp);
+		if (rc)
+			goto fail;
+	}
+
 	qp->trk = calloc(qp->nr_trk, sizeof(*qp->trk));
 	qp->free_cids = calloc(qp->nr_trk, sizeof(*qp->free_cids));
 	if (qp->max_retries)
@@ -127,6 +133,7 @@ void qpair_free(struct pnvme_qpair *qp)
 		return;
 	if (qp->tq)
 		tcp_queue_free(qp);
+	cmb_sq_free(qp);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->sq_mem);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->cq_mem);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->prp_mem);
@@ -482,6 +489,8 @@ int qpair_post_slow(struct pnvme_qpair *qp, struct pnvme_tracker *trk,
 		*trk->saved = *sqe; /* retries enabled: keep the command */
 		trk->retries = 0;
 	}
+	if (qp->post_slow & QP_POST_CMB)
+		cmb_sqe_write(qp, trk->sq_slot, sqe); /* before any doorbell */
 	if (qp->post_slow & QP_POST_IMMEDIATE) {
 		ring_sq(qp);
 		if (unlikely(qp->tq != NULL))
@@ -606,6 +615,8 @@ bool qpair_repost(struct pnvme_qpair *qp, uint16_t cid, const struct pnvme_sqe *
 	trk->sq_slot = (uint16_t)qp->sq_tail;
 	trk->state = TRK_ACTIVE;
 	trk->deadline = pnvme_ticks() + qp->timeout_ticks;
+	if (qp->cmb_sq != NULL)
+		cmb_sqe_write(qp, qp->sq_tail, sqe);
 	qp->sq_tail = next;
 	if (retry)
 		qp->stats.retries++;

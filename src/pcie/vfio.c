@@ -61,6 +61,8 @@ struct vfio_ctx {
 	uint64_t cfg_off;        /* config space region offset in the device fd */
 	void *bar;
 	size_t bar_len;
+	void *cmb_bar;           /* the BAR holding the CMB (bar_map), when not BAR0 */
+	size_t cmb_bar_len;
 	char bdf[PNVME_PCI_BDF_LEN];
 };
 
@@ -102,6 +104,12 @@ static void group_members(int group_id, const char *self, char *out, size_t len)
 }
 
 static int cfg_read16(const struct vfio_ctx *v, unsigned off, uint16_t *val)
+{
+	ssize_t n = pread(v->device, val, sizeof(*val), (off_t)(v->cfg_off + off));
+	return n == (ssize_t)sizeof(*val) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static int cfg_read32(const struct vfio_ctx *v, unsigned off, uint32_t *val)
 {
 	ssize_t n = pread(v->device, val, sizeof(*val), (off_t)(v->cfg_off + off));
 	return n == (ssize_t)sizeof(*val) ? 0 : (n < 0 ? -errno : -EIO);
@@ -190,6 +198,10 @@ static void vfio_ctx_free(struct vfio_ctx *v)
 		pnvme_bar_guard_remove(v->bar);
 		munmap(v->bar, v->bar_len);
 	}
+	if (v->cmb_bar != NULL) {
+		pnvme_bar_guard_remove(v->cmb_bar);
+		munmap(v->cmb_bar, v->cmb_bar_len);
+	}
 	if (v->device >= 0) {
 		uint16_t cmd;
 		/* Stop the device from reaching memory we are about to release. */
@@ -227,6 +239,59 @@ static int vfio_bus_master(void *ctx, bool on)
 	return 0;
 }
 
+/*
+ * The BAR holding the Controller Memory Buffer: mapped through its VFIO
+ * region (vfio-pci maps BARs uncached, so the CMB's 64-byte stores are not
+ * combined here); its bus address is what the PCI BAR register holds (the
+ * high dword too for a 64-bit BAR), as SPDK programs CMBMSC.CBA.
+ */
+static int vfio_bar_map(void *ctx, unsigned bir, volatile uint8_t **va, size_t *len,
+			uint64_t *bus)
+{
+	struct vfio_ctx *v = ctx;
+	uint32_t lo = 0, hi = 0;
+	int rc;
+
+	if (bir > VFIO_PCI_BAR5_REGION_INDEX)
+		return pnvme_fail(-ENOTSUP, "vfio: %s: BAR%u does not exist", v->bdf, bir);
+	rc = cfg_read32(v, PCI_BASE_ADDRESS_0 + 4 * bir, &lo);
+	if (rc == 0 && (lo & PCI_BASE_ADDRESS_SPACE_IO))
+		return pnvme_fail(-ENOTSUP, "vfio: %s: BAR%u is an I/O port BAR", v->bdf, bir);
+	if (rc == 0 && (lo & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64)
+		rc = bir < 5 ? cfg_read32(v, PCI_BASE_ADDRESS_0 + 4 * (bir + 1), &hi) : -EIO;
+	if (rc != 0)
+		return pnvme_fail(rc, "vfio: %s: cannot read BAR%u's address from config space",
+				  v->bdf, bir);
+	*bus = ((uint64_t)hi << 32) | (lo & (uint32_t)PCI_BASE_ADDRESS_MEM_MASK);
+	if (bir == 0) {
+		*va = v->bar;
+		*len = v->bar_len;
+		return 0;
+	}
+	if (v->cmb_bar == NULL) {
+		struct vfio_region_info r = {
+			.argsz = sizeof(r), .index = VFIO_PCI_BAR0_REGION_INDEX + bir,
+		};
+		if (ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &r) != 0)
+			return pnvme_fail(-errno, "vfio: %s: BAR%u region info: %s", v->bdf, bir,
+					  strerror(errno));
+		if (r.size == 0 || !(r.flags & VFIO_REGION_INFO_FLAG_MMAP))
+			return pnvme_fail(-ENOTSUP, "vfio: %s: BAR%u (%llu bytes) cannot be mmapped",
+					  v->bdf, bir, (unsigned long long)r.size);
+		void *p = mmap(NULL, (size_t)r.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device,
+			       (off_t)r.offset);
+		if (p == MAP_FAILED)
+			return pnvme_fail(-errno, "vfio: %s: mmap of BAR%u (%llu bytes): %s", v->bdf,
+					  bir, (unsigned long long)r.size, strerror(errno));
+		(void)pnvme_bar_guard_add(p, (size_t)r.size);
+		v->cmb_bar = p;
+		v->cmb_bar_len = (size_t)r.size;
+	}
+	*va = v->cmb_bar;
+	*len = v->cmb_bar_len;
+	return 0;
+}
+
 static const struct pnvme_backend_ops vfio_ops = {
 	.name = "vfio",
 	.dma_map = vfio_dma_map,
@@ -234,6 +299,7 @@ static const struct pnvme_backend_ops vfio_ops = {
 	.wait = vfio_wait,
 	.bus_master = vfio_bus_master,
 	.close = vfio_close,
+	.bar_map = vfio_bar_map,
 };
 
 /* ------------------------------------------------------------------------ */
