@@ -71,6 +71,10 @@ expect 0 "^pnvme-perf $ver\$" - --version
 # defers CQ ones; -N rings the SQ doorbell per command.
 expect 0 '^pnvme-perf: .*SQ doorbell batched, CQ doorbell lazy,' - -d emu:size=16M -t 1 --lazy-cq
 expect 0 '^pnvme-perf: .*SQ doorbell per-command, CQ doorbell per-poll,' - -d emu:size=16M -t 1 -N
+# --cmb-sq: SQs in the Controller Memory Buffer where the emulator has one (cmb=),
+# a clean refusal where it has none.
+expect 0 '^pnvme-perf: .*SQs in the CMB' - -d emu:size=16M,cmb=1 -t 1 --cmb-sq --verify
+expect 1 "$any" 'CAP.CMBS' -d emu:size=16M -t 1 --cmb-sq
 
 # -c: a core this process may not run on is refused before anything starts.
 expect 2 "$any" '^pnvme-perf: -c: core 1023 is not available to this process' -d emu -t 1 -c 1023

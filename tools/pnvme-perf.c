@@ -4,7 +4,7 @@
  *
  *   pnvme-perf -d DEV|-r TRID [-d DEV|-r TRID...] [-q DEPTH] [-o BYTES] [-w PATTERN]
  *              [-M READ%] [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
- *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--shadow-db] [--lazy-cq] [--verify]
+ *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--shadow-db] [--lazy-cq] [--cmb-sq] [--verify]
  *              [--classic]
  *              [--json]
  *   pnvme-perf --version
@@ -870,12 +870,13 @@ static void json_report(const struct config *c, const struct dev *devs, unsigned
 	for (unsigned i = 0; i < c->nr_cores; i++)
 		printf("%s%d", i ? ", " : "", c->cores[i]);
 	printf("], \"workers\": %u, \"qpairs_per_worker\": %u, \"latency\": %d, "
-	       "\"sq_doorbell\": \"%s\", \"cq_doorbell\": \"%s\", \"shadow_db\": %s, "
+	       "\"sq_doorbell\": \"%s\", \"cq_doorbell\": \"%s\", \"shadow_db\": %s, \"cmb_sq\": %s, "
 	       "\"tcp_hdr_digest\": %s, \"tcp_data_digest\": %s, "
 	       "\"verify\": %s, \"classic\": %s, \"json\": true, \"seed\": %" PRIu64
 	       ", \"tick_hz\": %" PRIu64 "},\n \"results\": [", c->nr_workers,
 	       c->qpairs_per_worker, c->latency, sq_doorbell_mode(c), cq_doorbell_mode(c),
-	       c->shadow_db ? "true" : "false", c->hdgst ? "true" : "false",
+	       c->shadow_db ? "true" : "false", c->qflags & PNVME_QPAIR_CMB_SQ ? "true" : "false",
+	       c->hdgst ? "true" : "false",
 	       c->ddgst ? "true" : "false", c->verify ? "true" : "false",
 	       c->classic ? "true" : "false", c->seed, g_hz);
 	for (unsigned i = 0; i < n; i++) {
@@ -922,6 +923,8 @@ static void usage(FILE *f)
 		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
 		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB);\n"
 		"              SQ doorbells stay batched unless -N\n"
+		"  --cmb-sq    I/O submission queues in the controller's Controller Memory Buffer\n"
+		"              (PNVME_QPAIR_CMB_SQ; fails where the controller offers no CMB SQs)\n"
 		"  -H, -I      NVMe/TCP header (-H) / data (-I) digests on every TCP device\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --classic   submit with pnvme_read/pnvme_write (default for read, write,\n"
@@ -1228,6 +1231,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "json", no_argument, NULL, 'J' },
 		{ "shadow-db", no_argument, NULL, 'S' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
+		{ "cmb-sq", no_argument, NULL, 'B' },
 		{ "classic", no_argument, NULL, 'C' },
 		{ "enable-tcp-hdgst", no_argument, NULL, 'H' },
 		{ "enable-tcp-ddgst", no_argument, NULL, 'I' },
@@ -1307,6 +1311,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
+		case 'B': c->qflags |= PNVME_QPAIR_CMB_SQ; break;
 		case 'C': c->classic = true; break;
 		case 'H': c->hdgst = true; break;
 		case 'I': c->ddgst = true; break;
@@ -1657,10 +1662,12 @@ int main(int argc, char **argv)
 		       cfg.secs);
 		if (cfg.warmup)
 			printf(" after %" PRIu64 " s warm-up", cfg.warmup);
-		printf(", SQ doorbell %s, CQ doorbell %s%s, %u worker(s) x %u queue pair(s)%s%s\n",
+		printf(", SQ doorbell %s, CQ doorbell %s%s%s, %u worker(s) x %u queue pair(s)%s%s\n",
 		       sq_doorbell_mode(&cfg), cq_doorbell_mode(&cfg),
 		       !cfg.shadow_db ? "" : pnvme_ctrl_shadow_db(devs[0].ctrl) ? ", shadow doorbells"
-		       : ", shadow doorbells not offered", cfg.nr_workers, cfg.qpairs_per_worker,
+		       : ", shadow doorbells not offered",
+		       cfg.qflags & PNVME_QPAIR_CMB_SQ ? ", SQs in the CMB" : "",
+		       cfg.nr_workers, cfg.qpairs_per_worker,
 		       cfg.verify ? ", verify" : "", cfg.classic ? ", pnvme_read/pnvme_write" : "");
 		fflush(stdout);
 	}
