@@ -438,7 +438,7 @@ run_main() {
 	img a.img 64M; img b1.img 32M; img b2.img 16M; img c.img 16M; img d.img 4M; img e.img 4M
 	img f1.img 8M; img f2.img 8M
 	boot main intremap=on "intel_iommu=on" \
-		$(drive a.img da) -device nvme,serial=pnvmeA,drive=da,addr=0x4 \
+		$(drive a.img da) -device nvme,serial=pnvmeA,drive=da,addr=0x4,cmb_size_mb=4 \
 		$(drive b1.img db1) $(drive b2.img db2) \
 		-device nvme,id=nvB,serial=pnvmeB,mdts=2,addr=0x5 \
 		-device nvme-ns,drive=db1,bus=nvB,nsid=1,logical_block_size=4096,physical_block_size=4096 \
@@ -452,7 +452,7 @@ run_main() {
 		-device nvme-ns,drive=df1,bus=nvF,nsid=1,ms=8,mset=1 \
 		-device nvme-ns,drive=df2,bus=nvF,nsid=2,ms=8,mset=0,pi=1
 	local ns=(write-all flush read-compare-all write-zeroes write-zeroes-deac dsm-deallocate
-		  dsm-deallocate-tail readv-sgl final-flush)
+		  dsm-deallocate-tail readv-sgl cmb-sq final-flush)
 	expect_checks main tool-setup tool-list tool-list-json tool-list-sysfs msg-bind-no-vfio-pci msg-open-no-vfio \
 		tool-list-in-use bind-refused-mounted fs-intact bind-refused-swap bind-refused-open \
 		msg-not-bound bind-A bind-B tool-status tool-id-ctrl tool-id-ctrl-json tool-id-ns \
