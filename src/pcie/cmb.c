@@ -89,6 +89,11 @@ static int cmb_enable(struct pnvme_ctrl *ctrl)
 		ctrl_wait_hook(ctrl);
 	}
 	loc = mmio_read32(ctrl->bar, PNVME_REG_CMBLOC);
+	if (sz == 0) {
+		cmbmsc_write(ctrl, 0);
+		return pnvme_fail(-ENOTSUP, "CMB queues: CMBSZ still reads 0 %u ms after "
+				  "CMBMSC.CRE was set", CMB_CRE_WAIT_MS);
+	}
 	if (!PNVME_GET(sz, PNVME_CMBSZ_SQS)) {
 		cmbmsc_write(ctrl, 0);
 		log_notice("CMB queues: the CMB takes no submission queues (CMBSZ %#x)", sz);
