@@ -26,13 +26,7 @@
 
 #include <pnvme/pnvme.h>
 
-#define assert_ok(expr)                                                                    \
-	do {                                                                               \
-		int rc_ = (expr);                                                          \
-		if (rc_ != 0)                                                              \
-			fail_msg("%s returned %d (%s); last error: %s", #expr, rc_,         \
-				 strerror(rc_ < 0 ? -rc_ : rc_), pnvme_last_error());       \
-	} while (0)
+#include "test_helpers.h"
 
 #define MAX_DEPTH 32
 #define EMU_CBA   (1ull << 48)  /* where the library places the emulator's CMB */
@@ -76,93 +70,61 @@ static void env_close(struct env *e)
 	pnvme_emu_destroy(e->emu);
 }
 
-static void pattern(void *buf, size_t len, uint64_t lba, uint32_t gen)
-{
-	uint8_t *p = buf;
-	uint32_t x = (uint32_t)lba * 2654435761u + gen * 40503u + 1u;
-	for (size_t i = 0; i < len; i++) {
-		x = x * 1103515245u + 12345u;
-		p[i] = (uint8_t)(x >> 16);
-	}
-}
-
-struct run;
-struct slot {
-	struct run *r;
-	void *buf;
-	uint64_t lba;
-	bool busy;
-};
-struct run {
-	struct env *e;
-	bool write;
-	uint32_t gen, done, errors, mismatches;
-	struct slot slot[MAX_DEPTH];
+struct io {
+	int err;
+	bool done;
 };
 
-static void io_done(void *arg, int err, const struct pnvme_cqe *cqe)
+static void io_cb(void *arg, int err, const struct pnvme_cqe *cqe)
 {
-	struct slot *s = arg;
-	struct run *r = s->r;
+	struct io *io = arg;
 	(void)cqe;
-
-	s->busy = false;
-	r->done++;
-	if (err) {
-		r->errors++;
-		return;
-	}
-	if (!r->write) {
-		uint8_t want[4096];
-		size_t len = r->e->ns->lba_size;
-		pattern(want, len, s->lba, r->gen);
-		if (memcmp(want, s->buf, len) != 0)
-			r->mismatches++;
-	}
+	io->err = err;
+	io->done = true;
 }
 
-/* `nr` one-block writes (or verified reads) of LBAs 0..nr-1, `depth` outstanding. */
-static void run_io(struct env *e, bool write, uint32_t nr, uint32_t depth, uint32_t gen)
+/* Poll (stepping a stepped emulator) until the first `n` of `io` are done; all succeeded. */
+static void io_wait(struct env *e, struct io *io, uint32_t n)
 {
-	struct run r;
-	uint32_t next = 0;
-
-	memset(&r, 0, sizeof(r));
-	r.e = e;
-	r.write = write;
-	r.gen = gen;
-	for (uint32_t i = 0; i < depth; i++) {
-		r.slot[i].r = &r;
-		r.slot[i].buf = e->buf[i];
-	}
-	while (r.done < nr) {
-		for (uint32_t i = 0; i < depth && next < nr; i++) {
-			struct slot *s = &r.slot[i];
-			int rc;
-			if (s->busy)
-				continue;
-			s->lba = next;
-			if (write) {
-				pattern(s->buf, e->ns->lba_size, s->lba, gen);
-				rc = pnvme_write(e->qp, e->ns, s->buf, s->lba, 1, 0, io_done, s);
-			} else {
-				memset(s->buf, 0, e->ns->lba_size);
-				rc = pnvme_read(e->qp, e->ns, s->buf, s->lba, 1, 0, io_done, s);
-			}
-			if (rc == -EAGAIN)
-				break;
-			assert_ok(rc);
-			s->busy = true;
-			next++;
-		}
+	for (uint32_t i = 0; i < n;) {
 		if (e->step)
 			pnvme_emu_step(e->emu);
-		int n = pnvme_qpair_poll(e->qp, 0);
-		if (n < 0)
-			fail_msg("poll: %d (%s)", n, pnvme_last_error());
+		int rc = pnvme_qpair_poll(e->qp, 0);
+		if (rc < 0)
+			fail_msg("poll: %d (%s)", rc, pnvme_last_error());
+		while (i < n && io[i].done)
+			assert_int_equal(io[i++].err, 0);
 	}
-	assert_int_equal(r.errors, 0);
-	assert_int_equal(r.mismatches, 0);
+}
+
+/*
+ * One-block writes of LBAs 0..nr-1 with contents (lba, seed), or reads
+ * checked against them, in rounds of `depth` outstanding.
+ */
+static void run_io(struct env *e, bool write, uint32_t nr, uint32_t depth, uint32_t seed)
+{
+	size_t len = e->ns->lba_size;
+
+	for (uint32_t base = 0; base < nr; base += depth) {
+		uint32_t n = nr - base < depth ? nr - base : depth;
+		struct io io[MAX_DEPTH];
+
+		memset(io, 0, sizeof(io));
+		for (uint32_t i = 0; i < n; i++) {
+			if (write) {
+				test_block_fill(e->buf[i], len, base + i, seed);
+				assert_ok(pnvme_write(e->qp, e->ns, e->buf[i], base + i, 1, 0, io_cb,
+						      &io[i]));
+			} else {
+				memset(e->buf[i], 0xee, len);
+				assert_ok(pnvme_read(e->qp, e->ns, e->buf[i], base + i, 1, 0, io_cb,
+						     &io[i]));
+			}
+		}
+		io_wait(e, io, n);
+		for (uint32_t i = 0; i < n && !write; i++)
+			assert_true(test_block_is(e->buf[i], len, base + i, seed));
+	}
 }
 
 static uint32_t reg32(struct pnvme_emu *emu, size_t off)
@@ -407,15 +369,6 @@ static void test_malformed(void **state)
 /* Reset and destroy                                                        */
 /* ------------------------------------------------------------------------ */
 
-static int done_count;
-static void count_done(void *arg, int err, const struct pnvme_cqe *cqe)
-{
-	(void)arg;
-	(void)cqe;
-	assert_int_equal(err, 0);
-	done_count++;
-}
-
 static void test_reset(void **state)
 {
 	struct env e;
@@ -424,16 +377,14 @@ static void test_reset(void **state)
 	env_open(&e, "emu:cmb=2,mode=step", 31, 0);
 	run_io(&e, true, 64, 16, 1);
 	/* commands built but never announced: re-posted into the CMB after the reset */
-	done_count = 0;
+	struct io io[8];
+	memset(io, 0, sizeof(io));
 	for (unsigned i = 0; i < 8; i++) {
-		pattern(e.buf[i], e.ns->lba_size, i, 2);
-		assert_ok(pnvme_write(e.qp, e.ns, e.buf[i], i, 1, 0, count_done, NULL));
+		test_block_fill(e.buf[i], e.ns->lba_size, i, 2);
+		assert_ok(pnvme_write(e.qp, e.ns, e.buf[i], i, 1, 0, io_cb, &io[i]));
 	}
 	assert_ok(pnvme_ctrl_reset(e.ctrl));
-	while (done_count < 8) {
-		pnvme_emu_step(e.emu);
-		assert_true(pnvme_qpair_poll(e.qp, 0) >= 0);
-	}
+	io_wait(&e, io, 8);
 	run_io(&e, false, 8, 8, 2);
 	run_io(&e, true, 64, 16, 3);
 	run_io(&e, false, 64, 16, 3);
