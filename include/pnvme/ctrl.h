@@ -115,7 +115,9 @@ struct pnvme_ctrl_opts {
  * controller offers them (OACS bit 8; emulated and cloud controllers do): the
  * host writes doorbell values to memory and writes the MMIO doorbell only when
  * the controller's EventIdx says it is needed. Pays off where MMIO writes trap
- * (virtual machines), mostly with per-command doorbells.
+ * (virtual machines), mostly with per-command doorbells. Set by
+ * pnvme_ctrl_opts_default() (on by default, as SPDK and libvfn do); clear it
+ * for MMIO doorbells only.
  */
 #define PNVME_CTRL_SHADOW_DB (1u << 0)
 

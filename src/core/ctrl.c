@@ -28,6 +28,7 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->admin_timeout_ms = 60000;
 	opts->io_timeout_ms = 30000;
+	opts->flags = PNVME_CTRL_SHADOW_DB; /* as SPDK and libvfn: on where offered */
 	opts->admin_depth = 31; /* 32-entry admin rings */
 	opts->nr_io_queues = 64;
 	opts->shutdown_timeout_ms = 0;

@@ -701,6 +701,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 				break;
 			/* An error status. (The barrier: see below.) */
 			pnvme_rmb();
+			LT_SEEN(qp->done == done);
 			if (++cqe == qp->cq_end) {
 				cqe = qp->cq;
 				phase ^= 1;
@@ -716,6 +717,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 			 * outer-shareable observer. On x86 both are free.)
 			 */
 			pnvme_rmb();
+			LT_SEEN(qp->done == done);
 			uint16_t cid = cur->cid;
 			if (++cqe == qp->cq_end) {
 				cqe = qp->cq;
@@ -745,25 +747,52 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 	 */
 	uint32_t head = (uint32_t)(cqe - qp->cq);
 	if (head != qp->cq_head) {
+		LT_CBDONE();
 		const struct pnvme_cqe *last = (head ? cqe : qp->cq_end) - 1;
 		sqhd_update(qp, last->sqhd);
 		qp->cq_head = head;
 		qp->phase = phase;
-		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch (or later). */
+		/*
+		 * Base 2.0 §3.1.4.23: release the consumed entries, once per batch
+		 * (or later), and in the same doorbell window announce what the
+		 * callbacks submitted: the device hears of the next command right
+		 * after the CQ head, not at the application's next poll (at depth
+		 * 1 that is the whole turn-around; SPDK's delayed SQ doorbell does
+		 * the same at the end of its completion loop).
+		 */
 		uint32_t every = qp->cq_db_every; /* 1 unless PNVME_QPAIR_LAZY_CQ_DB */
-		if ((every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
-							 : head + qp->cq_size - qp->cq_db_head) >= every) &&
-		    likely(db_enter(qp))) {
-			qp->cq_db_head = head;
-			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
-				db_write(qp->cq_db, head); /* release: our CQE reads come first */
-				qp->stats.cq_doorbells++;
+		if (every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
+							  : head + qp->cq_size - qp->cq_db_head) >= every) {
+			if (likely(db_enter(qp))) {
+				qp->cq_db_head = head;
+				if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
+					db_write(qp->cq_db, head); /* release: our CQE reads come first */
+					qp->stats.cq_doorbells++;
+				}
+				LT_CQDB();
+				if (qp->sq_tail != qp->sq_db_tail)
+					sq_db_write(qp);
+				db_leave(qp);
 			}
-			db_leave(qp);
+		} else if (qp->sq_tail != qp->sq_db_tail) {
+			ring_sq(qp);
 		}
 	}
 	return (int)(qp->done - done);
 }
+
+#ifdef PNVME_LATTRACE
+__thread struct lattrace pnvme_lt;
+
+void pnvme_lattrace_get(uint64_t sum[LT_NR], uint64_t n[LT_NR])
+{
+	for (int k = 0; k < LT_NR; k++) {
+		sum[k] = pnvme_lt.sum[k];
+		n[k] = pnvme_lt.n[k];
+	}
+	memset(&pnvme_lt, 0, sizeof(pnvme_lt));
+}
+#endif
 
 /* The whole CQ, out of line: for the re-creation after a reset (core/recovery.c). */
 int qpair_reap(struct pnvme_qpair *qp)
@@ -893,6 +922,7 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		return poll_slow(qp, max);
 	if (unlikely(max != 0))
 		return poll_limited(qp, max);
+	LT_POLL_ENTRY();
 	qp->in_poll = 1;
 	if (qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);

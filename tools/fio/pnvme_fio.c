@@ -72,8 +72,8 @@ static struct fio_option pf_options[] = {
 		.lname = "pnvme shadow doorbells",
 		.type = FIO_OPT_BOOL,
 		.off1 = offsetof(struct pf_opts, shadow_db),
-		.def = "0",
-		.help = "Use shadow doorbells where the controller offers them "
+		.def = "1",
+		.help = "Use shadow doorbells where the controller offers them (default; 0: MMIO only) "
 			"(applies when the first job opens the controller)",
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
@@ -219,8 +219,8 @@ static int pf_dev_get(struct thread_data *td, const char *addr, struct pf_dev **
 		return -ENOMEM;
 	memcpy(d->addr, addr, len);
 	pnvme_ctrl_opts_default(&copts);
-	if (o && o->shadow_db)
-		copts.flags |= PNVME_CTRL_SHADOW_DB;
+	if (o && !o->shadow_db)
+		copts.flags &= ~PNVME_CTRL_SHADOW_DB;
 	rc = pnvme_ctrl_open(addr, &copts, &d->ctrl);
 	if (rc) {
 		log_err("pnvme: cannot open '%s': %s (%s)\n", addr, pnvme_last_error(),
