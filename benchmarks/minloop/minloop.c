@@ -8,7 +8,7 @@
  * latency sum.
  *
  *   minloop BDF [-q DEPTH] [-t SECONDS] [-s QSIZE] [-o BYTES] [-c CPU] [-N]
- *               [-D] [-F] [-T] [-S] [-Z] [-L]
+ *               [-D] [-F] [-T] [-S] [-Z] [-R N] [-L]
  *
  * The device must be bound to vfio-pci (pnvme bind BDF) and be a QEMU-like
  * controller with namespace 1. 4 KiB (-o) random reads over the whole
@@ -30,7 +30,10 @@
  * and two it could take:
  *   -S  the SQ doorbell before the CQ doorbell (the device starts sooner);
  *   -Z  the CQ doorbell only once half the CQ is consumed (QSIZE >= 2 DEPTH;
- *       pnvme's PNVME_QPAIR_LAZY_CQ_DB).
+ *       pnvme's PNVME_QPAIR_LAZY_CQ_DB);
+ *   -R N read the cycle counter in a pass that found nothing only every Nth
+ *       time (default 1: every pass; under QEMU TCG each read is a call into
+ *       QEMU's tick code, which takes its clock lock).
  *   -L  stamp the depth-1 cycle as pnvme's lattrace build does
  *       (src/pcie/lattrace.h) and print a second line, minloop-lt:.
  *
@@ -182,6 +185,7 @@ int main(int argc, char **argv)
 {
 	unsigned qd = 1, qsize = 64, secs = 10, bs = 4096;
 	int cpu = -1;
+	unsigned tsc_every = 1;
 	bool percmd = false, defer = false, tsc_per_cmd = false, trace = false, sq_first = false,
 	     lazy_cq = false;
 	const char *bdf = NULL;
@@ -211,17 +215,19 @@ int main(int argc, char **argv)
 			sq_first = true;
 		else if (!strcmp(argv[i], "-Z"))
 			lazy_cq = true;
+		else if (!strcmp(argv[i], "-R") && i + 1 < argc)
+			tsc_every = (unsigned)atoi(argv[++i]);
 		else if (argv[i][0] != '-' && !bdf)
 			bdf = argv[i];
 		else {
 			fprintf(stderr, "usage: minloop BDF [-q DEPTH] [-t SECONDS] [-s QSIZE] [-o BYTES] "
-					"[-c CPU] [-N] [-D] [-F] [-T] [-S] [-Z] [-L]\n");
+					"[-c CPU] [-N] [-D] [-F] [-T] [-S] [-Z] [-R N] [-L]\n");
 			return 2;
 		}
 	}
 	/* Each ring is one 4 KiB page: at most 64 SQEs. */
 	if (!bdf || qd == 0 || qsize < 2 || qsize > 64 || qd >= qsize || bs < 512 || bs > 4096 ||
-	    bs & 511 || secs == 0 || (lazy_cq && 2 * qd > qsize)) {
+	    bs & 511 || secs == 0 || (lazy_cq && 2 * qd > qsize) || tsc_every == 0) {
 		fprintf(stderr, "minloop: need a BDF, 0 < DEPTH < QSIZE <= 64, 512 <= BYTES <= 4096 "
 				"(a multiple of 512), SECONDS > 0\n");
 		return 2;
@@ -372,6 +378,7 @@ int main(int argc, char **argv)
 #define LT(k, from, to) do { if ((from) && (to) > (from)) { lt_sum[k] += (to) - (from); lt_n[k]++; } } while (0)
 	bool stopping = false, sq_pending = false;
 	uint32_t cq_db_head = 0;
+	unsigned idle = 0;
 	unsigned inflight = qd;
 	while (inflight) {
 		unsigned got = 0;
@@ -458,7 +465,10 @@ int main(int argc, char **argv)
 			if (!percmd && !stopping && defer)
 				sq_pending = true;
 		}
-		now = rdtsc();
+		if (got || ++idle == tsc_every) {
+			idle = 0;
+			now = rdtsc();
+		}
 		if (!stopping && now >= end) {
 			stopping = true;
 			end = now;
@@ -466,8 +476,8 @@ int main(int argc, char **argv)
 	}
 
 	double s = (double)(end - start) / hz;
-	printf("minloop: qd=%u qsize=%u bs=%u secs=%.2f ios=%" PRIu64 " iops=%.0f lat_us=%.2f errors=%" PRIu64
-	       " flags=%s%s%s%s%s%s%s%s\n", qd, qsize, bs, s, ios, (double)ios / s,
+	printf("minloop: qd=%u qsize=%u bs=%u tsc_every=%u secs=%.2f ios=%" PRIu64 " iops=%.0f lat_us=%.2f errors=%" PRIu64
+	       " flags=%s%s%s%s%s%s%s%s\n", qd, qsize, bs, tsc_every, s, ios, (double)ios / s,
 	       ios ? (double)lat_sum / (double)ios / hz * 1e6 : 0.0, errors, percmd ? "N" : "",
 	       defer ? "D" : "", opt_fence ? "F" : "", tsc_per_cmd ? "T" : "", sq_first ? "S" : "",
 	       lazy_cq ? "Z" : "", trace ? "L" : "",

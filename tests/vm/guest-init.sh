@@ -411,6 +411,7 @@ perf_opts() {
 	iou-hipri)         echo "--ioengine=io_uring --hipri" ;;
 	iou-hipri-fb)      echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles" ;;
 	iou-hipri-fb-gtod) echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles --gtod_reduce=1" ;;
+	fio-pnvme-gtod)    echo "--thread --ioengine=external:/lib/libpnvme-fio.so --gtod_reduce=1" ;;
 	iou)               echo "--ioengine=io_uring" ;;
 	libaio)            echo "--ioengine=libaio" ;;
 	pnvme*-lt)         perf_opts ${1%-lt} ;;   # the same on pnvme-perf-lt
@@ -420,9 +421,8 @@ perf_opts() {
 	pnvme-noshadow)    echo "--no-shadow-db" ;;
 	pnvme-lazycq)      echo "--lazy-cq" ;;
 	pnvme-classic)     echo "--classic" ;;
-	pnvme-sleep*)      echo "--poll-sleep ${1#pnvme-sleep}" ;;
-	pnvme-lazycq-sleep*) echo "--lazy-cq --poll-sleep ${1#pnvme-lazycq-sleep}" ;;
 	minloop)           echo "" ;;
+	minloop-r*)        echo "-R ${1#minloop-r}" ;;   # minloop-r64: -R 64
 	minloop-*)         echo "${1#minloop-}" | sed -E 's/lt$/L/; s/-//g; s/(.)/-\1 /g' ;;
 	fio-pnvme)         echo "--thread --ioengine=external:/lib/libpnvme-fio.so" ;;
 	esac
@@ -443,8 +443,8 @@ perf_one() {
 	ramp=; [ "${RAMP:-0}" -gt 0 ] && ramp=--ramp_time=$RAMP
 	t0=$(now)
 	case $c in
-	iou*|libaio|fio-pnvme)
-		file=/dev/$4; [ $c = fio-pnvme ] && file=0000.00.04.0
+	iou*|libaio|fio-pnvme*)
+		file=/dev/$4; case $c in fio-pnvme*) file=0000.00.04.0 ;; esac
 		cmd="fio --name=r --filename=$file --direct=1 --rw=randread --bs=4k --iodepth=$qd --numjobs=1 --time_based --runtime=$t $ramp --cpus_allowed=0 --group_reporting $(perf_opts $c) --output-format=normal,terse"
 		$cmd > /tmp/perf.out 2>&1; rc=$?
 		grep -E 'err=|read: IOPS=| lat \((u|n|m)sec\): min|cpu  *:' /tmp/perf.out | sed 's/^/    fio| /'
@@ -528,7 +528,7 @@ scenario_perf() {
 	fi
 	KLIST=$(echo $KCONFIGS | tr ',' ' '); PLIST=$(echo $PCONFIGS | tr ',' ' ')
 	QDS=${QDS:-"1 32"}; QDS=$(echo $QDS | tr ',' ' ')
-	[ -e /lib/libpnvme-fio.so ] || PLIST=$(echo $PLIST | tr ' ' '\n' | grep -vx fio-pnvme)
+	[ -e /lib/libpnvme-fio.so ] || PLIST=$(echo $PLIST | tr ' ' '\n' | grep -v '^fio-pnvme')
 	[ -x /bin/spdk_nvme_perf ] || PLIST=$(echo $PLIST | tr ' ' '\n' | grep -vx spdk)
 	if [ "${ORDER:-forward}" = reverse ]; then KLIST=$(rev $KLIST); PLIST=$(rev $PLIST); QDS=$(rev $QDS); fi
 	KLIST=$(echo $KLIST); PLIST=$(echo $PLIST); QDS=$(echo $QDS)
