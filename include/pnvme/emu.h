@@ -29,7 +29,11 @@
  *   nq     I/O queue pairs the controller supports, 1..1024 (default 64)
  *   dbbuf  1: offer Doorbell Buffer Config (OACS bit 8, NVMe Base 2.0 §5.8),
  *          shadow doorbells with EventIdx for the I/O queues; 0: not offered,
- *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller)
+ *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller);
+ *          2: as 1, but a queue being created leaves its EventIdx entries as it
+ *          finds them, as QEMU 7.2 does (the host must zero them: a stale
+ *          EventIdx from an earlier queue with that id would silence its
+ *          first doorbells)
  *   ms     metadata bytes per LBA: 0, 8, 16, 32 or 64 (default 0: none);
  *          Identify Namespace LBAF0.MS
  *   ext    1: metadata in extended LBAs, right after each LBA's data in the
@@ -219,6 +223,7 @@ struct pnvme_emu_config {
 	                        namespace notices are enabled (0: never) */
 	uint32_t sgl;        /* Identify SGLS bits 1:0: 0 no SGLs, 1 SGLs (any alignment),
 	                        2 SGLs with dword-granular Data Blocks */
+	bool     dbbuf_stale_ei; /* dbbuf=2: a new queue's EventIdx entries are left as found */
 };
 
 /**

@@ -157,9 +157,11 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 1, 1024, &cfg->nr_io_queues);
 	if (key_is(k, kn, "dbbuf")) {
 		uint32_t x = 0;
-		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
-		if (rc == 0)
+		int rc = num_opt(k, kn, v, vn, 0, 2, &x);
+		if (rc == 0) {
 			cfg->dbbuf = x != 0;
+			cfg->dbbuf_stale_ei = x == 2;
+		}
 		return rc;
 	}
 	if (key_is(k, kn, "ms")) {

@@ -171,6 +171,15 @@ void qpair_shadow_setup(struct pnvme_qpair *qp)
 	qp->ei_cq = &ctrl->eventidx[cq];
 	__atomic_store_n(qp->sdb_sq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(qp->sdb_cq, 0, __ATOMIC_RELAXED);
+	/*
+	 * The EventIdx entries too: a controller need not reset them when the
+	 * queue is created (QEMU 7.2 does not), and a value left by an earlier
+	 * queue with this id would make our first doorbells look not needed
+	 * (§5.8's test) and leave the commands unseen. Before any submission
+	 * the controller has no reason to write them.
+	 */
+	__atomic_store_n(&ctrl->eventidx[sq], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&ctrl->eventidx[cq], 0, __ATOMIC_RELEASE);
 }
 
 void qpair_db_zero(struct pnvme_qpair *qp)
