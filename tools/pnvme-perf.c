@@ -800,7 +800,7 @@ static void print_table(const struct row *rows, unsigned n, const struct row *to
 static void print_lattrace(const struct worker *w)
 {
 	static const char *const name[LT_NR] = { "sqdb->cqe_seen", "cqe_seen->cb_done",
-						 "cb_done->cqdb", "cqdb->next_sqdb", "poll->poll" };
+						 "cq_db_step", "sq_db_step", "poll->poll" };
 	double cycle = 0;
 
 	printf("lattrace:");

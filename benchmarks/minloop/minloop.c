@@ -484,7 +484,7 @@ int main(int argc, char **argv)
 	       percmd || defer || opt_fence || tsc_per_cmd || sq_first || lazy_cq || trace ? "" : "-");
 	if (trace) {
 		static const char *const name[NR] = { "sqdb->cqe_seen", "cqe_seen->cb_done",
-						      "cb_done->cqdb", "cqdb->next_sqdb", "poll->poll" };
+						      "cq_db_step", "sq_db_step", "poll->poll" };
 		double cycle = 0;
 		printf("minloop-lt:");
 		for (int k = 0; k < NR; k++) {

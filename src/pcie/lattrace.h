@@ -10,8 +10,8 @@
  *
  *   SQ doorbell written --(device + detection)--> first new CQE seen by a poll
  *   --(callbacks: the application's, with its resubmission)--> reap loop done
- *   --(CQ head doorbell write; 0 when none is due)--> CQ doorbell written
- *   --(SQ tail doorbell write, and what comes before it)--> SQ doorbell written
+ *   --> the two doorbell steps, in the order the reap takes them: the CQ
+ *   head (0 when none is due) and the SQ tail (shadow CQ: SQ first)
  *
  * plus the polls between (their count and the time from one poll's entry to
  * the next: the application's loop as the device sees it). Sums and counts
@@ -29,8 +29,8 @@
 enum {
 	LT_DEV,       /* SQ doorbell -> first CQE seen */
 	LT_CB,        /* first CQE seen -> callbacks done */
-	LT_CQDB,      /* callbacks done -> CQ doorbell written */
-	LT_BACK,      /* CQ doorbell written -> next SQ doorbell written */
+	LT_CQDB,      /* the CQ head doorbell step (shadow store and/or MMIO write) */
+	LT_BACK,      /* the SQ tail doorbell step (before or after the CQ step) */
 	LT_POLLGAP,   /* one poll's entry -> the next poll's entry */
 	LT_NR,
 };
@@ -58,8 +58,11 @@ static inline void lt_add(int k, uint64_t from, uint64_t to)
 	pnvme_lt.t_cqdb = pnvme_lt.t_cbdone; pnvme_lt.n[LT_CQDB]++; } while (0)
 #define LT_CQDB() do { pnvme_lt.t_cqdb = pnvme_ticks(); \
 	pnvme_lt.sum[LT_CQDB] += pnvme_lt.t_cqdb - pnvme_lt.t_cbdone; } while (0)
+/* The SQ doorbell step starts at the CQ doorbell, or at the callbacks' end when it comes first. */
 #define LT_SQDB() do { pnvme_lt.t_sqdb = pnvme_ticks(); \
-	lt_add(LT_BACK, pnvme_lt.t_cqdb, pnvme_lt.t_sqdb); pnvme_lt.t_cqdb = 0; } while (0)
+	lt_add(LT_BACK, pnvme_lt.t_cqdb, pnvme_lt.t_sqdb); \
+	if (pnvme_lt.t_cqdb && pnvme_lt.t_cqdb == pnvme_lt.t_cbdone) pnvme_lt.t_cbdone = pnvme_lt.t_sqdb; \
+	pnvme_lt.t_cqdb = 0; } while (0)
 
 /**
  * Copy this thread's sums and counts (ticks; LT_NR each) and zero them.

@@ -765,15 +765,24 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 		/*
 		 * Base 2.0 §3.1.4.23: release the consumed entries, once per batch
 		 * (or later), and in the same doorbell window announce what the
-		 * callbacks submitted: the device hears of the next command right
-		 * after the CQ head, not at the application's next poll (at depth
-		 * 1 that is the whole turn-around; SPDK's delayed SQ doorbell does
-		 * the same at the end of its completion loop).
+		 * callbacks submitted: the device hears of the next command before
+		 * the poll returns, not at the application's next poll (at depth 1
+		 * that is the whole turn-around; SPDK's delayed SQ doorbell does the
+		 * same at the end of its completion loop). The order: with MMIO
+		 * doorbells the CQ head first, then the SQ tail; with a shadow CQ
+		 * head the SQ tail first: the device starts the next command at
+		 * once and reads the new CQ head from the shadow entry when it posts
+		 * its completion, so the CQ head's MMIO write is rarely needed
+		 * (BENCHMARKS.md section 3: under QEMU one MMIO write per I/O
+		 * instead of two, +10 % at depth 1). With MMIO for both, SQ first
+		 * costs: the CQ write then waits for a device busy with the command.
 		 */
 		uint32_t every = qp->cq_db_every; /* 1 unless PNVME_QPAIR_LAZY_CQ_DB */
 		if (every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
 							  : head + qp->cq_size - qp->cq_db_head) >= every) {
 			if (likely(db_enter(qp))) {
+				if (qp->sdb_cq && qp->sq_tail != qp->sq_db_tail)
+					sq_db_write(qp);
 				qp->cq_db_head = head;
 				if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
 					db_write(qp->cq_db, head); /* release: our CQE reads come first */
