@@ -15,6 +15,12 @@
  * dbbuf=0|1 offers Doorbell Buffer Config (shadow doorbells, OACS bit 8), on
  * by default as in QEMU's controller. sgl=0|1|2 sets SGLS (0 none, 1 any
  * alignment, the default as in QEMU's controller, 2 dword Data Blocks).
+ *
+ * The null device: "null" or "null:k=v,..." is the same grammar with other
+ * defaults: discard=1 (Read returns zeroes, Write, Write Zeroes and DSM
+ * touch no media), mode=step (no thread: whoever polls steps it), size=1G,
+ * its own sn/mn; "bs" is another name for "lba". discard=1 takes no file and
+ * no metadata (ms=0).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -88,6 +94,25 @@ static int parse_num(const char *s, size_t n, bool suffix, uint64_t *out)
 	return 0;
 }
 
+/* "null:": the emulator as a thread-less null device (see above). */
+static const struct pnvme_emu_config null_defaults = {
+	.ns_size = 1ull << 30,
+	.lba_size = 512,
+	.nr_ns = 1,
+	.mqes = 1023,
+	.mdts = 5,
+	.dstrd = 0,
+	.to = 4,
+	.nr_io_queues = 64,
+	.threaded = false,
+	.file = "",
+	.sn = "PNVME-NULL-0001",
+	.mn = "pnvme null device",
+	.dbbuf = true,
+	.sgl = 1,
+	.discard = true,
+};
+
 static bool key_is(const char *k, size_t kn, const char *name)
 {
 	return strlen(name) == kn && memcmp(k, name, kn) == 0;
@@ -133,7 +158,7 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		cfg->ns_size = x;
 		return 0;
 	}
-	if (key_is(k, kn, "lba")) {
+	if (key_is(k, kn, "lba") || key_is(k, kn, "bs")) {
 		uint32_t x = 0;
 		int rc = num_opt(k, kn, v, vn, 512, 4096, &x);
 		if (rc == 0 && x != 512 && x != 1024 && x != 2048 && x != 4096)
@@ -155,11 +180,13 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 1, 255, &cfg->to);
 	if (key_is(k, kn, "nq"))
 		return num_opt(k, kn, v, vn, 1, 1024, &cfg->nr_io_queues);
-	if (key_is(k, kn, "dbbuf")) {
+	if (key_is(k, kn, "dbbuf") || key_is(k, kn, "discard")) {
 		uint32_t x = 0;
 		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
-		if (rc == 0)
+		if (rc == 0 && k[1] == 'b')
 			cfg->dbbuf = x != 0;
+		else if (rc == 0)
+			cfg->discard = x != 0;
 		return rc;
 	}
 	if (key_is(k, kn, "ms")) {
@@ -232,6 +259,10 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 	if (cfg == NULL)
 		return pnvme_fail(-EINVAL, "emu spec: no config to fill");
 	*cfg = emu_defaults;
+	if (spec != NULL && strncmp(spec, "null", 4) == 0 && (spec[4] == '\0' || spec[4] == ':')) {
+		*cfg = null_defaults;
+		spec += spec[4] ? 5 : 4;
+	}
 	cfg->lbafs = 1;
 	if (spec == NULL || strcmp(spec, "emu") == 0)
 		return 0;
@@ -283,6 +314,9 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 				  cfg->pi, cfg->ms);
 	if (cfg->pi_first && cfg->pi == 0)
 		return pnvme_fail(-EINVAL, "emu spec: option 'pil': PI location needs pi=1, 2 or 3");
+	if (cfg->discard && (cfg->file[0] != '\0' || cfg->ms != 0))
+		return pnvme_fail(-EINVAL, "emu spec: option 'discard': a null device has no file "
+				  "and no metadata");
 	if (cfg->ms != 0) {
 		uint64_t meta = cfg->ns_size / cfg->lba_size * cfg->ms;
 		if (meta > UINT64_MAX / cfg->nr_ns - cfg->ns_size)
