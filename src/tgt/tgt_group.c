@@ -163,7 +163,14 @@ int tgt_group_poll(struct tgt_group *g)
 	int work = 0;
 
 	g->now = tgt_now_ms();
-	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+	/*
+	 * New connections once per millisecond, not every round: an accept4()
+	 * that finds none still allocates and frees a socket in the kernel
+	 * (5-10 % of a depth-1 round's time on loopback, BENCHMARKS.md §5).
+	 */
+	if (g->id == 0 && t->lfd >= 0 && g->now != g->accept_ms &&
+	    !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+		g->accept_ms = g->now;
 		work += accept_some(t, t->lfd, false);
 		if (t->dfd >= 0)
 			work += accept_some(t, t->dfd, true);

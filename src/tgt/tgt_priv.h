@@ -256,6 +256,7 @@ struct tgt_group {
 	struct tgt_bq bq[TGT_MAX_BACKENDS];
 	struct tgt_req *wait_head, *wait_tail; /* commands the backend could not take yet */
 	uint64_t now;                  /* monotonic ms, once per round */
+	uint64_t accept_ms;            /* group 0: `now` of the last accept round */
 	pthread_mutex_t inbox_lock;
 	struct tgt_conn *inbox;        /* connections accepted by another group */
 	bool     inbox_full;           /* atomic hint */
