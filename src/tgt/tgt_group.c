@@ -325,6 +325,13 @@ void *tgt_group_thread(void *arg)
 		}
 		if (idle++ == 0)
 			idle_since = pnvme_ticks();
+		/*
+		 * Polling, not hogging: a task that is runnable on this CPU (the
+		 * host's kworker or softirq thread when host and target share a
+		 * machine, a backend's thread) runs now, not at the next tick;
+		 * with none, this returns at once. Not a sleep.
+		 */
+		sched_yield();
 		if (!group_backend_busy(g)) {
 			/*
 			 * Nothing in flight: poll on for idle_spin_us (a host at queue

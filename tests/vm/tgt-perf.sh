@@ -55,10 +55,12 @@ EMU_CPU=${EMU_CPU:-float}
 TGT_PROBE=0
 TGT_NULL=null:size=${NULL_MB}M
 TGT_SPIN=
+TGT_SPINS=
 for a in $(cat /proc/cmdline); do
 	case $a in
 	vmtest.tgt_null=emu) TGT_NULL=emu:size=${NULL_MB}M ;;
 	vmtest.tgt_spin=*)  TGT_SPIN="--spin-us ${a#*=}" ;;
+	vmtest.tgt_spins=*) TGT_SPINS=$(echo ${a#*=} | tr , ' ') ;;
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
 	esac
@@ -294,6 +296,13 @@ note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' ')
 if ! setup; then
 	failed "set-up"
 	exit 1
+fi
+if [ -n "$TGT_SPINS" ]; then     # development aid: pnvme-tgt's --spin-us, one round each
+	for s in $TGT_SPINS; do
+		TGT_SPIN="--spin-us $s"; TGT_TAG=-spin$s; tgt_phase 1 $PIN drive null
+	done
+	TGT_TAG=; nvmet_phase 1 $PIN drive null
+	RUNS=0 UNPINNED=0
 fi
 if [ "$TGT_PROBE" = 1 ]; then   # development aid: where the emulator thread should run
 	for EMU_CPU in float 0 1; do
