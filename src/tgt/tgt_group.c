@@ -232,8 +232,7 @@ static bool group_backend_busy(const struct tgt_group *g)
 	return g->wait_head != NULL;
 }
 
-/* Empty rounds with backend commands outstanding before the poller naps, and the nap. */
-#define TGT_SPIN_POLLS  4096u
+/* The nap of a poller waiting for its backends (after idle_spin_us). */
 #define TGT_BACKOFF_NS  50000L
 #define TGT_MAX_PFD     130u
 
@@ -332,27 +331,27 @@ void *tgt_group_thread(void *arg)
 		 * with none, this returns at once. Not a sleep.
 		 */
 		sched_yield();
+		if (pnvme_ticks() - idle_since < spin_ticks)
+			continue;
 		if (!group_backend_busy(g)) {
 			/*
-			 * Nothing in flight: poll on for idle_spin_us (a host at queue
-			 * depth 1 sends its next command within that time, and finds
-			 * the thread awake), then sleep in poll() until a socket has
-			 * something (or 1 ms passed).
+			 * Nothing in flight for idle_spin_us (a host at queue depth 1
+			 * sends its next command within that time, and finds the
+			 * thread awake): sleep in poll() until a socket has something
+			 * (or 1 ms passed).
 			 */
-			if (pnvme_ticks() - idle_since >= spin_ticks)
-				group_sock_wait(g, 1000000L);
-		} else if (idle > TGT_SPIN_POLLS) {
+			group_sock_wait(g, 1000000L);
+		} else {
 			/*
 			 * A backend command is outstanding and nothing has moved for
-			 * TGT_SPIN_POLLS rounds (far longer than a drive's completion on
-			 * real hardware, where this never triggers; a thread-less
-			 * backend such as null: completes within the round and never
-			 * gets here): give the CPU away for a moment instead of spinning
-			 * on. Whoever has to make that progress may need it: an emulated
-			 * backend's thread, the host on the same core, or, in a virtual
-			 * machine, the hypervisor's device emulation (BENCHMARKS.md §5:
-			 * the spinning poller is what made pnvme-tgt slow in a TCG
-			 * guest). A host's bytes end the nap at once.
+			 * idle_spin_us (longer than a drive's read on real hardware; a
+			 * thread-less backend such as null: completes within the round
+			 * and never gets here): give the CPU away for a moment instead of
+			 * spinning on. Whoever has to make that progress may need it: an
+			 * emulated backend's thread, or, in a virtual machine, the
+			 * hypervisor's device emulation (BENCHMARKS.md §5: the spinning
+			 * poller is what made pnvme-tgt slow in a TCG guest). A host's
+			 * bytes end the nap at once.
 			 */
 			group_sock_wait(g, TGT_BACKOFF_NS);
 		}
