@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <pnvme/emu.h>
@@ -93,25 +94,6 @@ static int parse_num(const char *s, size_t n, bool suffix, uint64_t *out)
 	*out = v;
 	return 0;
 }
-
-/* "null:": the emulator as a thread-less null device (see above). */
-static const struct pnvme_emu_config null_defaults = {
-	.ns_size = 1ull << 30,
-	.lba_size = 512,
-	.nr_ns = 1,
-	.mqes = 1023,
-	.mdts = 5,
-	.dstrd = 0,
-	.to = 4,
-	.nr_io_queues = 64,
-	.threaded = false,
-	.file = "",
-	.sn = "PNVME-NULL-0001",
-	.mn = "pnvme null device",
-	.dbbuf = true,
-	.sgl = 1,
-	.discard = true,
-};
 
 static bool key_is(const char *k, size_t kn, const char *name)
 {
@@ -260,7 +242,12 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 		return pnvme_fail(-EINVAL, "emu spec: no config to fill");
 	*cfg = emu_defaults;
 	if (spec != NULL && strncmp(spec, "null", 4) == 0 && (spec[4] == '\0' || spec[4] == ':')) {
-		*cfg = null_defaults;
+		/* the null device (see above): other defaults */
+		cfg->ns_size = 1ull << 30;
+		cfg->threaded = false;
+		cfg->discard = true;
+		snprintf(cfg->sn, sizeof(cfg->sn), "PNVME-NULL-0001");
+		snprintf(cfg->mn, sizeof(cfg->mn), "pnvme null device");
 		spec += spec[4] ? 5 : 4;
 	}
 	cfg->lbafs = 1;
