@@ -202,7 +202,7 @@ static void test_tgt_null(void **state)
 	struct pnvme_tgt_opts o;
 	struct pnvme_tgt *tgt;
 	struct pnvme_ctrl *be, *host;
-	struct pnvme_qpair *qp;
+	struct pnvme_qpair *qp, *qp2;
 	const struct pnvme_ns *ns;
 	char addr[256];
 	uint8_t *buf;
@@ -212,14 +212,14 @@ static void test_tgt_null(void **state)
 	assert_ok(pnvme_ctrl_open("null:size=32M", NULL, &be));
 	pnvme_tgt_opts_default(&o);
 	o.listen = "127.0.0.1:0";
-	o.nr_threads = 1;
+	o.nr_threads = 2; /* two pollers stepping one device (its lock serialises them) */
 	assert_ok(pnvme_tgt_create(&o, &tgt));
 	assert_ok(pnvme_tgt_add_subsys(tgt, NQN));
 	assert_int_equal(pnvme_tgt_add_ns(tgt, NQN, 1, be, 1), 1);
 	assert_ok(pnvme_tgt_allow_host(tgt, NQN, HOST));
 	before = nr_threads();
 	assert_ok(pnvme_tgt_start(tgt));
-	assert_int_equal(nr_threads(), before + 1); /* the poller; the device has none */
+	assert_int_equal(nr_threads(), before + 2); /* the pollers; the device has none */
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u/%s?hostnqn=%s", pnvme_tgt_port(tgt), NQN,
 		 HOST);
 	assert_ok(pnvme_ctrl_open(addr, NULL, &host));
@@ -237,6 +237,26 @@ static void test_tgt_null(void **state)
 	}
 	assert_ok(pnvme_flush_sync(qp, ns));
 	assert_ok(pnvme_write_zeroes_sync(qp, ns, 0, 8, 0));
+	/* two connections (one per poller), 16 reads in flight on each */
+	assert_ok(pnvme_qpair_create(host, NULL, &qp2));
+	for (unsigned round = 0; round < 50; round++) {
+		int done = 0;
+		uint64_t end = 0;
+
+		memset(buf, 0xee, 65536);
+		for (unsigned i = 0; i < 16; i++) {
+			assert_ok(pnvme_read(qp, ns, buf + i * 2048, i * 4, 4, 0, count_cb, &done));
+			assert_ok(pnvme_read(qp2, ns, buf + 32768 + i * 2048, i * 4 + 64, 4, 0,
+					     count_cb, &done));
+		}
+		while (done >= 0 && done < 32 && end++ < 100000000ull) {
+			assert_true(pnvme_qpair_poll(qp, 0) >= 0);
+			assert_true(pnvme_qpair_poll(qp2, 0) >= 0);
+		}
+		assert_int_equal(done, 32);
+		assert_true(all_zero(buf, 65536));
+	}
+	pnvme_qpair_destroy(qp2);
 	pnvme_dma_free(host, buf);
 	pnvme_qpair_destroy(qp);
 	pnvme_ctrl_close(host);
