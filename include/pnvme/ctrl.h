@@ -126,7 +126,10 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
 
 /**
  * Open and initialise a controller.
- * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h), a
+ * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h),
+ *        "null" or "null:OPTIONS" (the emulator as a thread-less null device:
+ *        reads return zeroes, writes are dropped; stepped by its poller, see
+ *        pnvme/emu.h), a
  *        PCI address "DDDD:BB:DD.F" of a controller bound to vfio-pci, or an
  *        NVMe/TCP controller:
  *          tcp:HOST[:PORT]/SUBNQN[?OPTION=VALUE&...]
