@@ -1,23 +1,37 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# guest-compare.sh - pnvme-perf against the kernel nvme driver (fio), in one
-# QEMU guest boot, on one emulated NVMe drive (BENCHMARKS.md section 3).
+# guest-compare.sh - pnvme-perf against the kernel nvme driver (fio), the
+# minimal polled loop and fio on the pnvme engine, in one QEMU guest boot, on
+# one emulated NVMe drive (BENCHMARKS.md section 3).
 #
 #   benchmarks/guest-compare.sh [--runs N] [--runtime S] [--ramp S]
+#                               [--order forward|reverse] [--kconfigs A,B]
+#                               [--pconfigs A,B] [--qds 1,32]
 #                               [--build DIR] [--workdir DIR] [--no-build]
+#   SPDK_PERF=/path/to/spdk_nvme_perf benchmarks/guest-compare.sh ...
 #
 # Builds DIR (default build/) with cmake, then boots the `perf` scenario of
-# tests/vm/run-vm-tests.sh: TCG, q35 + intel-iommu, 2 vCPUs, 1 GiB RAM, one
-# QEMU nvme device on a 1 GiB raw image (512 B LBAs). In the guest, N rounds
-# (default 3) of: fio 4 KiB randread on /dev/nvme0n1 (nvme poll_queues=2;
-# io_uring --hipri, + --fixedbufs --registerfiles, + --gtod_reduce=1,
-# io_uring without polling, libaio), then `pnvme bind` and pnvme-perf
-# (batched doorbells, -N, --shadow-db, --lazy-cq), then `pnvme unbind`; each at depth 1
-# and 32 for S seconds (default 10). Prints the raw summary lines, the table
-# of runs and medians, the ratios pnvme-perf / best kernel configuration, and
-# the host's load before and after. Needs fio on the host (it is copied into
-# the guest with its libraries): tools/install-deps.sh --vm --bench.
+# tests/vm/run-vm-tests.sh as ../shared/reference/perf-anchors.md measures:
+# TCG, q35 + intel-iommu, 2 vCPUs (qemu64 + SSE4.2), 2 GiB RAM, one QEMU nvme
+# device on a 1 GiB image of random data (512 B LBAs), every tool pinned to
+# guest CPU 0. In the guest, N rounds (default 3) of: fio 4 KiB randread on
+# /dev/nvme0n1 (nvme poll_queues=2) for each kernel configuration
+# (default iou-hipri-fb = io_uring --hipri --fixedbufs --registerfiles,
+# iou-hipri, libaio), then `pnvme bind` and each user-space configuration
+# (default pnvme = pnvme-perf's defaults, pnvme-noshadow, pnvme-lazycq,
+# pnvme-percmd, minloop = benchmarks/minloop, fio-pnvme = the same fio job on
+# the pnvme engine, spdk = $SPDK_PERF when given), then `pnvme unbind`; each
+# at depth 1 and 32 for S seconds (default 10). --order reverse runs the
+# user-space side first and each list backwards (the second boot of a pair).
+# Diagnostic configurations: pnvme-lt / pnvme-noshadow-lt (pnvme-perf on a
+# -DPNVME_LATTRACE library: the depth-1 cycle in four steps), minloop-X with
+# X letters of minloop's -D -F -T -N flags and "lt" for its -L trace (e.g.
+# minloop-DFT, minloop-lt), pnvme-shadow, pnvme-classic, iou, iou-hipri-fb-gtod.
+# Prints the raw summary lines, the table of runs and medians, the traced
+# cycles, the ratios, and the host's load. SPDK_PERF: a peer's binary (its
+# shared libraries are packed as ldd finds them here; build it for the guest
+# CPU, e.g. -march=x86-64-v2). Needs fio on the host: tools/install-deps.sh.
 # Exit status: 0 done, 1 a run failed, 2 the harness could not run.
 set -uo pipefail
 
@@ -29,6 +43,8 @@ RAMP=0
 BUILD=$SRC/build
 WORK=
 DO_BUILD=1
+ORDER=forward
+GARGS=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs)     RUNS=$2; shift 2 ;;
@@ -37,7 +53,11 @@ while [ $# -gt 0 ]; do
 	--build)    BUILD=$2; shift 2 ;;
 	--workdir)  WORK=$2; shift 2 ;;
 	--no-build) DO_BUILD=0; shift ;;
-	-h|--help)  sed -n '3,21p' "$0"; exit 0 ;;
+	--order)    ORDER=$2; shift 2 ;;
+	--kconfigs) GARGS="$GARGS vmtest.kconfigs=$2"; shift 2 ;;
+	--pconfigs) GARGS="$GARGS vmtest.pconfigs=$2"; shift 2 ;;
+	--qds)      GARGS="$GARGS vmtest.qds=$2"; shift 2 ;;
+	-h|--help)  sed -n '3,36p' "$0"; exit 0 ;;
 	*) echo "guest-compare: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -61,10 +81,14 @@ mkdir -p "$WORK"
 LOADMON=$!
 trap 'kill $LOADMON 2>/dev/null' EXIT
 
-GUEST_ARGS="vmtest.runs=$RUNS vmtest.runtime=$RUNTIME vmtest.ramp=$RAMP" \
+EXTRA=()
+ENGINE=$BUILD/tools/fio/libpnvme-fio.so
+if [ -f "$ENGINE" ]; then EXTRA+=(--fio-engine "$ENGINE"); else echo "# no fio engine at $ENGINE: fio-pnvme skipped"; fi
+if [ -n "${SPDK_PERF:-}" ]; then EXTRA+=(--spdk-perf "$SPDK_PERF"); echo "# peer: $SPDK_PERF"; fi
+GUEST_ARGS="vmtest.runs=$RUNS vmtest.runtime=$RUNTIME vmtest.ramp=$RAMP vmtest.order=$ORDER$GARGS" \
 	"$SRC/tests/vm/run-vm-tests.sh" --scenario perf --workdir "$WORK" \
-	--pnvme "$BUILD/pnvme" --vmtest "$BUILD/tests/vm/vmtest" --perf "$BUILD/pnvme-perf" \
-	--timeout $(( 300 + RUNS * 16 * (RUNTIME + RAMP + 3) )) > "$WORK/harness.log" 2>&1
+	--pnvme "$BUILD/pnvme" --vmtest "$BUILD/tests/vm/vmtest" --perf "$BUILD/pnvme-perf" "${EXTRA[@]}" \
+	--timeout $(( 300 + RUNS * 30 * (RUNTIME + RAMP + 4) )) > "$WORK/harness.log" 2>&1
 HRC=$?
 kill $LOADMON 2>/dev/null
 LOG=$WORK/serial-perf.log
@@ -85,47 +109,77 @@ function median(a, n,   i, j, t, b) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
 	return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2
 }
+function mean(k, f) { return nx[k, f] ? x[k, f] / nx[k, f] : -1 }
 {
 	cfg = $1; sub("qd=", "", $2); qd = $2; sub("run=", "", $3); run = $3; sub("iops=", "", $4)
 	k = cfg " " qd
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 	iops[k, run] = $4 + 0; n[k]++
-	for (f = 5; f <= NF; f++) { split($f, kv, "="); x[k, kv[1]] += kv[2] + 0; nx[k, kv[1]]++ }
+	for (f = 5; f <= NF; f++) { split($f, kv, "="); if (kv[2] != "") { x[k, kv[1]] += kv[2] + 0; nx[k, kv[1]]++ } }
 }
 END {
 	printf "\n## 4 KiB randread, %d runs each, IOPS\n\n", runs
 	printf "| config | QD |"; for (r = 1; r <= runs; r++) printf " run %d |", r
-	printf " median | doorbells/IO | completions/poll | completions/non-empty poll |\n|---|---:|"
-	for (r = 1; r <= runs; r++) printf "---:|"; printf "---:|---:|---:|---:|\n"
+	printf " median | mean lat (us) | doorbells/IO | completions/poll | completions/non-empty poll |\n|---|---:|"
+	for (r = 1; r <= runs; r++) printf "---:|"; printf "---:|---:|---:|---:|---:|\n"
 	for (i = 1; i <= nk; i++) {
-		k = order[i]; split(k, p, " "); m = 0
+		k = order[i]; split(k, p, " ")
 		for (r = 1; r <= runs; r++) v[r] = ((k, r) in iops) ? iops[k, r] : 0
 		med[k] = median(v, runs) + 0
 		printf "| %s | %s |", p[1], p[2]
 		for (r = 1; r <= runs; r++) printf " %.0f |", v[r]
 		printf " **%.0f** |", med[k]
-		if (nx[k, "db_per_io"]) printf " %.3f | %.4f | %.1f |\n", x[k, "db_per_io"] / nx[k, "db_per_io"], x[k, "cpl_per_poll"] / nx[k, "cpl_per_poll"], x[k, "cpl_per_busy_poll"] / nx[k, "cpl_per_busy_poll"]
+		printf (mean(k, "lat_us") >= 0 ? " %.1f |" : " |"), mean(k, "lat_us")
+		if (nx[k, "db_per_io"]) printf " %.3f | %.4f | %.1f |\n", mean(k, "db_per_io"), mean(k, "cpl_per_poll"), mean(k, "cpl_per_busy_poll")
 		else printf " | | |\n"
 	}
-	printf "\n(pnvme-perf counters, mean over the runs: doorbells = SQ + CQ MMIO doorbell writes per I/O; completions per poll call, and per poll call that found at least one)\n\n"
+	printf "\n(mean latency: pnvme-perf and minloop report it, fio in its own lines above; pnvme-perf counters, mean over the runs: doorbells = SQ + CQ MMIO doorbell writes per I/O; completions per poll call, and per poll call that found at least one)\n"
+	printf "\n## Ratios of medians (same boot)\n\n| config | QD | / io_uring --hipri (best) | / minloop |\n|---|---:|---:|---:|\n"
 	for (qi = 1; qi <= 2; qi++) {
-		qd = qi == 1 ? 32 : 1; target = qd == 32 ? 8 : 2.5
-		bk = ""; bp = ""
+		qd = qi == 1 ? 1 : 32
+		hk = ""; mk = "minloop " qd
 		for (i = 1; i <= nk; i++) {
-			k = order[i]; split(k, p, " "); if (p[2] != qd) continue
-			if (p[1] ~ /^pnvme/) { if (bp == "" || med[k] > med[bp]) bp = k }
-			else { if (bk == "" || med[k] > med[bk]) bk = k }
+			k = order[i]; split(k, p, " ")
+			if (p[2] == qd && p[1] ~ /^iou-hipri/ && (hk == "" || med[k] > med[hk])) hk = k
 		}
-		if (bk == "" || bp == "" || med[bk] == 0) { printf "QD%d: missing results\n", qd; continue }
-		split(bk, kb, " "); split(bp, pb, " ")
-		ratio = med[bp] / med[bk]
-		verdict = "met"
-		if (ratio < target) verdict = sprintf("missed: %.0f%% of the target", 100 * ratio / target)
-		printf "QD%-2d best kernel %s %.0f IOPS; best pnvme-perf %s %.0f IOPS: %.2fx (target >= %gx: %s)\n", qd, kb[1], med[bk], pb[1], med[bp], ratio, target, verdict
-		k = "pnvme-batched " qd
-		if (k in med) printf "     pnvme-perf default (batched doorbells) %.0f IOPS: %.2fx\n", med[k], med[k] / med[bk]
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, p, " "); if (p[2] != qd || p[1] ~ /^(iou|libaio)/) continue
+			printf "| %s | %d | %s | %s |\n", p[1], qd, hk != "" && med[hk] ? sprintf("%.2fx", med[k] / med[hk]) : "-", (mk in med) && med[mk] ? sprintf("%.2fx", med[k] / med[mk]) : "-"
+		}
+		if (hk != "") { split(hk, hb, " "); ref[qd] = hb[1] " " med[hk] }
+	}
+	printf "\n(io_uring --hipri reference: QD1 %s, QD32 %s IOPS)\n\n", ref[1], ref[32]
+	for (qi = 1; qi <= 2; qi++) {
+		qd = qi == 1 ? 1 : 32; k = "pnvme " qd
+		if (!(k in med)) continue
+		split(ref[qd], rr, " ")
+		goal = qd == 1 ? 3.2 : 6
+		line = sprintf("QD%d goal: pnvme-perf (defaults) %.0f IOPS = %.2fx io_uring --hipri (goal >= %gx: %s)", qd, med[k], rr[2] ? med[k] / rr[2] : 0, goal, rr[2] && med[k] / rr[2] >= goal ? "met" : "missed")
+		if (qd == 1 && ("minloop 1" in med) && med["minloop 1"]) line = line sprintf("; %.2fx minloop (goal >= 1.0x: %s)", med[k] / med["minloop 1"], med[k] >= med["minloop 1"] ? "met" : "missed")
+		print line
 	}
 }'
+
+# the traced depth-1 cycles: means over the runs of each interval
+if grep -q 'PERF: lt ' "$LOG"; then
+	echo
+	echo "## Depth-1 cycle, traced (us, mean over the runs; src/pcie/lattrace.h, minloop -L)"
+	echo
+	grep -h 'PERF: lt ' "$LOG" | sed -E 's/^.*PERF: lt //' | awk '
+	{
+		k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++nk] = k }; n[k]++
+		for (f = 4; f <= NF; f++) { split($f, kv, "="); if (!((kv[1]) in col)) { col[kv[1]] = ++nc; name[nc] = kv[1] }; v[k, kv[1]] += kv[2] }
+	}
+	END {
+		printf "| config | QD |"; for (c = 1; c <= nc; c++) printf " %s |", name[c]; printf "\n|---|---:|"
+		for (c = 1; c <= nc; c++) printf "---:|"; printf "\n"
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, p, " "); sub("qd=", "", p[2]); printf "| %s | %s |", p[1], p[2]
+			for (c = 1; c <= nc; c++) printf " %.2f |", v[k, name[c]] / n[k]
+			printf "\n"
+		}
+	}'
+fi
 echo
 echo "# host load after: $(uptime)"
 echo "# total $(( $(date +%s) - T0 )) s; harness exit $HRC; logs: $WORK/harness.log, $LOG"

@@ -15,7 +15,9 @@
 # script tests/vm/tgt-perf.sh). Two backends per target: the QEMU drive (the
 # kernel nvme driver under nvmet; the same drive bound to vfio-pci under
 # pnvme-tgt, switched in every round) and a null one (1 GiB memory-backed
-# null_blk under nvmet; emu:size=1G under pnvme-tgt). N rounds (default 3) of
+# null_blk under nvmet; the thread-less null device null:size=1G under
+# pnvme-tgt, TGT_GUEST_ARGS=vmtest.tgt_null=emu for the emulated namespace
+# emu:size=1G of earlier boots). N rounds (default 3) of
 # 4 KiB random reads at depth 1 and 32 for S seconds (default 10) each, fio
 # io_uring --hipri on the polled queue (nr_poll_queues=1) and fio libaio,
 # fio pinned to vCPU 0 and pnvme-tgt's poller to vCPU 1; then the null backend
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--build)    BUILD=$2; shift 2 ;;
 	--workdir)  WORK=$2; shift 2 ;;
 	--no-build) DO_BUILD=0; shift ;;
-	-h|--help)  sed -n '3,28p' "$0"; exit 0 ;;
+	-h|--help)  sed -n '3,29p' "$0"; exit 0 ;;
 	*) echo "tgt-compare: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -131,7 +133,7 @@ END {
 		printf " **%.0f** | %.1f | %.1f | %.1f | %s | %.2f |\n", med[k], median(fu, n), median(g, n), oth[k],
 			tpu[k] < 0 ? "-" : sprintf("%.1f", tpu[k]), median(b, n)
 	}
-	printf "\nfio: user+sys time of fio per I/O; guest: busy time of both vCPUs (/proc/stat) per I/O; guest-fio: everything but fio (target, kernel host kworkers/softirqs, drive driver) per I/O; pnvme-tgt proc: the pnvme-tgt process (poller + emulator threads) per I/O; medians over the runs\n"
+	printf "\nfio: user+sys time of fio per I/O; guest: busy time of both vCPUs (/proc/stat) per I/O; guest-fio: everything but fio (target, kernel host kworkers/softirqs, drive driver) per I/O; pnvme-tgt proc: the pnvme-tgt process (its poller; with vmtest.tgt_null=emu also the emulator thread) per I/O; medians over the runs\n"
 	printf "\n## pnvme-tgt vs nvmet (medians)\n\n"
 	printf "| backend | engine | QD | nvmet IOPS | pnvme-tgt IOPS | ratio | nvmet guest-fio us/IO | pnvme-tgt guest-fio us/IO | pnvme-tgt proc us/IO |\n"
 	printf "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"

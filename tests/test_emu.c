@@ -422,6 +422,10 @@ static void test_parse_good(void **state)
 	assert_false(c.dbbuf);
 	assert_int_equal(pnvme_emu_parse("emu:dbbuf=0,dbbuf=1", &c), 0);
 	assert_true(c.dbbuf);
+	assert_false(c.dbbuf_stale_ei);
+	assert_int_equal(pnvme_emu_parse("emu:dbbuf=2", &c), 0);
+	assert_true(c.dbbuf);
+	assert_true(c.dbbuf_stale_ei);
 }
 
 static void expect_bad(const char *spec, const char *word)
@@ -469,7 +473,7 @@ static void test_parse_bad(void **state)
 	expect_bad("emu:nq=12x", "nq");
 	expect_bad("emu:nq=4294967300", "nq");
 	expect_bad("emu:mode=fast", "mode");
-	expect_bad("emu:dbbuf=2", "dbbuf");
+	expect_bad("emu:dbbuf=3", "dbbuf");
 	expect_bad("emu:dbbuf=yes", "dbbuf");
 	expect_bad("emu:sn=012345678901234567890", "sn");
 	expect_bad("emu:mn=0123456789012345678901234567890123456789X", "mn");

@@ -1211,6 +1211,33 @@ static void test_dsm_linux_buffer(void **state)
 	assert_memory_equal(buf + 8 * LBA, wdata, 8 * LBA);
 	assert_ok(pnvme_qpair_destroy(bqp));
 	pnvme_dma_free(f->be, buf);
+
+	/*
+	 * A Read as the Linux host sends it, SQ flow control on (this queue's
+	 * Connect left CATTR 0): C2HData without SUCCESS, then the CapsuleResp
+	 * (queued together, they leave in one sendmsg).
+	 */
+	{
+		static uint8_t pdu[8192 + 64];
+		const struct pnvme_tcp_c2h_data *d = (const void *)pdu;
+		const struct pnvme_tcp_capsule_resp *rsp = (const void *)pdu;
+
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opc = PNVME_NVM_READ;
+		sqe.cid = 5;
+		sqe.nsid = 1;
+		sqe.cdw10 = 72;
+		sqe.cdw12 = 8 - 1;
+		raw_cmd_send(iofd, &sqe, 8 * LBA);
+		assert_int_equal(raw_recv_pdu(iofd, pdu, sizeof(pdu)), PNVME_TCP_C2H_DATA);
+		assert_int_equal(d->cccid, 5);
+		assert_int_equal(d->datal, 8 * LBA);
+		assert_false(d->ch.flags & PNVME_TCP_F_SUCCESS);
+		assert_memory_equal(pdu + d->ch.pdo, wdata, 8 * LBA);
+		assert_int_equal(raw_recv_pdu(iofd, pdu, sizeof(pdu)), PNVME_TCP_CAPSULE_RESP);
+		assert_int_equal(rsp->cqe.cid, 5);
+		assert_int_equal(rsp->cqe.status >> 1, 0);
+	}
 	close(iofd);
 	close(afd);
 }

@@ -21,7 +21,8 @@ NQN=nqn.2024-01.io.pnvme:tool-test
 "$TGT" --help >"$tmp/out" 2>&1 && grep -q -- '--allow-any-host' "$tmp/out" && ok "--help" || bad "--help"
 "$TGT" --version >"$tmp/out" 2>&1 && grep -Eq '^pnvme-tgt [0-9]' "$tmp/out" && ok "--version" || bad "--version"
 for args in "" "--bogus" "-n emu" "-s $NQN -n emu -t 0" "-c $tmp/none.json -s $NQN" \
-	"-s $NQN -n emu --discovery-port 0"; do
+	"-s $NQN -n emu --discovery-port 0" "-s $NQN -n emu --spin-us -1" \
+	"-s $NQN -n emu --spin-us 2000000"; do
 	# shellcheck disable=SC2086
 	"$TGT" $args >"$tmp/out" 2>"$tmp/err"; rc=$?
 	if [ "$rc" = 2 ] && [ -s "$tmp/err" ]; then ok "pnvme-tgt $args -> 2"; else bad "pnvme-tgt $args -> $rc"; fi
@@ -141,4 +142,14 @@ printf '{"subsystems": [{"nqn": "%s"}]}\n' "$(head -c 300 /dev/zero | tr '\0' n)
 "$TGT" -c "$tmp/bad.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
 [ "$rc" = 1 ] && grep -q "bad subsystem NQN" "$tmp/err" && ok "config: bad NQN -> 1" \
 	|| bad "config: bad NQN -> $rc: $(cat "$tmp/err")"
+# The null device: no thread of its own (main thread + one poller), served over TCP.
+if start_tgt -l 127.0.0.1:0 -s "$NQN" -n null:size=16M,bs=4096 --allow-any-host --spin-us 0; then
+	n=$(ls /proc/"$pid"/task | wc -l)
+	[ "$n" = 2 ] && ok "null: backend, 2 threads" || bad "null: backend: $n threads"
+	"$PNVME" id-ns "tcp:127.0.0.1:$port/$NQN" -n 1 >"$tmp/id" 2>&1 && grep -q 4096 "$tmp/id" \
+		&& ok "null: id-ns over TCP" || bad "null: id-ns: $(cat "$tmp/id")"
+	stop_tgt && ok "null: SIGTERM -> 0" || bad "null: SIGTERM: $(cat "$tmp/tgt")"
+else
+	bad "pnvme-tgt -n null:... did not start: $(cat "$tmp/tgt")"
+fi
 [ "$fails" = 0 ] || exit 1

@@ -4,7 +4,8 @@
  *
  *   pnvme-perf -d DEV|-r TRID [-d DEV|-r TRID...] [-q DEPTH] [-o BYTES] [-w PATTERN]
  *              [-M READ%] [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
- *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--shadow-db] [--lazy-cq] [--cmb-sq] [--verify]
+ *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--no-shadow-db] [--lazy-cq] [--cmb-sq]
+ *              [--verify]
  *              [--classic]
  *              [--json]
  *   pnvme-perf --version
@@ -69,6 +70,15 @@ enum mix { MIX_READ, MIX_WRITE, MIX_RANDOM };
 /* ------------------------------------------------------------------------ */
 /* Cycle counter                                                            */
 /* ------------------------------------------------------------------------ */
+
+#ifdef PNVME_LATTRACE
+/*
+ * A benchmark build (src/pcie/lattrace.h): the library stamps a depth-1
+ * I/O's cycle; the worker reads the sums of its measured interval.
+ */
+enum { LT_NR = 5 };
+void pnvme_lattrace_get(uint64_t sum[LT_NR], uint64_t n[LT_NR]);
+#endif
 
 static inline uint64_t ticks(void)
 {
@@ -355,6 +365,9 @@ struct worker {
 	char errmsg[256];
 	uint64_t verified_blocks, mismatches;
 	struct mismatch mm[MAX_REPORTED_MISMATCHES];
+#ifdef PNVME_LATTRACE
+	uint64_t lt_sum[LT_NR], lt_n[LT_NR]; /* the measured interval's (src/pcie/lattrace.h) */
+#endif
 };
 
 static int g_stop;                        /* atomic: every worker stops */
@@ -604,6 +617,9 @@ static void worker_reset_stats(struct worker *w)
 			memset(q->hist, 0, HIST_BUCKETS * sizeof(*q->hist));
 		pnvme_qpair_reset_stats(q->qp);
 	}
+#ifdef PNVME_LATTRACE
+	pnvme_lattrace_get(w->lt_sum, w->lt_n); /* the warm-up's: dropped */
+#endif
 }
 
 /* End of the measured interval: counters now, then no more submissions. */
@@ -616,6 +632,9 @@ static void worker_stop(struct worker *w, uint64_t now)
 	w->t_end = now;
 	for (unsigned i = 0; i < w->nr_q; i++)
 		pnvme_qpair_get_stats(w->q[i].qp, &w->q[i].qst);
+#ifdef PNVME_LATTRACE
+	pnvme_lattrace_get(w->lt_sum, w->lt_n);
+#endif
 	w->stopping = true;
 }
 
@@ -656,17 +675,29 @@ static void *worker_main(void *arg)
 		}
 	}
 
-	/* The poll loop: one tick read per iteration. */
+	/* The poll loop. */
+	unsigned idle = 0;
 	while (!w->stopping) {
+		int found = 0;
 		for (unsigned i = 0; i < w->nr_q; i++) {
 			int rc = pnvme_qpair_poll(w->q[i].qp, 0);
 			if (unlikely(rc < 0))
 				worker_fail(w, rc, "%s: poll: %s", w->q[i].dev->name, strerror(-rc));
+			found |= rc;
 		}
 		for (unsigned d = 0; d < w->nr_devs; d++)
 			if (w->devs[d].stepped)
 				(void)pnvme_emu_step(w->devs[d].stepped);
 		__atomic_store_n(&w->pub_completions, w->completions, __ATOMIC_RELAXED);
+		/*
+		 * The clock after polls that found something, else every 64th
+		 * time round: under QEMU TCG a cycle-counter read is a call into
+		 * QEMU (BENCHMARKS.md section 3). The end comes at most 64 empty
+		 * polls late.
+		 */
+		if (found == 0 && ++idle < 64)
+			continue;
+		idle = 0;
 		now = ticks();
 		if (unlikely(now >= next_event)) {
 			if (!w->measuring) {
@@ -764,6 +795,26 @@ static void print_table(const struct row *rows, unsigned n, const struct row *to
 	       per((double)(total->qst.sq_doorbells + total->qst.cq_doorbells),
 		   (double)total->st.ios));
 }
+
+#ifdef PNVME_LATTRACE
+/* Worker 0's depth-1 cycle, mean microseconds per interval (src/pcie/lattrace.h). */
+static void print_lattrace(const struct worker *w)
+{
+	static const char *const name[LT_NR] = { "sqdb->cqe_seen", "cqe_seen->cb_done",
+						 "cq_db_step", "sq_db_step", "poll->poll" };
+	double cycle = 0;
+
+	printf("lattrace:");
+	for (int k = 0; k < LT_NR; k++) {
+		double us = w->lt_n[k] ? ticks_to_us((double)w->lt_sum[k] / (double)w->lt_n[k]) : 0;
+		if (k < LT_NR - 1)
+			cycle += us;
+		printf(" %s=%.3f", name[k], us);
+	}
+	printf(" cycle=%.3f (us, means; n=%" PRIu64 " cycles, %" PRIu64 " polls)\n", cycle,
+	       w->lt_n[0], w->lt_n[LT_NR - 1]);
+}
+#endif
 
 static void print_latency(const struct row *r, int level)
 {
@@ -920,7 +971,8 @@ static void usage(FILE *f)
 		"  -n NSID     namespace (default: the first active one; ns: of -r wins)\n"
 		"  -L          latency percentiles; -LL also the histogram\n"
 		"  -N          ring the SQ doorbell for every command (default: once per batch)\n"
-		"  --shadow-db use shadow doorbells (Doorbell Buffer Config) where offered\n"
+		"  --no-shadow-db  MMIO doorbells only (default: shadow doorbells, Doorbell\n"
+		"              Buffer Config, where the controller offers them; --shadow-db)\n"
 		"  --lazy-cq   defer CQ head doorbells (CQ twice the depth; PNVME_QPAIR_LAZY_CQ_DB);\n"
 		"              SQ doorbells stay batched unless -N\n"
 		"  --cmb-sq    I/O submission queues in the controller's Controller Memory Buffer\n"
@@ -929,6 +981,7 @@ static void usage(FILE *f)
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --classic   submit with pnvme_read/pnvme_write (default for read, write,\n"
 		"              randread, randwrite: prepared requests, pnvme/req.h)\n"
+
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help;  --version  the pnvme version\n");
 }
@@ -1230,6 +1283,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "verify", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "shadow-db", no_argument, NULL, 'S' },
+		{ "no-shadow-db", no_argument, NULL, 's' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
 		{ "cmb-sq", no_argument, NULL, 'B' },
 		{ "classic", no_argument, NULL, 'C' },
@@ -1310,6 +1364,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 'V': c->verify = true; break;
 		case 'J': c->json = true; break;
 		case 'S': c->shadow_db = true; break;
+		case 's': c->shadow_db = false; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
 		case 'B': c->qflags |= PNVME_QPAIR_CMB_SQ; break;
 		case 'C': c->classic = true; break;
@@ -1382,9 +1437,9 @@ static int check_cores(const struct config *c)
 static int open_dev(struct dev *d, const struct config *c)
 {
 	struct pnvme_ctrl_opts co;
-	pnvme_ctrl_opts_default(&co);
-	if (c->shadow_db)
-		co.flags |= PNVME_CTRL_SHADOW_DB;
+	pnvme_ctrl_opts_default(&co); /* shadow doorbells on where offered */
+	if (!c->shadow_db)
+		co.flags &= ~PNVME_CTRL_SHADOW_DB;
 	int rc = pnvme_ctrl_open(d->name, &co, &d->ctrl);
 	if (rc) {
 		d->ctrl = NULL;
@@ -1596,7 +1651,7 @@ static void build_row(struct row *r, const struct worker *w, const struct dev *d
 int main(int argc, char **argv)
 {
 	struct config cfg = { .pattern = P_RANDREAD, .depth = 32, .iosize = 4096, .secs = 5,
-			      .qpairs_per_worker = 1 };
+			      .shadow_db = true, .qpairs_per_worker = 1 };
 	const char *dev_names[MAX_DEVS];
 	unsigned nr_devs = 0;
 	struct dev devs[MAX_DEVS];
@@ -1756,6 +1811,9 @@ int main(int argc, char **argv)
 		if (cfg.verify)
 			printf("verify: %" PRIu64 " blocks checked, %" PRIu64 " mismatches\n",
 			       verified, mismatches);
+#ifdef PNVME_LATTRACE
+		print_lattrace(&ws[0]);
+#endif
 	}
 	status = mismatches ? 1 : 0;
 	if (mismatches)

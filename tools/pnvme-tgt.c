@@ -53,14 +53,18 @@ static void usage(FILE *out)
 		"                           the listen address (the well-known one is 8009)\n"
 		"  -s, --subsys NQN         add a subsystem; -n and --allow-* below apply to it\n"
 		"  -n, --ns DEVICE[,NSID]   export namespace NSID (default 1) of DEVICE: a PCI\n"
-		"                           address bound to vfio-pci, or emu:... (pnvme/emu.h,\n"
-		"                           file= for a file); repeatable\n"
+		"                           address bound to vfio-pci, emu:... (pnvme/emu.h,\n"
+		"                           file= for a file), or null:size=1G,bs=512 (a\n"
+		"                           null device: reads zeroes, drops writes, no\n"
+		"                           thread); repeatable\n"
 		"      --allow-host NQN     let this host connect (repeatable; default: none)\n"
 		"      --allow-any-host     let any host connect\n"
 		"      --icd BYTES          in-capsule data on I/O queues (default 8192)\n"
 		"      --digests            allow header and data digests\n"
 		"  -t, --threads N          polling threads (default 1)\n"
 		"      --cpus LIST          pin the threads to these cpus (e.g. 2,3)\n"
+		"      --spin-us N          with nothing to do, a thread polls on this long\n"
+		"                           before it sleeps on its sockets (default 200)\n"
 		"  -c, --config FILE        JSON configuration (below); options given as well\n"
 		"                           override its settings and add subsystems\n"
 		"  -v, --verbose            log connections and controllers\n"
@@ -761,6 +765,7 @@ struct cl {
 	const char *listen;
 	long long disc_port;       /* -1: not given */
 	long long icd, threads;    /* -1: not given */
+	long long spin_us;         /* -1: not given */
 	bool digests;
 	uint64_t cpu_mask;
 };
@@ -778,6 +783,7 @@ int main(int argc, char **argv)
 		{ "digests", no_argument, NULL, 'D' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "cpus", required_argument, NULL, 'C' },
+		{ "spin-us", required_argument, NULL, 'S' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -785,7 +791,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static char listen[300] = "127.0.0.1:4420", dlisten[320];
-	struct cl cl = { .disc_port = -1, .icd = -1, .threads = -1 };
+	struct cl cl = { .disc_port = -1, .icd = -1, .threads = -1, .spin_us = -1 };
 	struct cfg cfg = { 0 };
 	struct pnvme_tgt_opts o;
 	struct pnvme_tgt *tgt = NULL;
@@ -841,6 +847,13 @@ int main(int argc, char **argv)
 			cl.threads = strtoll(optarg, &end, 0);
 			if (*end || !*optarg || cl.threads <= 0 || cl.threads > 64) {
 				fprintf(stderr, "pnvme-tgt: bad --threads '%s' (1..64)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'S':
+			cl.spin_us = strtoll(optarg, &end, 0);
+			if (*end || !*optarg || cl.spin_us < 0 || cl.spin_us > 1000000) {
+				fprintf(stderr, "pnvme-tgt: bad --spin-us '%s' (0..1000000)\n", optarg);
 				return 2;
 			}
 			break;
@@ -908,6 +921,8 @@ int main(int argc, char **argv)
 		o.digests = true;
 	if (cl.cpu_mask)
 		o.cpu_mask = cl.cpu_mask;
+	if (cl.spin_us >= 0)
+		o.idle_spin_us = (uint32_t)cl.spin_us;
 	o.listen = listen;
 	if (disc_port > 0) {
 		if (with_port(listen, disc_port, dlisten, sizeof(dlisten))) {

@@ -115,7 +115,9 @@ struct pnvme_ctrl_opts {
  * controller offers them (OACS bit 8; emulated and cloud controllers do): the
  * host writes doorbell values to memory and writes the MMIO doorbell only when
  * the controller's EventIdx says it is needed. Pays off where MMIO writes trap
- * (virtual machines), mostly with per-command doorbells.
+ * (virtual machines), mostly with per-command doorbells. Set by
+ * pnvme_ctrl_opts_default() (on by default, as SPDK and libvfn do); clear it
+ * for MMIO doorbells only.
  */
 #define PNVME_CTRL_SHADOW_DB (1u << 0)
 
@@ -124,7 +126,10 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts);
 
 /**
  * Open and initialise a controller.
- * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h), a
+ * @addr: "emu" or "emu:OPTIONS" (an emulated controller, see pnvme/emu.h),
+ *        "null" or "null:OPTIONS" (the emulator as a thread-less null device:
+ *        reads return zeroes, writes are dropped; stepped by its poller, see
+ *        pnvme/emu.h), a
  *        PCI address "DDDD:BB:DD.F" of a controller bound to vfio-pci, or an
  *        NVMe/TCP controller:
  *          tcp:HOST[:PORT]/SUBNQN[?OPTION=VALUE&...]

@@ -29,7 +29,11 @@
  *   nq     I/O queue pairs the controller supports, 1..1024 (default 64)
  *   dbbuf  1: offer Doorbell Buffer Config (OACS bit 8, NVMe Base 2.0 §5.8),
  *          shadow doorbells with EventIdx for the I/O queues; 0: not offered,
- *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller)
+ *          opcode 7Ch is an Invalid Opcode (default 1, as QEMU's controller);
+ *          2: as 1, but a queue being created leaves its EventIdx entries as it
+ *          finds them, as QEMU 7.2 does (the host must zero them: a stale
+ *          EventIdx from an earlier queue with that id would silence its
+ *          first doorbells)
  *   ms     metadata bytes per LBA: 0, 8, 16, 32 or 64 (default 0: none);
  *          Identify Namespace LBAF0.MS
  *   ext    1: metadata in extended LBAs, right after each LBA's data in the
@@ -68,7 +72,19 @@
  *          namespace `ns` (the last) is removed, raising a Namespace
  *          Attribute Changed notice (see "Asynchronous events"); 0..600000,
  *          default 0 (never)
+ *   discard 1: a null device: Read returns zeroes, Write, Write Zeroes and
+ *          Dataset Management succeed without touching the media, Flush
+ *          succeeds (default 0; needs no file and ms=0)
+ *   bs     another name for lba
  * Errors: -EINVAL with pnvme_last_error() naming the bad option.
+ *
+ * The null device ("null", "null:size=1G,bs=512", pnvme_ctrl_open() takes it
+ * as an address): the same spec with other defaults, discard=1, mode=step,
+ * size=1G, sn PNVME-NULL-0001, mn "pnvme null device". No thread: nothing
+ * runs unless stepped, so a command completes inline in the thread that
+ * steps it (pnvme_emu_step(pnvme_ctrl_emu(ctrl)) after submitting, as
+ * pnvme-perf and pnvme-tgt do; the library's synchronous calls step it
+ * themselves while they wait). mode=thread gives it the emulator's thread.
  *
  * Metadata (ms > 0, NVM Command Set 1.0 §5.2): Read and Write move nlb *
  * (lba + ms) bytes through the PRPs with ext=1 (data of LBA 0, its metadata,
@@ -240,12 +256,16 @@ struct pnvme_emu_config {
 	                        namespace notices are enabled (0: never) */
 	uint32_t sgl;        /* Identify SGLS bits 1:0: 0 no SGLs, 1 SGLs (any alignment),
 	                        2 SGLs with dword-granular Data Blocks */
+	bool     dbbuf_stale_ei; /* dbbuf=2: a new queue's EventIdx entries are left as found */
+	bool     discard;    /* null device: Read returns zeroes, Write / Write Zeroes /
+	                        DSM leave the media alone ("null:" sets it) */
 	uint32_t cmb;        /* Controller Memory Buffer size in MiB (0: none; see "CMB") */
 };
 
 /**
  * Parse an emulator spec ("emu" or "emu:k=v,..."; the "emu:" prefix is
- * optional; NULL means "emu") into `cfg`, starting from the defaults.
+ * optional; NULL means "emu") into `cfg`, starting from the defaults; or a
+ * null device's ("null", "null:k=v,...": the null defaults, see above).
  * Returns 0 or -EINVAL (NULL cfg; pnvme_last_error() says which option and why).
  *
  * NULL emulator arguments: calls returning an errno refuse them with -EINVAL,

@@ -59,6 +59,10 @@ struct pnvme_tgt_opts {
 	const char *discovery_listen; /* also listen here ("ADDR:PORT", e.g. the well-known
 				 * discovery port 8009; port 0 = any free one), serving only
 				 * the discovery subsystem; NULL: not (default) */
+	uint32_t idle_spin_us;  /* a polling thread that found nothing to do keeps polling
+				 * (busy) this long before it sleeps in poll() on its sockets,
+				 * so the next command of a host at queue depth 1 finds it
+				 * awake; 0..1000000 (default 200) */
 };
 
 /** Fill `opts` with the defaults above. NULL is ignored. */

@@ -28,6 +28,7 @@ void pnvme_ctrl_opts_default(struct pnvme_ctrl_opts *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->admin_timeout_ms = 60000;
 	opts->io_timeout_ms = 30000;
+	opts->flags = PNVME_CTRL_SHADOW_DB; /* as SPDK and libvfn: on where offered */
 	opts->admin_depth = 31; /* 32-entry admin rings */
 	opts->nr_io_queues = 64;
 	opts->shutdown_timeout_ms = 0;
@@ -512,7 +513,9 @@ int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
 	if (!addr || !out)
 		return pnvme_fail(-EINVAL, "ctrl_open: NULL argument");
 	*out = NULL;
-	if (strcmp(addr, "emu") == 0 || strncmp(addr, "emu:", 4) == 0) {
+	/* "null[:...]": the emulator as a thread-less null device (pnvme/emu.h) */
+	if (strcmp(addr, "emu") == 0 || strncmp(addr, "emu:", 4) == 0 ||
+	    strcmp(addr, "null") == 0 || strncmp(addr, "null:", 5) == 0) {
 		struct pnvme_emu *emu;
 		rc = pnvme_emu_create(addr, &emu);
 		if (rc)
@@ -539,7 +542,7 @@ int pnvme_ctrl_open(const char *addr, const struct pnvme_ctrl_opts *opts,
 	}
 	if (!is_pci_addr(addr, bdf, sizeof(bdf)))
 		return pnvme_fail(-EINVAL, "'%s' is neither a PCI address (0000:01:00.0), an "
-				  "emulator spec (emu:...) nor an NVMe/TCP address (tcp:HOST:PORT/NQN)", addr);
+				  "emulator spec (emu:..., null:...) nor an NVMe/TCP address (tcp:HOST:PORT/NQN)", addr);
 	/* A device that does not exist says so before VFIO is asked anything. */
 	char path[64];
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);

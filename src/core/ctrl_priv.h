@@ -124,6 +124,7 @@ struct pnvme_qpair {
 		uint64_t gate_gen;
 	};
 	uint16_t phase;
+	uint16_t idle_polls;   /* empty polls since the clock was last read */
 	uint32_t nr_trk;       /* qsize - 1 */
 	uint64_t done;         /* requests completed (see posted) */
 	uint64_t next_check;   /* next deadline scan, cycle counter */

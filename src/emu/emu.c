@@ -259,9 +259,10 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 		}
 		emu->thread_started = true;
 	}
-	log_debug("emu: created (%u x %llu bytes, lba %u, ms %u%s, pi %u, nq %u, %s)", cfg.nr_ns,
+	log_debug("emu: created (%u x %llu bytes, lba %u, ms %u%s, pi %u, nq %u, %s%s)", cfg.nr_ns,
 		  (unsigned long long)cfg.ns_size, cfg.lba_size, cfg.ms, cfg.ext ? " extended" : "",
-		  cfg.pi, cfg.nr_io_queues, cfg.threaded ? "thread" : "step");
+		  cfg.pi, cfg.nr_io_queues, cfg.threaded ? "thread" : "step",
+		  cfg.discard ? ", null" : "");
 	*out = emu;
 	return 0;
 fail:

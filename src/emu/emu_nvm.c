@@ -8,7 +8,8 @@
  * Set 1.0 §3): Read and Write, with or without metadata and end-to-end
  * protection (checks in emu_pi.c), Write Zeroes, Dataset Management
  * (deallocate) and Flush, each parsed by emu_parse_io() and then executed.
- * Also the direct media and metadata accessors of the public API.
+ * With discard (the null device, "null:") Read fills the host buffer with
+ * zeroes and Write, Write Zeroes and DSM leave the media alone. Also the direct media and metadata accessors of the public API.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +285,7 @@ static uint16_t exec_rw(struct pnvme_emu *emu, struct emu_req *req)
 	uint64_t len = (uint64_t)cmd_nlb(&req->cmd) << emu->lba_shift;
 	uint8_t *media = req->ns->media + (slba << emu->lba_shift);
 	bool write = req->cmd.opc == PNVME_NVM_WRITE;
+	bool discard = emu->cfg.discard;
 	struct prp_iter it;
 
 	emu_prp_init(&it, &req->cmd, len);
@@ -298,9 +300,13 @@ static uint16_t exec_rw(struct pnvme_emu *emu, struct emu_req *req)
 		if (write) {
 			if (unlikely(va == NULL))       /* Bit Bucket: refused for writes */
 				return ST_SGL_TYPE;
-			memcpy(media, va, n);
+			if (likely(!discard))
+				memcpy(media, va, n);
 		} else if (likely(va != NULL)) {        /* NULL: an SGL Bit Bucket */
-			memcpy(va, media, n);
+			if (unlikely(discard))
+				memset(va, 0, n);       /* null device: zeroes */
+			else
+				memcpy(va, media, n);
 		}
 		media += n;
 	}
@@ -332,6 +338,8 @@ static uint16_t exec_write_zeroes(struct pnvme_emu *emu, struct emu_req *req)
 
 	if (prinfo & EMU_PRCHK_MASK)
 		return ST_INVALID_PI;
+	if (emu->cfg.discard)
+		return 0; /* null device: nothing was ever written */
 	media_zero(emu, req->ns, slba << emu->lba_shift, (uint64_t)nlb << emu->lba_shift);
 	meta_zero(emu, req->ns, slba, nlb);
 	if (emu->cfg.pi != 0) {
@@ -365,7 +373,7 @@ static uint16_t exec_dsm(struct pnvme_emu *emu, struct emu_req *req)
 			return ST_LBA_RANGE;
 		}
 	}
-	if (!(req->cmd.cdw11 & PNVME_DSM_AD))
+	if (!(req->cmd.cdw11 & PNVME_DSM_AD) || emu->cfg.discard)
 		return 0;
 	/* deallocated blocks read back as zeroes (Identify Namespace DLFEAT) */
 	for (uint32_t i = 0; i < nr; i++) {

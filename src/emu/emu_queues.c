@@ -286,7 +286,9 @@ static uint32_t *dbbuf_entry(const struct pnvme_emu *emu, uint32_t *page, uint32
  * earlier queue with this id must not read as a new tail. A queue that
  * existed before Doorbell Buffer Config (`sync` true) gets its current tail
  * written into the shadow entry, so host and controller start in agreement.
- * Either way EventIdx = the head: the host's next tail write rings.
+ * Either way EventIdx = the head: the host's next tail write rings; except
+ * with dbbuf=2, which leaves a new queue's EventIdx as it finds it (QEMU
+ * 7.2's behaviour), until the first doorbell it sees.
  */
 void emu_sq_shadow_attach(struct pnvme_emu *emu, struct emu_sq *sq, bool sync)
 {
@@ -301,6 +303,8 @@ void emu_sq_shadow_attach(struct pnvme_emu *emu, struct emu_sq *sq, bool sync)
 	sq->sdb_used = false;
 	sq->sdb = shadow_load(sq->sdb_p);
 	sq->ei = sq->head;
+	if (!sync && emu->cfg.dbbuf_stale_ei)
+		return;
 	__atomic_store_n(sq->ei_p, sq->ei, __ATOMIC_RELEASE);
 }
 
@@ -318,6 +322,8 @@ void emu_cq_shadow_attach(struct pnvme_emu *emu, struct emu_cq *cq, bool sync)
 	cq->sdb_used = false;
 	cq->sdb = shadow_load(cq->sdb_p);
 	cq->ei = cq->head;
+	if (!sync && emu->cfg.dbbuf_stale_ei)
+		return;
 	__atomic_store_n(cq->ei_p, cq->ei, __ATOMIC_RELEASE);
 }
 
@@ -451,9 +457,9 @@ static void sq_tail_fetch(struct pnvme_emu *emu, struct emu_sq *sq)
 {
 	uint32_t db = sq_db_now(emu, sq->qid);
 	uint32_t v = sq->tail;
-	bool moved = false;
+	bool moved = false, rung = db != sq->db;
 
-	if (db != sq->db) {
+	if (rung) {
 		sq->db = db;
 		emu->st.sq_doorbells++;
 		if (!sq->sdb_used) {
@@ -461,7 +467,12 @@ static void sq_tail_fetch(struct pnvme_emu *emu, struct emu_sq *sq)
 			moved = true;
 		}
 	}
-	if (sq->sdb_p != NULL) {
+	/*
+	 * dbbuf=2 (QEMU 7.2's model) looks at the shadow tail only when a
+	 * register write woke it or the queue is not empty; otherwise on every
+	 * pass, so that the host's MMIO skips are invisible to the timing.
+	 */
+	if (sq->sdb_p != NULL && (!emu->cfg.dbbuf_stale_ei || rung || sq->head != sq->tail)) {
 		uint32_t s = shadow_load(sq->sdb_p);
 		if (s != sq->sdb) {
 			sq->sdb = s;

@@ -16,9 +16,16 @@
  * by default as in QEMU's controller. sgl=0|1|2 sets SGLS (0 none, 1 any
  * alignment, the default as in QEMU's controller, 2 dword Data Blocks).
  * cmb=N (MiB, 0..256, default 0) offers a Controller Memory Buffer for SQs.
+ *
+ * The null device: "null" or "null:k=v,..." is the same grammar with other
+ * defaults: discard=1 (Read returns zeroes, Write, Write Zeroes and DSM
+ * touch no media), mode=step (no thread: whoever polls steps it), size=1G,
+ * its own sn/mn; "bs" is another name for "lba". discard=1 takes no file and
+ * no metadata (ms=0).
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <pnvme/emu.h>
@@ -135,7 +142,7 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		cfg->ns_size = x;
 		return 0;
 	}
-	if (key_is(k, kn, "lba")) {
+	if (key_is(k, kn, "lba") || key_is(k, kn, "bs")) {
 		uint32_t x = 0;
 		int rc = num_opt(k, kn, v, vn, 512, 4096, &x);
 		if (rc == 0 && x != 512 && x != 1024 && x != 2048 && x != 4096)
@@ -159,9 +166,18 @@ static int set_option(struct pnvme_emu_config *cfg, const char *k, size_t kn, co
 		return num_opt(k, kn, v, vn, 1, 1024, &cfg->nr_io_queues);
 	if (key_is(k, kn, "dbbuf")) {
 		uint32_t x = 0;
+		int rc = num_opt(k, kn, v, vn, 0, 2, &x);
+		if (rc == 0) {
+			cfg->dbbuf = x != 0;
+			cfg->dbbuf_stale_ei = x == 2;
+		}
+		return rc;
+	}
+	if (key_is(k, kn, "discard")) {
+		uint32_t x = 0;
 		int rc = num_opt(k, kn, v, vn, 0, 1, &x);
 		if (rc == 0)
-			cfg->dbbuf = x != 0;
+			cfg->discard = x != 0;
 		return rc;
 	}
 	if (key_is(k, kn, "ms")) {
@@ -236,6 +252,15 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 	if (cfg == NULL)
 		return pnvme_fail(-EINVAL, "emu spec: no config to fill");
 	*cfg = emu_defaults;
+	if (spec != NULL && strncmp(spec, "null", 4) == 0 && (spec[4] == '\0' || spec[4] == ':')) {
+		/* the null device (see above): other defaults */
+		cfg->ns_size = 1ull << 30;
+		cfg->threaded = false;
+		cfg->discard = true;
+		snprintf(cfg->sn, sizeof(cfg->sn), "PNVME-NULL-0001");
+		snprintf(cfg->mn, sizeof(cfg->mn), "pnvme null device");
+		spec += spec[4] ? 5 : 4;
+	}
 	cfg->lbafs = 1;
 	if (spec == NULL || strcmp(spec, "emu") == 0)
 		return 0;
@@ -287,6 +312,9 @@ int pnvme_emu_parse(const char *spec, struct pnvme_emu_config *cfg)
 				  cfg->pi, cfg->ms);
 	if (cfg->pi_first && cfg->pi == 0)
 		return pnvme_fail(-EINVAL, "emu spec: option 'pil': PI location needs pi=1, 2 or 3");
+	if (cfg->discard && (cfg->file[0] != '\0' || cfg->ms != 0))
+		return pnvme_fail(-EINVAL, "emu spec: option 'discard': a null device has no file "
+				  "and no metadata");
 	if (cfg->ms != 0) {
 		uint64_t meta = cfg->ns_size / cfg->lba_size * cfg->ms;
 		if (meta > UINT64_MAX / cfg->nr_ns - cfg->ns_size)

@@ -22,6 +22,7 @@
 
 /* Depth = requests outstanding at once; the rings have one entry more (ctrl.h). */
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
+#define POLL_CLOCK_EVERY 64u   /* empty polls between two reads of the clock */
 #define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB | PNVME_QPAIR_NO_SPLIT | \
 		     PNVME_QPAIR_PREFER_SGL | PNVME_QPAIR_CMB_SQ)
 
@@ -177,6 +178,15 @@ void qpair_shadow_setup(struct pnvme_qpair *qp)
 	qp->ei_cq = &ctrl->eventidx[cq];
 	__atomic_store_n(qp->sdb_sq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(qp->sdb_cq, 0, __ATOMIC_RELAXED);
+	/*
+	 * The EventIdx entries too: a controller need not reset them when the
+	 * queue is created (QEMU 7.2 does not), and a value left by an earlier
+	 * queue with this id would make our first doorbells look not needed
+	 * (§5.8's test) and leave the commands unseen. Before any submission
+	 * the controller has no reason to write them.
+	 */
+	__atomic_store_n(&ctrl->eventidx[sq], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&ctrl->eventidx[cq], 0, __ATOMIC_RELEASE);
 }
 
 void qpair_db_zero(struct pnvme_qpair *qp)
@@ -712,6 +722,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 				break;
 			/* An error status. (The barrier: see below.) */
 			pnvme_rmb();
+			LT_SEEN(qp->done == done);
 			if (++cqe == qp->cq_end) {
 				cqe = qp->cq;
 				phase ^= 1;
@@ -727,6 +738,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 			 * outer-shareable observer. On x86 both are free.)
 			 */
 			pnvme_rmb();
+			LT_SEEN(qp->done == done);
 			uint16_t cid = cur->cid;
 			if (++cqe == qp->cq_end) {
 				cqe = qp->cq;
@@ -756,25 +768,61 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 	 */
 	uint32_t head = (uint32_t)(cqe - qp->cq);
 	if (head != qp->cq_head) {
+		LT_CBDONE();
 		const struct pnvme_cqe *last = (head ? cqe : qp->cq_end) - 1;
 		sqhd_update(qp, last->sqhd);
 		qp->cq_head = head;
 		qp->phase = phase;
-		/* Base 2.0 §3.1.4.23: release the consumed entries, once per batch (or later). */
+		/*
+		 * Base 2.0 §3.1.4.23: release the consumed entries, once per batch
+		 * (or later), and in the same doorbell window announce what the
+		 * callbacks submitted: the device hears of the next command before
+		 * the poll returns, not at the application's next poll (at depth 1
+		 * that is the whole turn-around; SPDK's delayed SQ doorbell does the
+		 * same at the end of its completion loop). The order: with MMIO
+		 * doorbells the CQ head first, then the SQ tail; with a shadow CQ
+		 * head the SQ tail first: the device starts the next command at
+		 * once and reads the new CQ head from the shadow entry when it posts
+		 * its completion, so the CQ head's MMIO write is rarely needed
+		 * (BENCHMARKS.md section 3: under QEMU one MMIO write per I/O
+		 * instead of two, +10 % at depth 1). With MMIO for both, SQ first
+		 * costs: the CQ write then waits for a device busy with the command.
+		 */
 		uint32_t every = qp->cq_db_every; /* 1 unless PNVME_QPAIR_LAZY_CQ_DB */
-		if ((every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
-							 : head + qp->cq_size - qp->cq_db_head) >= every) &&
-		    likely(db_enter(qp))) {
-			qp->cq_db_head = head;
-			if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
-				db_write(qp->cq_db, head); /* release: our CQE reads come first */
-				qp->stats.cq_doorbells++;
+		if (every == 1 || (head >= qp->cq_db_head ? head - qp->cq_db_head
+							  : head + qp->cq_size - qp->cq_db_head) >= every) {
+			if (likely(db_enter(qp))) {
+				if (qp->sdb_cq && qp->sq_tail != qp->sq_db_tail)
+					sq_db_write(qp);
+				qp->cq_db_head = head;
+				if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
+					db_write(qp->cq_db, head); /* release: our CQE reads come first */
+					qp->stats.cq_doorbells++;
+				}
+				LT_CQDB();
+				if (qp->sq_tail != qp->sq_db_tail)
+					sq_db_write(qp);
+				db_leave(qp);
 			}
-			db_leave(qp);
+		} else if (qp->sq_tail != qp->sq_db_tail) {
+			ring_sq(qp);
 		}
 	}
 	return (int)(qp->done - done);
 }
+
+#ifdef PNVME_LATTRACE
+__thread struct lattrace pnvme_lt;
+
+void pnvme_lattrace_get(uint64_t sum[LT_NR], uint64_t n[LT_NR])
+{
+	for (int k = 0; k < LT_NR; k++) {
+		sum[k] = pnvme_lt.sum[k];
+		n[k] = pnvme_lt.n[k];
+	}
+	memset(&pnvme_lt, 0, sizeof(pnvme_lt));
+}
+#endif
 
 /* The whole CQ, out of line: for the re-creation after a reset (core/recovery.c). */
 int qpair_reap(struct pnvme_qpair *qp)
@@ -839,7 +887,15 @@ static ALWAYS_INLINE int poll_tail(struct pnvme_qpair *qp, int n, bool slow)
 	qp->stats.polls++;
 	if (n == 0)
 		qp->stats.empty_polls++;
-	if (qp->posted != qp->done) {
+	/*
+	 * The clock is read after a poll that found completions and after every
+	 * POLL_CLOCK_EVERY-th empty one: an application spinning on an empty
+	 * queue does not read the cycle counter each time round (under QEMU TCG
+	 * every read is a call into QEMU's tick code and its clock lock, which
+	 * the device emulation's timers share; BENCHMARKS.md section 3).
+	 */
+	if (qp->posted != qp->done && (n != 0 || ++qp->idle_polls >= POLL_CLOCK_EVERY)) {
+		qp->idle_polls = 0;
 		uint64_t now = pnvme_ticks();
 		if (unlikely((int64_t)(now - qp->next_check) >= 0)) {
 			qpair_check_deadlines(qp, now);
@@ -904,6 +960,7 @@ int pnvme_qpair_poll(struct pnvme_qpair *qp, uint32_t max)
 		return poll_slow(qp, max);
 	if (unlikely(max != 0))
 		return poll_limited(qp, max);
+	LT_POLL_ENTRY();
 	qp->in_poll = 1;
 	if (qp->sq_tail != qp->sq_db_tail)
 		ring_sq(qp);

@@ -17,6 +17,7 @@
 #define PNVME_PCIE_RING_H
 
 #include "core/ctrl_priv.h"
+#include "pcie/lattrace.h"
 
 /* The callback of a command submitted without one. */
 static inline void noop_cb(void *arg, int err, const struct pnvme_cqe *cqe)
@@ -74,7 +75,18 @@ static inline void db_leave(struct pnvme_qpair *qp)
 	__atomic_store_n(&qp->db_busy, 0, __ATOMIC_RELEASE);
 }
 
-/* Write the SQ tail doorbell (Base 2.0 §3.1.4.22). */
+/* The SQ tail doorbell write (Base 2.0 §3.1.4.22), inside a db_enter() window. */
+static ALWAYS_INLINE void sq_db_write(struct pnvme_qpair *qp)
+{
+	qp->sq_db_tail = qp->sq_tail;
+	if (!qp->sdb_sq || shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail)) {
+		db_write(qp->sq_db, qp->sq_tail); /* release: the SQEs come first */
+		qp->stats.sq_doorbells++;
+	}
+	LT_SQDB();
+}
+
+/* Write the SQ tail doorbell. */
 static inline void ring_sq(struct pnvme_qpair *qp)
 {
 	/*
@@ -84,11 +96,7 @@ static inline void ring_sq(struct pnvme_qpair *qp)
 	 */
 	if (unlikely(!db_enter(qp)))
 		return;
-	qp->sq_db_tail = qp->sq_tail;
-	if (!qp->sdb_sq || shadow_db_update(qp->sdb_sq, qp->ei_sq, qp->sq_tail)) {
-		db_write(qp->sq_db, qp->sq_tail); /* release: the SQEs come first */
-		qp->stats.sq_doorbells++;
-	}
+	sq_db_write(qp);
 	db_leave(qp);
 }
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pnvme/emu.h>
 #include <pnvme/tgt.h>
 
 #include "internal.h"
@@ -52,6 +53,7 @@ void pnvme_tgt_opts_default(struct pnvme_tgt_opts *o)
 	o->max_conns = 256;
 	o->ic_timeout_ms = 10000;
 	o->backend_depth = 256;
+	o->idle_spin_us = 200;
 }
 
 /* "ADDR:PORT" or "[V6]:PORT" into a socket address. */
@@ -112,6 +114,8 @@ static int check_opts(const struct pnvme_tgt_opts *o)
 	if (o->max_io_queues < 1 || o->max_io_queues > TGT_MAX_IOQ)
 		return pnvme_fail(-EINVAL, "tgt: I/O queues %u: 1..%u", o->max_io_queues,
 				  TGT_MAX_IOQ);
+	if (o->idle_spin_us > 1000000)
+		return pnvme_fail(-EINVAL, "tgt: idle spin %u us: 0..1000000", o->idle_spin_us);
 	if (!o->max_conns || !o->ic_timeout_ms || !o->backend_depth || o->backend_depth > 4095)
 		return pnvme_fail(-EINVAL, "tgt: max_conns, ic_timeout_ms and backend_depth "
 				  "(1..4095) must be set");
@@ -316,6 +320,10 @@ static int backend_index(struct pnvme_tgt *t, struct pnvme_ctrl *ctrl)
 	if (t->nr_backends >= TGT_MAX_BACKENDS)
 		return pnvme_fail(-ENOSPC, "tgt: %u backend controllers at most", TGT_MAX_BACKENDS);
 	t->backends[t->nr_backends] = ctrl;
+	/* No thread of its own (null:, emu:mode=step): the group pollers step it. */
+	t->stepped[t->nr_backends] = pnvme_ctrl_emu(ctrl);
+	if (t->stepped[t->nr_backends] && pnvme_emu_threaded(t->stepped[t->nr_backends]))
+		t->stepped[t->nr_backends] = NULL;
 	__atomic_store_n(&t->nr_backends, t->nr_backends + 1, __ATOMIC_RELEASE);
 	return (int)(t->nr_backends - 1);
 }

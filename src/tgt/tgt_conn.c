@@ -110,7 +110,7 @@ bool tgt_conn_wants_out(const struct tgt_conn *c)
 	return c->tx_head != NULL;
 }
 
-static void send_resp(struct tgt_req *req)
+static void send_resp(struct tgt_req *req, struct tgt_tx *tx)
 {
 	struct tgt_conn *c = req->conn;
 	struct pnvme_cqe cqe = {
@@ -119,9 +119,9 @@ static void send_resp(struct tgt_req *req)
 		.status = (uint16_t)(req->status << 1),
 	};
 
-	pnvme_tcp_build_capsule_resp(&req->tx.pdu, &c->tp, &cqe);
+	pnvme_tcp_build_capsule_resp(&tx->pdu, &c->tp, &cqe);
 	req->state = REQ_SEND;
-	tx_push(c, &req->tx, TX_RESP);
+	tx_push(c, tx, TX_RESP);
 }
 
 void tgt_req_complete(struct tgt_req *req)
@@ -143,11 +143,13 @@ void tgt_req_complete(struct tgt_req *req)
 			TGT_STAT_ADD(c->g, bytes_read, req->len);
 			req->state = REQ_SEND;
 			tx_push(c, &req->tx, success ? TX_C2H_LAST : TX_C2H);
+			if (!success)
+				send_resp(req, &req->rtx); /* leaves with the data, one sendmsg */
 			return;
 		}
 		req->status = TGT_GEN(PNVME_SC_INTERNAL);
 	}
-	send_resp(req);
+	send_resp(req, &req->tx);
 }
 
 /* R2T for all of the command's data (TCP 1.0 §3.6.2.9): TTAG = the request's index. */
@@ -183,10 +185,9 @@ static void tx_sent(struct tgt_conn *c, struct tgt_tx *tx)
 	case TX_R2T:
 		break;
 	case TX_C2H:
+		/* Its CapsuleResp is queued behind it, unless conn_fatal() cut the queue. */
 		if (c->state >= CONN_CLOSING)
 			tgt_req_release(req);
-		else
-			send_resp(req);
 		break;
 	default: /* TX_C2H_LAST, TX_RESP */
 		tgt_req_release(req);
@@ -338,7 +339,8 @@ static void conn_fatal(struct tgt_conn *c)
 	for (struct tgt_tx *tx = keep ? keep->next : c->tx_head; tx;) {
 		struct tgt_tx *next = tx->next;
 
-		if (tx->req && !tx->req->backend)
+		/* (the CapsuleResp of a C2HData kept on the wire: released when it is sent) */
+		if (tx->req && !tx->req->backend && (!keep || tx->req != keep->req))
 			tgt_req_release(tx->req);
 		tx = next;
 	}
@@ -658,6 +660,7 @@ struct tgt_conn *tgt_conn_new(struct tgt_group *g, int fd)
 		c->reqs[i].conn = c;
 		c->reqs[i].idx = i;
 		c->reqs[i].tx.req = &c->reqs[i];
+		c->reqs[i].rtx.req = &c->reqs[i];
 		c->free[i] = (uint16_t)(c->nr_reqs - 1u - i);
 	}
 	c->nr_free = c->nr_reqs;

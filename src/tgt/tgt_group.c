@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <pnvme/dma.h>
+#include <pnvme/emu.h>
 #include <pnvme/qpair.h>
 
 #include "internal.h"
@@ -162,7 +163,14 @@ int tgt_group_poll(struct tgt_group *g)
 	int work = 0;
 
 	g->now = tgt_now_ms();
-	if (g->id == 0 && t->lfd >= 0 && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+	/*
+	 * New connections once per millisecond, not every round: an accept4()
+	 * that finds none still allocates and frees a socket in the kernel
+	 * (5-10 % of a depth-1 round's time on loopback, BENCHMARKS.md §5).
+	 */
+	if (g->id == 0 && t->lfd >= 0 && g->now != g->accept_ms &&
+	    !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
+		g->accept_ms = g->now;
 		work += accept_some(t, t->lfd, false);
 		if (t->dfd >= 0)
 			work += accept_some(t, t->dfd, true);
@@ -186,7 +194,15 @@ int tgt_group_poll(struct tgt_group *g)
 		struct tgt_bq *bq = &g->bq[i];
 
 		if (bq->qp && bq->outstanding) {
-			int n = pnvme_qpair_poll(bq->qp, 0);
+			int n;
+
+			if (t->stepped[i]) {
+				/* A thread-less backend (null:): ring, and it completes
+				 * what it got now, on this thread, before the reap. */
+				pnvme_qpair_flush(bq->qp);
+				(void)pnvme_emu_step(t->stepped[i]);
+			}
+			n = pnvme_qpair_poll(bq->qp, 0);
 
 			work += n > 0 ? n : 0;
 		}
@@ -216,28 +232,33 @@ static bool group_backend_busy(const struct tgt_group *g)
 	return g->wait_head != NULL;
 }
 
-/* Empty rounds with backend commands outstanding before the poller naps, and the nap. */
-#define TGT_SPIN_POLLS  4096u
+/* The nap of a poller waiting for its backends (after idle_spin_us). */
 #define TGT_BACKOFF_NS  50000L
+#define TGT_MAX_PFD     130u
 
-/* Nothing to do for a while: sleep in poll() on the sockets, at most 1 ms. */
-static void group_idle_wait(struct tgt_group *g)
+/*
+ * Wait in ppoll() on the group's sockets (a listener's new connection, a
+ * host's bytes, room to send where PDUs are queued) for at most `ns`: a
+ * host's next command ends the wait at once.
+ */
+static void group_sock_wait(struct tgt_group *g, long ns)
 {
-	struct pollfd pfd[130];
+	struct pollfd pfd[TGT_MAX_PFD];
+	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
 	nfds_t n = 0;
 
 	if (g->id == 0 && g->tgt->lfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
 	if (g->id == 0 && g->tgt->dfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->dfd, .events = POLLIN };
-	for (struct tgt_conn *c = g->conns; c && n < 130; c = c->next) {
+	for (struct tgt_conn *c = g->conns; c && n < TGT_MAX_PFD; c = c->next) {
 		if (c->fd < 0)
 			continue;
 		pfd[n++] = (struct pollfd){ .fd = c->fd,
 					    .events = (short)(POLLIN |
 							      (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
 	}
-	(void)poll(pfd, n, 1);
+	(void)ppoll(pfd, n, &ts, NULL);
 }
 
 /* Stopping: answer what the backends still hold, then close everything. */
@@ -276,6 +297,7 @@ void *tgt_group_thread(void *arg)
 {
 	struct tgt_group *g = arg;
 	struct pnvme_tgt *t = g->tgt;
+	uint64_t idle_since = 0, spin_ticks;
 	unsigned idle = 0;
 
 	if (t->o.cpu_mask) {
@@ -294,24 +316,44 @@ void *tgt_group_thread(void *arg)
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
 			log_warn("tgt: thread %u: cannot pin to its cpu", g->id);
 	}
+	spin_ticks = (uint64_t)t->o.idle_spin_us * (pnvme_ticks_hz() / 1000000u);
 	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
 		if (tgt_group_poll(g)) {
 			idle = 0;
-		} else if (++idle > 64 && !group_backend_busy(g)) {
-			group_idle_wait(g);
-		} else if (idle > TGT_SPIN_POLLS) {
+			continue;
+		}
+		if (idle++ == 0)
+			idle_since = pnvme_ticks();
+		/*
+		 * Polling, not hogging: a task that is runnable on this CPU (the
+		 * host's kworker or softirq thread when host and target share a
+		 * machine, a backend's thread) runs now, not at the next tick;
+		 * with none, this returns at once. Not a sleep.
+		 */
+		sched_yield();
+		if (pnvme_ticks() - idle_since < spin_ticks)
+			continue;
+		if (!group_backend_busy(g)) {
+			/*
+			 * Nothing in flight for idle_spin_us (a host at queue depth 1
+			 * sends its next command within that time, and finds the
+			 * thread awake): sleep in poll() until a socket has something
+			 * (or 1 ms passed).
+			 */
+			group_sock_wait(g, 1000000L);
+		} else {
 			/*
 			 * A backend command is outstanding and nothing has moved for
-			 * TGT_SPIN_POLLS rounds (far longer than a drive's completion on
-			 * real hardware, where this never triggers): give the CPU away
-			 * for a moment instead of spinning on. Whoever has to make that
-			 * progress may need it: an emulated backend's thread, the host
-			 * on the same core, or, in a virtual machine, the hypervisor's
-			 * device emulation (BENCHMARKS.md §5: the spinning poller is what
-			 * made pnvme-tgt slow in a TCG guest).
+			 * idle_spin_us (longer than a drive's read on real hardware; a
+			 * thread-less backend such as null: completes within the round
+			 * and never gets here): give the CPU away for a moment instead of
+			 * spinning on. Whoever has to make that progress may need it: an
+			 * emulated backend's thread, or, in a virtual machine, the
+			 * hypervisor's device emulation (BENCHMARKS.md §5: the spinning
+			 * poller is what made pnvme-tgt slow in a TCG guest). A host's
+			 * bytes end the nap at once.
 			 */
-			struct timespec ts = { 0, TGT_BACKOFF_NS };
-			nanosleep(&ts, NULL);
+			group_sock_wait(g, TGT_BACKOFF_NS);
 		}
 	}
 	tgt_group_stop(g);

@@ -183,6 +183,8 @@ struct tgt_req {
 	uint8_t *buf;
 	struct tgt_req *wnext;         /* the group's wait list */
 	struct tgt_tx tx;
+	struct tgt_tx rtx;             /* the CapsuleResp behind a C2HData in tx: both
+					* queued at once, so one sendmsg carries them */
 };
 
 enum tgt_conn_state {
@@ -254,6 +256,7 @@ struct tgt_group {
 	struct tgt_bq bq[TGT_MAX_BACKENDS];
 	struct tgt_req *wait_head, *wait_tail; /* commands the backend could not take yet */
 	uint64_t now;                  /* monotonic ms, once per round */
+	uint64_t accept_ms;            /* group 0: `now` of the last accept round */
 	pthread_mutex_t inbox_lock;
 	struct tgt_conn *inbox;        /* connections accepted by another group */
 	bool     inbox_full;           /* atomic hint */
@@ -280,6 +283,9 @@ struct pnvme_tgt {
 	struct tgt_subsys *subsys[TGT_MAX_SUBSYS];
 	unsigned nr_subsys;            /* release-published */
 	struct pnvme_ctrl *backends[TGT_MAX_BACKENDS];
+	/* an emulator with no thread (null:, emu:mode=step) behind backends[i], which
+	 * completes commands only when stepped: the pollers step it (tgt_group.c) */
+	struct pnvme_emu *stepped[TGT_MAX_BACKENDS];
 	unsigned nr_backends;
 	struct tgt_ctrl *ctrls;
 	uint16_t next_cntlid;

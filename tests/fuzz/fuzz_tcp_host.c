@@ -160,7 +160,7 @@ static void wait_connected(struct fz_ctrl *c)
 		if (pnvme_ctrl_is_dead(c->ctrl))
 			trap("controller dead");
 		if (rc >= 0 && c->qp->tq->fd >= 0 && !c->qp->tq->err &&
-		    c->qp->gen == qpair_ctrl_gen(c->qp) && c->qp->outstanding == 0)
+		    c->qp->gen == qpair_ctrl_gen(c->qp) && qpair_outstanding(c->qp) == 0)
 			return;
 		if (now_ms() > end)
 			trap("the queue pair did not reconnect to tcp_peer");

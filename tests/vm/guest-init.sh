@@ -38,6 +38,9 @@ for arg in $(cat /proc/cmdline); do
 	vmtest.runtime=*)  RUNTIME=${arg#vmtest.runtime=} ;;
 	vmtest.ramp=*)     RAMP=${arg#vmtest.ramp=} ;;
 	vmtest.order=*)    ORDER=${arg#vmtest.order=} ;;
+	vmtest.kconfigs=*) KCONFIGS=${arg#vmtest.kconfigs=} ;;
+	vmtest.pconfigs=*) PCONFIGS=${arg#vmtest.pconfigs=} ;;
+	vmtest.qds=*)      QDS=${arg#vmtest.qds=} ;;
 	vmtest.tcp_pnvme=*)     TCP_PNVME=${arg#vmtest.tcp_pnvme=} ;;
 	vmtest.tcp_selfcheck=*) TCP_SELFCHECK=${arg#vmtest.tcp_selfcheck=} ;;
 	vmtest.tcp_wait=*)      TCP_WAIT=${arg#vmtest.tcp_wait=} ;;
@@ -388,71 +391,123 @@ scenario_iommuoff() {     # the guest kernel runs without intel_iommu=on
 	run tool-status-iommuoff pnvme status
 }
 
-# perf: 4 KiB random reads on one 1 GiB drive (P), the kernel nvme driver with
-# two polled queues under fio, then pnvme-perf through vfio-pci, RUNS rounds
-# (each round: every kernel configuration, bind, every pnvme-perf
-# configuration, unbind), all in this boot. Results are lines
-#   PERF: result CONFIG qd=Q run=R iops=N [db_per_io=D cpl_per_poll=C]
+# perf: 4 KiB random reads on one 1 GiB drive (P), as
+# ../shared/reference/perf-anchors.md measures: every tool alone and pinned to
+# CPU 0, RUNS rounds, each round every kernel configuration (nvme driver, two
+# polled queues, fio), bind, every user-space configuration through vfio-pci
+# (pnvme-perf, the minimal loop, fio on the pnvme engine, a peer's
+# spdk_nvme_perf when packed), unbind; ORDER=reverse runs the user-space side
+# first and each side's list backwards. KCONFIGS/PCONFIGS (vmtest.kconfigs=,
+# vmtest.pconfigs=, comma-separated) pick the configurations. Results are lines
+#   PERF: result CONFIG qd=Q run=R iops=N [KEY=VALUE...]
+#   PERF: lt CONFIG qd=Q run=R sqdb->cqe_seen=US ... (the traced depth-1 cycle)
 # which benchmarks/guest-compare.sh turns into the medians table.
 P=0000:00:04.0
-KCONFIGS="iou-hipri iou-hipri-fb iou-hipri-fb-gtod iou libaio"
-PCONFIGS="pnvme-batched pnvme-percmd pnvme-shadow pnvme-lazycq"
+KCONFIGS=${KCONFIGS:-"iou-hipri-fb iou-hipri libaio"}
+PCONFIGS=${PCONFIGS:-"pnvme pnvme-noshadow pnvme-lazycq pnvme-percmd minloop fio-pnvme spdk"}
 
-kernel_opts() {
+perf_opts() {
 	case $1 in
 	iou-hipri)         echo "--ioengine=io_uring --hipri" ;;
 	iou-hipri-fb)      echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles" ;;
 	iou-hipri-fb-gtod) echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles --gtod_reduce=1" ;;
+	fio-pnvme-gtod)    echo "--thread --ioengine=external:/lib/libpnvme-fio.so --gtod_reduce=1" ;;
 	iou)               echo "--ioengine=io_uring" ;;
 	libaio)            echo "--ioengine=libaio" ;;
-	pnvme-batched)     echo "" ;;
+	pnvme*-lt)         perf_opts ${1%-lt} ;;   # the same on pnvme-perf-lt
+	pnvme)             echo "" ;;
 	pnvme-percmd)      echo "-N" ;;
 	pnvme-shadow)      echo "--shadow-db" ;;
+	pnvme-noshadow)    echo "--no-shadow-db" ;;
 	pnvme-lazycq)      echo "--lazy-cq" ;;
+	pnvme-classic)     echo "--classic" ;;
+	minloop)           echo "" ;;
+	minloop-r*)        echo "-R ${1#minloop-r}" ;;   # minloop-r64: -R 64
+	minloop-*)         echo "${1#minloop-}" | sed -E 's/lt$/L/; s/-//g; s/(.)/-\1 /g' ;;
+	fio-pnvme)         echo "--thread --ioengine=external:/lib/libpnvme-fio.so" ;;
 	esac
 }
 
 now() { cut -d' ' -f1 /proc/uptime; }
 
-perf_fio() {  # perf_fio CONFIG QD RUN DISK
+perf_fail() {  # perf_fail CONFIG MESSAGE
+	case $1 in
+	iou*|libaio) fail perf-kernel "$2"; KFAIL=1 ;;
+	*) fail perf-pnvme "$2"; PFAIL=1 ;;
+	esac
+}
+
+# perf_one CONFIG QD RUN [DISK]: one run, one "PERF: result" line
+perf_one() {
+	c=$1; qd=$2; r=$3; t=${RUNTIME:-10}; extra=
 	ramp=; [ "${RAMP:-0}" -gt 0 ] && ramp=--ramp_time=$RAMP
 	t0=$(now)
-	fio --name=r --filename=/dev/$4 --direct=1 --rw=randread --bs=4k --iodepth=$2 \
-		--numjobs=1 --time_based --runtime=${RUNTIME:-10} $ramp --group_reporting \
-		$(kernel_opts $1) --output-format=normal,terse > /tmp/fio.out 2>&1
-	rc=$?
+	case $c in
+	iou*|libaio|fio-pnvme*)
+		file=/dev/$4; case $c in fio-pnvme*) file=0000.00.04.0 ;; esac
+		cmd="fio --name=r --filename=$file --direct=1 --rw=randread --bs=4k --iodepth=$qd --numjobs=1 --time_based --runtime=$t $ramp --cpus_allowed=0 --group_reporting $(perf_opts $c) --output-format=normal,terse"
+		$cmd > /tmp/perf.out 2>&1; rc=$?
+		grep -E 'err=|read: IOPS=| lat \((u|n|m)sec\): min|cpu  *:' /tmp/perf.out | sed 's/^/    fio| /'
+		iops=$(grep -m1 '^3;fio-' /tmp/perf.out | awk -F';' '{print $8}') ;;
+	pnvme*)
+		a=; [ "${RAMP:-0}" -gt 0 ] && a="-a $RAMP"
+		bin=pnvme-perf; case $c in *-lt) bin=pnvme-perf-lt ;; esac
+		cmd="$bin -d $P -q $qd -o 4096 -w randread -t $t $a -c 0 $(perf_opts $c)"
+		$cmd > /tmp/perf.out 2>&1; rc=$?
+		grep -vE '^(Device|Counters) |^$' /tmp/perf.out | sed 's/^/    perf| /'
+		iops=$(grep -m1 '^Total ' /tmp/perf.out | awk '{print $2}')
+		cnt=$(grep -m1 '^counters:' /tmp/perf.out)
+		dbio=$(echo "$cnt" | sed -nE 's/.* ([0-9.]+) doorbells\/IO.*/\1/p')
+		extra=$(echo "$cnt" | awk -v db="$dbio" '{ios = $2; polls = $10; e = $12; sub(/^\(/, "", e); printf "db_per_io=%s cpl_per_poll=%.6f cpl_per_busy_poll=%.2f", db, polls ? ios / polls : 0, polls - e ? ios / (polls - e) : 0}')
+		lat=$(awk '/^Total /{print $4}' /tmp/perf.out); extra="$extra lat_us=$lat" ;;
+	minloop*)
+		cmd="minloop $P -q $qd -s 64 -t $t -c 0 $(perf_opts $c)"
+		$cmd > /tmp/perf.out 2>&1; rc=$?
+		sed 's/^/    loop| /' /tmp/perf.out
+		iops=$(sed -nE 's/^minloop: .* iops=([0-9]+) .*/\1/p' /tmp/perf.out)
+		extra="lat_us=$(sed -nE 's/^minloop: .* lat_us=([0-9.]+) .*/\1/p' /tmp/perf.out)" ;;
+	spdk)
+		[ -x /bin/spdk_nvme_perf ] || return 0   # not packed (SPDK_PERF=)
+		cmd="spdk_nvme_perf -q $qd -o 4096 -w randread -t $t -c 0x1 -r trtype:PCIe_traddr:$P"
+		spdk_nvme_perf -q $qd -o 4096 -w randread -t $t -c 0x1 -r "trtype:PCIe traddr:$P" > /tmp/perf.out 2>&1; rc=$?
+		tail -6 /tmp/perf.out | sed 's/^/    spdk| /'
+		iops=$(awk '/^Total *:/{print int($3)}' /tmp/perf.out) ;;
+	*) perf_fail $c "unknown configuration $c"; return ;;
+	esac
 	t1=$(now)
-	echo "PERF: fio $1 qd=$2 run=$3: fio $(kernel_opts $1) --iodepth=$2 (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s)"
-	grep -E 'err=|read: IOPS=| lat \((u|n|m)sec\): min|cpu  *:' /tmp/fio.out | sed 's/^/    fio| /'
-	iops=$(grep -m1 '^3;fio-' /tmp/fio.out | awk -F';' '{print $8}')
-	if [ $rc = 0 ] && [ -n "$iops" ] && [ "$iops" -gt 0 ]; then
-		echo "PERF: result $1 qd=$2 run=$3 iops=$iops"
+	echo "PERF: $c qd=$qd run=$r: $cmd (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s)"
+	sed -nE 's/^(lattrace|minloop-lt): ([^(]*) \(.*/\2/p' /tmp/perf.out | while read -r kv; do
+		echo "PERF: lt $c qd=$qd run=$r $kv"
+	done
+	if [ $rc = 0 ] && [ -n "$iops" ] && [ "${iops%.*}" -gt 0 ] 2>/dev/null; then
+		echo "PERF: result $c qd=$qd run=$r iops=${iops%.*} $extra"
 	else
-		sed 's/^/    fio| /' /tmp/fio.out | tail -20
-		fail perf-kernel "fio $1 qd=$2 run=$3: exit $rc"
-		KFAIL=1
+		tail -20 /tmp/perf.out | sed 's/^/    | /'
+		perf_fail $c "$c qd=$qd run=$r: exit $rc"
 	fi
 }
 
-perf_pnvme() {  # perf_pnvme CONFIG QD RUN
-	a=; [ "${RAMP:-0}" -gt 0 ] && a="-a $RAMP"
-	t0=$(now)
-	pnvme-perf -d $P -q $2 -o 4096 -w randread -t ${RUNTIME:-10} $a $(kernel_opts $1) > /tmp/perf.out 2>&1
-	rc=$?
-	t1=$(now)
-	echo "PERF: pnvme-perf $1 qd=$2 run=$3: pnvme-perf -d $P -q $2 -o 4096 -w randread -t ${RUNTIME:-10} $a $(kernel_opts $1) (exit $rc, $(awk "BEGIN{print $t1 - $t0}") s guest time)"
-	grep -vE '^(Device|Counters) |^$' /tmp/perf.out | sed 's/^/    perf| /'
-	iops=$(grep -m1 '^Total ' /tmp/perf.out | awk '{print $2}')
-	cnt=$(grep -m1 '^counters:' /tmp/perf.out)
-	dbio=$(echo "$cnt" | sed -nE 's/.* ([0-9.]+) doorbells\/IO.*/\1/p')
-	cpl=$(echo "$cnt" | awk '{ios = $2; polls = $10; e = $12; sub(/^\(/, "", e); printf "%.6f", polls ? ios / polls : 0}')
-	busy=$(echo "$cnt" | awk '{ios = $2; polls = $10; e = $12; sub(/^\(/, "", e); printf "%.2f", polls - e ? ios / (polls - e) : 0}')
-	if [ $rc = 0 ] && [ -n "$iops" ]; then
-		echo "PERF: result $1 qd=$2 run=$3 iops=$iops db_per_io=$dbio cpl_per_poll=$cpl cpl_per_busy_poll=$busy"
-	else
-		fail perf-pnvme "pnvme-perf $1 qd=$2 run=$3: exit $rc: $(grep -m1 'pnvme' /tmp/perf.out)"
-		PFAIL=1
+rev() { for x in "$@"; do echo "$x"; done | sed -n '1!G;h;$p'; }
+
+perf_kernel_side() {  # perf_kernel_side RUN
+	echo "PERF: === round $1, kernel nvme on /dev/$D, uptime $(now) s"
+	for c in $KLIST; do
+		for qd in $QDS; do perf_one $c $qd $1 $D; done
+	done
+}
+
+perf_user_side() {  # perf_user_side RUN: bind, the user-space configurations, unbind
+	if ! pnvme bind $P > /tmp/bind.out 2>&1; then
+		sed 's/^/    | /' /tmp/bind.out
+		fail perf-pnvme "pnvme bind $P failed in round $1"; PFAIL=1; return 1
 	fi
+	echo "PERF: === round $1, user space through vfio-pci, uptime $(now) s"
+	for c in $PLIST; do
+		for qd in $QDS; do perf_one $c $qd $1; done
+	done
+	pnvme unbind $P > /tmp/bind.out 2>&1 || { sed 's/^/    | /' /tmp/bind.out; fail perf-pnvme "pnvme unbind $P failed in round $1"; PFAIL=1; return 1; }
+	D=$(wait_disk $P) || { fail perf-kernel "no disk for $P after unbind in round $1"; KFAIL=1; return 1; }
+	[ "$(cat /sys/block/$D/queue/io_poll)" = 1 ] || echo "PERF: warning: io_poll is $(cat /sys/block/$D/queue/io_poll) after unbind"
 }
 
 scenario_perf() {
@@ -471,27 +526,26 @@ scenario_perf() {
 	else
 		fail perf-poll-queues "nvme poll_queues='$pq' io_poll='$iop' '$q'"
 	fi
-	echo "PERF: guest $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
-	echo "PERF: $D: $(cat /sys/block/$D/size) 512 B sectors, logical block $(cat /sys/block/$D/queue/logical_block_size) B, iommu group $(group_of $P) type $(cat /sys/kernel/iommu_groups/$(group_of $P)/type 2>/dev/null), runs ${RUNS:-3} x ${RUNTIME:-10} s, ramp ${RAMP:-0} s"
+	KLIST=$(echo $KCONFIGS | tr ',' ' '); PLIST=$(echo $PCONFIGS | tr ',' ' ')
+	QDS=${QDS:-"1 32"}; QDS=$(echo $QDS | tr ',' ' ')
+	[ -e /lib/libpnvme-fio.so ] || PLIST=$(echo $PLIST | tr ' ' '\n' | grep -v '^fio-pnvme')
+	[ -x /bin/spdk_nvme_perf ] || PLIST=$(echo $PLIST | tr ' ' '\n' | grep -vx spdk)
+	if [ "${ORDER:-forward}" = reverse ]; then KLIST=$(rev $KLIST); PLIST=$(rev $PLIST); QDS=$(rev $QDS); fi
+	KLIST=$(echo $KLIST); PLIST=$(echo $PLIST); QDS=$(echo $QDS)
+	echo "PERF: guest $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-), flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -oE 'sse4_2|avx2?|constant_tsc|nonstop_tsc' | tr '\n' ' ')), $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	echo "PERF: $D: $(cat /sys/block/$D/size) 512 B sectors, logical block $(cat /sys/block/$D/queue/logical_block_size) B, iommu group $(group_of $P) type $(cat /sys/kernel/iommu_groups/$(group_of $P)/type 2>/dev/null), runs ${RUNS:-3} x ${RUNTIME:-10} s, ramp ${RAMP:-0} s, order ${ORDER:-forward}"
+	echo "PERF: kernel configurations: $KLIST; user-space configurations: $PLIST; depths: $QDS"
 	dmesg | grep -iE 'tsc|clocksource' | sed 's/^/    dmesg| /'
 	KFAIL=0; PFAIL=0
 	r=1
 	while [ $r -le ${RUNS:-3} ]; do
-		echo "PERF: === round $r, kernel nvme on /dev/$D, uptime $(now) s"
-		for c in $KCONFIGS; do
-			for qd in 1 32; do perf_fio $c $qd $r $D; done
-		done
-		if ! pnvme bind $P > /tmp/bind.out 2>&1; then
-			sed 's/^/    | /' /tmp/bind.out
-			fail perf-pnvme "pnvme bind $P failed in round $r"; PFAIL=1; break
+		if [ "${ORDER:-forward}" = reverse ]; then
+			perf_user_side $r || break
+			perf_kernel_side $r
+		else
+			perf_kernel_side $r
+			perf_user_side $r || break
 		fi
-		echo "PERF: === round $r, pnvme-perf through vfio-pci, uptime $(now) s"
-		for c in $PCONFIGS; do
-			for qd in 1 32; do perf_pnvme $c $qd $r; done
-		done
-		pnvme unbind $P > /tmp/bind.out 2>&1 || { sed 's/^/    | /' /tmp/bind.out; fail perf-pnvme "pnvme unbind $P failed in round $r"; PFAIL=1; break; }
-		D=$(wait_disk $P) || { fail perf-kernel "no disk for $P after unbind in round $r"; KFAIL=1; break; }
-		[ "$(cat /sys/block/$D/queue/io_poll)" = 1 ] || echo "PERF: warning: io_poll is $(cat /sys/block/$D/queue/io_poll) after unbind"
 		r=$((r + 1))
 	done
 	[ $KFAIL = 0 ] && pass perf-kernel "${RUNS:-3} rounds"

@@ -38,6 +38,9 @@
 #                      nvme-tcp host as its client: tgt-host.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
 #     --tgt PATH       pnvme-tgt for the tgt and tgt-perf scenarios (default: built here)
+#     --fio-engine PATH  perf: the fio engine libpnvme-fio.so (config fio-pnvme)
+#     --spdk-perf PATH   perf: a peer's spdk_nvme_perf, packed with its shared
+#                      libraries (config spdk; see benchmarks/guest-compare.sh)
 #     --seed N         data pattern seed (default: random)
 #     --timeout SEC    per guest boot (default 420; perf: 900)
 #
@@ -63,6 +66,8 @@ PNVME_BIN=
 VMTEST_BIN=
 PERF_BIN=
 TGT_BIN=
+FIO_ENGINE=
+SPDK_PERF=
 WORK=$PWD/vm-work
 SCENARIOS=()
 SEED=$(( $(od -An -N3 -tu4 /dev/urandom | tr -d ' ') + 1 ))
@@ -78,6 +83,8 @@ while [ $# -gt 0 ]; do
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
 	--tgt)      TGT_BIN=$2; shift 2 ;;
+	--fio-engine) FIO_ENGINE=$2; shift 2 ;;
+	--spdk-perf)  SPDK_PERF=$2; shift 2 ;;
 	-h|--help)  sed -n '3,57p' "$0"; exit 0 ;;
 	*) echo "run-vm-tests: unknown argument '$1'" >&2; exit 2 ;;
 	esac
@@ -198,6 +205,26 @@ if [ ! -s "$VMLINUX" ] || [ "$BZIMAGE" -nt "$VMLINUX" ]; then
 	{ echo "== no known payload in $BZIMAGE: booting the bzImage (slower)"; VMLINUX=$BZIMAGE; }
 fi
 
+# pnvme-perf on a library built with -DPNVME_LATTRACE (benchmark build: the
+# library stamps each depth-1 cycle), into $1
+build_lattrace_perf() {
+	local dir=$WORK/build-lt f o objs=() pci=() libs=
+	mkdir -p "$dir"
+	if pkg-config --exists libpci 2>/dev/null; then
+		pci=(-DPNVME_HAVE_LIBPCI=1 $(pkg-config --cflags libpci)); libs=$(pkg-config --libs libpci)
+	fi
+	for f in $(find "$SRC/src" -name '*.c' | sort); do
+		o=$dir/$(basename "$(dirname "$f")")_$(basename "$f" .c).o
+		${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -g -DPNVME_LATTRACE -I"$SRC/include" -I"$SRC/src" \
+			"${pci[@]}" -c "$f" -o "$o" || die "compiling $f (lattrace) failed"
+		objs+=("$o")
+	done
+	ar rcs "$dir/libpnvme.a" "${objs[@]}"
+	${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -g -DPNVME_LATTRACE -I"$SRC/include" \
+		"$SRC/tools/pnvme-perf.c" "$dir/libpnvme.a" $libs -lisal -lpthread -lm -o "$1" ||
+		die "linking pnvme-perf-lt failed"
+}
+
 # ---------------------------------------------------------------------------
 # initramfs
 # ---------------------------------------------------------------------------
@@ -224,6 +251,22 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 	cp "$PERF_BIN" "$STAGE/bin/pnvme-perf"
 	cp "$FIO_BIN" "$STAGE/bin/fio"
 	PAYLOADS+=("$PERF_BIN" "$FIO_BIN")
+	# perf: the minimal polled loop (benchmarks/minloop), and pnvme-perf on a
+	# library built with -DPNVME_LATTRACE (the depth-1 cycle, src/pcie/lattrace.h)
+	${CC:-gcc} -static -O2 -Wall -Wextra -o "$STAGE/bin/minloop" "$SRC/benchmarks/minloop/minloop.c" ||
+		die "building the static minloop failed (static libc: libc6-dev)"
+	build_lattrace_perf "$STAGE/bin/pnvme-perf-lt"
+	PAYLOADS+=("$STAGE/bin/pnvme-perf-lt")
+	if [ -n "$FIO_ENGINE" ]; then
+		[ -f "$FIO_ENGINE" ] || die "fio engine $FIO_ENGINE missing"
+		cp "$FIO_ENGINE" "$STAGE/lib/libpnvme-fio.so"
+		PAYLOADS+=("$FIO_ENGINE")
+	fi
+	if [ -n "$SPDK_PERF" ]; then   # a peer's binary and its libraries, as found by ldd here
+		[ -x "$SPDK_PERF" ] || die "spdk_nvme_perf $SPDK_PERF missing"
+		cp "$SPDK_PERF" "$STAGE/bin/spdk_nvme_perf"
+		PAYLOADS+=("$SPDK_PERF")
+	fi
 	# tcp-perf counts system calls per I/O with strace -c, where there is one
 	if STRACE_BIN=$(command -v strace); then
 		cp "$STRACE_BIN" "$STAGE/bin/strace"
@@ -539,9 +582,16 @@ run_iommuoff() {
 run_perf() {  # kernel nvme + fio, then pnvme-perf, on one drive in one boot (benchmarks/guest-compare.sh)
 	local TIMEOUT=$TIMEOUT
 	[ -n "${TIMEOUT_SET:-}" ] || TIMEOUT=900   # 3 rounds x 16 runs x 10 s: ~520 s
-	img perf.img 1G
-	boot perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" \
-		$(drive perf.img dp) -device nvme,serial=pnvmeP,drive=dp,addr=0x4
+	# As ../shared/reference/perf-anchors.md: 1 GiB of random data (kept
+	# between runs: reads only), 2 GiB of guest memory, SSE4.2 in the guest
+	# CPU (a peer's DPDK needs it).
+	if [ "$(stat -c %s "$WORK/perf-random.img" 2>/dev/null)" != 1073741824 ]; then
+		head -c 1G /dev/urandom > "$WORK/perf-random.img.tmp" && mv "$WORK/perf-random.img.tmp" "$WORK/perf-random.img" ||
+			die "creating $WORK/perf-random.img failed"
+	fi
+	boot perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" -m 2G -cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt \
+		-drive file="$WORK/perf-random.img",if=none,id=dp,format=raw \
+		-device nvme,serial=pnvmeP,drive=dp,addr=0x4
 	expect_checks perf tool-setup perf-poll-queues perf-kernel perf-pnvme
 }
 

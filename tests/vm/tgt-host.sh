@@ -260,7 +260,13 @@ step_kill() {
 	# 64 KiB writes: a few seconds of I/O at TCG speed (4 KiB ones take a minute)
 	dd if=/tmp/kill.bin of=$NA bs=64k seek=$((HALF * 16)) oflag=direct conv=notrunc,fsync 2>/tmp/kill-dd.err &
 	DD=$!
-	sleep 0.7
+	# kill once dd has written its first MiB (a fixed delay is either too
+	# short on a loaded host or too long once the path got faster)
+	i=0
+	while [ $i -lt 100 ] && kill -0 $DD 2>/dev/null &&
+	      [ "$(sed -n 's/^wchar: //p' /proc/$DD/io 2>/dev/null || echo 0)" -lt 1048576 ]; do
+		sleep 0.05; i=$((i + 1))
+	done
 	running=no; kill -0 $DD 2>/dev/null && running=yes
 	kill -9 $TGT_PID; wait $TGT_PID 2>/dev/null; krc=$?
 	TGT_PID=

@@ -10,8 +10,11 @@
 #              driver (/dev/nvmeXn1), $NQN_NULL = a memory-backed null_blk
 #              device ($NULL_MB MiB, never written: reads are zero-filled)
 #   pnvme-tgt  $NQN_DRIVE = the same drive bound to vfio-pci (`pnvme bind`),
-#              namespace 1; $NQN_NULL = an emulated namespace emu:size=${NULL_MB}M
-#              (RAM, never written: reads are zeroes); one polling thread
+#              namespace 1; $NQN_NULL = the null device null:size=${NULL_MB}M
+#              (reads return zeroes, no thread: the poller completes its
+#              commands inline; vmtest.tgt_null=emu: the emulated namespace
+#              emu:size=${NULL_MB}M of earlier boots, with its own thread);
+#              one polling thread (vmtest.tgt_spin=US: its --spin-us)
 # One drive, switched between the two drivers in every round (pnvme bind /
 # pnvme unbind), so both targets read the same blocks of the same image.
 # Each round: both targets (ORDER=forward: nvmet first; reverse: pnvme-tgt
@@ -31,7 +34,8 @@
 # time of every vCPU (/proc/stat) per I/O; other = guest - fio (the target, the
 # kernel host's kworkers and softirqs, the drive's driver: everything but fio);
 # tgt: the pnvme-tgt process's CPU time (/proc/PID/stat utime + stime, all its
-# threads: poller and emulator) per I/O (-1 for nvmet: not separable).
+# threads: the poller, and an emulator's thread if any) per I/O (-1 for nvmet:
+# not separable).
 # Env: RUNS (3) RUNTIME (10) ORDER (forward|reverse) PIN (1) UNPINNED (1)
 P=0000:00:04.0
 NQN_DRIVE=nqn.2014-08.org.pnvme:tgt-drive
@@ -49,9 +53,14 @@ FIO_CPU=0
 TGT_CPU=1
 EMU_CPU=${EMU_CPU:-float}
 TGT_PROBE=0
-TGT_NULL=emu:size=${NULL_MB}M
+TGT_NULL=null:size=${NULL_MB}M
+TGT_SPIN=
+TGT_SPINS=
 for a in $(cat /proc/cmdline); do
 	case $a in
+	vmtest.tgt_null=emu) TGT_NULL=emu:size=${NULL_MB}M ;;
+	vmtest.tgt_spin=*)  TGT_SPIN="--spin-us ${a#*=}" ;;
+	vmtest.tgt_spins=*) TGT_SPINS=$(echo ${a#*=} | tr , ' ') ;;
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
 	esac
@@ -222,7 +231,7 @@ nvmet_phase() {
 	i=0; while listening && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
-# tgt_phase RUN PIN BACKENDS: pnvme-tgt on the drive through vfio-pci and an emulated namespace
+# tgt_phase RUN PIN BACKENDS: pnvme-tgt on the drive through vfio-pci and the null device
 tgt_phase() {
 	note "--- pnvme-tgt, round $1, uptime $(now) s"
 	if ! pnvme bind $P > /tmp/bind.out 2>&1; then
@@ -232,15 +241,15 @@ tgt_phase() {
 	fi
 	cpus=; [ $2 = 1 ] && cpus="--cpus $TGT_CPU"
 	[ $2 = 1 ] && [ $EMU_CPU != float ] && emu_note=", emulator thread pinned to vCPU $EMU_CPU" || emu_note=
-	TGT_ARGS="-l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 --allow-any-host -s $NQN_NULL -n $TGT_NULL --allow-any-host -t 1 $cpus"
+	TGT_ARGS="-l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 --allow-any-host -s $NQN_NULL -n $TGT_NULL --allow-any-host -t 1 $cpus $TGT_SPIN"
 	pnvme-tgt $TGT_ARGS > /tmp/tgt.log 2>&1 &
 	TGT_PID=$!
 	i=0
 	while ! grep -q 'listening on' /tmp/tgt.log && kill -0 $TGT_PID 2>/dev/null && [ $i -lt 100 ]; do
 		sleep 0.1; i=$((i + 1))
 	done
-	# the emulator's thread (the null backend): the one thread that is neither
-	# the main thread nor the poller pinned by --cpus
+	# the emulator's thread (vmtest.tgt_null=emu; null: has none): the one
+	# thread that is neither the main thread nor the poller pinned by --cpus
 	emu_tid=
 	for tk in /proc/$TGT_PID/task/*; do
 		tid=${tk##*/}
@@ -287,6 +296,13 @@ note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' ')
 if ! setup; then
 	failed "set-up"
 	exit 1
+fi
+if [ -n "$TGT_SPINS" ]; then     # development aid: pnvme-tgt's --spin-us, one round each
+	for s in $TGT_SPINS; do
+		TGT_SPIN="--spin-us $s"; TGT_TAG=-spin$s; tgt_phase 1 $PIN drive null
+	done
+	TGT_TAG=; nvmet_phase 1 $PIN drive null
+	RUNS=0 UNPINNED=0
 fi
 if [ "$TGT_PROBE" = 1 ]; then   # development aid: where the emulator thread should run
 	for EMU_CPU in float 0 1; do
