@@ -9,7 +9,7 @@
  * names is mapped through the backend, and CMBMSC gets CMSE with CBA = the
  * bus address of the CMB (the BAR's address plus CMBLOC.OFST). Queue rings
  * are carved from the CMB in whole 4 KiB pages, first fit, under the admin
- * lock (queue pairs are created and destroyed under it).
+ * lock (queue pairs take and give back their pages under it).
  *
  * Commands are still built in the host-memory ring (qp->sq), so the submit
  * paths are the same for every queue pair; a CMB queue pair's post_slow has

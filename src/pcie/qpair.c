@@ -416,6 +416,7 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 		}
 	}
 	ctrl->qid_used[qp->qid] = 0;
+	cmb_sq_free(qp); /* (the CMB's page map is the admin lock's, like the queue ids) */
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	qpair_free(qp);
 	return rc;
