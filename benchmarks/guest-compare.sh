@@ -7,7 +7,7 @@
 #
 #   benchmarks/guest-compare.sh [--runs N] [--runtime S] [--ramp S]
 #                               [--order forward|reverse] [--kconfigs A,B]
-#                               [--pconfigs A,B] [--qds 1,32]
+#                               [--pconfigs A,B] [--qds 1,32] [--cmb MB]
 #                               [--build DIR] [--workdir DIR] [--no-build]
 #   SPDK_PERF=/path/to/spdk_nvme_perf benchmarks/guest-compare.sh ...
 #
@@ -27,7 +27,8 @@
 # Diagnostic configurations: pnvme-lt / pnvme-noshadow-lt (pnvme-perf on a
 # -DPNVME_LATTRACE library: the depth-1 cycle in four steps), minloop-X with
 # X letters of minloop's -D -F -T -N flags and "lt" for its -L trace (e.g.
-# minloop-DFT, minloop-lt), pnvme-shadow, pnvme-classic, iou, iou-hipri-fb-gtod.
+# minloop-DFT, minloop-lt), pnvme-shadow, pnvme-classic, iou, iou-hipri-fb-gtod,
+# pnvme-cmb (--cmb-sq: needs --cmb MB, a Controller Memory Buffer on the drive).
 # Prints the raw summary lines, the table of runs and medians, the traced
 # cycles, the ratios, and the host's load. SPDK_PERF: a peer's binary (its
 # shared libraries are packed as ldd finds them here; build it for the guest
@@ -57,6 +58,7 @@ while [ $# -gt 0 ]; do
 	--kconfigs) GARGS="$GARGS vmtest.kconfigs=$2"; shift 2 ;;
 	--pconfigs) GARGS="$GARGS vmtest.pconfigs=$2"; shift 2 ;;
 	--qds)      GARGS="$GARGS vmtest.qds=$2"; shift 2 ;;
+	--cmb)      export PERF_CMB_MB=$2; shift 2 ;;
 	-h|--help)  sed -n '3,36p' "$0"; exit 0 ;;
 	*) echo "guest-compare: unknown argument '$1'" >&2; exit 2 ;;
 	esac

@@ -421,6 +421,7 @@ perf_opts() {
 	pnvme-noshadow)    echo "--no-shadow-db" ;;
 	pnvme-lazycq)      echo "--lazy-cq" ;;
 	pnvme-classic)     echo "--classic" ;;
+	pnvme-cmb)         echo "--cmb-sq" ;;   # needs guest-compare --cmb MB
 	minloop)           echo "" ;;
 	minloop-r*)        echo "-R ${1#minloop-r}" ;;   # minloop-r64: -R 64
 	minloop-*)         echo "${1#minloop-}" | sed -E 's/lt$/L/; s/-//g; s/(.)/-\1 /g' ;;

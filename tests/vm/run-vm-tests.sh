@@ -591,7 +591,7 @@ run_perf() {  # kernel nvme + fio, then pnvme-perf, on one drive in one boot (be
 	fi
 	boot perf intremap=on "intel_iommu=on ${GUEST_ARGS:-}" -m 2G -cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt \
 		-drive file="$WORK/perf-random.img",if=none,id=dp,format=raw \
-		-device nvme,serial=pnvmeP,drive=dp,addr=0x4
+		-device nvme,serial=pnvmeP,drive=dp,addr=0x4,cmb_size_mb=${PERF_CMB_MB:-0}
 	expect_checks perf tool-setup perf-poll-queues perf-kernel perf-pnvme
 }
 
