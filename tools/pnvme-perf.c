@@ -981,7 +981,6 @@ static void usage(FILE *f)
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --classic   submit with pnvme_read/pnvme_write (default for read, write,\n"
 		"              randread, randwrite: prepared requests, pnvme/req.h)\n"
-
 		"  --json      the final report as one JSON document on stdout\n"
 		"  -h          this help;  --version  the pnvme version\n");
 }

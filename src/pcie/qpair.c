@@ -795,12 +795,7 @@ static ALWAYS_INLINE int reap(struct pnvme_qpair *qp, uint32_t max, bool limited
 			if (likely(db_enter(qp))) {
 				if (qp->sdb_cq && qp->sq_tail != qp->sq_db_tail)
 					sq_db_write(qp);
-				qp->cq_db_head = head;
-				if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
-					db_write(qp->cq_db, head); /* release: our CQE reads come first */
-					qp->stats.cq_doorbells++;
-				}
-				LT_CQDB();
+				cq_db_write(qp, head);
 				if (qp->sq_tail != qp->sq_db_tail)
 					sq_db_write(qp);
 				db_leave(qp);

@@ -86,6 +86,17 @@ static ALWAYS_INLINE void sq_db_write(struct pnvme_qpair *qp)
 	LT_SQDB();
 }
 
+/* The CQ head doorbell write (Base 2.0 §3.1.4.23), inside a db_enter() window. */
+static ALWAYS_INLINE void cq_db_write(struct pnvme_qpair *qp, uint32_t head)
+{
+	qp->cq_db_head = head;
+	if (!qp->sdb_cq || shadow_db_update(qp->sdb_cq, qp->ei_cq, head)) {
+		db_write(qp->cq_db, head); /* release: our CQE reads come first */
+		qp->stats.cq_doorbells++;
+	}
+	LT_CQDB();
+}
+
 /* Write the SQ tail doorbell. */
 static inline void ring_sq(struct pnvme_qpair *qp)
 {

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_argv a;
 	struct config cfg = { .pattern = P_RANDREAD, .depth = 32, .iosize = 4096, .secs = 5,
-			      .qpairs_per_worker = 1 };
+			      .shadow_db = true, .qpairs_per_worker = 1 }; /* as main()'s */
 	const char *devs[MAX_DEVS];
 	unsigned nr_devs = 0;
 
