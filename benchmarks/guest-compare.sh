@@ -28,6 +28,7 @@
 # -DPNVME_LATTRACE library: the depth-1 cycle in four steps), minloop-X with
 # X letters of minloop's -D -F -T -N flags and "lt" for its -L trace (e.g.
 # minloop-DFT, minloop-lt), pnvme-shadow, pnvme-classic, iou, iou-hipri-fb-gtod,
+# fio-pnvme-gtod, iou-hipri-fb-cpuclock, fio-pnvme-cpuclock (fio --clocksource=cpu),
 # pnvme-cmb (--cmb-sq: needs --cmb MB, a Controller Memory Buffer on the drive).
 # Prints the raw summary lines, the table of runs and medians, the traced
 # cycles, the ratios, and the host's load. SPDK_PERF: a peer's binary (its

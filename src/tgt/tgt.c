@@ -24,12 +24,16 @@
 #include "internal.h"
 #include "tgt/tgt_priv.h"
 
+/*
+ * The target's millisecond clock (deadlines: ICReq, keep-alive, draining),
+ * read by every poller round: from the cycle counter, not clock_gettime().
+ * In a guest whose clocksource is the HPET (QEMU TCG), clock_gettime() is a
+ * system call plus an HPET read that exits to the hypervisor and takes its
+ * global lock, the lock the emulated drive's completions need as well.
+ */
 uint64_t tgt_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return pnvme_ticks() / (pnvme_ticks_hz() / 1000u);
 }
 
 /* ------------------------------------------------------------------------ */

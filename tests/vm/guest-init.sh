@@ -412,6 +412,10 @@ perf_opts() {
 	iou-hipri-fb)      echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles" ;;
 	iou-hipri-fb-gtod) echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles --gtod_reduce=1" ;;
 	fio-pnvme-gtod)    echo "--thread --ioengine=external:/lib/libpnvme-fio.so --gtod_reduce=1" ;;
+	# fio's own clock on the cycle counter instead of clock_gettime() (the
+	# guest's clocksource is the HPET: every read exits to QEMU)
+	iou-hipri-fb-cpuclock) echo "--ioengine=io_uring --hipri --fixedbufs --registerfiles --clocksource=cpu" ;;
+	fio-pnvme-cpuclock)    echo "--thread --ioengine=external:/lib/libpnvme-fio.so --clocksource=cpu" ;;
 	iou)               echo "--ioengine=io_uring" ;;
 	libaio)            echo "--ioengine=libaio" ;;
 	pnvme*-lt)         perf_opts ${1%-lt} ;;   # the same on pnvme-perf-lt
