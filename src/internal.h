@@ -175,6 +175,11 @@ struct pnvme_backend_ops {
 	 */
 	int (*bar_map)(void *ctx, unsigned bir, volatile uint8_t **va, size_t *len,
 		       uint64_t *bus);
+	/*
+	 * Optional: MSI-X vector `vector` signals eventfd `fd` from now on (-1:
+	 * stop). 0, -ENOTSUP (no interrupts), -ENOSPC (no such vector), -errno.
+	 */
+	int (*irq_set)(void *ctx, unsigned vector, int fd);
 };
 
 struct pnvme_backend {

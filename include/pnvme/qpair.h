@@ -79,6 +79,16 @@ struct pnvme_qpair;
  * without the flag to fall back to host memory.
  */
 #define PNVME_QPAIR_CMB_SQ       (1u << 4)
+/*
+ * Interrupts: the CQ is created with interrupts enabled (Create I/O CQ
+ * IEN = 1, IV = the queue id; Base 2.0 §5.4) and its MSI-X vector signals an
+ * eventfd (pnvme_qpair_event_fd()), for a thread that sleeps when it has
+ * nothing to do (a target's poller) instead of spinning. Completions are
+ * still reaped by pnvme_qpair_poll(): the I/O path is the same. PCIe only
+ * (VFIO MSI-X, the emulated controller): -ENOTSUP on TCP; -ENOSPC where the
+ * function has no MSI-X vector for the queue id.
+ */
+#define PNVME_QPAIR_INTERRUPTS   (1u << 5)
 
 struct pnvme_qpair_opts {
 	uint32_t depth;      /* requests outstanding at once, 1..min(CAP.MQES, 4095); the
@@ -118,6 +128,17 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp);
 /* Getters return 0 / false for a NULL queue pair; void calls ignore it. */
 /** Queue identifier (1..). */
 uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp);
+/**
+ * The eventfd that becomes readable when the controller has posted
+ * completions to the queue pair's CQ (created with PNVME_QPAIR_INTERRUPTS),
+ * for poll()/epoll. To sleep without missing a completion:
+ * pnvme_qpair_event_ack(), then pnvme_qpair_poll(), and only if that reaped
+ * nothing, poll() on the fd. Returns the fd (the queue pair's: do not close
+ * it), -EINVAL (NULL), -ENOTSUP (created without the flag).
+ */
+int pnvme_qpair_event_fd(const struct pnvme_qpair *qp);
+/** Consume the interrupts signalled so far: 1 if there were any, 0 if none, -errno. */
+int pnvme_qpair_event_ack(struct pnvme_qpair *qp);
 /**
  * Requests that may be outstanding at once: opts.depth as created (or the
  * default). Submitting more returns -EAGAIN. The rings have one entry more.

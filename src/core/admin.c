@@ -233,9 +233,12 @@ static int cmd_get_log(struct pnvme_sqe *c, uint8_t lid, uint32_t nsid, uint64_t
 	return 0;
 }
 
-/* Create I/O CQ (§5.4) / SQ (§5.5), physically contiguous, polled (IEN = 0). */
+/*
+ * Create I/O CQ (§5.4) / SQ (§5.5), physically contiguous; a CQ polled
+ * (IEN = 0), or with interrupts on MSI-X vector `iv` (iv >= 0).
+ */
 static int cmd_create_q(struct pnvme_ctrl *ctrl, struct pnvme_sqe *c, uint8_t opc,
-			uint16_t qid, uint16_t cqid, uint64_t iova, uint32_t qsize)
+			uint16_t qid, uint16_t cqid, uint64_t iova, uint32_t qsize, int32_t iv)
 {
 	uint32_t mqes;
 
@@ -251,7 +254,9 @@ static int cmd_create_q(struct pnvme_ctrl *ctrl, struct pnvme_sqe *c, uint8_t op
 	c->prp1 = iova;
 	c->cdw10 = PNVME_SET(PNVME_CREATE_Q_QID, qid) | PNVME_SET(PNVME_CREATE_Q_QSIZE, qsize - 1);
 	if (opc == PNVME_ADM_CREATE_CQ)
-		c->cdw11 = PNVME_CREATE_CQ_PC;
+		c->cdw11 = PNVME_CREATE_CQ_PC |
+			   (iv >= 0 ? PNVME_CREATE_CQ_IEN | PNVME_SET(PNVME_CREATE_CQ_IV, (uint32_t)iv)
+				    : 0);
 	else
 		c->cdw11 = PNVME_CREATE_SQ_PC | PNVME_SET(PNVME_CREATE_SQ_CQID, cqid);
 	return 0;
@@ -414,7 +419,16 @@ int pnvme_abort_async(struct pnvme_ctrl *ctrl, uint16_t sqid, uint16_t cid, pnvm
 int pnvme_create_io_cq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize)
 {
 	struct pnvme_sqe c;
-	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize);
+	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize, -1);
+
+	return rc ? rc : admin_sync(ctrl, &c, NULL, 0, NULL);
+}
+
+int ctrl_create_io_cq_irq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize,
+			  int32_t iv)
+{
+	struct pnvme_sqe c;
+	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize, iv);
 
 	return rc ? rc : admin_sync(ctrl, &c, NULL, 0, NULL);
 }
@@ -423,7 +437,7 @@ int pnvme_create_io_sq(struct pnvme_ctrl *ctrl, uint16_t qid, uint16_t cqid, uin
 		       uint32_t qsize)
 {
 	struct pnvme_sqe c;
-	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_SQ, qid, cqid, iova, qsize);
+	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_SQ, qid, cqid, iova, qsize, -1);
 
 	return rc ? rc : admin_sync(ctrl, &c, NULL, 0, NULL);
 }
@@ -448,7 +462,7 @@ int pnvme_create_io_cq_async(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iov
 			     uint32_t qsize, pnvme_cmd_cb cb, void *arg)
 {
 	struct pnvme_sqe c;
-	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize);
+	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize, -1);
 
 	return rc ? rc : pnvme_admin_submit(ctrl, &c, NULL, 0, cb, arg);
 }
@@ -457,7 +471,7 @@ int pnvme_create_io_sq_async(struct pnvme_ctrl *ctrl, uint16_t qid, uint16_t cqi
 			     uint64_t iova, uint32_t qsize, pnvme_cmd_cb cb, void *arg)
 {
 	struct pnvme_sqe c;
-	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_SQ, qid, cqid, iova, qsize);
+	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_SQ, qid, cqid, iova, qsize, -1);
 
 	return rc ? rc : pnvme_admin_submit(ctrl, &c, NULL, 0, cb, arg);
 }

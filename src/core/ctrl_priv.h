@@ -151,6 +151,7 @@ struct pnvme_qpair {
 	 */
 	volatile struct pnvme_sqe *cmb_sq;
 	uint64_t cmb_sq_bus;   /* its address in the controller memory space */
+	int irq_fd;            /* PNVME_QPAIR_INTERRUPTS: the CQ's eventfd, else -1 */
 	struct pnvme_qpair *next; /* controller's list of I/O queue pairs */
 };
 
@@ -478,6 +479,9 @@ void ctrl_run_pending_reset(struct pnvme_ctrl *ctrl);
  * outside 512 B..64 KiB).
  */
 int pnvme_parse_id_ns(const struct pnvme_id_ns *id, uint32_t max_xfer, struct pnvme_ns *ns);
+/** Create I/O CQ with interrupts on MSI-X vector `iv` (iv < 0: polled). Admin lock held. */
+int ctrl_create_io_cq_irq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize,
+			  int32_t iv);
 /** Slow-path wait: give the device a turn (backend hook). */
 static inline void ctrl_wait_hook(struct pnvme_ctrl *ctrl)
 {

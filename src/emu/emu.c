@@ -107,6 +107,8 @@ static bool step_locked(struct pnvme_emu *emu)
 			emu_cpl_post(emu, &emu->rstack[--emu->rstack_len]);
 		emu->reordering = false;
 	}
+	if (unlikely(emu->irq_pending))
+		emu_irq_fire(emu);
 	return busy || emu->step_posted;
 }
 
@@ -240,10 +242,13 @@ int pnvme_emu_create(const char *spec, struct pnvme_emu **out)
 	emu->sqs = calloc(cfg.nr_io_queues + 1u, sizeof(*emu->sqs));
 	emu->cqs = calloc(cfg.nr_io_queues + 1u, sizeof(*emu->cqs));
 	emu->ns = calloc(cfg.nr_ns, sizeof(*emu->ns));
-	if (emu->sqs == NULL || emu->cqs == NULL || emu->ns == NULL) {
+	emu->irq_fd = malloc((cfg.nr_io_queues + 1u) * sizeof(*emu->irq_fd));
+	if (emu->sqs == NULL || emu->cqs == NULL || emu->ns == NULL || emu->irq_fd == NULL) {
 		rc = pnvme_fail(-ENOMEM, "emu: out of memory");
 		goto fail;
 	}
+	for (uint32_t v = 0; v <= cfg.nr_io_queues; v++)
+		emu->irq_fd[v] = -1;
 	rc = emu_media_open(emu);
 	if (rc != 0)
 		goto fail;
@@ -300,6 +305,7 @@ void pnvme_emu_destroy(struct pnvme_emu *emu)
 		munmap(emu->cmb, emu->cmb_len);
 	free(emu->sqs);
 	free(emu->cqs);
+	free(emu->irq_fd);
 	free(emu->ns);
 	free(emu->maps);
 	for (unsigned i = 0; i < ARRAY_SIZE(emu->id_override); i++)

@@ -443,6 +443,8 @@ static uint16_t exec_create_cq(struct pnvme_emu *emu, struct emu_req *req)
 	cq->phase = 1;
 	cq->qid = (uint16_t)qid;
 	cq->iova = c->prp1;
+	cq->ien = (c->cdw11 & PNVME_CREATE_CQ_IEN) != 0;
+	cq->iv = (uint16_t)iv;
 	cq->valid = true;
 	cq->db = cq_db_now(emu, qid);           /* head 0: the host's next write shows */
 	emu_cq_shadow_attach(emu, cq, false);

@@ -12,6 +12,7 @@
 #include <pnvme/emu.h>
 
 #include "internal.h"
+#include "emu_priv.h"
 
 /* IOVAs the library may hand out: above 1 MiB (IOVA 0 means "unmapped"), 48 bits. */
 #define EMU_IOVA_BASE (1ull << 20)
@@ -66,6 +67,11 @@ static int emu_be_bar_map(void *ctx, unsigned bir, volatile uint8_t **va, size_t
 	return 0;
 }
 
+static int emu_be_irq_set(void *ctx, unsigned vector, int fd)
+{
+	return emu_irq_set(ctx, vector, fd);
+}
+
 static const struct pnvme_backend_ops emu_backend_ops = {
 	.name = "emu",
 	.dma_map = emu_be_map,
@@ -73,6 +79,7 @@ static const struct pnvme_backend_ops emu_backend_ops = {
 	.wait = emu_be_wait,
 	.close = emu_be_close,
 	.bar_map = emu_be_bar_map,
+	.irq_set = emu_be_irq_set,
 };
 
 int pnvme_emu_backend_init(struct pnvme_emu *emu, struct pnvme_backend *be)

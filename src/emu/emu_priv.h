@@ -133,6 +133,9 @@ struct emu_cq {
 	uint32_t ei;                    /* last EventIdx written */
 	uint32_t *sdb_p;                /* shadow head doorbell in host memory, NULL: none */
 	uint32_t *ei_p;                 /* its EventIdx entry */
+	uint16_t iv;                    /* its MSI-X vector (with ien) */
+	bool ien;                       /* interrupts enabled (Create I/O CQ IEN) */
+	bool irq_pending;               /* posted since the last interrupt */
 	/* cold */
 	uint32_t nr_sqs;
 	uint32_t ovf_head;
@@ -181,6 +184,7 @@ struct emu_req {
 
 struct pnvme_emu {
 	/* hot: touched for every command */
+	bool irq_pending;                   /* some CQ has irq_pending */
 	volatile uint8_t *bar;
 	struct emu_sq *sqs;                 /* [0..nq], 0 = admin */
 	struct emu_cq *cqs;
@@ -211,6 +215,10 @@ struct pnvme_emu {
 	size_t maps_cap;
 	size_t bar_len;
 	struct pnvme_emu_config cfg;
+	/* MSI-X (NVMe 1.4 §7.5.2; the CQ's IV from Create I/O CQ, Base 2.0
+	 * §5.4): vector -> eventfd (-1: none; set from any thread, atomically),
+	 * vectors 0..nr_io_queues, as many as I/O queues plus the admin one */
+	int *irq_fd;
 	struct emu_pi_fmt pif;              /* protection format (cfg.pi != 0) */
 	uint32_t cc;                        /* CC as last seen */
 	uint32_t csts;                      /* CSTS as the controller sets it */
@@ -367,6 +375,10 @@ void emu_cq_shadow_attach(struct pnvme_emu *emu, struct emu_cq *cq, bool sync);
 void emu_dbbuf_off(struct pnvme_emu *emu);
 void emu_sq_destroy(struct pnvme_emu *emu, struct emu_sq *sq);
 void emu_cq_destroy(struct emu_cq *cq);
+/* Signal the vectors of CQs that got entries since the last call. */
+void emu_irq_fire(struct pnvme_emu *emu);
+/* Attach eventfd `fd` to MSI-X vector `vector` (-1 detaches). 0 / -errno. */
+int emu_irq_set(struct pnvme_emu *emu, unsigned vector, int fd);
 void emu_hi_qid_update(struct pnvme_emu *emu);
 void emu_queues_reset(struct pnvme_emu *emu);
 void emu_sq_process(struct pnvme_emu *emu, struct emu_sq *sq);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "emu_priv.h"
 
@@ -100,6 +101,10 @@ static bool cq_write(struct pnvme_emu *emu, struct emu_cq *cq, const struct emu_
 	cq->tail = next;
 	if (next == 0)
 		cq->phase ^= 1u;
+	if (unlikely(cq->ien)) {
+		cq->irq_pending = true;
+		emu->irq_pending = true;
+	}
 	emu->st.completions++;
 	emu->step_posted++;
 	return true;
@@ -167,6 +172,37 @@ static void cpl_queue(struct pnvme_emu *emu, const struct emu_cpl *c)
 		return;
 	}
 	emu_cpl_post(emu, c);
+}
+
+/*
+ * One interrupt per vector per step, not per entry (an MSI-X message is an
+ * event, and the host reaps everything posted when it wakes): an eventfd
+ * write for each CQ with entries since the last step.
+ */
+void emu_irq_fire(struct pnvme_emu *emu)
+{
+	emu->irq_pending = false;
+	for (uint32_t q = 1; q <= emu->hi_qid; q++) {
+		struct emu_cq *cq = &emu->cqs[q];
+		uint64_t one = 1;
+		int fd;
+
+		if (!cq->irq_pending)
+			continue;
+		cq->irq_pending = false;
+		fd = __atomic_load_n(&emu->irq_fd[cq->iv], __ATOMIC_ACQUIRE);
+		if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+			emu->st.dropped++;   /* (an eventfd only refuses at 2^64 - 2) */
+	}
+}
+
+int emu_irq_set(struct pnvme_emu *emu, unsigned vector, int fd)
+{
+	if (vector > emu->cfg.nr_io_queues)
+		return pnvme_fail(-ENOSPC, "emu: MSI-X vector %u beyond the %u the controller has",
+				  vector, emu->cfg.nr_io_queues + 1);
+	__atomic_store_n(&emu->irq_fd[vector], fd, __ATOMIC_RELEASE);
+	return 0;
 }
 
 uint64_t emu_now_ns(void)

@@ -109,7 +109,14 @@ static int pcie_queue_create(struct pnvme_qpair *qp)
 	 * before the device may look at them. */
 	qpair_shadow_setup(qp);
 	qpair_db_zero(qp);
-	rc = pnvme_create_io_cq(ctrl, qp->qid, cq_iova, qp->cq_size);
+	if (qp->irq_fd >= 0) {
+		/* MSI-X vector = queue id; again after a reset (the same eventfd) */
+		rc = ctrl->be.ops->irq_set(ctrl->be.ctx, qp->qid, qp->irq_fd);
+		if (rc)
+			return rc;
+	}
+	rc = ctrl_create_io_cq_irq(ctrl, qp->qid, cq_iova, qp->cq_size,
+				   qp->irq_fd >= 0 ? (int32_t)qp->qid : -1);
 	if (rc)
 		return rc;
 	rc = pnvme_create_io_sq(ctrl, qp->qid, qp->qid, sq_iova, qp->qsize);

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/ctrl_priv.h"
 #include "pcie/ring.h"
@@ -24,7 +26,7 @@
 #define DEFAULT_IO_DEPTH 255u  /* 256-entry rings */
 #define POLL_CLOCK_EVERY 64u   /* empty polls between two reads of the clock */
 #define QPAIR_FLAGS (PNVME_QPAIR_DB_IMMEDIATE | PNVME_QPAIR_LAZY_CQ_DB | PNVME_QPAIR_NO_SPLIT | \
-		     PNVME_QPAIR_PREFER_SGL | PNVME_QPAIR_CMB_SQ)
+		     PNVME_QPAIR_PREFER_SGL | PNVME_QPAIR_CMB_SQ | PNVME_QPAIR_INTERRUPTS)
 
 /* ------------------------------------------------------------------------ */
 /* Creation and teardown                                                    */
@@ -41,6 +43,7 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 	if (!qp)
 		return pnvme_fail(-ENOMEM, "out of memory for a queue pair");
 	qp->ctrl = ctrl;
+	qp->irq_fd = -1;
 	qp->qid = qid;
 	qp->qsize = qsize;
 	qp->nr_trk = qsize - 1;
@@ -102,6 +105,18 @@ int qpair_alloc(struct pnvme_ctrl *ctrl, uint16_t qid, uint32_t qsize, uint32_t 
 		if (rc)
 			goto fail;
 	}
+	if (flags & PNVME_QPAIR_INTERRUPTS) {
+		if (ctrl->tcp || !ctrl->be.ops || !ctrl->be.ops->irq_set) {
+			rc = pnvme_fail(-ENOTSUP, "qpair: interrupts need a PCIe controller with "
+					"MSI-X (this one is %s)", ctrl->tcp ? "on TCP" : "polled only");
+			goto fail;
+		}
+		qp->irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (qp->irq_fd < 0) {
+			rc = pnvme_fail(-errno, "qpair: eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
 
 	qp->trk = calloc(qp->nr_trk, sizeof(*qp->trk));
 	qp->free_cids = calloc(qp->nr_trk, sizeof(*qp->free_cids));
@@ -134,6 +149,11 @@ void qpair_free(struct pnvme_qpair *qp)
 		return;
 	if (qp->tq)
 		tcp_queue_free(qp);
+	if (qp->irq_fd >= 0) {
+		/* The vector forgets the eventfd before its number can be reused. */
+		(void)qp->ctrl->be.ops->irq_set(qp->ctrl->be.ctx, qp->qid, -1);
+		close(qp->irq_fd);
+	}
 	cmb_sq_free(qp);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->sq_mem);
 	pnvme_dma_free_raw(&qp->ctrl->dma, qp->cq_mem);
@@ -420,6 +440,27 @@ int pnvme_qpair_destroy(struct pnvme_qpair *qp)
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	qpair_free(qp);
 	return rc;
+}
+
+int pnvme_qpair_event_fd(const struct pnvme_qpair *qp)
+{
+	if (!qp)
+		return pnvme_fail(-EINVAL, "qpair_event_fd: NULL queue pair");
+	if (qp->irq_fd < 0)
+		return pnvme_fail(-ENOTSUP, "qpair_event_fd: queue pair %u was created without "
+				  "PNVME_QPAIR_INTERRUPTS", qp->qid);
+	return qp->irq_fd;
+}
+
+int pnvme_qpair_event_ack(struct pnvme_qpair *qp)
+{
+	uint64_t n;
+
+	if (!qp || qp->irq_fd < 0)
+		return pnvme_fail(-EINVAL, "qpair_event_ack: no queue pair with interrupts");
+	if (read(qp->irq_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		return 1;
+	return errno == EAGAIN ? 0 : pnvme_fail(-errno, "qpair_event_ack: %s", strerror(errno));
 }
 
 uint16_t pnvme_qpair_id(const struct pnvme_qpair *qp)

@@ -63,6 +63,7 @@ struct vfio_ctx {
 	size_t bar_len;
 	void *cmb_bar;           /* the BAR holding the CMB (bar_map), when not BAR0 */
 	size_t cmb_bar_len;
+	uint32_t msix;           /* MSI-X vectors enabled through VFIO (0: none yet) */
 	char bdf[PNVME_PCI_BDF_LEN];
 };
 
@@ -292,6 +293,77 @@ static int vfio_bar_map(void *ctx, unsigned bir, volatile uint8_t **va, size_t *
 	return 0;
 }
 
+/* VFIO_DEVICE_SET_IRQS for MSI-X vectors [start, start + n) with these eventfds. */
+static int msix_set(struct vfio_ctx *v, uint32_t start, uint32_t n, const int32_t *fds)
+{
+	size_t sz = sizeof(struct vfio_irq_set) + (size_t)n * sizeof(int32_t);
+	struct vfio_irq_set *s = calloc(1, sz);
+	int rc = 0;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->argsz = (uint32_t)sz;
+	s->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	s->index = VFIO_PCI_MSIX_IRQ_INDEX;
+	s->start = start;
+	s->count = n;
+	memcpy(s->data, fds, (size_t)n * sizeof(int32_t));
+	if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, s) != 0)
+		rc = -errno;
+	free(s);
+	return rc;
+}
+
+/*
+ * MSI-X vector `vector` signals eventfd `fd` (-1: no longer). The first call
+ * enables every vector the function has, unassigned but one (the vector
+ * count of an enabled MSI-X capability cannot grow later on kernels before
+ * 6.5); later calls set one vector. The admin queue's vector 0 stays without
+ * an eventfd: its completions are polled.
+ */
+static int vfio_irq_set(void *ctx, unsigned vector, int fd)
+{
+	struct vfio_ctx *v = ctx;
+	int rc;
+
+	if (v->msix == 0) {
+		struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX };
+		int32_t *fds;
+
+		if (fd < 0)
+			return 0;
+		if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) != 0)
+			return pnvme_fail(-errno, "vfio: %s: MSI-X information: %s", v->bdf,
+					  strerror(errno));
+		if (ii.count == 0 || !(ii.flags & VFIO_IRQ_INFO_EVENTFD))
+			return pnvme_fail(-ENOTSUP, "vfio: %s: no MSI-X vectors to signal an eventfd",
+					  v->bdf);
+		if (vector >= ii.count)
+			return pnvme_fail(-ENOSPC, "vfio: %s: MSI-X vector %u beyond the %u the "
+					  "function has", v->bdf, vector, ii.count);
+		fds = malloc(ii.count * sizeof(*fds));
+		if (fds == NULL)
+			return pnvme_fail(-ENOMEM, "out of memory for %u MSI-X vectors", ii.count);
+		for (uint32_t i = 0; i < ii.count; i++)
+			fds[i] = i == vector ? fd : -1;
+		rc = msix_set(v, 0, ii.count, fds);
+		free(fds);
+		if (rc != 0)
+			return pnvme_fail(rc, "vfio: %s: enabling %u MSI-X vectors: %s", v->bdf,
+					  ii.count, strerror(-rc));
+		v->msix = ii.count;
+		return 0;
+	}
+	if (vector >= v->msix)
+		return pnvme_fail(-ENOSPC, "vfio: %s: MSI-X vector %u beyond the %u the function "
+				  "has", v->bdf, vector, v->msix);
+	rc = msix_set(v, vector, 1, &(int32_t){ fd });
+	if (rc != 0)
+		return pnvme_fail(rc, "vfio: %s: MSI-X vector %u: %s", v->bdf, vector,
+				  strerror(-rc));
+	return 0;
+}
+
 static const struct pnvme_backend_ops vfio_ops = {
 	.name = "vfio",
 	.dma_map = vfio_dma_map,
@@ -300,6 +372,7 @@ static const struct pnvme_backend_ops vfio_ops = {
 	.bus_master = vfio_bus_master,
 	.close = vfio_close,
 	.bar_map = vfio_bar_map,
+	.irq_set = vfio_irq_set,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -40,14 +40,28 @@ struct tgt_bq *tgt_bq_get(struct tgt_group *g, unsigned backend)
 		struct pnvme_ctrl *ctrl = t->backends[backend];
 		int rc;
 
-		/* First I/O of this group to this backend: its own queue pair (slow, once). */
+		/*
+		 * First I/O of this group to this backend: its own queue pair (slow,
+		 * once), with interrupts where the backend has them, so that an idle
+		 * poller waiting for it can sleep until its completions arrive
+		 * (tgt_group_thread); a thread-less backend completes inline and
+		 * needs none.
+		 */
 		pnvme_qpair_opts_default(&qo);
 		qo.depth = t->o.backend_depth;
+		qo.flags = t->stepped[backend] ? 0 : PNVME_QPAIR_INTERRUPTS;
 		rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
 		if (rc == -EINVAL) {
 			qo.depth = 0; /* above CAP.MQES: the controller's default */
 			rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
 		}
+		if ((rc == -ENOTSUP || rc == -ENOSPC) && qo.flags) {
+			log_info("tgt: backend %u: polled queue pair (%s)", backend,
+				 pnvme_last_error());
+			qo.flags = 0;
+			rc = pnvme_qpair_create(ctrl, &qo, &bq->qp);
+		}
+		bq->efd = rc == 0 && qo.flags ? pnvme_qpair_event_fd(bq->qp) : -1;
 		if (rc) {
 			log_err("tgt: no queue pair on backend %u: %s", backend, pnvme_last_error());
 			bq->failed = true;
@@ -232,16 +246,47 @@ static bool group_backend_busy(const struct tgt_group *g)
 	return g->wait_head != NULL;
 }
 
-/* The nap of a poller waiting for its backends (after idle_spin_us). */
+/* The nap of a poller waiting for polled-only backends (after idle_spin_us). */
 #define TGT_BACKOFF_NS  50000L
-#define TGT_MAX_PFD     130u
+/* The sleep of a poller waiting for backends that signal their completions. */
+#define TGT_IRQ_WAIT_NS 1000000L
+#define TGT_MAX_PFD     (130u + TGT_MAX_BACKENDS)
+
+/*
+ * May the poller sleep until a backend signals? Only if every backend with
+ * commands out has an interrupt eventfd. Each is acknowledged, then its
+ * queue pair polled once more: a completion posted before the ack is reaped
+ * now, one posted after it makes the eventfd readable and ends the sleep at
+ * once. Returns 1: sleep on the eventfds; 0: some backend is polled only
+ * (or requests wait for resources); -1: completions were just reaped.
+ */
+static int group_backends_signal(struct tgt_group *g)
+{
+	if (g->wait_head)
+		return 0;
+	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
+		struct tgt_bq *bq = &g->bq[i];
+
+		if (bq->qp && bq->outstanding &&
+		    (bq->efd < 0 || pnvme_qpair_event_ack(bq->qp) < 0))
+			return 0;
+	}
+	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
+		struct tgt_bq *bq = &g->bq[i];
+
+		if (bq->qp && bq->outstanding && pnvme_qpair_poll(bq->qp, 0) > 0)
+			return -1;
+	}
+	return 1;
+}
 
 /*
  * Wait in ppoll() on the group's sockets (a listener's new connection, a
- * host's bytes, room to send where PDUs are queued) for at most `ns`: a
- * host's next command ends the wait at once.
+ * host's bytes, room to send where PDUs are queued) and, with `backends`,
+ * on the interrupt eventfds of the backends with commands out, for at most
+ * `ns`: a host's next command, or a backend's completion, ends the wait.
  */
-static void group_sock_wait(struct tgt_group *g, long ns)
+static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 {
 	struct pollfd pfd[TGT_MAX_PFD];
 	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
@@ -258,6 +303,9 @@ static void group_sock_wait(struct tgt_group *g, long ns)
 					    .events = (short)(POLLIN |
 							      (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
 	}
+	for (unsigned i = 0; backends && i < TGT_MAX_BACKENDS && n < TGT_MAX_PFD; i++)
+		if (g->bq[i].qp && g->bq[i].outstanding && g->bq[i].efd >= 0)
+			pfd[n++] = (struct pollfd){ .fd = g->bq[i].efd, .events = POLLIN };
 	(void)ppoll(pfd, n, &ts, NULL);
 }
 
@@ -299,6 +347,7 @@ void *tgt_group_thread(void *arg)
 	struct pnvme_tgt *t = g->tgt;
 	uint64_t idle_since = 0, spin_ticks;
 	unsigned idle = 0;
+	int sig;
 
 	if (t->o.cpu_mask) {
 		cpu_set_t set;
@@ -340,20 +389,31 @@ void *tgt_group_thread(void *arg)
 			 * thread awake): sleep in poll() until a socket has something
 			 * (or 1 ms passed).
 			 */
-			group_sock_wait(g, 1000000L);
-		} else {
+			group_sock_wait(g, 1000000L, false);
+			continue;
+		}
+		sig = group_backends_signal(g);
+		if (sig > 0) {
 			/*
-			 * A backend command is outstanding and nothing has moved for
-			 * idle_spin_us (longer than a drive's read on real hardware; a
-			 * thread-less backend such as null: completes within the round
-			 * and never gets here): give the CPU away for a moment instead of
-			 * spinning on. Whoever has to make that progress may need it: an
-			 * emulated backend's thread, or, in a virtual machine, the
-			 * hypervisor's device emulation (BENCHMARKS.md §5: the spinning
-			 * poller is what made pnvme-tgt slow in a TCG guest). A host's
-			 * bytes end the nap at once.
+			 * Backend commands are out, nothing has moved for
+			 * idle_spin_us, and every such backend raises an interrupt
+			 * when it completes (PNVME_QPAIR_INTERRUPTS): sleep until one
+			 * does or a host sends, as the kernel target waits for its
+			 * drive. The CPU goes to whoever makes the progress: in a
+			 * virtual machine, the hypervisor's device emulation
+			 * (BENCHMARKS.md §5).
 			 */
-			group_sock_wait(g, TGT_BACKOFF_NS);
+			group_sock_wait(g, TGT_IRQ_WAIT_NS, true);
+		} else if (sig == 0) {
+			/*
+			 * A polled-only backend (no MSI-X, or a fabric) has commands
+			 * out (a thread-less backend such as null: completes within
+			 * the round and never gets here): give the CPU away for a
+			 * moment instead of spinning on, for an emulated backend's
+			 * thread or a hypervisor's device emulation. A host's bytes
+			 * end the nap at once.
+			 */
+			group_sock_wait(g, TGT_BACKOFF_NS, false);
 		}
 	}
 	tgt_group_stop(g);

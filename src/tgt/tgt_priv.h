@@ -235,6 +235,7 @@ struct tgt_conn {
 
 struct tgt_bq {                    /* one backend controller, seen from one group */
 	struct pnvme_qpair *qp;
+	int      efd;                  /* the queue pair's interrupt eventfd, -1: polled only */
 	bool     failed;               /* qpair creation failed: no more tries */
 	unsigned outstanding;
 	void   **pool;                 /* free DMA buffers of tgt->max_xfer bytes */

@@ -14,7 +14,8 @@
 #              (reads return zeroes, no thread: the poller completes its
 #              commands inline; vmtest.tgt_null=emu: the emulated namespace
 #              emu:size=${NULL_MB}M of earlier boots, with its own thread);
-#              one polling thread (vmtest.tgt_spin=US: its --spin-us)
+#              one polling thread (vmtest.tgt_spin=US: its --spin-us),
+#              pinned to vCPU 1 (vmtest.tgt_cpu=N: to vCPU N)
 # One drive, switched between the two drivers in every round (pnvme bind /
 # pnvme unbind), so both targets read the same blocks of the same image.
 # Each round: both targets (ORDER=forward: nvmet first; reverse: pnvme-tgt
@@ -61,6 +62,7 @@ for a in $(cat /proc/cmdline); do
 	vmtest.tgt_null=emu) TGT_NULL=emu:size=${NULL_MB}M ;;
 	vmtest.tgt_spin=*)  TGT_SPIN="--spin-us ${a#*=}" ;;
 	vmtest.tgt_spins=*) TGT_SPINS=$(echo ${a#*=} | tr , ' ') ;;
+	vmtest.tgt_cpu=*)   TGT_CPU=${a#*=} ;;
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
 	esac
