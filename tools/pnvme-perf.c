@@ -5,6 +5,7 @@
  *   pnvme-perf -d DEV|-r TRID [-d DEV|-r TRID...] [-q DEPTH] [-o BYTES] [-w PATTERN]
  *              [-M READ%] [-t SECONDS] [-a WARMUP] [-c CORES | -j WORKERS] [-P QPAIRS]
  *              [-n NSID] [-L[L]] [-N] [-H] [-I] [--no-shadow-db] [--lazy-cq] [--cmb-sq]
+ *              [--interrupts]
  *              [--verify]
  *              [--classic]
  *              [--json]
@@ -31,6 +32,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -638,6 +640,28 @@ static void worker_stop(struct worker *w, uint64_t now)
 	w->stopping = true;
 }
 
+/*
+ * --interrupts: nothing was found; sleep until a queue pair's CQ signals
+ * (at most 10 ms). Ack every eventfd, poll once more (a completion posted
+ * before an ack is reaped now), sleep only if that found nothing. Returns
+ * whether it slept.
+ */
+static bool irq_sleep(struct worker *w)
+{
+	struct pollfd pfd[64];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < w->nr_q && n < 64; i++)
+		if (pnvme_qpair_event_ack(w->q[i].qp) >= 0)
+			pfd[n++] = (struct pollfd){ .fd = pnvme_qpair_event_fd(w->q[i].qp),
+						    .events = POLLIN };
+	for (unsigned i = 0; i < w->nr_q; i++)
+		if (pnvme_qpair_poll(w->q[i].qp, 0) != 0)
+			return false;
+	(void)poll(pfd, n, 10);
+	return true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -677,6 +701,9 @@ static void *worker_main(void *arg)
 
 	/* The poll loop. */
 	unsigned idle = 0;
+	bool sleeper = (c->qflags & PNVME_QPAIR_INTERRUPTS) != 0;
+	for (unsigned d = 0; d < w->nr_devs; d++)
+		sleeper &= w->devs[d].stepped == NULL; /* (nobody would step it) */
 	while (!w->stopping) {
 		int found = 0;
 		for (unsigned i = 0; i < w->nr_q; i++) {
@@ -695,6 +722,8 @@ static void *worker_main(void *arg)
 		 * QEMU (BENCHMARKS.md section 3). The end comes at most 64 empty
 		 * polls late.
 		 */
+		if (found == 0 && sleeper && irq_sleep(w))
+			idle = 63;   /* slept: read the clock now */
 		if (found == 0 && ++idle < 64)
 			continue;
 		idle = 0;
@@ -977,6 +1006,9 @@ static void usage(FILE *f)
 		"              SQ doorbells stay batched unless -N\n"
 		"  --cmb-sq    I/O submission queues in the controller's Controller Memory Buffer\n"
 		"              (PNVME_QPAIR_CMB_SQ; fails where the controller offers no CMB SQs)\n"
+		"  --interrupts  sleep in poll() on the queue pairs' MSI-X eventfds when a poll\n"
+		"              finds nothing, instead of polling on (PNVME_QPAIR_INTERRUPTS;\n"
+		"              PCIe devices: vfio-pci, emu:)\n"
 		"  -H, -I      NVMe/TCP header (-H) / data (-I) digests on every TCP device\n"
 		"  --verify    write a pattern (LBA, seed, write number) and read back every block\n"
 		"  --classic   submit with pnvme_read/pnvme_write (default for read, write,\n"
@@ -1285,6 +1317,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		{ "no-shadow-db", no_argument, NULL, 's' },
 		{ "lazy-cq", no_argument, NULL, 'Z' },
 		{ "cmb-sq", no_argument, NULL, 'B' },
+		{ "interrupts", no_argument, NULL, 'Q' },
 		{ "classic", no_argument, NULL, 'C' },
 		{ "enable-tcp-hdgst", no_argument, NULL, 'H' },
 		{ "enable-tcp-ddgst", no_argument, NULL, 'I' },
@@ -1366,6 +1399,7 @@ static int parse_args(int argc, char **argv, struct config *c, const char **devs
 		case 's': c->shadow_db = false; break;
 		case 'Z': c->qflags |= PNVME_QPAIR_LAZY_CQ_DB; break;
 		case 'B': c->qflags |= PNVME_QPAIR_CMB_SQ; break;
+		case 'Q': c->qflags |= PNVME_QPAIR_INTERRUPTS; break;
 		case 'C': c->classic = true; break;
 		case 'H': c->hdgst = true; break;
 		case 'I': c->ddgst = true; break;

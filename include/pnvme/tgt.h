@@ -60,9 +60,11 @@ struct pnvme_tgt_opts {
 				 * discovery port 8009; port 0 = any free one), serving only
 				 * the discovery subsystem; NULL: not (default) */
 	uint32_t idle_spin_us;  /* a polling thread that found nothing to do keeps polling
-				 * (busy) this long before it sleeps in poll() on its sockets,
-				 * so the next command of a host at queue depth 1 finds it
-				 * awake; 0..1000000 (default 200) */
+				 * (busy) this long before it sleeps in poll() on its sockets
+				 * (and on its backend queue pairs' interrupt eventfds while
+				 * commands are out: PNVME_QPAIR_INTERRUPTS where the backend
+				 * has MSI-X), so the next command of a host at queue depth 1
+				 * finds it awake; 0..1000000 (default 200) */
 };
 
 /** Fill `opts` with the defaults above. NULL is ignored. */

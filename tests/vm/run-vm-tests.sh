@@ -495,7 +495,7 @@ run_main() {
 		-device nvme-ns,drive=df1,bus=nvF,nsid=1,ms=8,mset=1 \
 		-device nvme-ns,drive=df2,bus=nvF,nsid=2,ms=8,mset=0,pi=1
 	local ns=(write-all flush read-compare-all write-zeroes write-zeroes-deac dsm-deallocate
-		  dsm-deallocate-tail readv-sgl cmb-sq final-flush)
+		  dsm-deallocate-tail readv-sgl cmb-sq irq final-flush)
 	expect_checks main tool-setup tool-list tool-list-json tool-list-sysfs msg-bind-no-vfio-pci msg-open-no-vfio \
 		tool-list-in-use bind-refused-mounted fs-intact bind-refused-swap bind-refused-open \
 		msg-not-bound bind-A bind-B tool-status tool-id-ctrl tool-id-ctrl-json tool-id-ns \

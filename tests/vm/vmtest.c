@@ -55,6 +55,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -653,6 +654,70 @@ out:
 	free(exp);
 }
 
+/*
+ * A queue pair with interrupts (PNVME_QPAIR_INTERRUPTS: Create I/O CQ with
+ * IEN, MSI-X through VFIO): blocks 0..15 read one command at a time, and
+ * for each the thread first sleeps in poll() on the queue pair's eventfd
+ * (2 s at most) before it polls the CQ: every command must wake it, and the
+ * data must be what `run` wrote.
+ */
+static void irq_qpair(struct pnvme_ctrl *ctrl, const struct pnvme_ns *ns, const struct zrange *z,
+		      unsigned nz)
+{
+	const uint32_t nlb = 16;
+	struct pnvme_qpair_opts qo;
+	struct pnvme_qpair *qp = NULL;
+	unsigned woke = 0, bad = 0;
+	char label[64];
+	uint8_t *dma = NULL, *exp = malloc((size_t)nlb * ns->lba_size);
+	int rc, fd;
+
+	snprintf(label, sizeof(label), "ns%u-irq", ns->nsid);
+	pnvme_qpair_opts_default(&qo);
+	qo.depth = 4;
+	qo.flags = PNVME_QPAIR_INTERRUPTS;
+	rc = pnvme_qpair_create(ctrl, &qo, &qp);
+	if (rc == -ENOTSUP || ns->ms || ns->nlba < nlb) {
+		/* (a fabric has no MSI-X; metadata namespaces have their own checks) */
+		check(true, label, "skipped: %s", rc ? pnvme_last_error() : "metadata or small ns");
+		goto out;
+	}
+	if (rc || !exp || pnvme_dma_alloc(ctrl, ns->lba_size, 0, (void **)&dma, NULL)) {
+		check(false, label, "setup: %s", pnvme_last_error());
+		goto out;
+	}
+	expected(ns->nsid, ns->lba_size, z, nz, 0, nlb, exp);
+	fd = pnvme_qpair_event_fd(qp);
+	for (uint32_t i = 0; i < nlb && rc == 0; i++) {
+		struct sgl_wait w = { 0, 0 };
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		double t0 = now_s();
+
+		(void)pnvme_qpair_event_ack(qp);
+		memset(dma, 0x5a, ns->lba_size);
+		rc = pnvme_read(qp, ns, dma, i, 1, 0, sgl_done, &w);
+		pnvme_qpair_flush(qp);
+		if (rc == 0 && poll(&p, 1, 2000) == 1)
+			woke++;
+		while (rc == 0 && !w.done && now_s() - t0 < 30.0)
+			if ((rc = pnvme_qpair_poll(qp, 0)) > 0)
+				rc = 0;
+		if (rc == 0)
+			rc = !w.done ? -ETIMEDOUT : w.err;
+		if (rc == 0 && memcmp(dma, exp + (size_t)i * ns->lba_size, ns->lba_size))
+			bad++;
+	}
+	check(rc == 0 && woke == nlb && bad == 0, label, "%u one-block reads, the thread asleep "
+	      "on the MSI-X eventfd woken by %u of them; %s", nlb, woke,
+	      rc ? strerror(-rc) : bad ? "data differs" : "data as written");
+out:
+	if (qp)
+		pnvme_qpair_destroy(qp);
+	if (dma)
+		pnvme_dma_free(ctrl, dma);
+	free(exp);
+}
+
 static void run_namespace(struct pnvme_ctrl *ctrl, struct worker *ws, unsigned nt,
 			  const struct pnvme_ns *ns)
 {
@@ -715,6 +780,7 @@ static void run_namespace(struct pnvme_ctrl *ctrl, struct worker *ws, unsigned n
 	}
 	readv_sgl(ctrl, qp, ns, z, nz);
 	cmb_sq(ctrl, ns, z, nz);
+	irq_qpair(ctrl, ns, z, nz);
 	rc = pnvme_flush_sync(qp, ns);
 	snprintf(label, sizeof(label), "ns%u-final-flush", ns->nsid);
 	check(rc == 0, label, "%s", rc ? pnvme_last_error() : "ok");
