@@ -136,18 +136,18 @@ END {
 		if (nx[k, "db_per_io"]) printf " %.3f | %.4f | %.1f |\n", mean(k, "db_per_io"), mean(k, "cpl_per_poll"), mean(k, "cpl_per_busy_poll")
 		else printf " | | |\n"
 	}
-	printf "\n(mean latency: pnvme-perf and minloop report it, fio in its own lines above; pnvme-perf counters, mean over the runs: doorbells = SQ + CQ MMIO doorbell writes per I/O; completions per poll call, and per poll call that found at least one)\n"
-	printf "\n## Ratios of medians (same boot)\n\n| config | QD | / io_uring --hipri (best) | / minloop |\n|---|---:|---:|---:|\n"
+	printf "\n(mean latency: pnvme-perf, minloop and spdk_nvme_perf report it, fio in its own lines above; pnvme-perf counters, mean over the runs: doorbells = SQ + CQ MMIO doorbell writes per I/O; completions per poll call, and per poll call that found at least one)\n"
+	printf "\n## Ratios of medians (same boot)\n\n| config | QD | / io_uring --hipri (best) | / minloop | / spdk |\n|---|---:|---:|---:|---:|\n"
 	for (qi = 1; qi <= 2; qi++) {
 		qd = qi == 1 ? 1 : 32
-		hk = ""; mk = "minloop " qd
+		hk = ""; mk = "minloop " qd; sk = "spdk " qd
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, " ")
 			if (p[2] == qd && p[1] ~ /^iou-hipri/ && (hk == "" || med[k] > med[hk])) hk = k
 		}
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, " "); if (p[2] != qd || p[1] ~ /^(iou|libaio)/) continue
-			printf "| %s | %d | %s | %s |\n", p[1], qd, hk != "" && med[hk] ? sprintf("%.2fx", med[k] / med[hk]) : "-", (mk in med) && med[mk] ? sprintf("%.2fx", med[k] / med[mk]) : "-"
+			printf "| %s | %d | %s | %s | %s |\n", p[1], qd, hk != "" && med[hk] ? sprintf("%.2fx", med[k] / med[hk]) : "-", (mk in med) && med[mk] ? sprintf("%.2fx", med[k] / med[mk]) : "-", (sk in med) && med[sk] ? sprintf("%.2fx", med[k] / med[sk]) : "-"
 		}
 		if (hk != "") { split(hk, hb, " "); ref[qd] = hb[1] " " med[hk] }
 	}

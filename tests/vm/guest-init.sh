@@ -473,10 +473,12 @@ perf_one() {
 		extra="lat_us=$(sed -nE 's/^minloop: .* lat_us=([0-9.]+) .*/\1/p' /tmp/perf.out)" ;;
 	spdk)
 		[ -x /bin/spdk_nvme_perf ] || return 0   # not packed (SPDK_PERF=)
+		mkdir -p /var/tmp /var/run   # SPDK's PCI claim locks, DPDK's runtime directory
 		cmd="spdk_nvme_perf -q $qd -o 4096 -w randread -t $t -c 0x1 -r trtype:PCIe_traddr:$P"
 		spdk_nvme_perf -q $qd -o 4096 -w randread -t $t -c 0x1 -r "trtype:PCIe traddr:$P" > /tmp/perf.out 2>&1; rc=$?
 		tail -6 /tmp/perf.out | sed 's/^/    spdk| /'
-		iops=$(awk '/^Total *:/{print int($3)}' /tmp/perf.out) ;;
+		iops=$(awk '/^Total *:/{print int($3)}' /tmp/perf.out)   # Total : IOPS MiB/s avg min max (us)
+		extra="lat_us=$(awk '/^Total *:/{print $5}' /tmp/perf.out)" ;;
 	*) perf_fail $c "unknown configuration $c"; return ;;
 	esac
 	t1=$(now)

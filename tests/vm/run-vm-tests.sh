@@ -266,6 +266,11 @@ if [ $WANT_PERF = 1 ]; then   # the perf scenario only: fio's libraries add ~80 
 		[ -x "$SPDK_PERF" ] || die "spdk_nvme_perf $SPDK_PERF missing"
 		cp "$SPDK_PERF" "$STAGE/bin/spdk_nvme_perf"
 		PAYLOADS+=("$SPDK_PERF")
+		# SPDK's env start-up loads OpenSSL's configuration and fails without it
+		if [ -e /usr/lib/ssl/openssl.cnf ]; then
+			mkdir -p "$STAGE/usr/lib/ssl"
+			cp -L /usr/lib/ssl/openssl.cnf "$STAGE/usr/lib/ssl/openssl.cnf"
+		fi
 	fi
 	# tcp-perf counts system calls per I/O with strace -c, where there is one
 	if STRACE_BIN=$(command -v strace); then
