@@ -418,10 +418,7 @@ int pnvme_abort_async(struct pnvme_ctrl *ctrl, uint16_t sqid, uint16_t cid, pnvm
 
 int pnvme_create_io_cq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize)
 {
-	struct pnvme_sqe c;
-	int rc = cmd_create_q(ctrl, &c, PNVME_ADM_CREATE_CQ, qid, 0, iova, qsize, -1);
-
-	return rc ? rc : admin_sync(ctrl, &c, NULL, 0, NULL);
+	return ctrl_create_io_cq_irq(ctrl, qid, iova, qsize, -1);
 }
 
 int ctrl_create_io_cq_irq(struct pnvme_ctrl *ctrl, uint16_t qid, uint64_t iova, uint32_t qsize,
