@@ -9,6 +9,7 @@
  * faults reaching the host as NVMe status.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -711,6 +712,74 @@ static void test_ic_timeout(void **state)
 	assert_int_equal(st.ic_timeouts, 1);
 }
 
+/* Sleeps (voluntary context switches) of the target's threads, "pnvme-tgt-N". */
+static long tgt_thread_sleeps(unsigned *nthreads)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	long sum = 0;
+
+	assert_non_null(d);
+	*nthreads = 0;
+	while ((e = readdir(d))) {
+		char path[300], line[128];
+		FILE *fp;
+		bool ours = false;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if ((fp = fopen(path, "r"))) {
+			ours = fgets(line, sizeof(line), fp) && !strncmp(line, "pnvme-tgt-", 10);
+			fclose(fp);
+		}
+		if (!ours)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		assert_non_null(fp = fopen(path, "r"));
+		while (fgets(line, sizeof(line), fp)) {
+			long v;
+
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+				sum += v;
+		}
+		fclose(fp);
+		(*nthreads)++;
+	}
+	closedir(d);
+	return sum;
+}
+
+static void test_idle_sleeps(void **state)
+{
+	struct fix *f = *state;
+	unsigned n;
+	long before, after;
+	int fd[2];
+
+	/*
+	 * With nothing connected both threads sleep until a host, the other
+	 * thread or a deadline needs them, at most TGT_IDLE_WAIT_MS (100 ms) at
+	 * a time: about 5 wake-ups each in 500 ms, where a 1 ms sleep made 500
+	 * (a loaded machine makes fewer, never more).
+	 */
+	usleep(50000);
+	before = tgt_thread_sleeps(&n);
+	assert_int_equal(n, 2);
+	usleep(500000);
+	after = tgt_thread_sleeps(&n);
+	assert_int_equal(n, 2);
+	assert_true(after - before < 60);
+	/* Connections made now are served: group 0 wakes on the listener,
+	 * group 1 on its inbox. */
+	for (int i = 0; i < 2; i++) {
+		fd[i] = raw_ic(f->port);
+		assert_int_equal(raw_admin_connect(fd[i], 0, NULL), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		close(fd[i]);
+}
+
 static void test_kato(void **state)
 {
 	struct fix *f = *state;
@@ -1280,6 +1349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ic_timeout, setup_short_ic, teardown),
 		cmocka_unit_test_setup_teardown(test_kato, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_sleeps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aen_ns_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aen_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cc_disable_ioq, setup, teardown),

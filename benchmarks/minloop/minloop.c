@@ -8,7 +8,7 @@
  * latency sum.
  *
  *   minloop BDF [-q DEPTH] [-t SECONDS] [-s QSIZE] [-o BYTES] [-c CPU] [-N]
- *               [-D] [-F] [-T] [-S] [-Z] [-R N] [-L]
+ *               [-D] [-F] [-T] [-S] [-Z] [-B] [-R N] [-L]
  *
  * The device must be bound to vfio-pci (pnvme bind BDF) and be a QEMU-like
  * controller with namespace 1. 4 KiB (-o) random reads over the whole
@@ -31,6 +31,14 @@
  *   -S  the SQ doorbell before the CQ doorbell (the device starts sooner);
  *   -Z  the CQ doorbell only once half the CQ is consumed (QSIZE >= 2 DEPTH;
  *       pnvme's PNVME_QPAIR_LAZY_CQ_DB);
+ *   -B  shadow doorbells as SPDK v24.01 uses them: Doorbell Buffer Config
+ *       (Base 2.0 §5.8) before the I/O queues, then for each I/O doorbell:
+ *       store fence, read the old shadow value, store the new one, full
+ *       fence, read the EventIdx, and write the register only when the
+ *       EventIdx lies between the old and the new value, both included
+ *       (SPDK's rule; the SQ write after one more store fence); with the
+ *       default order that is the CQ head first, then the SQ tail (-B -S:
+ *       pnvme's order with shadow doorbells);
  *   -R N read the cycle counter in a pass that found nothing only every Nth
  *       time (default 1: every pass; under QEMU TCG each read is a call into
  *       QEMU's tick code, which takes its clock lock).
@@ -94,6 +102,7 @@ static void wr64(uint32_t off, uint64_t v)
 }
 static bool opt_fence; /* -F */
 static uint32_t db_busy, db_gen;
+static volatile uint32_t *shadow, *eventidx; /* -B: the two Doorbell Buffer Config pages */
 
 /* Doorbells (Base 2.0 §3.1.4.22/23): SQ y tail at 1000h + (2y) * (4 << DSTRD). */
 static void db(unsigned qid, bool cq, uint32_t v)
@@ -103,6 +112,18 @@ static void db(unsigned qid, bool cq, uint32_t v)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&db_gen, __ATOMIC_RELAXED) != 0)
 			return;
+	}
+	if (shadow && qid) {
+		unsigned i = (2 * qid + cq) * (4u << dstrd) / 4;
+		__builtin_ia32_sfence();
+		uint16_t old = (uint16_t)shadow[i];
+		shadow[i] = v;
+		__builtin_ia32_mfence();
+		uint16_t ei = (uint16_t)eventidx[i];
+		if ((uint16_t)(v - ei) > (uint16_t)(v - old))
+			return;
+		if (!cq)
+			__builtin_ia32_sfence();
 	}
 	__atomic_thread_fence(__ATOMIC_RELEASE); /* x86: the entry stores are already ordered */
 	wr32(0x1000 + (2 * qid + cq) * (4u << dstrd), v);
@@ -187,7 +208,7 @@ int main(int argc, char **argv)
 	int cpu = -1;
 	unsigned tsc_every = 1;
 	bool percmd = false, defer = false, tsc_per_cmd = false, trace = false, sq_first = false,
-	     lazy_cq = false;
+	     lazy_cq = false, dbbuf = false;
 	const char *bdf = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -215,13 +236,15 @@ int main(int argc, char **argv)
 			sq_first = true;
 		else if (!strcmp(argv[i], "-Z"))
 			lazy_cq = true;
+		else if (!strcmp(argv[i], "-B"))
+			dbbuf = true;
 		else if (!strcmp(argv[i], "-R") && i + 1 < argc)
 			tsc_every = (unsigned)atoi(argv[++i]);
 		else if (argv[i][0] != '-' && !bdf)
 			bdf = argv[i];
 		else {
 			fprintf(stderr, "usage: minloop BDF [-q DEPTH] [-t SECONDS] [-s QSIZE] [-o BYTES] "
-					"[-c CPU] [-N] [-D] [-F] [-T] [-S] [-Z] [-R N] [-L]\n");
+					"[-c CPU] [-N] [-D] [-F] [-T] [-S] [-Z] [-B] [-R N] [-L]\n");
 			return 2;
 		}
 	}
@@ -285,8 +308,9 @@ int main(int argc, char **argv)
 	if (bar == MAP_FAILED)
 		die("mmap BAR0");
 
-	/* DMA memory: admin SQ, admin CQ, I/O SQ, I/O CQ, identify, data: one page each. */
-	mem_size = (uint64_t)(5 + qd) * 4096;
+	/* DMA memory, one page each: admin SQ, admin CQ, I/O SQ, I/O CQ, identify,
+	 * data (DEPTH pages), shadow doorbells, EventIdx. */
+	mem_size = (uint64_t)(7 + qd) * 4096;
 	mem_size = (mem_size + 0x1fffff) & ~0x1fffffull;
 	mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
 		   -1, 0);
@@ -334,6 +358,14 @@ int main(int argc, char **argv)
 	}
 	uint32_t nlb = bs >> lbads;
 	uint64_t nr_pos = nsze / nlb;
+
+	if (dbbuf) { /* Doorbell Buffer Config (Base 2.0 §5.8): PRP1 shadow, PRP2 EventIdx */
+		shadow = (volatile uint32_t *)(data + 4096ull * qd);
+		eventidx = shadow + 1024;
+		c = (struct sqe){ .opc = 0x7c, .prp1 = iova_of((const void *)shadow),
+				  .prp2 = iova_of((const void *)eventidx) };
+		admin(&asq, &acq, &c);
+	}
 
 	/* Create I/O CQ 1 (polled: IEN 0) and SQ 1 (Base 2.0 §5.4, §5.5). */
 	c = (struct sqe){ .opc = 0x05, .prp1 = iova_of(cq.ring), .cdw10 = (qsize - 1) << 16 | 1,
@@ -477,11 +509,11 @@ int main(int argc, char **argv)
 
 	double s = (double)(end - start) / hz;
 	printf("minloop: qd=%u qsize=%u bs=%u tsc_every=%u secs=%.2f ios=%" PRIu64 " iops=%.0f lat_us=%.2f errors=%" PRIu64
-	       " flags=%s%s%s%s%s%s%s%s\n", qd, qsize, bs, tsc_every, s, ios, (double)ios / s,
+	       " flags=%s%s%s%s%s%s%s%s%s\n", qd, qsize, bs, tsc_every, s, ios, (double)ios / s,
 	       ios ? (double)lat_sum / (double)ios / hz * 1e6 : 0.0, errors, percmd ? "N" : "",
 	       defer ? "D" : "", opt_fence ? "F" : "", tsc_per_cmd ? "T" : "", sq_first ? "S" : "",
-	       lazy_cq ? "Z" : "", trace ? "L" : "",
-	       percmd || defer || opt_fence || tsc_per_cmd || sq_first || lazy_cq || trace ? "" : "-");
+	       lazy_cq ? "Z" : "", dbbuf ? "B" : "", trace ? "L" : "",
+	       percmd || defer || opt_fence || tsc_per_cmd || sq_first || lazy_cq || dbbuf || trace ? "" : "-");
 	if (trace) {
 		static const char *const name[NR] = { "sqdb->cqe_seen", "cqe_seen->cb_done",
 						      "cq_db_step", "sq_db_step", "poll->poll" };

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -493,6 +494,10 @@ int pnvme_tgt_start(struct pnvme_tgt *t)
 		t->groups[i].tgt = t;
 		t->groups[i].id = i;
 		pthread_mutex_init(&t->groups[i].inbox_lock, NULL);
+		t->groups[i].wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (t->groups[i].wake_fd < 0)
+			log_warn("tgt: thread %u: no wake-up eventfd (%s): idle sleeps end on their timer",
+				 i, strerror(errno));
 	}
 	pthread_mutex_lock(&t->lock);
 	t->started = true;
@@ -537,6 +542,8 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 	if (!t || !t->groups)
 		return 0;
 	__atomic_store_n(&t->stopping, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < t->nr_groups; i++)
+		tgt_group_wake(&t->groups[i]);
 	for (unsigned i = 0; i < t->nr_groups; i++) {
 		struct tgt_group *g = &t->groups[i];
 
@@ -545,6 +552,9 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 		else
 			tgt_group_stop(g);
 		pthread_mutex_destroy(&g->inbox_lock);
+		if (g->wake_fd >= 0)
+			close(g->wake_fd);
+		g->wake_fd = -1;
 #define ADD(f) t->done.f += g->st.f
 		ADD(ctrls_created);
 		ADD(kato_expired);

@@ -13,9 +13,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -150,7 +152,15 @@ int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only)
 	g->inbox = c;
 	__atomic_store_n(&g->inbox_full, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&g->inbox_lock);
+	tgt_group_wake(g);
 	return 0;
+}
+
+/* End the group thread's idle sleep (a connection in its inbox, the stop). */
+void tgt_group_wake(struct tgt_group *g)
+{
+	if (g->wake_fd >= 0)
+		(void)eventfd_write(g->wake_fd, 1);
 }
 
 static int accept_some(struct pnvme_tgt *t, int lfd, bool disc_only)
@@ -250,6 +260,14 @@ static bool group_backend_busy(const struct tgt_group *g)
 #define TGT_BACKOFF_NS  50000L
 /* The sleep of a poller waiting for backends that signal their completions. */
 #define TGT_IRQ_WAIT_NS 1000000L
+/*
+ * The longest sleep of a poller with nothing in flight. A host's bytes, a new
+ * connection and the stop wake it at once; the bound is for what only time
+ * or another thread moves: the ICReq and close deadlines, Keep Alive
+ * (shorter sleeps where one is near), events raised by other threads, a
+ * controller torn down elsewhere.
+ */
+#define TGT_IDLE_WAIT_MS 100u
 #define TGT_MAX_PFD     (130u + TGT_MAX_BACKENDS)
 
 /*
@@ -292,6 +310,8 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
 	nfds_t n = 0;
 
+	if (g->wake_fd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = g->wake_fd, .events = POLLIN };
 	if (g->id == 0 && g->tgt->lfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
 	if (g->id == 0 && g->tgt->dfd >= 0)
@@ -306,7 +326,35 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 	for (unsigned i = 0; backends && i < TGT_MAX_BACKENDS && n < TGT_MAX_PFD; i++)
 		if (g->bq[i].qp && g->bq[i].outstanding && g->bq[i].efd >= 0)
 			pfd[n++] = (struct pollfd){ .fd = g->bq[i].efd, .events = POLLIN };
-	(void)ppoll(pfd, n, &ts, NULL);
+	if (ppoll(pfd, n, &ts, NULL) > 0 && g->wake_fd >= 0 && (pfd[0].revents & POLLIN)) {
+		eventfd_t v;
+
+		(void)eventfd_read(g->wake_fd, &v);
+	}
+}
+
+/*
+ * How long a poller with nothing in flight may sleep: TGT_IDLE_WAIT_MS, or
+ * less where a connection's deadline (ICReq, close drain, Keep Alive) is
+ * nearer; the deadline is then handled by the round after the wake-up.
+ */
+static long group_idle_ns(const struct tgt_group *g)
+{
+	uint64_t now = tgt_now_ms(), wait = TGT_IDLE_WAIT_MS;
+
+	for (const struct tgt_conn *c = g->conns; c; c = c->next) {
+		uint64_t d = UINT64_MAX;
+
+		if (c->state == CONN_IC || c->state == CONN_DRAIN)
+			d = c->deadline;
+		else if (c->state == CONN_LIVE && c->qid == 0 && c->ctrl && c->ctrl->kato)
+			d = c->ctrl->ka_deadline;
+		if (d <= now)
+			return 0;
+		if (d - now < wait)
+			wait = d - now;
+	}
+	return (long)wait * 1000000L;
 }
 
 /* Stopping: answer what the backends still hold, then close everything. */
@@ -347,8 +395,12 @@ void *tgt_group_thread(void *arg)
 	struct pnvme_tgt *t = g->tgt;
 	uint64_t idle_since = 0, spin_ticks;
 	unsigned idle = 0;
+	char name[16];
 	int sig;
 
+	/* "pnvme-tgt-N" in top -H, ps -L and /proc/PID/task/TID/comm */
+	snprintf(name, sizeof(name), "pnvme-tgt-%u", g->id % 100000u);
+	(void)pthread_setname_np(pthread_self(), name);
 	if (t->o.cpu_mask) {
 		cpu_set_t set;
 		unsigned k = 0;
@@ -386,10 +438,10 @@ void *tgt_group_thread(void *arg)
 			/*
 			 * Nothing in flight for idle_spin_us (a host at queue depth 1
 			 * sends its next command within that time, and finds the
-			 * thread awake): sleep in poll() until a socket has something
-			 * (or 1 ms passed).
+			 * thread awake): sleep in poll() until a socket has something,
+			 * another thread wakes it, or a deadline comes.
 			 */
-			group_sock_wait(g, 1000000L, false);
+			group_sock_wait(g, group_idle_ns(g), false);
 			continue;
 		}
 		sig = group_backends_signal(g);

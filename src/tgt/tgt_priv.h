@@ -261,6 +261,7 @@ struct tgt_group {
 	pthread_mutex_t inbox_lock;
 	struct tgt_conn *inbox;        /* connections accepted by another group */
 	bool     inbox_full;           /* atomic hint */
+	int      wake_fd;              /* eventfd: ends the thread's idle sleep (inbox, stop) */
 	struct tgt_stats st;
 };
 
@@ -325,6 +326,7 @@ int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
 int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
 void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
+void tgt_group_wake(struct tgt_group *g);     /* end its thread's idle sleep */
 void tgt_group_stop(struct tgt_group *g);     /* drain, close everything, free the queue pairs */
 
 /* tgt_conn.c */

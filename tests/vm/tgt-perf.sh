@@ -15,7 +15,9 @@
 #              commands inline; vmtest.tgt_null=emu: the emulated namespace
 #              emu:size=${NULL_MB}M of earlier boots, with its own thread);
 #              one polling thread (vmtest.tgt_spin=US: its --spin-us),
-#              pinned to vCPU 1 (vmtest.tgt_cpu=N: to vCPU N)
+#              pinned to vCPU 1 (vmtest.tgt_cpu=N: to vCPU N; the drive's
+#              vfio-pci MSI-X interrupts where the kernel puts them,
+#              vmtest.tgt_irq_cpu=N: on vCPU N)
 # One drive, switched between the two drivers in every round (pnvme bind /
 # pnvme unbind), so both targets read the same blocks of the same image.
 # Each round: both targets (ORDER=forward: nvmet first; reverse: pnvme-tgt
@@ -36,7 +38,8 @@
 # kernel host's kworkers and softirqs, the drive's driver: everything but fio);
 # tgt: the pnvme-tgt process's CPU time (/proc/PID/stat utime + stime, all its
 # threads: the poller, and an emulator's thread if any) per I/O (-1 for nvmet:
-# not separable).
+# not separable). Per run also the interrupts per vCPU ("irq|": the drive's
+# queues, vfio-msix, and the IPIs RES/CAL that cross between vCPUs).
 # Env: RUNS (3) RUNTIME (10) ORDER (forward|reverse) PIN (1) UNPINNED (1)
 P=0000:00:04.0
 NQN_DRIVE=nqn.2014-08.org.pnvme:tgt-drive
@@ -57,12 +60,14 @@ TGT_PROBE=0
 TGT_NULL=null:size=${NULL_MB}M
 TGT_SPIN=
 TGT_SPINS=
+IRQ_CPU=
 for a in $(cat /proc/cmdline); do
 	case $a in
 	vmtest.tgt_null=emu) TGT_NULL=emu:size=${NULL_MB}M ;;
 	vmtest.tgt_spin=*)  TGT_SPIN="--spin-us ${a#*=}" ;;
 	vmtest.tgt_spins=*) TGT_SPINS=$(echo ${a#*=} | tr , ' ') ;;
 	vmtest.tgt_cpu=*)   TGT_CPU=${a#*=} ;;
+	vmtest.tgt_irq_cpu=*) IRQ_CPU=${a#*=} ;;
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
 	esac
@@ -86,6 +91,13 @@ thread_times() {
 	for tk in /proc/$1/task/*; do
 		[ -r $tk/stat ] && sed 's/.*) //' $tk/stat | awk -v t=${tk##*/} '{ printf "%s:%d:%d ", t, $12 + $13, $37 }'
 	done
+}
+
+# irqcounts: "NAME:cpu0:cpu1 ..." of the NVMe queues, vfio-msix and the IPIs (2 vCPUs)
+irqcounts() {
+	awk '$NF ~ /^nvme[0-9]+q[0-9]+$|^vfio-msix/ || $1 == "RES:" || $1 == "CAL:" {
+		n = ($1 == "RES:" || $1 == "CAL:") ? $1 : $NF; sub(":$", "", n); sub(/\(.*/, "", n)
+		printf "%s:%s:%s ", n, $2, $3 }' /proc/interrupts
 }
 
 wait_disk() {  # wait_disk BDF: the kernel namespace 1 of BDF, up to 10 s
@@ -173,12 +185,24 @@ measure() {
 	name=$1 qd=$2 run=$3 pin=$4
 	cpus=; [ $pin = 1 ] && cpus=--cpus_allowed=$FIO_CPU
 	th0=; [ -n "$TGT_PID" ] && th0=$(thread_times $TGT_PID)
+	if [ -n "$IRQ_CPU" ] && [ -n "$TGT_PID" ]; then
+		for irq in $(awk '$NF ~ /^vfio-msix/ { sub(":", "", $1); print $1 }' /proc/interrupts); do
+			echo $IRQ_CPU > /proc/irq/$irq/smp_affinity_list 2>/dev/null
+		done
+	fi
+	i0=$(irqcounts)
 	c0=$(cpustat); p0=$(proctime $TGT_PID); t0=$(now)
 	time -v fio --name=r --filename=$NS --direct=1 --rw=randread --bs=4k --iodepth=$qd \
 		--numjobs=1 --time_based --runtime=$RUNTIME --group_reporting $cpus \
 		$(fio_opts ${name##*/}) --output-format=normal,terse > /tmp/run.out 2> /tmp/time.out
 	rc=$?
 	t1=$(now); p1=$(proctime $TGT_PID); c1=$(cpustat)
+	# interrupts in this run, per vCPU (the ones that moved)
+	echo "$i0 | $(irqcounts)" | awk '{
+		for (i = 1; i <= NF && $i != "|"; i++) { split($i, a, ":"); b0[a[1]] = a[2]; b1[a[1]] = a[3] }
+		for (i++; i <= NF; i++) { split($i, a, ":"); d0 = a[2] - b0[a[1]]; d1 = a[3] - b1[a[1]]
+			if (d0 + d1) s = s sprintf(" %s %d/%d;", a[1], d0, d1) }
+		print "    irq| vCPU0/vCPU1:" s }'
 	# per thread of pnvme-tgt: CPU ticks (1/100 s) in this run, the vCPU it last ran on
 	[ -n "$TGT_PID" ] && echo "$th0 | $(thread_times $TGT_PID)" | awk '{
 		for (i = 1; i <= NF && $i != "|"; i++) { split($i, a, ":"); b[a[1]] = a[2] }
