@@ -15,9 +15,10 @@
 #              commands inline; vmtest.tgt_null=emu: the emulated namespace
 #              emu:size=${NULL_MB}M of earlier boots, with its own thread);
 #              one polling thread (vmtest.tgt_spin=US: its --spin-us),
-#              pinned to vCPU 1 (vmtest.tgt_cpu=N: to vCPU N; the drive's
-#              vfio-pci MSI-X interrupts where the kernel puts them,
-#              vmtest.tgt_irq_cpu=N: on vCPU N)
+#              pinned to vCPU 1 (vmtest.tgt_cpu=N: to vCPU N), the drive's
+#              vfio-pci MSI-X interrupts (its completions, which wake the
+#              poller) on the poller's vCPU (vmtest.tgt_irq_cpu=N: on vCPU N;
+#              =any: where the kernel puts them; BENCHMARKS.md §5)
 # One drive, switched between the two drivers in every round (pnvme bind /
 # pnvme unbind), so both targets read the same blocks of the same image.
 # Each round: both targets (ORDER=forward: nvmet first; reverse: pnvme-tgt
@@ -185,9 +186,10 @@ measure() {
 	name=$1 qd=$2 run=$3 pin=$4
 	cpus=; [ $pin = 1 ] && cpus=--cpus_allowed=$FIO_CPU
 	th0=; [ -n "$TGT_PID" ] && th0=$(thread_times $TGT_PID)
-	if [ -n "$IRQ_CPU" ] && [ -n "$TGT_PID" ]; then
+	irq_cpu=$IRQ_CPU; [ -z "$irq_cpu" ] && [ $pin = 1 ] && irq_cpu=$TGT_CPU
+	if [ -n "$irq_cpu" ] && [ "$irq_cpu" != any ] && [ -n "$TGT_PID" ]; then
 		for irq in $(awk '$NF ~ /^vfio-msix/ { sub(":", "", $1); print $1 }' /proc/interrupts); do
-			echo $IRQ_CPU > /proc/irq/$irq/smp_affinity_list 2>/dev/null
+			echo $irq_cpu > /proc/irq/$irq/smp_affinity_list 2>/dev/null
 		done
 	fi
 	i0=$(irqcounts)
@@ -318,7 +320,7 @@ teardown() {
 	[ -d $NULLB_CFG ] && { echo 0 > $NULLB_CFG/power; rmdir $NULLB_CFG; }
 }
 
-note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), runs $RUNS x $RUNTIME s, order $ORDER, pin $PIN (fio vCPU $FIO_CPU, pnvme-tgt vCPU $TGT_CPU), unpinned pass $UNPINNED"
+note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), runs $RUNS x $RUNTIME s, order $ORDER, pin $PIN (fio vCPU $FIO_CPU, pnvme-tgt vCPU $TGT_CPU, its drive interrupts vCPU ${IRQ_CPU:-$TGT_CPU}), unpinned pass $UNPINNED"
 if ! setup; then
 	failed "set-up"
 	exit 1
