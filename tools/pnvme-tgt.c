@@ -64,6 +64,7 @@ static void usage(FILE *out)
 		"  -t, --threads N          polling threads (default 1)\n"
 		"      --cpus LIST          pin the threads to these cpus (e.g. 2,3)\n"
 		"      --spin-us N          with nothing to do, a thread polls on this long\n"
+		"                           (at most 50 while only backend commands are out)\n"
 		"                           before it sleeps on its sockets and its backends'\n"
 		"                           interrupts (default 200)\n"
 		"  -c, --config FILE        JSON configuration (below); options given as well\n"

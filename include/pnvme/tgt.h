@@ -60,7 +60,8 @@ struct pnvme_tgt_opts {
 				 * discovery port 8009; port 0 = any free one), serving only
 				 * the discovery subsystem; NULL: not (default) */
 	uint32_t idle_spin_us;  /* a polling thread that found nothing to do keeps polling
-				 * (busy) this long before it sleeps in poll() on its sockets
+				 * (busy) this long (at most 50 us while only its backend
+				 * commands are out) before it sleeps in poll() on its sockets
 				 * (and on its backend queue pairs' interrupt eventfds while
 				 * commands are out: PNVME_QPAIR_INTERRUPTS where the backend
 				 * has MSI-X), so the next command of a host at queue depth 1
