@@ -344,11 +344,12 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 /*
  * How long a poller with nothing in flight may sleep: TGT_IDLE_WAIT_MS, or
  * less where a connection's deadline (ICReq, close drain, Keep Alive) is
- * nearer; the deadline is then handled by the round after the wake-up.
+ * nearer; the deadline is then handled by the round after the wake-up. The
+ * time is the last round's (g->now), a moment ago.
  */
 static long group_idle_ns(const struct tgt_group *g)
 {
-	uint64_t now = tgt_now_ms(), wait = TGT_IDLE_WAIT_MS;
+	uint64_t now = g->now, wait = TGT_IDLE_WAIT_MS;
 
 	for (const struct tgt_conn *c = g->conns; c; c = c->next) {
 		uint64_t d = UINT64_MAX;
@@ -401,7 +402,8 @@ void *tgt_group_thread(void *arg)
 {
 	struct tgt_group *g = arg;
 	struct pnvme_tgt *t = g->tgt;
-	uint64_t idle_since = 0, spin_ticks, backend_spin_ticks;
+	uint64_t idle_since = 0, idle_for, spin_ticks, backend_spin_ticks;
+	const uint64_t us = pnvme_ticks_hz() / 1000000u;
 	unsigned idle = 0;
 	char name[16];
 	int sig;
@@ -425,10 +427,9 @@ void *tgt_group_thread(void *arg)
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
 			log_warn("tgt: thread %u: cannot pin to its cpu", g->id);
 	}
-	spin_ticks = (uint64_t)t->o.idle_spin_us * (pnvme_ticks_hz() / 1000000u);
-	backend_spin_ticks = (uint64_t)(t->o.idle_spin_us < TGT_BACKEND_SPIN_US ? t->o.idle_spin_us
-										  : TGT_BACKEND_SPIN_US) *
-			     (pnvme_ticks_hz() / 1000000u);
+	spin_ticks = t->o.idle_spin_us * us;
+	backend_spin_ticks = (t->o.idle_spin_us < TGT_BACKEND_SPIN_US ? t->o.idle_spin_us
+								      : TGT_BACKEND_SPIN_US) * us;
 	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
 		if (tgt_group_poll(g)) {
 			idle = 0;
@@ -443,10 +444,11 @@ void *tgt_group_thread(void *arg)
 		 * with none, this returns at once. Not a sleep.
 		 */
 		sched_yield();
-		if (pnvme_ticks() - idle_since < backend_spin_ticks)
+		idle_for = pnvme_ticks() - idle_since;
+		if (idle_for < backend_spin_ticks)
 			continue;
 		if (!group_backend_busy(g)) {
-			if (pnvme_ticks() - idle_since < spin_ticks)
+			if (idle_for < spin_ticks)
 				continue;
 			/*
 			 * Nothing in flight for idle_spin_us (a host at queue depth 1
