@@ -8,6 +8,7 @@
 #
 #   benchmarks/tgt-compare.sh [--runs N] [--runtime S] [--order forward|reverse]
 #                             [--build DIR] [--workdir DIR] [--no-build]
+#                             [--alt-tgt PATH]
 #
 # Builds pnvme, pnvme-tgt and pnvme-perf in DIR (default build/) with cmake,
 # then boots the `tgt-perf` scenario of tests/vm/run-vm-tests.sh (TCG, q35, 2
@@ -26,6 +27,9 @@
 # per I/O, and nvmet / pnvme-tgt ratios. Keeps the serial log and the report
 # in benchmarks/tgt-compare/ (named by date and order). Needs fio on the host
 # (copied into the guest with its libraries): tools/install-deps.sh --vm --bench.
+# --alt-tgt PATH: a second pnvme-tgt binary (another build), measured right
+# after the first in every round of the same boot (rows pnvme-tgt-alt/...), and
+# a table of the two builds' ratios: an A/B without the 2x swings between boots.
 # Exit status: 0 done, 1 a run failed, 2 the harness could not run.
 set -uo pipefail
 
@@ -37,6 +41,7 @@ ORDER=forward
 BUILD=$SRC/build
 WORK=
 DO_BUILD=1
+ALT_TGT=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs)     RUNS=$2; shift 2 ;;
@@ -45,7 +50,8 @@ while [ $# -gt 0 ]; do
 	--build)    BUILD=$2; shift 2 ;;
 	--workdir)  WORK=$2; shift 2 ;;
 	--no-build) DO_BUILD=0; shift ;;
-	-h|--help)  sed -n '3,29p' "$0"; exit 0 ;;
+	--alt-tgt)  ALT_TGT=$2; shift 2 ;;
+	-h|--help)  sed -n '3,33p' "$0"; exit 0 ;;
 	*) echo "tgt-compare: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -78,12 +84,19 @@ LOADMON=$!
 trap 'kill $LOADMON 2>/dev/null' EXIT
 
 VMTEST_ARG=; [ -x "$BUILD/tests/vm/vmtest" ] && VMTEST_ARG="--vmtest $BUILD/tests/vm/vmtest"
+ALT_ARGS=()
+if [ -n "$ALT_TGT" ]; then
+	[ -x "$ALT_TGT" ] || { echo "tgt-compare: --alt-tgt $ALT_TGT: not an executable" >&2; exit 2; }
+	ALT_ARGS=(--tgt-alt "$ALT_TGT")
+	TGT_GUEST_ARGS="${TGT_GUEST_ARGS:-} vmtest.tgt_alt=1"
+	echo "# alt pnvme-tgt: $ALT_TGT (rows pnvme-tgt-alt/...)"
+fi
 # per round: 2 targets x 2 backends x 2 engines x 2 depths (+ connects, binds);
 # then the unpinned null pass (8 runs)
 GUEST_ARGS="vmtest.runs=$RUNS vmtest.runtime=$RUNTIME vmtest.order=$ORDER ${TGT_GUEST_ARGS:-}" \
 	"$SRC/tests/vm/run-vm-tests.sh" --scenario tgt-perf --workdir "$WORK" \
-	--pnvme "$BUILD/pnvme" --perf "$BUILD/pnvme-perf" --tgt "$BUILD/pnvme-tgt" $VMTEST_ARG \
-	--timeout $(( 500 + (RUNS * 16 + 12) * (RUNTIME + 8) )) > "$WORK/harness.log" 2>&1
+	--pnvme "$BUILD/pnvme" --perf "$BUILD/pnvme-perf" --tgt "$BUILD/pnvme-tgt" "${ALT_ARGS[@]}" $VMTEST_ARG \
+	--timeout $(( 500 + (RUNS * (${ALT_TGT:+8 +} 16) + 12) * (RUNTIME + 8) )) > "$WORK/harness.log" 2>&1
 HRC=$?
 kill $LOADMON 2>/dev/null
 LOG=$WORK/serial-tgt-perf.log
@@ -148,6 +161,22 @@ END {
 			(mn > 0 && mp >= 0) ? sprintf("**%.2fx**", mp / mn) : "-",
 			(kn in oth) ? sprintf("%.1f", oth[kn]) : "-", (kp in oth) ? sprintf("%.1f", oth[kp]) : "-",
 			((kp in tpu) && tpu[kp] >= 0) ? sprintf("%.1f", tpu[kp]) : "-"
+	}
+	hdr = 0
+	for (bi = 1; bi <= 2; bi++) for (ei = 1; ei <= 2; ei++) for (qi = 1; qi <= 2; qi++) {
+		be = bi == 1 ? "drive" : "null"; en = ei == 1 ? "iou-hipri" : "libaio"; qd = qi == 1 ? 1 : 32
+		kn = "nvmet/" be "/" en " " qd; kp = "pnvme-tgt/" be "/" en " " qd; ka = "pnvme-tgt-alt/" be "/" en " " qd
+		if (!(ka in med) || !(kp in med)) continue
+		if (!hdr++) {
+			printf "\n## pnvme-tgt (this build) vs pnvme-tgt-alt (--alt-tgt), same rounds (medians)\n\n"
+			printf "| backend | engine | QD | nvmet IOPS | alt IOPS | this IOPS | this / alt | alt / nvmet | this / nvmet | alt proc us/IO | this proc us/IO |\n"
+			printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+		}
+		mn = (kn in med) ? med[kn] : -1
+		printf "| %s | %s | %d | %s | %.0f | %.0f | **%.2fx** | %s | %s | %.1f | %.1f |\n", be, en, qd,
+			(mn > 0) ? sprintf("%.0f", mn) : "-", med[ka], med[kp], (med[ka] > 0) ? med[kp] / med[ka] : 0,
+			(mn > 0) ? sprintf("%.2fx", med[ka] / mn) : "-", (mn > 0) ? sprintf("%.2fx", med[kp] / mn) : "-",
+			tpu[ka], tpu[kp]
 	}
 }'
 echo

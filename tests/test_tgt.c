@@ -712,6 +712,45 @@ static void test_ic_timeout(void **state)
 	assert_int_equal(st.ic_timeouts, 1);
 }
 
+/*
+ * More connections than one epoll_wait() returns (64) and than the old
+ * per-socket poll() list held (130), all connected before any sends: each
+ * one's ICReq, sent in the reverse order, is answered; with them all open
+ * and idle, a host's I/O over two more queues still flows, and the idle
+ * ones are still served afterwards.
+ */
+#define MANY_CONNS 160
+static void test_many_conns(void **state)
+{
+	struct fix *f = *state;
+	struct pnvme_tcp_tx_pdu pdu;
+	struct pnvme_tgt_stats st;
+	struct pnvme_ctrl *ctrl;
+	uint8_t buf[256];
+	int fd[MANY_CONNS];
+
+	for (int i = 0; i < MANY_CONNS; i++)
+		fd[i] = raw_connect(f->port);
+	pnvme_tcp_build_icreq(&pdu, 0, 0, 0);
+	for (int i = MANY_CONNS - 1; i >= 0; i--)
+		raw_send_pdu(fd[i], &pdu);
+	for (int i = 0; i < MANY_CONNS; i++)
+		assert_int_equal(raw_recv_pdu(fd[i], buf, sizeof(buf)), PNVME_TCP_ICRESP);
+	ctrl = open_ok(f, NULL);
+	whole_ns(f, ctrl, 2, 4096, 21);
+	assert_ok(pnvme_ctrl_close(ctrl));
+	/* A bad PDU on each idle connection: each gets its C2HTermReq. */
+	for (int i = 0; i < MANY_CONNS; i++)
+		raw_send_pdu(fd[i], &pdu); /* a second ICReq: not valid once IC is done */
+	for (int i = 0; i < MANY_CONNS; i++) {
+		assert_int_equal(raw_recv_pdu(fd[i], buf, sizeof(buf)), PNVME_TCP_C2H_TERM_REQ);
+		close(fd[i]);
+	}
+	pnvme_tgt_get_stats(f->tgt, &st);
+	assert_true(st.conns_accepted >= MANY_CONNS + 3);
+	assert_int_equal(st.term_reqs, MANY_CONNS);
+}
+
 /* Sleeps (voluntary context switches) of the target's threads, "pnvme-tgt-N". */
 static long tgt_thread_sleeps(unsigned *nthreads)
 {
@@ -1348,6 +1387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_pdus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ic_timeout, setup_short_ic, teardown),
+		cmocka_unit_test_setup_teardown(test_many_conns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kato, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_sleeps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aen_ns_changed, setup, teardown),

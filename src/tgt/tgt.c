@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -498,11 +499,17 @@ int pnvme_tgt_start(struct pnvme_tgt *t)
 		if (t->groups[i].wake_fd < 0)
 			log_warn("tgt: thread %u: no wake-up eventfd (%s): idle sleeps end on their timer",
 				 i, strerror(errno));
+		t->groups[i].epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (t->groups[i].epfd < 0)
+			log_warn("tgt: thread %u: no epoll (%s): every round reads every socket",
+				 i, strerror(errno));
 	}
 	pthread_mutex_lock(&t->lock);
 	t->started = true;
 	pthread_mutex_unlock(&t->lock);
 	rc = tgt_listen(t);
+	if (!rc)
+		tgt_group_watch_listeners(&t->groups[0]);
 	for (unsigned i = 0; !rc && i < t->o.nr_threads; i++) {
 		if (pthread_create(&t->groups[i].thread, NULL, tgt_group_thread, &t->groups[i]))
 			rc = pnvme_fail(-EAGAIN, "tgt: cannot start thread %u", i);
@@ -555,6 +562,9 @@ int pnvme_tgt_stop(struct pnvme_tgt *t)
 		if (g->wake_fd >= 0)
 			close(g->wake_fd);
 		g->wake_fd = -1;
+		if (g->epfd >= 0)
+			close(g->epfd);
+		g->epfd = -1;
 #define ADD(f) t->done.f += g->st.f
 		ADD(ctrls_created);
 		ADD(kato_expired);

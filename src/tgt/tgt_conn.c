@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -280,6 +281,9 @@ void tgt_conn_close(struct tgt_conn *c)
 
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->ep) /* before close(): a forked child may hold the socket open */
+		(void)epoll_ctl(c->g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->ep = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -556,8 +560,10 @@ static int conn_recv(struct tgt_conn *c)
 		n = recv(c->fd, dst, d, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->rx_ready = false;
 			break;
+		}
 		if (n <= 0) {
 			log_debug("tgt: queue %d: %s", c->qid, n ? strerror(errno) : "host closed");
 			tgt_conn_close(c);
@@ -570,22 +576,39 @@ static int conn_recv(struct tgt_conn *c)
 			conn_fatal(c);
 			return 1;
 		}
-		if ((size_t)n < d)
+		if ((size_t)n < d) {
+			/* Less than asked for: the socket had no more (epoll reports
+			 * what arrives after this). */
+			c->rx_ready = false;
 			break;
+		}
 	}
 	return work;
+}
+
+/*
+ * May the socket have bytes? A socket in the group's epoll set is read only
+ * after epoll_wait() reported it (tgt_group_poll) and until a read finds it
+ * empty: one epoll_wait() per round instead of a recv() per connection. One
+ * outside the set (no epoll) is read every round.
+ */
+static bool conn_rx_ready(const struct tgt_conn *c)
+{
+	return c->rx_ready || !c->ep;
 }
 
 /* After the FIN: drop what the host still sends until it closes, or time is up. */
 static int conn_drain(struct tgt_conn *c)
 {
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < 16 && conn_rx_ready(c); i++) {
 		ssize_t n = recv(c->fd, c->rxbuf, TGT_RXBUF, MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->rx_ready = false;
 			break;
+		}
 		if (n <= 0) {
 			tgt_conn_close(c);
 			return 1;
@@ -630,7 +653,7 @@ int tgt_conn_poll(struct tgt_conn *c)
 	default:
 		return 0;
 	}
-	if (c->stopping)
+	if (c->stopping || !conn_rx_ready(c))
 		return 0;
 	return conn_recv(c);
 }

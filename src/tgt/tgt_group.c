@@ -17,6 +17,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -180,6 +181,73 @@ static int accept_some(struct pnvme_tgt *t, int lfd, bool disc_only)
 	return n;
 }
 
+/*
+ * A connection joins the group's epoll set (level-triggered: a socket stays
+ * reported while it holds bytes, so a round that reads only part of them, or
+ * none while the connection waits, misses nothing). Without the set it is
+ * read every round.
+ */
+static void group_watch(struct tgt_group *g, struct tgt_conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+
+	c->ep = g->epfd >= 0 && epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
+	c->rx_ready = true; /* its ICReq may be there already: read it this round */
+}
+
+/*
+ * Group 0 accepts when epoll reports a listener readable; without the
+ * listeners in its set it tries once per millisecond (tgt_group_poll). The
+ * event's pointer is the listener's field in the target, which no connection
+ * can be.
+ */
+void tgt_group_watch_listeners(struct tgt_group *g)
+{
+	struct pnvme_tgt *t = g->tgt;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &t->lfd };
+	bool ok = g->epfd >= 0 && t->lfd >= 0 &&
+		  epoll_ctl(g->epfd, EPOLL_CTL_ADD, t->lfd, &ev) == 0;
+
+	if (ok && t->dfd >= 0) {
+		ev.data.ptr = &t->dfd;
+		ok = epoll_ctl(g->epfd, EPOLL_CTL_ADD, t->dfd, &ev) == 0;
+	}
+	g->accept_ep = ok;
+	g->accept_ready = true;
+}
+
+/*
+ * Which sockets have bytes (or a FIN, or an error): one epoll_wait() that
+ * does not block, instead of a recv() on every connection every round. A
+ * socket stays marked until a read finds it empty (tgt_conn.c). The events
+ * name only connections in the set; one closed this round left it first.
+ */
+static void group_ready(struct tgt_group *g)
+{
+	struct pnvme_tgt *t = g->tgt;
+	struct epoll_event ev[64];
+	int n;
+
+	if (g->epfd < 0)
+		return;
+	if (g->ep_quiet) {
+		/* Woken from a sleep in which no socket of the set became readable
+		 * (a backend's interrupt, the wake eventfd, the timer): nothing to
+		 * ask epoll; what arrived since, the next round finds. */
+		g->ep_quiet = false;
+		return;
+	}
+	n = epoll_wait(g->epfd, ev, 64, 0);
+	for (int i = 0; i < n; i++) {
+		void *p = ev[i].data.ptr;
+
+		if (p == &t->lfd || p == &t->dfd)
+			g->accept_ready = true;
+		else
+			((struct tgt_conn *)p)->rx_ready = true;
+	}
+}
+
 /* One round: new connections, receive, backends, retries, send, reap closed. */
 int tgt_group_poll(struct tgt_group *g)
 {
@@ -187,14 +255,17 @@ int tgt_group_poll(struct tgt_group *g)
 	int work = 0;
 
 	g->now = tgt_now_ms();
+	group_ready(g);
 	/*
-	 * New connections once per millisecond, not every round: an accept4()
-	 * that finds none still allocates and frees a socket in the kernel
-	 * (5-10 % of a depth-1 round's time on loopback, BENCHMARKS.md §5).
+	 * New connections when epoll reports a listener readable; without it,
+	 * once per millisecond, not every round: an accept4() that finds none
+	 * still allocates and frees a socket in the kernel (5-10 % of a depth-1
+	 * round's time on loopback, BENCHMARKS.md §5).
 	 */
-	if (g->id == 0 && t->lfd >= 0 && g->now != g->accept_ms &&
+	if (g->id == 0 && t->lfd >= 0 && (g->accept_ep ? g->accept_ready : g->now != g->accept_ms) &&
 	    !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED)) {
 		g->accept_ms = g->now;
+		g->accept_ready = false;
 		work += accept_some(t, t->lfd, false);
 		if (t->dfd >= 0)
 			work += accept_some(t, t->dfd, true);
@@ -208,6 +279,7 @@ int tgt_group_poll(struct tgt_group *g)
 			c->next = g->conns;
 			g->conns = c;
 			c->deadline = g->now + t->o.ic_timeout_ms;
+			group_watch(g, c);
 		}
 		__atomic_store_n(&g->inbox_full, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&g->inbox_lock);
@@ -276,7 +348,7 @@ static bool group_backend_busy(const struct tgt_group *g)
  * both 0 and 200 at depth 1 and 32 on the drive (BENCHMARKS.md §5).
  */
 #define TGT_BACKEND_SPIN_US 50u
-#define TGT_MAX_PFD     (130u + TGT_MAX_BACKENDS)
+#define TGT_MAX_PFD     (131u + TGT_MAX_BACKENDS)
 
 /*
  * May the poller sleep until a backend signals? Only if every backend with
@@ -316,29 +388,35 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 {
 	struct pollfd pfd[TGT_MAX_PFD];
 	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
-	nfds_t n = 0;
+	nfds_t n = 0, ep;
 
 	if (g->wake_fd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->wake_fd, .events = POLLIN };
-	if (g->id == 0 && g->tgt->lfd >= 0)
+	if (g->epfd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = g->epfd, .events = POLLIN }; /* a socket of the set */
+	ep = n - 1;
+	if (g->id == 0 && g->tgt->lfd >= 0 && !g->accept_ep)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
-	if (g->id == 0 && g->tgt->dfd >= 0)
+	if (g->id == 0 && g->tgt->dfd >= 0 && !g->accept_ep)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->dfd, .events = POLLIN };
 	for (struct tgt_conn *c = g->conns; c && n < TGT_MAX_PFD; c = c->next) {
-		if (c->fd < 0)
-			continue;
-		pfd[n++] = (struct pollfd){ .fd = c->fd,
-					    .events = (short)(POLLIN |
-							      (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
+		short ev = (short)((c->ep ? 0 : POLLIN) | (tgt_conn_wants_out(c) ? POLLOUT : 0));
+
+		if (c->fd >= 0 && ev)
+			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 	}
 	for (unsigned i = 0; backends && i < TGT_MAX_BACKENDS && n < TGT_MAX_PFD; i++)
 		if (g->bq[i].qp && g->bq[i].outstanding && g->bq[i].efd >= 0)
 			pfd[n++] = (struct pollfd){ .fd = g->bq[i].efd, .events = POLLIN };
-	if (ppoll(pfd, n, &ts, NULL) > 0 && g->wake_fd >= 0 && (pfd[0].revents & POLLIN)) {
+	if (ppoll(pfd, n, &ts, NULL) < 0)
+		return;
+	if (g->wake_fd >= 0 && (pfd[0].revents & POLLIN)) {
 		eventfd_t v;
 
 		(void)eventfd_read(g->wake_fd, &v);
 	}
+	/* epfd quiet: the round after needs no epoll_wait() (group_ready) */
+	g->ep_quiet = g->epfd >= 0 && !pfd[ep].revents;
 }
 
 /*

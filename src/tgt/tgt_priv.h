@@ -199,6 +199,8 @@ struct tgt_conn {
 	struct tgt_group *g;
 	struct tgt_conn *next;
 	int      fd;
+	bool     ep;                   /* fd is in the group's epoll set */
+	bool     rx_ready;             /* epoll saw it readable; cleared once drained */
 	uint8_t  state;                /* enum tgt_conn_state */
 	bool     stopping;             /* the target stops: take no more commands */
 	bool     disc_only;            /* came through the discovery listener */
@@ -262,6 +264,10 @@ struct tgt_group {
 	struct tgt_conn *inbox;        /* connections accepted by another group */
 	bool     inbox_full;           /* atomic hint */
 	int      wake_fd;              /* eventfd: ends the thread's idle sleep (inbox, stop) */
+	int      epfd;                 /* epoll of its connections' sockets, -1: recv() each */
+	bool     accept_ep;            /* group 0: the listeners are in epfd */
+	bool     accept_ready;         /* group 0: epoll saw a listener readable */
+	bool     ep_quiet;             /* the last sleep's poll found epfd not readable */
 	struct tgt_stats st;
 };
 
@@ -323,6 +329,7 @@ void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 /* Take ownership of a connected socket (the listener's accept, or a test's socketpair). */
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
 /* The same; a connection of the discovery listener serves only the discovery subsystem. */
+void tgt_group_watch_listeners(struct tgt_group *g);
 int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
 void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */

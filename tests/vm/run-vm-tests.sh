@@ -38,6 +38,8 @@
 #                      nvme-tcp host as its client: tgt-host.sh)
 #     --perf PATH      pnvme-perf for the perf scenario (default: built here)
 #     --tgt PATH       pnvme-tgt for the tgt and tgt-perf scenarios (default: built here)
+#     --tgt-alt PATH   tgt-perf: a second pnvme-tgt (/bin/pnvme-tgt-alt), measured
+#                      after the first in every round (vmtest.tgt_alt=1)
 #     --fio-engine PATH  perf: the fio engine libpnvme-fio.so (config fio-pnvme)
 #     --spdk-perf PATH   perf: a peer's spdk_nvme_perf, packed with its shared
 #                      libraries (config spdk; see benchmarks/guest-compare.sh)
@@ -83,6 +85,7 @@ while [ $# -gt 0 ]; do
 	--seed)     SEED=$2; shift 2 ;;
 	--timeout)  TIMEOUT=$2; TIMEOUT_SET=1; shift 2 ;;
 	--tgt)      TGT_BIN=$2; shift 2 ;;
+	--tgt-alt)  TGT_ALT_BIN=$2; shift 2 ;;
 	--fio-engine) FIO_ENGINE=$2; shift 2 ;;
 	--spdk-perf)  SPDK_PERF=$2; shift 2 ;;
 	-h|--help)  sed -n '3,57p' "$0"; exit 0 ;;
@@ -281,6 +284,10 @@ fi
 if [ $WANT_TGT = 1 ]; then    # tgt, tgt-perf: pnvme-tgt
 	cp "$TGT_BIN" "$STAGE/bin/pnvme-tgt"
 	PAYLOADS+=("$TGT_BIN")
+	if [ -n "${TGT_ALT_BIN:-}" ]; then
+		cp "$TGT_ALT_BIN" "$STAGE/bin/pnvme-tgt-alt"
+		PAYLOADS+=("$TGT_ALT_BIN")
+	fi
 fi
 if [ $WANT_FS = 1 ]; then     # the tgt scenario: its script and e2fsprogs (~2 MiB)
 	install -m 755 "$HERE/tgt-host.sh" "$STAGE/bin/tgt-host.sh"

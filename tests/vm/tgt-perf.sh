@@ -41,6 +41,8 @@
 # threads: the poller, and an emulator's thread if any) per I/O (-1 for nvmet:
 # not separable). Per run also the interrupts per vCPU ("irq|": the drive's
 # queues, vfio-msix, and the IPIs RES/CAL that cross between vCPUs).
+# vmtest.tgt_alt=1 (benchmarks/tgt-compare.sh --alt-tgt): /bin/pnvme-tgt-alt,
+# another build, measured after pnvme-tgt in every round (rows pnvme-tgt-alt/).
 # Env: RUNS (3) RUNTIME (10) ORDER (forward|reverse) PIN (1) UNPINNED (1)
 P=0000:00:04.0
 NQN_DRIVE=nqn.2014-08.org.pnvme:tgt-drive
@@ -58,6 +60,8 @@ FIO_CPU=0
 TGT_CPU=1
 EMU_CPU=${EMU_CPU:-float}
 TGT_PROBE=0
+TGT_ALT=0
+TGT_BIN=pnvme-tgt
 TGT_NULL=null:size=${NULL_MB}M
 TGT_SPIN=
 TGT_SPINS=
@@ -71,6 +75,7 @@ for a in $(cat /proc/cmdline); do
 	vmtest.tgt_irq_cpu=*) IRQ_CPU=${a#*=} ;;
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
+	vmtest.tgt_alt=1)   TGT_ALT=1 ;;
 	esac
 done
 FAILS=0
@@ -270,7 +275,7 @@ tgt_phase() {
 	cpus=; [ $2 = 1 ] && cpus="--cpus $TGT_CPU"
 	[ $2 = 1 ] && [ $EMU_CPU != float ] && emu_note=", emulator thread pinned to vCPU $EMU_CPU" || emu_note=
 	TGT_ARGS="-l $TADDR:$SVC -s $NQN_DRIVE -n $P,1 --allow-any-host -s $NQN_NULL -n $TGT_NULL --allow-any-host -t 1 $cpus $TGT_SPIN"
-	pnvme-tgt $TGT_ARGS > /tmp/tgt.log 2>&1 &
+	$TGT_BIN $TGT_ARGS > /tmp/tgt.log 2>&1 &
 	TGT_PID=$!
 	i=0
 	while ! grep -q 'listening on' /tmp/tgt.log && kill -0 $TGT_PID 2>/dev/null && [ $i -lt 100 ]; do
@@ -291,7 +296,7 @@ tgt_phase() {
 	done
 	p0=$(proctime $TGT_PID); sleep 2; p1=$(proctime $TGT_PID)
 	note "pnvme-tgt with no host connected: $((p1 - p0)) ticks of CPU in 2 s ($(( (p1 - p0) / 2 )) % of a vCPU)"
-	note "pnvme-tgt pid $TGT_PID: pnvme-tgt $TGT_ARGS$emu_note; threads: $(ls /proc/$TGT_PID/task 2>/dev/null | wc -l)"
+	note "pnvme-tgt pid $TGT_PID: $TGT_BIN $TGT_ARGS$emu_note; threads: $(ls /proc/$TGT_PID/task 2>/dev/null | wc -l)"
 	if grep -q 'listening on' /tmp/tgt.log; then
 		host_runs pnvme-tgt${TGT_TAG:-} "$@"
 		kill -TERM $TGT_PID
@@ -307,11 +312,21 @@ tgt_phase() {
 	D=$(wait_disk $P) || { failed "no kernel disk for $P after unbind, round $1"; return 1; }
 }
 
+# tgt_phases RUN PIN BACKENDS: pnvme-tgt, then (vmtest.tgt_alt=1) the other build
+tgt_phases() {
+	tgt_phase "$@"
+	[ $TGT_ALT = 1 ] || return 0
+	tag=${TGT_TAG:-}
+	TGT_BIN=pnvme-tgt-alt TGT_TAG=$tag-alt
+	tgt_phase "$@"
+	TGT_BIN=pnvme-tgt TGT_TAG=$tag
+}
+
 round() {  # round RUN PIN BACKENDS
 	if [ $ORDER = reverse ]; then
-		tgt_phase "$@"; nvmet_phase "$@"
+		tgt_phases "$@"; nvmet_phase "$@"
 	else
-		nvmet_phase "$@"; tgt_phase "$@"
+		nvmet_phase "$@"; tgt_phases "$@"
 	fi
 }
 
@@ -327,7 +342,7 @@ if ! setup; then
 fi
 if [ -n "$TGT_SPINS" ]; then     # development aid: pnvme-tgt's --spin-us, one round each
 	for s in $TGT_SPINS; do
-		TGT_SPIN="--spin-us $s"; TGT_TAG=-spin$s; tgt_phase 1 $PIN drive null
+		TGT_SPIN="--spin-us $s"; TGT_TAG=-spin$s; tgt_phases 1 $PIN drive null
 	done
 	TGT_TAG=; nvmet_phase 1 $PIN drive null
 	RUNS=0 UNPINNED=0
