@@ -104,6 +104,7 @@ static void tx_push(struct tgt_conn *c, struct tgt_tx *tx, uint8_t kind)
 	else
 		c->tx_head = tx;
 	c->tx_tail = tx;
+	tgt_group_txq(c);
 }
 
 bool tgt_conn_wants_out(const struct tgt_conn *c)
@@ -281,6 +282,8 @@ void tgt_conn_close(struct tgt_conn *c)
 
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->g->hot == c)
+		c->g->hot = NULL;
 	if (c->ep) /* before close(): a forked child may hold the socket open */
 		(void)epoll_ctl(c->g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->ep = false;
@@ -570,6 +573,7 @@ static int conn_recv(struct tgt_conn *c)
 			return 1;
 		}
 		work = 1;
+		c->g->hot = c;
 		rc = dst == (void *)c->rxbuf ? pnvme_tcp_rx_feed(&c->rx, dst, (size_t)n) :
 					       pnvme_tcp_rx_direct_done(&c->rx, (size_t)n);
 		if (rc) {
@@ -589,12 +593,12 @@ static int conn_recv(struct tgt_conn *c)
 /*
  * May the socket have bytes? A socket in the group's epoll set is read only
  * after epoll_wait() reported it (tgt_group_poll) and until a read finds it
- * empty: one epoll_wait() per round instead of a recv() per connection. One
- * outside the set (no epoll) is read every round.
+ * empty: one epoll_wait() per round instead of a recv() per connection. A
+ * group without the set reads every socket every round.
  */
 static bool conn_rx_ready(const struct tgt_conn *c)
 {
-	return c->rx_ready || !c->ep;
+	return c->rx_ready || c->g->epfd < 0;
 }
 
 /* After the FIN: drop what the host still sends until it closes, or time is up. */

@@ -191,8 +191,15 @@ static void group_watch(struct tgt_group *g, struct tgt_conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
 
-	c->ep = g->epfd >= 0 && epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
 	c->rx_ready = true; /* its ICReq may be there already: read it this round */
+	if (g->epfd < 0)
+		return; /* no set: every round visits every connection */
+	c->ep = epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
+	if (!c->ep) {
+		/* (only the kernel's limit on watches, or memory) */
+		log_warn("tgt: connection not watched (epoll: %s): closed", strerror(errno));
+		tgt_conn_close(c);
+	}
 }
 
 /*
@@ -225,9 +232,10 @@ void tgt_group_watch_listeners(struct tgt_group *g)
 static void group_ready(struct tgt_group *g)
 {
 	struct pnvme_tgt *t = g->tgt;
-	struct epoll_event ev[64];
+	struct epoll_event ev[TGT_EP_EVENTS];
 	int n;
 
+	g->nr_act = 0;
 	if (g->epfd < 0)
 		return;
 	if (g->ep_quiet) {
@@ -237,14 +245,28 @@ static void group_ready(struct tgt_group *g)
 		g->ep_quiet = false;
 		return;
 	}
-	n = epoll_wait(g->epfd, ev, 64, 0);
+	n = epoll_wait(g->epfd, ev, (int)TGT_EP_EVENTS, 0);
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
 
-		if (p == &t->lfd || p == &t->dfd)
+		if (p == &t->lfd || p == &t->dfd) {
 			g->accept_ready = true;
-		else
-			((struct tgt_conn *)p)->rx_ready = true;
+		} else {
+			struct tgt_conn *c = p;
+
+			c->rx_ready = true;
+			g->act[g->nr_act++] = c; /* each at most once per call */
+		}
+	}
+	/*
+	 * The connection that last delivered a command is read even if epoll
+	 * has not named it: a host at depth 1 sends its next command there, and
+	 * the recv() that finds it saves the epoll_wait() round trip that would
+	 * otherwise come first (one system call less on the depth-1 path).
+	 */
+	if (g->hot && !g->hot->rx_ready) {
+		g->hot->rx_ready = true;
+		g->act[g->nr_act++] = g->hot;
 	}
 }
 
@@ -253,6 +275,7 @@ int tgt_group_poll(struct tgt_group *g)
 {
 	struct pnvme_tgt *t = g->tgt;
 	int work = 0;
+	bool full;
 
 	g->now = tgt_now_ms();
 	group_ready(g);
@@ -280,12 +303,29 @@ int tgt_group_poll(struct tgt_group *g)
 			g->conns = c;
 			c->deadline = g->now + t->o.ic_timeout_ms;
 			group_watch(g, c);
+			g->scan = true;
 		}
 		__atomic_store_n(&g->inbox_full, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&g->inbox_lock);
 	}
-	for (struct tgt_conn *c = g->conns; c; c = c->next)
-		work += tgt_conn_poll(c);
+	/*
+	 * Every connection once per millisecond (its deadlines, Keep Alive, a
+	 * controller gone, events from other threads, closed ones to free) and in
+	 * a round that adopted one; in the rounds between, only those epoll named
+	 * and those with PDUs to send: a round's cost does not grow with idle
+	 * connections (BENCHMARKS.md §5, "Idle connections").
+	 */
+	full = g->epfd < 0 || g->scan || g->now != g->scan_ms;
+	if (full) {
+		g->scan = false;
+		g->scan_ms = g->now;
+		for (struct tgt_conn *c = g->conns; c; c = c->next)
+			work += tgt_conn_poll(c);
+	} else {
+		for (unsigned i = 0; i < g->nr_act; i++)
+			work += tgt_conn_poll(g->act[i]);
+	}
+	g->nr_act = 0;
 	for (unsigned i = 0; i < TGT_MAX_BACKENDS; i++) {
 		struct tgt_bq *bq = &g->bq[i];
 
@@ -305,6 +345,25 @@ int tgt_group_poll(struct tgt_group *g)
 	}
 	if (g->wait_head)
 		work += tgt_io_retry(g);
+	if (!full) {
+		struct tgt_conn *q = g->txq;
+
+		g->txq = NULL;
+		while (q) {
+			struct tgt_conn *c = q;
+
+			q = c->txnext;
+			c->in_txq = false;
+			work += tgt_conn_flush(c);
+			if (c->tx_head && c->fd >= 0)
+				tgt_group_txq(c); /* the socket is full: again next round */
+		}
+		return work;
+	}
+	/* Every connection: send, free the closed ones; the txq is rebuilt. */
+	for (struct tgt_conn *c = g->txq; c; c = c->txnext)
+		c->in_txq = false;
+	g->txq = NULL;
 	for (struct tgt_conn **pp = &g->conns; *pp;) {
 		struct tgt_conn *c = *pp;
 
@@ -315,6 +374,8 @@ int tgt_group_poll(struct tgt_group *g)
 			__atomic_sub_fetch(&t->nconns, 1, __ATOMIC_RELAXED);
 			continue;
 		}
+		if (c->tx_head && c->fd >= 0)
+			tgt_group_txq(c);
 		pp = &c->next;
 	}
 	return work;
@@ -399,11 +460,17 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
 	if (g->id == 0 && g->tgt->dfd >= 0 && !g->accept_ep)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->dfd, .events = POLLIN };
-	for (struct tgt_conn *c = g->conns; c && n < TGT_MAX_PFD; c = c->next) {
-		short ev = (short)((c->ep ? 0 : POLLIN) | (tgt_conn_wants_out(c) ? POLLOUT : 0));
-
-		if (c->fd >= 0 && ev)
-			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
+	if (g->epfd >= 0) {
+		/* readable: through epfd; room to send where PDUs wait: the txq */
+		for (struct tgt_conn *c = g->txq; c && n < TGT_MAX_PFD; c = c->txnext)
+			if (c->fd >= 0 && tgt_conn_wants_out(c))
+				pfd[n++] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
+	} else {
+		for (struct tgt_conn *c = g->conns; c && n < TGT_MAX_PFD; c = c->next)
+			if (c->fd >= 0)
+				pfd[n++] = (struct pollfd){
+					.fd = c->fd,
+					.events = (short)(POLLIN | (tgt_conn_wants_out(c) ? POLLOUT : 0)) };
 	}
 	for (unsigned i = 0; backends && i < TGT_MAX_BACKENDS && n < TGT_MAX_PFD; i++)
 		if (g->bq[i].qp && g->bq[i].outstanding && g->bq[i].efd >= 0)

@@ -201,6 +201,8 @@ struct tgt_conn {
 	int      fd;
 	bool     ep;                   /* fd is in the group's epoll set */
 	bool     rx_ready;             /* epoll saw it readable; cleared once drained */
+	bool     in_txq;               /* on the group's txq */
+	struct tgt_conn *txnext;       /* the group's txq */
 	uint8_t  state;                /* enum tgt_conn_state */
 	bool     stopping;             /* the target stops: take no more commands */
 	bool     disc_only;            /* came through the discovery listener */
@@ -250,6 +252,8 @@ struct tgt_stats {                 /* written by one thread (relaxed atomics), s
 	uint64_t r2ts, bytes_read, bytes_written;
 };
 
+#define TGT_EP_EVENTS 64u           /* epoll events taken per round */
+
 struct tgt_group {
 	struct pnvme_tgt *tgt;
 	unsigned id;
@@ -268,6 +272,12 @@ struct tgt_group {
 	bool     accept_ep;            /* group 0: the listeners are in epfd */
 	bool     accept_ready;         /* group 0: epoll saw a listener readable */
 	bool     ep_quiet;             /* the last sleep's poll found epfd not readable */
+	bool     scan;                 /* the next round visits every connection */
+	uint64_t scan_ms;              /* `now` of the last round that did */
+	struct tgt_conn *txq;          /* connections with PDUs queued to send */
+	unsigned nr_act;
+	struct tgt_conn *act[TGT_EP_EVENTS + 1]; /* this round's readable connections */
+	struct tgt_conn *hot;          /* the last to deliver bytes: read without waiting for epoll */
 	struct tgt_stats st;
 };
 
@@ -330,6 +340,16 @@ void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
 /* The same; a connection of the discovery listener serves only the discovery subsystem. */
 void tgt_group_watch_listeners(struct tgt_group *g);
+
+/* The connection has PDUs to send: on its group's txq, flushed every round. */
+static inline void tgt_group_txq(struct tgt_conn *c)
+{
+	if (!c->in_txq) {
+		c->in_txq = true;
+		c->txnext = c->g->txq;
+		c->g->txq = c;
+	}
+}
 int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
 void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
