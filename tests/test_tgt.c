@@ -1350,6 +1350,73 @@ static void test_dsm_linux_buffer(void **state)
 	close(afd);
 }
 
+/*
+ * A host that stops reading: the target's sends hit a full socket (the host's
+ * receive buffer shrunk to its minimum before connecting, 30 reads of 8 KiB
+ * queued), the connection waits on the group's txq and the poller sleeps on
+ * room to send; another host's reads flow meanwhile; once the host reads
+ * again, every response arrives, in order, with the data of the media.
+ */
+#define SLOW_CMDS 30u
+#define SLOW_LBAS 16u
+static void test_slow_reader(void **state)
+{
+	struct fix *f = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(f->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static uint8_t media[SLOW_CMDS * SLOW_LBAS * LBA], got[SLOW_LBAS * LBA];
+	struct pnvme_tcp_tx_pdu pdu;
+	struct pnvme_ctrl *ctrl;
+	struct pnvme_qpair *qp;
+	uint8_t buf[256], *dbuf;
+	uint16_t cntlid;
+	int afd, fd, small = 1, one = 1;
+
+	for (size_t i = 0; i < sizeof(media); i++)
+		media[i] = (uint8_t)(i * 7u + i / 4096u);
+	assert_ok(pnvme_emu_media_write(f->emu, 1, 0, media, sizeof(media)));
+	afd = raw_admin_ready(f, SUBNQN, 0, &cntlid);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_ok(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small))); /* the minimum */
+	assert_ok(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	pnvme_tcp_build_icreq(&pdu, 0, 0, 0);
+	raw_send_pdu(fd, &pdu);
+	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_ICRESP);
+	assert_int_equal(raw_io_connect(fd, 1, cntlid), 0);
+	for (uint32_t k = 0; k < SLOW_CMDS; k++) {
+		struct pnvme_sqe sqe = { .opc = PNVME_NVM_READ, .cid = (uint16_t)(100 + k), .nsid = 1,
+					 .cdw10 = k * SLOW_LBAS, .cdw12 = SLOW_LBAS - 1 };
+
+		raw_cmd_send(fd, &sqe, SLOW_LBAS * LBA);
+	}
+	/* 240 KiB of responses against a few KiB of window: the target waits to send. */
+	usleep(300 * 1000);
+	ctrl = open_ok(f, NULL); /* another host meanwhile: its reads flow */
+	assert_ok(pnvme_qpair_create(ctrl, NULL, &qp));
+	assert_ok(pnvme_dma_alloc(ctrl, sizeof(got), 0, (void **)&dbuf, NULL));
+	for (uint32_t k = 0; k < SLOW_CMDS; k++) {
+		assert_ok(pnvme_read_sync(qp, pnvme_ctrl_ns(ctrl, 1), dbuf, (uint64_t)k * SLOW_LBAS,
+					  SLOW_LBAS, 0));
+		assert_memory_equal(dbuf, media + (size_t)k * SLOW_LBAS * LBA, sizeof(got));
+	}
+	pnvme_dma_free(ctrl, dbuf);
+	assert_ok(pnvme_qpair_destroy(qp));
+	assert_ok(pnvme_ctrl_close(ctrl));
+	for (uint32_t k = 0; k < SLOW_CMDS; k++) {
+		struct pnvme_cqe cqe = { 0 };
+
+		memset(got, 0, sizeof(got));
+		assert_int_equal(raw_cmd_wait(fd, got, sizeof(got), &cqe), 0);
+		(void)cqe;
+		/* in order on one queue: the k-th read's blocks */
+		assert_memory_equal(got, media + (size_t)k * SLOW_LBAS * LBA, sizeof(got));
+	}
+	close(fd);
+	close(afd);
+}
+
 static void test_opts(void **state)
 {
 	struct pnvme_tgt_opts o;
@@ -1388,6 +1455,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ic_timeout, setup_short_ic, teardown),
 		cmocka_unit_test_setup_teardown(test_many_conns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kato, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_sleeps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aen_ns_changed, setup, teardown),
