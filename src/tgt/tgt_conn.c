@@ -284,9 +284,9 @@ void tgt_conn_close(struct tgt_conn *c)
 		return;
 	if (c->g->hot == c)
 		c->g->hot = NULL;
-	if (c->ep) /* before close(): a forked child may hold the socket open */
+	if (c->fd >= 0 && c->g->epfd >= 0) /* before close(): a forked child may hold the socket
+					     * open (one never in the set: ENOENT, harmless) */
 		(void)epoll_ctl(c->g->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	c->ep = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

@@ -194,8 +194,7 @@ static void group_watch(struct tgt_group *g, struct tgt_conn *c)
 	c->rx_ready = true; /* its ICReq may be there already: read it this round */
 	if (g->epfd < 0)
 		return; /* no set: every round visits every connection */
-	c->ep = epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0;
-	if (!c->ep) {
+	if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, c->fd, &ev)) {
 		/* (only the kernel's limit on watches, or memory) */
 		log_warn("tgt: connection not watched (epoll: %s): closed", strerror(errno));
 		tgt_conn_close(c);
@@ -453,9 +452,9 @@ static void group_sock_wait(struct tgt_group *g, long ns, bool backends)
 
 	if (g->wake_fd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->wake_fd, .events = POLLIN };
+	ep = n;
 	if (g->epfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = g->epfd, .events = POLLIN }; /* a socket of the set */
-	ep = n - 1;
 	if (g->id == 0 && g->tgt->lfd >= 0 && !g->accept_ep)
 		pfd[n++] = (struct pollfd){ .fd = g->tgt->lfd, .events = POLLIN };
 	if (g->id == 0 && g->tgt->dfd >= 0 && !g->accept_ep)

@@ -199,7 +199,6 @@ struct tgt_conn {
 	struct tgt_group *g;
 	struct tgt_conn *next;
 	int      fd;
-	bool     ep;                   /* fd is in the group's epoll set */
 	bool     rx_ready;             /* epoll saw it readable; cleared once drained */
 	bool     in_txq;               /* on the group's txq */
 	struct tgt_conn *txnext;       /* the group's txq */
@@ -339,7 +338,8 @@ void tgt_pool_put(struct tgt_group *g, unsigned backend, void *buf);
 /* Take ownership of a connected socket (the listener's accept, or a test's socketpair). */
 int tgt_conn_adopt(struct pnvme_tgt *t, int fd);
 /* The same; a connection of the discovery listener serves only the discovery subsystem. */
-void tgt_group_watch_listeners(struct tgt_group *g);
+int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
+void tgt_group_watch_listeners(struct tgt_group *g); /* group 0: accept on epoll's word */
 
 /* The connection has PDUs to send: on its group's txq, flushed every round. */
 static inline void tgt_group_txq(struct tgt_conn *c)
@@ -350,7 +350,6 @@ static inline void tgt_group_txq(struct tgt_conn *c)
 		c->g->txq = c;
 	}
 }
-int tgt_conn_adopt_on(struct pnvme_tgt *t, int fd, bool disc_only);
 int tgt_group_poll(struct tgt_group *g);
 void *tgt_group_thread(void *arg);            /* pthread entry of group `arg` */
 void tgt_group_wake(struct tgt_group *g);     /* end its thread's idle sleep */
