@@ -19,6 +19,10 @@
 #              vfio-pci MSI-X interrupts (its completions, which wake the
 #              poller) on the poller's vCPU (vmtest.tgt_irq_cpu=N: on vCPU N;
 #              =any: where the kernel puts them; BENCHMARKS.md §5)
+# vmtest.lo_rps=MASK (a diagnostic, both targets): loopback's receive
+# processing on the vCPUs of MASK (RPS, /sys/class/net/lo/queues/rx-0/
+# rps_cpus): with 2, nvmet's io_work follows the bytes to vCPU 1, off fio's
+# vCPU, as a target on a machine of its own would be (BENCHMARKS.md §5).
 # One drive, switched between the two drivers in every round (pnvme bind /
 # pnvme unbind), so both targets read the same blocks of the same image.
 # Each round: both targets (ORDER=forward: nvmet first; reverse: pnvme-tgt
@@ -66,6 +70,7 @@ TGT_NULL=null:size=${NULL_MB}M
 TGT_SPIN=
 TGT_SPINS=
 IRQ_CPU=
+LO_RPS=
 for a in $(cat /proc/cmdline); do
 	case $a in
 	vmtest.tgt_null=emu) TGT_NULL=emu:size=${NULL_MB}M ;;
@@ -76,6 +81,7 @@ for a in $(cat /proc/cmdline); do
 	vmtest.emu_cpu=*)   EMU_CPU=${a#*=} ;;
 	vmtest.tgt_probe=*) TGT_PROBE=${a#*=} ;;
 	vmtest.tgt_alt=1)   TGT_ALT=1 ;;
+	vmtest.lo_rps=*)    LO_RPS=${a#*=} ;;
 	esac
 done
 FAILS=0
@@ -335,7 +341,10 @@ teardown() {
 	[ -d $NULLB_CFG ] && { echo 0 > $NULLB_CFG/power; rmdir $NULLB_CFG; }
 }
 
-note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), runs $RUNS x $RUNTIME s, order $ORDER, pin $PIN (fio vCPU $FIO_CPU, pnvme-tgt vCPU $TGT_CPU, its drive interrupts vCPU ${IRQ_CPU:-$TGT_CPU}), unpinned pass $UNPINNED"
+if [ -n "$LO_RPS" ]; then
+	echo "$LO_RPS" > /sys/class/net/lo/queues/rx-0/rps_cpus || failed "lo rps_cpus $LO_RPS"
+fi
+note "guest $(uname -r), $NCPU vCPUs, $(grep MemTotal /proc/meminfo | tr -s ' '), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), runs $RUNS x $RUNTIME s, order $ORDER, pin $PIN (fio vCPU $FIO_CPU, pnvme-tgt vCPU $TGT_CPU, its drive interrupts vCPU ${IRQ_CPU:-$TGT_CPU}), unpinned pass $UNPINNED, lo rps_cpus $(cat /sys/class/net/lo/queues/rx-0/rps_cpus 2>/dev/null)"
 if ! setup; then
 	failed "set-up"
 	exit 1
