@@ -356,16 +356,24 @@ static void test_backend_fault(void **state)
 /* A raw client: PDUs built with the library's PDU layer                    */
 /* ------------------------------------------------------------------------ */
 
-static int raw_connect(uint16_t port)
+/* A TCP connection to the target; rcvbuf > 0: that SO_RCVBUF, set before connecting. */
+static int raw_connect_rcvbuf(uint16_t port, int rcvbuf)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
 	assert_true(fd >= 0);
+	if (rcvbuf > 0)
+		assert_ok(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)));
 	assert_ok(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+static int raw_connect(uint16_t port)
+{
+	return raw_connect_rcvbuf(port, 0);
 }
 
 static void raw_send(int fd, const void *p, size_t n)
@@ -429,15 +437,22 @@ static bool raw_eof(int fd)
 	}
 }
 
-static int raw_ic(uint16_t port)
+/* ICReq (no digests) on a new connection, ICResp back. */
+static void raw_icreq(int fd)
 {
 	struct pnvme_tcp_tx_pdu pdu;
 	uint8_t buf[256];
-	int fd = raw_connect(port);
 
 	pnvme_tcp_build_icreq(&pdu, 0, 0, 0);
 	raw_send_pdu(fd, &pdu);
 	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_ICRESP);
+}
+
+static int raw_ic(uint16_t port)
+{
+	int fd = raw_connect(port);
+
+	raw_icreq(fd);
 	return fd;
 }
 
@@ -1362,28 +1377,19 @@ static void test_dsm_linux_buffer(void **state)
 static void test_slow_reader(void **state)
 {
 	struct fix *f = *state;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(f->port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	static uint8_t media[SLOW_CMDS * SLOW_LBAS * LBA], got[SLOW_LBAS * LBA];
-	struct pnvme_tcp_tx_pdu pdu;
 	struct pnvme_ctrl *ctrl;
 	struct pnvme_qpair *qp;
-	uint8_t buf[256], *dbuf;
+	uint8_t *dbuf;
 	uint16_t cntlid;
-	int afd, fd, small = 1, one = 1;
+	int afd, fd;
 
 	for (size_t i = 0; i < sizeof(media); i++)
 		media[i] = (uint8_t)(i * 7u + i / 4096u);
 	assert_ok(pnvme_emu_media_write(f->emu, 1, 0, media, sizeof(media)));
 	afd = raw_admin_ready(f, SUBNQN, 0, &cntlid);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_ok(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small))); /* the minimum */
-	assert_ok(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	pnvme_tcp_build_icreq(&pdu, 0, 0, 0);
-	raw_send_pdu(fd, &pdu);
-	assert_int_equal(raw_recv_pdu(fd, buf, sizeof(buf)), PNVME_TCP_ICRESP);
+	fd = raw_connect_rcvbuf(f->port, 1); /* the kernel rounds it up to its minimum */
+	raw_icreq(fd);
 	assert_int_equal(raw_io_connect(fd, 1, cntlid), 0);
 	for (uint32_t k = 0; k < SLOW_CMDS; k++) {
 		struct pnvme_sqe sqe = { .opc = PNVME_NVM_READ, .cid = (uint16_t)(100 + k), .nsid = 1,
