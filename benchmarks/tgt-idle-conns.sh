@@ -9,12 +9,13 @@
 # spare queues). BENCHMARKS.md §5, "Idle connections".
 #
 #   benchmarks/tgt-idle-conns.sh [--tgt PATH]... [--idle N,N,...] [--runtime S] [--runs R]
+#                                [--perf PATH]
 #
 # --tgt (repeatable; default build/pnvme-tgt): pnvme-tgt binaries to compare,
 # each measured in turn, R rounds (default 3) of the whole list; --idle:
 # idle connection counts (default 0,200); --runtime: seconds per run
-# (default 5). Target pinned to CPU 1, pnvme-perf to CPU 0. Prints one line
-# per run and the medians.
+# (default 5); --perf: the host (default build/pnvme-perf). Target pinned to
+# CPU 1, pnvme-perf to CPU 0. Prints one line per run and the medians.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--runtime) RUNTIME=$2; shift 2 ;;
 	--runs)    RUNS=$2; shift 2 ;;
 	--perf)    PERF=$2; shift 2 ;;
-	-h|--help) sed -n '3,17p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,18p' "$0"; exit 0 ;;
 	*) echo "tgt-idle-conns: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
